@@ -1,0 +1,1 @@
+"""gRPC adapters: servicers, caller authentication and the error translator."""

@@ -1,0 +1,58 @@
+"""Who is calling: the TLS peer's certificate mapped to a roster member."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection
+
+import grpc
+
+from crypto.x509ca import member_id_from_cert
+from federation.core.roster import Member, Role, Roster
+from federation.errors import PermissionDeniedError, UnauthenticatedError
+
+#: Metadata key naming the caller when the node runs in insecure plaintext
+#: development mode (there is no certificate to read then).
+DEV_MEMBER_METADATA = "x-hfed-dev-member"
+
+NODE_ROLES = frozenset({Role.HOTLINE, Role.SECRETARIAT})
+
+
+@functools.lru_cache(maxsize=256)
+def _member_id_of(cert_pem: bytes) -> str | None:
+    # Peers reconnect with the same certificate; parse each one once.
+    return member_id_from_cert(cert_pem)
+
+
+def caller_member_id(context: grpc.ServicerContext, *, dev_plaintext: bool) -> str:
+    """The member id of the caller, from its verified client certificate.
+
+    The TLS layer has already verified the chain to the pinned network CA; a
+    peer without such a certificate never gets this far.
+    """
+    if dev_plaintext:
+        for key, value in context.invocation_metadata():
+            if key == DEV_MEMBER_METADATA and isinstance(value, str):
+                return value
+        raise UnauthenticatedError(f"dev mode: send metadata {DEV_MEMBER_METADATA}")
+    certs = context.auth_context().get("x509_pem_cert")
+    member_id = _member_id_of(certs[0]) if certs else None
+    if member_id is None:
+        raise UnauthenticatedError("client certificate names no member")
+    return member_id
+
+
+def authorize(
+    context: grpc.ServicerContext,
+    roster: Roster,
+    roles: Collection[Role],
+    *,
+    dev_plaintext: bool,
+) -> Member:
+    """The calling member, if it is in the roster with one of ``roles``."""
+    member = roster.member(caller_member_id(context, dev_plaintext=dev_plaintext))
+    if member is None:
+        raise UnauthenticatedError("client certificate maps to no roster member")
+    if member.role not in roles:
+        raise PermissionDeniedError(f"role {member.role.name} may not call this service")
+    return member

@@ -1,0 +1,63 @@
+"""Identifier formats fixed by the protocol, checked in one place."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+MEMBER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+KEY_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+UNKNOWN_COUNTRY = "ZZ"
+
+
+def is_member_id(text: str) -> bool:
+    """True when ``text`` is a well-formed member id."""
+    return MEMBER_ID_RE.fullmatch(text) is not None
+
+
+def is_country(text: str) -> bool:
+    """True for an upper-case ISO 3166-1 alpha-2 shaped code, ZZ included.
+
+    The shape is checked, not membership of the ISO list: the list changes
+    over time and a node must not refuse a report because its table is old.
+    """
+    return COUNTRY_RE.fullmatch(text) is not None
+
+
+def is_key_id(text: str) -> bool:
+    """True for a lower-case hex SHA-256 key id."""
+    return KEY_ID_RE.fullmatch(text) is not None
+
+
+def is_uuid(text: str) -> bool:
+    """True for a UUID in its canonical lower-case 36-character text form.
+
+    Only the canonical form is accepted so that one id has one spelling and
+    idempotency keys compare as plain strings.
+    """
+    if len(text) != 36:
+        return False
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
+def new_uuid7() -> str:
+    """A new time-ordered UUID (version 7, RFC 9562) in canonical text form.
+
+    Written here because the standard library only gains uuid7 in 3.14; time
+    ordering keeps database indexes on ids append-mostly.
+    """
+    import os
+    import time
+
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))

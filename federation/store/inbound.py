@@ -1,0 +1,78 @@
+"""Repository of accepted inbound items and the receipts that answered them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from federation.store.models import InboundItemRow
+from federation.store.upsert import insert_ignoring_conflicts
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReceipt:
+    """What a redelivery of an item is answered with."""
+
+    item_id: str
+    payload_sha256: bytes
+    receipt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewInboundItem:
+    """An accepted item and its signed receipt, ready to store."""
+
+    item_id: str
+    payload_type: str
+    signer_member_id: str
+    key_id: str
+    sender_member_id: str
+    via_member_ids: tuple[str, ...]
+    envelope: bytes
+    payload_sha256: bytes
+    outcome: int
+    receipt: bytes
+    received_at: datetime
+
+
+def find_receipts(session: Session, item_ids: Iterable[str]) -> dict[str, StoredReceipt]:
+    """Stored receipts of the given items, in one query."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(InboundItemRow.item_id, InboundItemRow.payload_sha256, InboundItemRow.receipt).where(
+            InboundItemRow.item_id.in_(ids)
+        )
+    )
+    return {r.item_id: StoredReceipt(r.item_id, r.payload_sha256, r.receipt) for r in rows}
+
+
+def insert_items(session: Session, items: Sequence[NewInboundItem]) -> None:
+    """Insert items; an id that another transaction stored first is skipped."""
+    rows = [
+        {
+            "item_id": i.item_id,
+            "payload_type": i.payload_type,
+            "signer_member_id": i.signer_member_id,
+            "key_id": i.key_id,
+            "sender_member_id": i.sender_member_id,
+            "via_member_ids": list(i.via_member_ids),
+            "envelope": i.envelope,
+            "payload_sha256": i.payload_sha256,
+            "outcome": i.outcome,
+            "receipt": i.receipt,
+            "received_at": i.received_at,
+        }
+        for i in items
+    ]
+    insert_ignoring_conflicts(session, InboundItemRow.__table__, rows)  # type: ignore[arg-type]
+
+
+def count_items(session: Session) -> int:
+    """How many inbound items are stored (for tests and operators)."""
+    return int(session.scalar(select(func.count()).select_from(InboundItemRow)) or 0)

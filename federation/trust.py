@@ -1,0 +1,120 @@
+"""The node's current roster: verification, installation and persistence.
+
+Rosters are accepted only when threshold-signed by the pinned root keys
+(never keys taken from a roster) and newer than the one held.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import structlog
+
+from crypto.errors import ThresholdError
+from crypto.threshold import RootSignature, TrustAnchor, require_threshold
+from federation.clock import Clock, utc_now
+from federation.core.roster import Roster, RosterError, RosterUpdate, decide_roster_update
+from federation.store import rosters as roster_store
+from federation.store.database import Database
+from federation.wire.convert import decode_roster, decode_signed_roster, signed_roster_to_proto
+from federation.wire.errors import MalformedMessageError
+
+log = structlog.get_logger(__name__)
+
+
+class RosterRejectedError(ValueError):
+    """A roster was refused; the message says why and is safe to show."""
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        super().__init__(message)
+        #: True when the roster is valid but not newer than the installed one.
+        self.stale = stale
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledRoster:
+    """A verified roster with the exact signed bytes it came in."""
+
+    roster: Roster
+    roster_bytes: bytes
+    signed_roster: bytes
+
+
+def verify_signed_roster(signed_roster: bytes, anchor: TrustAnchor) -> InstalledRoster:
+    """Threshold-check, then parse and validate a serialized SignedRoster."""
+    try:
+        roster_bytes, signatures = decode_signed_roster(signed_roster)
+        require_threshold(roster_bytes, signatures, anchor)
+        return InstalledRoster(decode_roster(roster_bytes), roster_bytes, signed_roster)
+    except (ThresholdError, MalformedMessageError) as exc:
+        raise RosterRejectedError(str(exc)) from exc
+
+
+def serialize_signed_roster(roster_bytes: bytes, signatures: tuple[RootSignature, ...]) -> bytes:
+    """The SignedRoster bytes for roster bytes and their root signatures."""
+    return signed_roster_to_proto(roster_bytes, signatures).SerializeToString()
+
+
+class RosterHolder:
+    """Holds the installed roster; thread-safe, persisted in the database."""
+
+    def __init__(self, anchor: TrustAnchor, db: Database, clock: Clock = utc_now) -> None:
+        self._anchor = anchor
+        self._db = db
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._installed: InstalledRoster | None = None
+
+    def load(self, bootstrap: bytes | None) -> None:
+        """Install the newest stored roster, or the bootstrap one if newer/none."""
+        with self._db.read() as session:
+            stored = roster_store.latest_roster(session)
+        if stored is not None:
+            self._installed = verify_signed_roster(stored, self._anchor)
+        if bootstrap is not None:
+            try:
+                self.offer(bootstrap)
+            except RosterRejectedError as exc:
+                if self._installed is None:
+                    raise
+                log.info("bootstrap roster not installed", reason=str(exc))
+        if self._installed is None:
+            raise RosterRejectedError("no roster: give one in the configuration")
+
+    @property
+    def installed(self) -> InstalledRoster:
+        """The current roster (raises if none was loaded)."""
+        if self._installed is None:
+            raise RuntimeError("roster not loaded")
+        return self._installed
+
+    @property
+    def roster(self) -> Roster:
+        """Shortcut for the current domain roster."""
+        return self.installed.roster
+
+    def offer(self, signed_roster: bytes) -> tuple[RosterUpdate, int]:
+        """Verify and install a roster if it is newer; returns what happened."""
+        candidate = verify_signed_roster(signed_roster, self._anchor)
+        with self._lock:
+            current = self._installed
+            try:
+                decision = decide_roster_update(
+                    current.roster if current else None,
+                    current.roster_bytes if current else None,
+                    candidate.roster,
+                    candidate.roster_bytes,
+                    self._clock(),
+                )
+            except RosterError as exc:
+                stale = current is not None and candidate.roster.version <= current.roster.version
+                raise RosterRejectedError(str(exc), stale=stale) from exc
+            if decision is RosterUpdate.INSTALL:
+                with self._db.write() as session:
+                    roster_store.save_roster(
+                        session, candidate.roster.version, signed_roster, self._clock()
+                    )
+                self._installed = candidate
+                log.info("roster installed", version=candidate.roster.version)
+            return decision, self.installed.roster.version

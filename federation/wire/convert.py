@@ -1,0 +1,297 @@
+"""Protobuf <-> domain conversion: the one module that knows both worlds.
+
+Decoders are given bytes that have already been authenticated (or, for the
+envelope itself, only copy opaque fields) and raise ``MalformedMessageError``
+with a public-safe message for anything that does not fit the domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from crypto.dsse import Envelope
+from crypto.threshold import RootSignature
+from federation.core.reasons import Outcome, RejectReason
+from federation.core.receipt import Receipt
+from federation.core.report import MAX_HASH_BYTES, ContentHash, HashAlgorithm, Report
+from federation.core.roster import Member, MemberKey, Role, Roster, RosterError
+from federation.wire.errors import EmbeddedMediaError, MalformedMessageError
+from federation.wire.times import optional_datetime, required_datetime, to_timestamp
+from hfp.v1 import envelope_pb2, receipt_pb2, report_pb2, roster_pb2
+
+# Wire type 2 (length-delimited) in an unknown field could smuggle a blob.
+_LENGTH_DELIMITED = 2
+
+
+def _parse(message: Message, data: bytes, what: str) -> None:
+    try:
+        message.ParseFromString(data)
+    except (DecodeError, RecursionError, ValueError) as exc:
+        raise MalformedMessageError(f"{what} does not decode") from exc
+
+
+def _refuse_blobs(message: Message) -> None:
+    """Refuse unknown length-delimited fields larger than any hash."""
+    for item in UnknownFieldSet(message):
+        if item.wire_type == _LENGTH_DELIMITED and len(item.data) > MAX_HASH_BYTES:
+            raise EmbeddedMediaError("unknown field carries a blob larger than any hash")
+
+
+def _enum(enum_type: type[HashAlgorithm] | type[Role], value: int, field: str) -> object:
+    try:
+        return enum_type(value)
+    except ValueError:
+        raise MalformedMessageError(f"{field} has an unknown value") from None
+
+
+# --- envelopes -----------------------------------------------------------------
+
+
+def envelope_from_proto(message: envelope_pb2.SignedEnvelope) -> Envelope:
+    """Copy the opaque fields of a wire envelope; nothing is parsed here."""
+    return Envelope(
+        payload=message.payload,
+        payload_type=message.payload_type,
+        signer_member_id=message.signer_member_id,
+        key_id=message.key_id,
+        signature=message.signature,
+    )
+
+
+def envelope_to_proto(envelope: Envelope) -> envelope_pb2.SignedEnvelope:
+    """The wire form of an envelope."""
+    return envelope_pb2.SignedEnvelope(
+        payload=envelope.payload,
+        payload_type=envelope.payload_type,
+        signer_member_id=envelope.signer_member_id,
+        key_id=envelope.key_id,
+        signature=envelope.signature,
+    )
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """Serialized wire envelope."""
+    return envelope_to_proto(envelope).SerializeToString()
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """Parse a serialized envelope (e.g. one read back from storage)."""
+    message = envelope_pb2.SignedEnvelope()
+    _parse(message, data, "envelope")
+    return envelope_from_proto(message)
+
+
+# --- reports -------------------------------------------------------------------
+
+
+def _hashes_from_proto(items: Iterable[report_pb2.ContentHash]) -> tuple[ContentHash, ...]:
+    hashes = []
+    for index, item in enumerate(items):
+        if len(item.value) > MAX_HASH_BYTES:
+            raise EmbeddedMediaError(f"hashes[{index}] is too long for a hash")
+        algorithm = _enum(HashAlgorithm, item.algorithm, f"hashes[{index}].algorithm")
+        assert isinstance(algorithm, HashAlgorithm)
+        hashes.append(ContentHash(algorithm, item.value))
+    return tuple(hashes)
+
+
+def report_from_proto(message: report_pb2.Report) -> Report:
+    """Domain report from its wire form (timestamps must be set)."""
+    return Report(
+        report_id=message.report_id,
+        origin_member_id=message.origin_member_id,
+        created_at=required_datetime(message, "created_at"),
+        url=message.url,
+        hashes=_hashes_from_proto(message.hashes),
+        media_type=message.media_type,
+        classification=message.classification,
+        hosting_country=message.hosting_country,
+        hosting_ip=message.hosting_ip,
+        hosting_asn=message.hosting_asn,
+        site_type=message.site_type,
+        victim_age_group=message.victim_age_group,
+        analyst_note=message.analyst_note,
+    )
+
+
+def decode_report(payload: bytes) -> Report:
+    """Parse an authenticated Report payload."""
+    message = report_pb2.Report()
+    _parse(message, payload, "report")
+    _refuse_blobs(message)
+    return report_from_proto(message)
+
+
+def report_to_proto(report: Report) -> report_pb2.Report:
+    """The wire form of a report."""
+    return report_pb2.Report(
+        report_id=report.report_id,
+        origin_member_id=report.origin_member_id,
+        created_at=to_timestamp(report.created_at),
+        url=report.url,
+        hashes=[report_pb2.ContentHash(algorithm=h.algorithm, value=h.value) for h in report.hashes],
+        media_type=report.media_type,  # type: ignore[arg-type]
+        classification=report.classification,  # type: ignore[arg-type]
+        hosting_country=report.hosting_country,
+        hosting_ip=report.hosting_ip,
+        hosting_asn=report.hosting_asn,
+        site_type=report.site_type,
+        victim_age_group=report.victim_age_group,  # type: ignore[arg-type]
+        analyst_note=report.analyst_note,
+    )
+
+
+def encode_report(report: Report) -> bytes:
+    """Serialized report payload, ready to sign."""
+    return report_to_proto(report).SerializeToString()
+
+
+# --- receipts ------------------------------------------------------------------
+
+
+def receipt_to_proto(receipt: Receipt) -> receipt_pb2.Receipt:
+    """The wire form of a receipt."""
+    return receipt_pb2.Receipt(
+        item_id=receipt.item_id,
+        payload_type=receipt.payload_type,
+        outcome=receipt.outcome.value,  # type: ignore[arg-type]
+        case_id=receipt.case_id,
+        forwarded_to=receipt.forwarded_to,
+        reject_reason=receipt.reject_reason.value if receipt.reject_reason else 0,  # type: ignore[arg-type]
+        detail=receipt.detail,
+        received_at=to_timestamp(receipt.received_at),
+        receiver_member_id=receipt.receiver_member_id,
+        payload_sha256=receipt.payload_sha256,
+    )
+
+
+def encode_receipt(receipt: Receipt) -> bytes:
+    """Serialized receipt payload, ready to sign."""
+    return receipt_to_proto(receipt).SerializeToString()
+
+
+def decode_receipt(payload: bytes) -> Receipt:
+    """Parse an authenticated Receipt payload."""
+    message = receipt_pb2.Receipt()
+    _parse(message, payload, "receipt")
+    try:
+        outcome = Outcome(message.outcome)
+        reason = RejectReason(message.reject_reason) if message.reject_reason else None
+    except ValueError:
+        raise MalformedMessageError("receipt has an unknown outcome or reason") from None
+    return Receipt(
+        item_id=message.item_id,
+        payload_type=message.payload_type,
+        outcome=outcome,
+        received_at=required_datetime(message, "received_at"),
+        receiver_member_id=message.receiver_member_id,
+        payload_sha256=message.payload_sha256,
+        case_id=message.case_id,
+        forwarded_to=message.forwarded_to,
+        reject_reason=reason,
+        detail=message.detail,
+    )
+
+
+# --- rosters -------------------------------------------------------------------
+
+
+def _key_from_proto(message: roster_pb2.PublicKey) -> MemberKey:
+    return MemberKey(
+        key_id=message.key_id,
+        public_key=message.public_key,
+        not_before=optional_datetime(message, "not_before"),
+        not_after=optional_datetime(message, "not_after"),
+        revoked=message.revoked,
+    )
+
+
+def _member_from_proto(message: roster_pb2.Member) -> Member:
+    role = _enum(Role, message.role, f"member {message.member_id!r} role")
+    assert isinstance(role, Role)
+    keys = [_key_from_proto(k) for k in message.signing_keys]
+    return Member(
+        member_id=message.member_id,
+        role=role,
+        display_name=message.display_name,
+        jurisdictions=frozenset(message.jurisdictions),
+        endpoint=message.endpoint,
+        keys={k.key_id: k for k in keys},
+    )
+
+
+def decode_roster(data: bytes) -> Roster:
+    """Parse threshold-verified roster bytes into a structurally valid Roster."""
+    message = roster_pb2.Roster()
+    _parse(message, data, "roster")
+    try:
+        return Roster.build(
+            version=message.version,
+            issued_at=required_datetime(message, "issued_at"),
+            expires_at=required_datetime(message, "expires_at"),
+            members=[_member_from_proto(m) for m in message.members],
+            fallback_member_id=message.fallback_member_id,
+        )
+    except RosterError as exc:
+        raise MalformedMessageError(f"roster is invalid: {exc}") from exc
+
+
+def _key_to_proto(key: MemberKey) -> roster_pb2.PublicKey:
+    message = roster_pb2.PublicKey(key_id=key.key_id, public_key=key.public_key, revoked=key.revoked)
+    if key.not_before is not None:
+        message.not_before.CopyFrom(to_timestamp(key.not_before))
+    if key.not_after is not None:
+        message.not_after.CopyFrom(to_timestamp(key.not_after))
+    return message
+
+
+def encode_roster(roster: Roster) -> bytes:
+    """Serialized roster, ready for the root keys to sign."""
+    message = roster_pb2.Roster(
+        version=roster.version,
+        issued_at=to_timestamp(roster.issued_at),
+        expires_at=to_timestamp(roster.expires_at),
+        fallback_member_id=roster.fallback_member_id,
+        members=[
+            roster_pb2.Member(
+                member_id=m.member_id,
+                display_name=m.display_name,
+                role=m.role.value,  # type: ignore[arg-type]
+                jurisdictions=sorted(m.jurisdictions),
+                endpoint=m.endpoint,
+                signing_keys=[_key_to_proto(k) for k in m.keys.values()],
+            )
+            for m in roster.members.values()
+        ],
+    )
+    return message.SerializeToString()
+
+
+def signed_roster_to_proto(
+    roster: bytes, signatures: Iterable[RootSignature]
+) -> roster_pb2.SignedRoster:
+    """The wire form of a signed roster."""
+    return roster_pb2.SignedRoster(
+        roster=roster,
+        signatures=[
+            roster_pb2.RootSignature(key_id=s.key_id, signature=s.signature) for s in signatures
+        ],
+    )
+
+
+def signed_roster_from_proto(
+    message: roster_pb2.SignedRoster,
+) -> tuple[bytes, tuple[RootSignature, ...]]:
+    """Roster bytes and root signatures of a wire signed roster (unverified)."""
+    signatures = tuple(RootSignature(s.key_id, s.signature) for s in message.signatures)
+    return message.roster, signatures
+
+
+def decode_signed_roster(data: bytes) -> tuple[bytes, tuple[RootSignature, ...]]:
+    """Parse a serialized SignedRoster (e.g. roster.bin)."""
+    message = roster_pb2.SignedRoster()
+    _parse(message, data, "signed roster")
+    return signed_roster_from_proto(message)

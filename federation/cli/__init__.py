@@ -1,0 +1,1 @@
+"""The ``hfed`` command line."""

@@ -1,0 +1,1 @@
+"""A complete local test network on loopback (``hfed devnet``)."""

@@ -1,0 +1,109 @@
+"""FederationService: thin adapter from the wire to the delivery and roster services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+import structlog
+
+from federation.api.auth import NODE_ROLES, authorize
+from federation.api.errors import translate_errors
+from federation.core.limits import Limits
+from federation.core.roster import RosterUpdate
+from federation.delivery import DeliveryService, IncomingItem
+from federation.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
+from federation.trust import RosterHolder, RosterRejectedError
+from federation.wire.convert import envelope_from_proto, signed_roster_from_proto
+from federation.trust import serialize_signed_roster
+from hfp.v1 import federation_service_pb2 as pb
+from hfp.v1 import federation_service_pb2_grpc as pb_grpc
+from hfp.v1 import roster_pb2
+
+log = structlog.get_logger(__name__)
+
+
+class FederationServicer(pb_grpc.FederationServiceServicer):
+    """Serves peer nodes: Deliver, GetRoster, PublishRoster."""
+
+    def __init__(
+        self,
+        delivery: DeliveryService,
+        rosters: RosterHolder,
+        limits: Limits,
+        *,
+        dev_plaintext: bool,
+        on_roster_installed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._delivery = delivery
+        self._rosters = rosters
+        self._limits = limits
+        self._dev = dev_plaintext
+        self._on_roster_installed = on_roster_installed
+
+    def _caller(self, context: grpc.ServicerContext) -> str:
+        member = authorize(context, self._rosters.roster, NODE_ROLES, dev_plaintext=self._dev)
+        structlog.contextvars.bind_contextvars(peer_member_id=member.member_id)
+        return member.member_id
+
+    @translate_errors
+    def Deliver(  # noqa: N802 (gRPC method name)
+        self, request: pb.DeliverRequest, context: grpc.ServicerContext
+    ) -> pb.DeliverResponse:
+        """Verify, store and acknowledge a batch of signed items."""
+        sender = self._caller(context)
+        if len(request.items) > self._limits.max_batch_items:
+            raise ResourceExhaustedError(
+                f"batch has {len(request.items)} items; the limit is {self._limits.max_batch_items}"
+            )
+        if request.ByteSize() > self._limits.max_batch_bytes:
+            raise ResourceExhaustedError(
+                f"batch is larger than {self._limits.max_batch_bytes} bytes"
+            )
+        items = [
+            IncomingItem(envelope_from_proto(i.envelope), tuple(i.via_member_ids))
+            for i in request.items
+        ]
+        receipts = self._delivery.deliver(sender, items)
+        response = pb.DeliverResponse()
+        for receipt in receipts:
+            response.receipts.add().MergeFromString(receipt)
+        return response
+
+    @translate_errors
+    def GetRoster(  # noqa: N802
+        self, request: pb.GetRosterRequest, context: grpc.ServicerContext
+    ) -> pb.GetRosterResponse:
+        """The node's roster when newer than the caller's."""
+        self._caller(context)
+        installed = self._rosters.installed
+        response = pb.GetRosterResponse()
+        if installed.roster.version > request.known_version:
+            response.roster.MergeFromString(installed.signed_roster)
+        return response
+
+    @translate_errors
+    def PublishRoster(  # noqa: N802
+        self, request: pb.PublishRosterRequest, context: grpc.ServicerContext
+    ) -> pb.PublishRosterResponse:
+        """Install a newer threshold-signed roster and pass it on."""
+        self._caller(context)
+        if not request.HasField("roster"):
+            raise InvalidArgumentError("roster is required")
+        signed = serialize_signed_roster(*signed_roster_from_proto(request.roster))
+        try:
+            decision, version = self._rosters.offer(signed)
+        except RosterRejectedError as exc:
+            if exc.stale:
+                raise FailedPreconditionError(str(exc)) from exc
+            raise InvalidArgumentError(f"roster refused: {exc}") from exc
+        if decision is RosterUpdate.INSTALL:
+            self._on_roster_installed()
+        return pb.PublishRosterResponse(version=version)
+
+
+def signed_roster_message(signed_roster: bytes) -> roster_pb2.SignedRoster:
+    """Parse stored SignedRoster bytes into a message (for clients)."""
+    message = roster_pb2.SignedRoster()
+    message.MergeFromString(signed_roster)
+    return message

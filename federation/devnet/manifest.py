@@ -1,0 +1,64 @@
+"""The test network manifest (DIR/manifest.json), read and written in one place."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+class ManifestError(ValueError):
+    """The directory holds no usable test network."""
+
+
+@dataclass(frozen=True)
+class MemberEntry:
+    """One member of the test network. Paths are relative to the network dir."""
+
+    role: str
+    jurisdictions: list[str]
+    endpoint: str
+    runs_node: bool
+    tls_cert: str
+    tls_key: str
+    signing_key: str
+    key_id: str
+    display_name: str = ""
+    #: Node configuration file (members that run a node only).
+    config: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole network description, as the protocol's section 9 lays it out."""
+
+    root_public_keys: list[str]
+    root_threshold: int
+    ca_cert: str
+    roster: str
+    members: dict[str, MemberEntry] = field(default_factory=dict)
+
+    def nodes(self) -> dict[str, MemberEntry]:
+        """Members that run a node, by id."""
+        return {k: v for k, v in self.members.items() if v.runs_node}
+
+    def save(self, directory: Path) -> None:
+        """Write DIR/manifest.json."""
+        (directory / MANIFEST).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        """Read DIR/manifest.json, with a clear error when absent or broken."""
+        path = directory / MANIFEST
+        try:
+            raw = json.loads(path.read_text())
+            members = {k: MemberEntry(**v) for k, v in raw.pop("members").items()}
+            return cls(members=members, **raw)
+        except FileNotFoundError:
+            raise ManifestError(
+                f"{directory} is not a test network (no {MANIFEST}); run `hfed devnet init {directory}`"
+            ) from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ManifestError(f"{path} is not a valid manifest: {exc}") from exc

@@ -1,0 +1,128 @@
+"""Node configuration: one TOML file, validated at start with precise messages."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from federation.core.ids import MEMBER_ID_RE
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Section):
+    """Mutual TLS material (PEM files)."""
+
+    cert: Path
+    key: Path
+    ca_cert: Path
+
+
+class SigningConfig(_Section):
+    """The node's Ed25519 signing key (PKCS#8 PEM)."""
+
+    key: Path
+
+
+class TrustConfig(_Section):
+    """Pinned network root keys and the bootstrap roster."""
+
+    root_public_keys: list[str] = Field(min_length=1)
+    threshold: int = Field(ge=1)
+    roster: Path | None = None
+
+
+class LimitsConfig(_Section):
+    """Overrides of the protocol limits (rarely needed)."""
+
+    max_batch_items: int = Field(default=1000, ge=1, le=1000)
+    max_batch_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=8 * 1024 * 1024)
+
+
+class LogConfig(_Section):
+    """Logging."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class NodeConfig(_Section):
+    """Everything a node needs to start."""
+
+    member_id: str
+    listen: str = "127.0.0.1:7100"
+    database_url: str
+    reflection: bool = True
+    #: DEVELOPMENT ONLY: serve plaintext without TLS; callers name themselves.
+    insecure_plaintext: bool = False
+    grace_seconds: float = Field(default=10.0, ge=0, le=300)
+    worker_threads: int = Field(default=16, ge=2, le=256)
+    tls: TlsConfig | None = None
+    signing: SigningConfig
+    trust: TrustConfig
+    limits: LimitsConfig = LimitsConfig()
+    log: LogConfig = LogConfig()
+
+    @field_validator("member_id")
+    @classmethod
+    def _member_id(cls, value: str) -> str:
+        if not MEMBER_ID_RE.fullmatch(value):
+            raise ValueError("must match ^[a-z0-9][a-z0-9-]{1,62}$")
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port")
+        return value
+
+
+def _resolve(base: Path, raw: dict[str, object]) -> None:
+    """Make relative file paths relative to the config file's directory."""
+    for section, keys in (("tls", ("cert", "key", "ca_cert")), ("signing", ("key",)),
+                          ("trust", ("roster",))):
+        table = raw.get(section)
+        if isinstance(table, dict):
+            for key in keys:
+                if isinstance(table.get(key), str):
+                    table[key] = str(base / table[key])
+    url = raw.get("database_url")
+    if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        raw["database_url"] = "sqlite:///" + str(base / url.removeprefix("sqlite:///"))
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate a node configuration file."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    _resolve(path.resolve().parent, raw)
+    try:
+        config = NodeConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path} has invalid settings:\n{_describe(exc)}") from exc
+    if config.tls is None and not config.insecure_plaintext:
+        raise ConfigError(f"{path}: [tls] is required (or insecure_plaintext = true for dev)")
+    return config

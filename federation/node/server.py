@@ -1,0 +1,160 @@
+"""The node process: composition root, gRPC server, graceful shutdown."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from types import FrameType
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from crypto.keys import SigningKey, public_key_from_hex
+from crypto.threshold import TrustAnchor
+from federation.api.federation import FederationServicer
+from federation.core.limits import Limits
+from federation.delivery import DeliveryService, NodeIdentity
+from federation.node.config import NodeConfig
+from federation.store.database import Database
+from federation.store.migrate import require_current
+from federation.trust import RosterHolder
+from hfp.v1 import federation_service_pb2, federation_service_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+#: Slack over the batch limit for the rest of the gRPC frame; anything larger
+#: is refused by gRPC itself with RESOURCE_EXHAUSTED before we parse it.
+_FRAME_SLACK = 64 * 1024
+_MAX_SEND = 32 * 1024 * 1024
+
+SERVICE_NAMES = (federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,)
+
+
+@dataclass
+class _Parts:
+    db: Database
+    rosters: RosterHolder
+    health: health.HealthServicer
+    server: grpc.Server
+    executor: futures.ThreadPoolExecutor
+
+
+def trust_anchor(config: NodeConfig) -> TrustAnchor:
+    """The pinned root keys and threshold from the configuration."""
+    keys = [public_key_from_hex(k) for k in config.trust.root_public_keys]
+    return TrustAnchor.from_public_keys(keys, config.trust.threshold)
+
+
+def limits_from(config: NodeConfig) -> Limits:
+    """Protocol limits with the configured overrides."""
+    return Limits(
+        max_batch_items=config.limits.max_batch_items,
+        max_batch_bytes=config.limits.max_batch_bytes,
+    )
+
+
+class Node:
+    """One running HFP node."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self._parts: _Parts | None = None
+        self.port: int = 0
+
+    def start(self) -> None:
+        """Open storage, load trust, bind and start serving."""
+        cfg = self.config
+        db = Database(cfg.database_url)
+        require_current(db)
+        rosters = RosterHolder(trust_anchor(cfg), db)
+        rosters.load(cfg.trust.roster.read_bytes() if cfg.trust.roster else None)
+        if rosters.roster.member(cfg.member_id) is None:
+            raise SystemExit(f"member {cfg.member_id} is not in the roster")
+        identity = NodeIdentity(cfg.member_id, SigningKey.load(cfg.signing.key))
+        limits = limits_from(cfg)
+        executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        delivery = DeliveryService(identity, rosters, db, limits, executor=executor)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
+            options=[
+                ("grpc.max_receive_message_length", limits.max_batch_bytes + _FRAME_SLACK),
+                ("grpc.max_send_message_length", _MAX_SEND),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
+            FederationServicer(delivery, rosters, limits, dev_plaintext=cfg.insecure_plaintext),
+            server,
+        )
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        if cfg.reflection:
+            names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, server)
+        self.port = self._bind(server)
+        server.start()
+        for name in ("", *SERVICE_NAMES):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._parts = _Parts(db, rosters, health_servicer, server, executor)
+        log.info("node serving", member_id=cfg.member_id, listen=cfg.listen, port=self.port,
+                 roster_version=rosters.roster.version)
+
+    def _bind(self, server: grpc.Server) -> int:
+        cfg = self.config
+        if cfg.insecure_plaintext:
+            log.warning(
+                "INSECURE PLAINTEXT MODE: no TLS, callers are not authenticated; "
+                "never use this outside a development machine",
+                listen=cfg.listen,
+            )
+            port = server.add_insecure_port(cfg.listen)
+        else:
+            assert cfg.tls is not None
+            credentials = grpc.ssl_server_credentials(
+                [(cfg.tls.key.read_bytes(), cfg.tls.cert.read_bytes())],
+                root_certificates=cfg.tls.ca_cert.read_bytes(),
+                require_client_auth=True,
+            )
+            port = server.add_secure_port(cfg.listen, credentials)
+        if port == 0:
+            raise SystemExit(f"cannot listen on {cfg.listen} (address in use?)")
+        return port
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop: health NOT_SERVING first, refuse new calls, let in-flight ones finish."""
+        parts = self._parts
+        if parts is None:
+            return
+        self._parts = None
+        grace = self.config.grace_seconds if grace is None else grace
+        log.info("node stopping", grace_seconds=grace)
+        parts.health.enter_graceful_shutdown()
+        parts.server.stop(grace).wait()
+        parts.executor.shutdown(wait=True)
+        parts.db.dispose()
+        log.info("node stopped")
+
+    def wait(self) -> None:
+        """Block until the server terminates."""
+        if self._parts is not None:
+            self._parts.server.wait_for_termination()
+
+
+def serve(config: NodeConfig) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut down gracefully."""
+    node = Node(config)
+    node.start()
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    stop.wait()
+    node.stop()

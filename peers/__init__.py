@@ -1,0 +1,1 @@
+"""Outbound side: channels to peer nodes (and, later, the per-peer delivery queues)."""

@@ -1,0 +1,55 @@
+"""gRPC channels to peers, with explicit message caps and mutual TLS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from federation.api.auth import DEV_MEMBER_METADATA
+
+#: Receipts for a full batch are far below this; the cap is explicit on purpose.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+DEFAULT_DEADLINE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    """The PEM material a client presents and trusts."""
+
+    ca_cert: bytes
+    cert: bytes
+    key: bytes
+
+    @classmethod
+    def from_files(cls, ca_cert: Path, cert: Path, key: Path) -> ClientIdentity:
+        """Load the three PEM files."""
+        return cls(ca_cert.read_bytes(), cert.read_bytes(), key.read_bytes())
+
+
+def _options() -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+
+
+def secure_channel(endpoint: str, identity: ClientIdentity) -> grpc.Channel:
+    """A mutual-TLS channel to ``endpoint`` (host:port), verifying the server."""
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=identity.ca_cert,
+        private_key=identity.key,
+        certificate_chain=identity.cert,
+    )
+    return grpc.secure_channel(endpoint, credentials, options=_options())
+
+
+def insecure_channel(endpoint: str) -> grpc.Channel:
+    """A plaintext channel, for nodes running in insecure development mode only."""
+    return grpc.insecure_channel(endpoint, options=_options())
+
+
+def dev_metadata(member_id: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata naming the caller to a node in insecure development mode."""
+    return ((DEV_MEMBER_METADATA, member_id),)

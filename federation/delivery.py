@@ -21,7 +21,7 @@ from crypto.keys import SigningKey
 from federation.clock import Clock, utc_now
 from federation.core import envelope_checks as checks
 from federation.core.limits import Limits
-from federation.core.reasons import RECEIPT_TYPE, REPORT_TYPE, Outcome, RejectReason, Rejection
+from federation.core.reasons import RECEIPT_TYPE, REPORT_TYPE, Outcome, Rejection, RejectReason
 from federation.core.receipt import Receipt, accepted, rejected
 from federation.core.report import Report, check_report
 from federation.core.roster import MemberKey
@@ -95,7 +95,9 @@ class DeliveryService:
         now = self._clock()
         if self._rosters.roster.is_expired(now):
             raise RosterExpiredError("this node's roster has expired; it accepts no new items")
-        work = [_Work(item, sha256=hashlib.sha256(item.envelope.payload).digest()) for item in items]
+        work = [
+            _Work(item, sha256=hashlib.sha256(item.envelope.payload).digest()) for item in items
+        ]
         self._authenticate(work)
         self._parse_and_check(work, sender)
         self._answer_and_store(work, sender)
@@ -118,8 +120,11 @@ class DeliveryService:
                     w.key = key
                     pending.append(w)
         jobs = [
-            (w.key.public_key, pae(w.item.envelope.payload_type, w.item.envelope.payload),
-             w.item.envelope.signature)
+            (
+                w.key.public_key,
+                pae(w.item.envelope.payload_type, w.item.envelope.payload),
+                w.item.envelope.signature,
+            )
             for w in pending
             if w.key is not None
         ]
@@ -166,14 +171,16 @@ class DeliveryService:
             if earlier is not None:
                 self._replay(w, earlier)
                 continue
-            w.receipt = self._sign(accepted(w.item.envelope, item_id, Outcome.ACCEPTED,
-                                            self._identity.member_id, now))
+            w.receipt = self._sign(
+                accepted(w.item.envelope, item_id, Outcome.ACCEPTED, self._identity.member_id, now)
+            )
             new_rows[item_id] = self._row(w, item_id, sender, now)
         for w in work:
             if w.rejection is not None:
                 item_id = w.report.report_id if w.report else ""
-                w.receipt = self._sign(rejected(w.item.envelope, w.rejection, item_id,
-                                                self._identity.member_id, now))
+                w.receipt = self._sign(
+                    rejected(w.item.envelope, w.rejection, item_id, self._identity.member_id, now)
+                )
         if new_rows:
             self._commit(list(new_rows.values()), fresh)
 
@@ -195,9 +202,15 @@ class DeliveryService:
         w.rejection = Rejection(
             RejectReason.MALFORMED_PAYLOAD, "report_id already used by a different report"
         )
-        w.receipt = self._sign(rejected(w.item.envelope, w.rejection,
-                                        w.report.report_id if w.report else "",
-                                        self._identity.member_id, self._clock()))
+        w.receipt = self._sign(
+            rejected(
+                w.item.envelope,
+                w.rejection,
+                w.report.report_id if w.report else "",
+                self._identity.member_id,
+                self._clock(),
+            )
+        )
 
     def _row(self, w: _Work, item_id: str, sender: str, now: object) -> inbound.NewInboundItem:
         env = w.item.envelope
@@ -219,7 +232,9 @@ class DeliveryService:
     def _sign(self, receipt: Receipt) -> bytes:
         """Sign a receipt; returns the serialized SignedEnvelope."""
         envelope = sign_envelope(
-            self._identity.signing_key, self._identity.member_id, RECEIPT_TYPE,
+            self._identity.signing_key,
+            self._identity.member_id,
+            RECEIPT_TYPE,
             encode_receipt(receipt),
         )
         return encode_envelope(envelope)

@@ -19,7 +19,9 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
-PACKAGE_INIT = '"""Generated HFP v1 protobuf and gRPC code. Do not edit: run scripts/gen_proto.py."""\n'
+PACKAGE_INIT = (
+    '"""Generated HFP v1 protobuf and gRPC code. Do not edit: run scripts/gen_proto.py."""\n'
+)
 
 
 def _plugin(name: str) -> str:

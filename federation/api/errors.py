@@ -35,7 +35,7 @@ CATALOG: dict[type[errors.HfedError], tuple[grpc.StatusCode, str]] = {
 def _lookup(error: errors.HfedError) -> tuple[grpc.StatusCode, str]:
     for kind in type(error).__mro__:
         if kind in CATALOG:
-            return CATALOG[kind]  # type: ignore[index]
+            return CATALOG[kind]
     return grpc.StatusCode.INTERNAL, "INTERNAL"
 
 
@@ -65,14 +65,18 @@ def translate_errors(method: F) -> F:
         try:
             return method(self, request, context)
         except errors.HfedError as exc:
-            log.info("call refused", rpc=method.__name__, error=type(exc).__name__,
-                     detail=exc.public_message)
+            log.info(
+                "call refused",
+                rpc=method.__name__,
+                error=type(exc).__name__,
+                detail=exc.public_message,
+            )
             abort(context, exc)
         except OperationalError:
             log.exception("storage unavailable", rpc=method.__name__)
             abort(context, errors.UnavailableError("storage is unavailable; retry later"))
         except Exception:
-            if context.code() is not None:  # an abort raised inside the handler
+            if context.code() is not None:  # type: ignore[attr-defined]  # abort already raised
                 raise
             log.exception("internal error", rpc=method.__name__)
             abort(context, errors.HfedError("internal error"))

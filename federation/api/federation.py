@@ -13,9 +13,8 @@ from federation.core.limits import Limits
 from federation.core.roster import RosterUpdate
 from federation.delivery import DeliveryService, IncomingItem
 from federation.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
-from federation.trust import RosterHolder, RosterRejectedError
+from federation.trust import RosterHolder, RosterRejectedError, serialize_signed_roster
 from federation.wire.convert import envelope_from_proto, signed_roster_from_proto
-from federation.trust import serialize_signed_roster
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
 from hfp.v1 import roster_pb2

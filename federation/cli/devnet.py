@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -38,13 +39,19 @@ def init(directory: Path) -> None:
 def _print_members(members: dict) -> None:  # type: ignore[type-arg]
     rows = [("MEMBER", "ROLE", "JURISDICTIONS", "ENDPOINT", "NODE")]
     for member_id, entry in members.items():
-        rows.append((member_id, entry.role.removeprefix("ROLE_").lower(),
-                     ",".join(entry.jurisdictions) or "-", entry.endpoint or "-",
-                     "yes" if entry.runs_node else "no"))
+        rows.append(
+            (
+                member_id,
+                entry.role.removeprefix("ROLE_").lower(),
+                ",".join(entry.jurisdictions) or "-",
+                entry.endpoint or "-",
+                "yes" if entry.runs_node else "no",
+            )
+        )
     _table(rows)
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
+def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -94,8 +101,9 @@ def status(directory: Path) -> None:
 def _print_states(states: list) -> None:  # type: ignore[type-arg]
     rows = [("NODE", "ENDPOINT", "PID", "HEALTH")]
     for s in states:
-        rows.append((s.member_id, s.endpoint, str(s.pid or "-"),
-                     "SERVING" if s.serving else "down"))
+        rows.append(
+            (s.member_id, s.endpoint, str(s.pid or "-"), "SERVING" if s.serving else "down")
+        )
     _table(rows)
 
 
@@ -117,7 +125,12 @@ def smoke(directory: Path, sender: str, receiver: str) -> None:
         raise click.ClickException(f"delivery failed: {exc.code().name}: {exc.details()}") from exc
     r = result.receipt
     click.echo(f"report {result.report_id}: {sender} -> {receiver}")
-    click.echo(f"  receipt outcome   {r.outcome.name}"
-               + (f" ({r.reject_reason.name}: {r.detail})" if r.reject_reason else ""))
-    click.echo(f"  signed by         {r.receiver_member_id} (signature verified against the roster)")
-    click.echo(f"  redelivery        {'same receipt, byte for byte' if result.redelivery_identical else 'DIFFERENT receipt'}")
+    click.echo(
+        f"  receipt outcome   {r.outcome.name}"
+        + (f" ({r.reject_reason.name}: {r.detail})" if r.reject_reason else "")
+    )
+    click.echo(
+        f"  signed by         {r.receiver_member_id} (signature verified against the roster)"
+    )
+    same = "same receipt, byte for byte" if result.redelivery_identical else "DIFFERENT receipt"
+    click.echo(f"  redelivery        {same}")

@@ -32,8 +32,9 @@ def _config(path: Path):  # type: ignore[no-untyped-def]
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
-              help=CONFIG_HELP)
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(path_type=Path), help=CONFIG_HELP
+)
 def serve(config_path: Path) -> None:
     """Run a node until SIGTERM or Ctrl-C (then shut down gracefully)."""
     from federation.node.server import serve as run
@@ -53,8 +54,9 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
-              help=CONFIG_HELP)
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(path_type=Path), help=CONFIG_HELP
+)
 def db_upgrade(config_path: Path) -> None:
     """Apply every pending migration to the node's database."""
     from federation.store.database import Database

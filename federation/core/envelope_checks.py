@@ -13,7 +13,7 @@ from datetime import datetime
 from crypto.dsse import Envelope
 from federation.core.ids import is_key_id
 from federation.core.limits import Limits
-from federation.core.reasons import RejectReason, Rejection
+from federation.core.reasons import Rejection, RejectReason
 from federation.core.roster import MemberKey, Roster
 
 SIGNATURE_BYTES = 64

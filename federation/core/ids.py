@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import uuid
 
 MEMBER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -50,9 +52,6 @@ def new_uuid7() -> str:
     Written here because the standard library only gains uuid7 in 3.14; time
     ordering keeps database indexes on ids append-mostly.
     """
-    import os
-    import time
-
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (millis & ((1 << 48) - 1)) << 80

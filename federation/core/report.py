@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from federation.core.ids import is_country, is_member_id, is_uuid
 from federation.core.limits import Limits
-from federation.core.reasons import RejectReason, Rejection
+from federation.core.reasons import Rejection, RejectReason
 
 
 class HashAlgorithm(enum.IntEnum):
@@ -97,7 +97,9 @@ def check_hashes(hashes: tuple[ContentHash, ...], limits: Limits) -> Rejection |
         return _reject(RejectReason.LIMIT_EXCEEDED, f"more than {limits.max_hashes} hashes")
     for index, item in enumerate(hashes):
         if len(item.value) > MAX_HASH_BYTES:
-            return _reject(RejectReason.MEDIA_NOT_ALLOWED, f"hashes[{index}] is too long for a hash")
+            return _reject(
+                RejectReason.MEDIA_NOT_ALLOWED, f"hashes[{index}] is too long for a hash"
+            )
         expected = HASH_LENGTHS[item.algorithm]
         if len(item.value) != expected:
             return _reject(

@@ -47,8 +47,13 @@ DEFAULT_MEMBERS: tuple[MemberSpec, ...] = (
     MemberSpec("police-dk", Role.LIAISON, ("DK",), display_name="Police liaison Denmark"),
     MemberSpec("police-nl", Role.LIAISON, ("NL",), display_name="Police liaison Netherlands"),
     MemberSpec("police-de", Role.LIAISON, ("DE",), display_name="Police liaison Germany"),
-    MemberSpec("conformance", Role.HOTLINE, ("XA",), reserve_endpoint=True,
-               display_name="Conformance harness peer"),
+    MemberSpec(
+        "conformance",
+        Role.HOTLINE,
+        ("XA",),
+        reserve_endpoint=True,
+        display_name="Conformance harness peer",
+    ),
 )
 FALLBACK = "secretariat"
 
@@ -122,8 +127,11 @@ def _write_member(
 
 
 def build_roster(
-    manifest_members: dict[str, MemberEntry], keys: dict[str, SigningKey], version: int,
-    now: datetime, fallback: str = FALLBACK,
+    manifest_members: dict[str, MemberEntry],
+    keys: dict[str, SigningKey],
+    version: int,
+    now: datetime,
+    fallback: str = FALLBACK,
 ) -> Roster:
     """The roster describing the given members."""
     members = [
@@ -133,8 +141,11 @@ def build_roster(
             display_name=entry.display_name,
             jurisdictions=frozenset(entry.jurisdictions),
             endpoint=entry.endpoint,
-            keys={keys[member_id].key_id: MemberKey(keys[member_id].key_id,
-                                                    keys[member_id].public_key)},
+            keys={
+                keys[member_id].key_id: MemberKey(
+                    keys[member_id].key_id, keys[member_id].public_key
+                )
+            },
         )
         for member_id, entry in manifest_members.items()
     ]
@@ -155,7 +166,10 @@ def init_network(directory: Path, members: Sequence[MemberSpec] = DEFAULT_MEMBER
     (directory / "ca.pem").write_bytes(ca.cert_pem)
     write_private(directory / "ca.key", ca.key_pem)
     wants_port = [m for m in members if m.runs_node or m.reserve_endpoint]
-    endpoints = {m.member_id: f"{LOOPBACK}:{p}" for m, p in zip(wants_port, free_ports(len(wants_port)), strict=True)}
+    endpoints = {
+        m.member_id: f"{LOOPBACK}:{p}"
+        for m, p in zip(wants_port, free_ports(len(wants_port)), strict=True)
+    }
     entries: dict[str, MemberEntry] = {}
     keys: dict[str, SigningKey] = {}
     for spec in members:

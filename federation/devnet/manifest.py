@@ -58,7 +58,8 @@ class Manifest:
             return cls(members=members, **raw)
         except FileNotFoundError:
             raise ManifestError(
-                f"{directory} is not a test network (no {MANIFEST}); run `hfed devnet init {directory}`"
+                f"{directory} is not a test network (no {MANIFEST}); "
+                f"run `hfed devnet init {directory}`"
             ) from None
         except (ValueError, TypeError, KeyError) as exc:
             raise ManifestError(f"{path} is not a valid manifest: {exc}") from exc

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crypto.dsse import Envelope, sign_envelope, verify_envelope_signature
-from crypto.keys import SigningKey
+from crypto.keys import SigningKey, public_key_from_hex
+from crypto.threshold import TrustAnchor
 from federation.clock import utc_now
 from federation.core.ids import new_uuid7
 from federation.core.reasons import RECEIPT_TYPE, REPORT_TYPE
@@ -20,9 +21,12 @@ from federation.core.receipt import Receipt
 from federation.core.report import ContentHash, HashAlgorithm, Report
 from federation.devnet.manifest import Manifest
 from federation.trust import verify_signed_roster
-from federation.wire.convert import decode_receipt, encode_report, envelope_from_proto, envelope_to_proto
-from crypto.threshold import TrustAnchor
-from crypto.keys import public_key_from_hex
+from federation.wire.convert import (
+    decode_receipt,
+    encode_report,
+    envelope_from_proto,
+    envelope_to_proto,
+)
 from hfp.v1 import federation_service_pb2 as fed_pb
 from hfp.v1 import federation_service_pb2_grpc as fed_grpc
 from peers.channel import ClientIdentity, secure_channel
@@ -75,7 +79,9 @@ def _verify_receipt(directory: Path, manifest: Manifest, envelope: Envelope) -> 
     return decode_receipt(envelope.payload)
 
 
-def run_smoke(directory: Path, sender: str = "hotline-dk", receiver: str = "hotline-nl") -> SmokeResult:
+def run_smoke(
+    directory: Path, sender: str = "hotline-dk", receiver: str = "hotline-nl"
+) -> SmokeResult:
     """Deliver one signed report from ``sender`` to ``receiver`` twice."""
     directory = directory.resolve()
     manifest = Manifest.load(directory)
@@ -83,7 +89,9 @@ def run_smoke(directory: Path, sender: str = "hotline-dk", receiver: str = "hotl
     key = SigningKey.load(directory / me.signing_key)
     report = synthetic_report(sender, (them.jurisdictions or ["ZZ"])[0])
     envelope = sign_envelope(key, sender, REPORT_TYPE, encode_report(report))
-    request = fed_pb.DeliverRequest(items=[fed_pb.ForwardedItem(envelope=envelope_to_proto(envelope))])
+    request = fed_pb.DeliverRequest(
+        items=[fed_pb.ForwardedItem(envelope=envelope_to_proto(envelope))]
+    )
     identity = ClientIdentity.from_files(
         directory / manifest.ca_cert, directory / me.tls_cert, directory / me.tls_key
     )

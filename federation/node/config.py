@@ -90,8 +90,11 @@ class NodeConfig(_Section):
 
 def _resolve(base: Path, raw: dict[str, object]) -> None:
     """Make relative file paths relative to the config file's directory."""
-    for section, keys in (("tls", ("cert", "key", "ca_cert")), ("signing", ("key",)),
-                          ("trust", ("roster",))):
+    for section, keys in (
+        ("tls", ("cert", "key", "ca_cert")),
+        ("signing", ("key",)),
+        ("trust", ("roster",)),
+    ):
         table = raw.get(section)
         if isinstance(table, dict):
             for key in keys:

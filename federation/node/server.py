@@ -100,8 +100,13 @@ class Node:
         for name in ("", *SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._parts = _Parts(db, rosters, health_servicer, server, executor)
-        log.info("node serving", member_id=cfg.member_id, listen=cfg.listen, port=self.port,
-                 roster_version=rosters.roster.version)
+        log.info(
+            "node serving",
+            member_id=cfg.member_id,
+            listen=cfg.listen,
+            port=self.port,
+            roster_version=rosters.roster.version,
+        )
 
     def _bind(self, server: grpc.Server) -> int:
         cfg = self.config

@@ -12,7 +12,9 @@ from federation.store.models import RosterRow
 
 def latest_roster(session: Session) -> bytes | None:
     """The serialized SignedRoster with the highest installed version."""
-    return session.scalar(select(RosterRow.signed_roster).order_by(RosterRow.version.desc()).limit(1))
+    return session.scalar(
+        select(RosterRow.signed_roster).order_by(RosterRow.version.desc()).limit(1)
+    )
 
 
 def save_roster(session: Session, version: int, signed_roster: bytes, now: datetime) -> None:

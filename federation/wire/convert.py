@@ -35,7 +35,7 @@ def _parse(message: Message, data: bytes, what: str) -> None:
 
 def _refuse_blobs(message: Message) -> None:
     """Refuse unknown length-delimited fields larger than any hash."""
-    for item in UnknownFieldSet(message):
+    for item in UnknownFieldSet(message):  # type: ignore[attr-defined]
         if item.wire_type == _LENGTH_DELIMITED and len(item.data) > MAX_HASH_BYTES:
             raise EmbeddedMediaError("unknown field carries a blob larger than any hash")
 
@@ -132,7 +132,10 @@ def report_to_proto(report: Report) -> report_pb2.Report:
         origin_member_id=report.origin_member_id,
         created_at=to_timestamp(report.created_at),
         url=report.url,
-        hashes=[report_pb2.ContentHash(algorithm=h.algorithm, value=h.value) for h in report.hashes],
+        hashes=[
+            report_pb2.ContentHash(algorithm=h.algorithm.value, value=h.value)  # type: ignore[arg-type]
+            for h in report.hashes
+        ],
         media_type=report.media_type,  # type: ignore[arg-type]
         classification=report.classification,  # type: ignore[arg-type]
         hosting_country=report.hosting_country,
@@ -240,7 +243,9 @@ def decode_roster(data: bytes) -> Roster:
 
 
 def _key_to_proto(key: MemberKey) -> roster_pb2.PublicKey:
-    message = roster_pb2.PublicKey(key_id=key.key_id, public_key=key.public_key, revoked=key.revoked)
+    message = roster_pb2.PublicKey(
+        key_id=key.key_id, public_key=key.public_key, revoked=key.revoked
+    )
     if key.not_before is not None:
         message.not_before.CopyFrom(to_timestamp(key.not_before))
     if key.not_after is not None:

@@ -1,0 +1,46 @@
+# Entry points for developers and CI. `make help` lists them.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEVNET ?= devnet
+STAMP := $(VENV)/.installed
+
+.PHONY: help demo test lint proto clean-devnet
+
+help:
+	@echo "make demo   install, start a local test network in ./$(DEVNET) and show it working"
+	@echo "make test   install and run the whole test suite"
+	@echo "make lint   ruff, mypy --strict and buf lint (STANDARD)"
+	@echo "make proto  regenerate hfp/ from proto/ (commit the result)"
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	@test -f $(DEVNET)/manifest.json || $(BIN)/hfed devnet init $(DEVNET)
+	$(BIN)/hfed devnet up $(DEVNET)
+	$(BIN)/hfed devnet smoke $(DEVNET)
+	@echo "network running; stop it with: $(BIN)/hfed devnet down $(DEVNET)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+.tools/node_modules/.bin/buf: .tools/package.json .tools/package-lock.json
+	cd .tools && npm ci --silent --no-audit --no-fund
+	touch $@
+
+lint: $(STAMP) .tools/node_modules/.bin/buf
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check federation peers crypto scripts
+	$(BIN)/mypy
+	.tools/node_modules/.bin/buf lint proto
+
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_proto.py
+
+clean-devnet:
+	-$(BIN)/hfed devnet down $(DEVNET)
+	rm -rf $(DEVNET)

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEVNET ?= devnet
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint proto clean-devnet
+.PHONY: help demo test lint proto migration clean-devnet
 
 help:
 	@echo "make demo   install, start a local test network in ./$(DEVNET) and show it working"
@@ -40,6 +40,9 @@ lint: $(STAMP) .tools/node_modules/.bin/buf
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
+
+migration: $(STAMP)
+	$(BIN)/python scripts/new_migration.py "$(MSG)"
 
 clean-devnet:
 	-$(BIN)/hfed devnet down $(DEVNET)

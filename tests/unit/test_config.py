@@ -1,0 +1,67 @@
+"""Configuration loading: relative paths, and errors that name the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from federation.node.config import ConfigError, load_config
+
+GOOD = """
+member_id = "hotline-dk"
+listen = "127.0.0.1:7101"
+database_url = "sqlite:///data/node.db"
+[tls]
+cert = "tls.pem"
+key = "tls.key"
+ca_cert = "../ca.pem"
+[signing]
+key = "signing.pem"
+[trust]
+root_public_keys = ["aa"]
+threshold = 1
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "node.toml"
+    path.write_text(text)
+    return path
+
+
+def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, GOOD))
+    assert config.tls is not None
+    assert config.tls.cert == tmp_path.resolve() / "tls.pem"
+    assert config.database_url == f"sqlite:///{tmp_path.resolve()}/data/node.db"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('member_id = "hotline-dk"', 'member_id = "Hotline DK"', "member_id"),
+        ('listen = "127.0.0.1:7101"', 'listen = "nowhere"', "listen"),
+        ("threshold = 1", "threshold = 0", "trust.threshold"),
+        ("threshold = 1", "threshold = 1\ncolour = 'red'", "trust.colour"),
+        ('database_url = "sqlite:///data/node.db"', "", "database_url"),
+        ("[tls]", "[tls]\nextra = 1", "tls.extra"),
+    ],
+)
+def test_invalid_settings_name_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, GOOD.replace(old, new)))
+
+
+def test_tls_required_unless_dev_flag(tmp_path: Path) -> None:
+    text = GOOD.split("[tls]")[0] + "[signing]" + GOOD.split("[signing]")[1]
+    with pytest.raises(ConfigError, match="tls"):
+        load_config(_write(tmp_path, text))
+    assert load_config(_write(tmp_path, "insecure_plaintext = true\n" + text)).insecure_plaintext
+
+
+def test_unreadable_and_broken_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(_write(tmp_path, "member_id = "))

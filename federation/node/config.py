@@ -66,6 +66,8 @@ class NodeConfig(_Section):
     insecure_plaintext: bool = False
     grace_seconds: float = Field(default=10.0, ge=0, le=300)
     worker_threads: int = Field(default=16, ge=2, le=256)
+    #: How often to ask peers for a newer roster (pushes are immediate).
+    roster_pull_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
     tls: TlsConfig | None = None
     signing: SigningConfig
     trust: TrustConfig

@@ -23,6 +23,8 @@ from federation.store.database import Database
 from federation.store.migrate import require_current
 from federation.trust import RosterHolder
 from hfp.v1 import federation_service_pb2, federation_service_pb2_grpc
+from peers.channel import ClientIdentity, dev_metadata, insecure_channel, secure_channel
+from peers.roster_sync import RosterSync
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +43,7 @@ class _Parts:
     health: health.HealthServicer
     server: grpc.Server
     executor: futures.ThreadPoolExecutor
+    sync: RosterSync
 
 
 def trust_anchor(config: NodeConfig) -> TrustAnchor:
@@ -77,6 +80,7 @@ class Node:
         identity = NodeIdentity(cfg.member_id, SigningKey.load(cfg.signing.key))
         limits = limits_from(cfg)
         executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        sync = self._roster_sync(rosters)
         delivery = DeliveryService(identity, rosters, db, limits, executor=executor)
         server = grpc.server(
             futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
@@ -87,7 +91,13 @@ class Node:
             ],
         )
         federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
-            FederationServicer(delivery, rosters, limits, dev_plaintext=cfg.insecure_plaintext),
+            FederationServicer(
+                delivery,
+                rosters,
+                limits,
+                dev_plaintext=cfg.insecure_plaintext,
+                on_roster_installed=sync.installed,
+            ),
             server,
         )
         health_servicer = health.HealthServicer()
@@ -99,13 +109,32 @@ class Node:
         server.start()
         for name in ("", *SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._parts = _Parts(db, rosters, health_servicer, server, executor)
+        sync.start()
+        self._parts = _Parts(db, rosters, health_servicer, server, executor, sync)
         log.info(
             "node serving",
             member_id=cfg.member_id,
             listen=cfg.listen,
             port=self.port,
             roster_version=rosters.roster.version,
+        )
+
+    def _roster_sync(self, rosters: RosterHolder) -> RosterSync:
+        cfg = self.config
+        if cfg.insecure_plaintext or cfg.tls is None:
+            return RosterSync(
+                cfg.member_id,
+                rosters,
+                insecure_channel,
+                metadata=dev_metadata(cfg.member_id),
+                pull_interval=cfg.roster_pull_seconds,
+            )
+        identity = ClientIdentity.from_files(cfg.tls.ca_cert, cfg.tls.cert, cfg.tls.key)
+        return RosterSync(
+            cfg.member_id,
+            rosters,
+            lambda ep: secure_channel(ep, identity),
+            pull_interval=cfg.roster_pull_seconds,
         )
 
     def _bind(self, server: grpc.Server) -> int:
@@ -139,6 +168,7 @@ class Node:
         log.info("node stopping", grace_seconds=grace)
         parts.health.enter_graceful_shutdown()
         parts.server.stop(grace).wait()
+        parts.sync.stop()
         parts.executor.shutdown(wait=True)
         parts.db.dispose()
         log.info("node stopped")

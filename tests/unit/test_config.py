@@ -54,7 +54,7 @@ def test_invalid_settings_name_the_key(tmp_path: Path, old: str, new: str, messa
 
 
 def test_tls_required_unless_dev_flag(tmp_path: Path) -> None:
-    text = GOOD.split("[tls]")[0] + "[signing]" + GOOD.split("[signing]")[1]
+    text = GOOD.split("[tls]", maxsplit=1)[0] + "[signing]" + GOOD.split("[signing]")[1]
     with pytest.raises(ConfigError, match="tls"):
         load_config(_write(tmp_path, text))
     assert load_config(_write(tmp_path, "insecure_plaintext = true\n" + text)).insecure_plaintext

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -16,8 +17,6 @@ from federation.store.migrate import (
     upgrade,
 )
 from federation.store.models import Base
-
-import pytest
 
 
 def test_migrations_match_models(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from crypto.dsse import Envelope
-from federation.core.ids import is_key_id
+from federation.core.ids import is_key_id, is_member_id
 from federation.core.limits import Limits
 from federation.core.reasons import Rejection, RejectReason
 from federation.core.roster import MemberKey, Roster
@@ -81,12 +81,16 @@ def check_path(
     forwarder when it relays one; a node already on the path, or a path over
     the limit, means a routing loop.
     """
+    if len(via) > limits.max_via_entries:
+        return Rejection(RejectReason.LOOP_DETECTED, "via_member_ids has too many entries")
+    if not all(is_member_id(entry) for entry in via):
+        return Rejection(RejectReason.MALFORMED_PAYLOAD, "via_member_ids holds a malformed id")
     expected = via[-1] if via else envelope.signer_member_id
     if sender != expected:
         return Rejection(
             RejectReason.SENDER_MISMATCH,
             "sender is neither the signer nor the last entry of via_member_ids",
         )
-    if self_id in via or len(via) > limits.max_via_entries:
+    if self_id in via:
         return Rejection(RejectReason.LOOP_DETECTED, "item has already passed through this node")
     return None

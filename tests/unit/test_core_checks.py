@@ -76,8 +76,9 @@ def test_signing_key_lookup_finds_live_key() -> None:
         ("hotline-de", ("hotline-de",), None),
         ("hotline-de", ("hotline-nl",), RejectReason.SENDER_MISMATCH),
         ("me", ("me",), RejectReason.LOOP_DETECTED),
-        ("e", ("a", "b", "c", "d", "e"), RejectReason.LOOP_DETECTED),
-        ("d", ("a", "b", "c", "d"), None),
+        ("e1", ("a1", "b1", "c1", "d1", "e1"), RejectReason.LOOP_DETECTED),
+        ("hotline-de", ("Bad Id!", "hotline-de"), RejectReason.MALFORMED_PAYLOAD),
+        ("d1", ("a1", "b1", "c1", "d1"), None),
     ],
 )
 def test_path_checks(sender: str, via: tuple[str, ...], reason: RejectReason | None) -> None:

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (real networks, real gRPC, real SQLite)."""

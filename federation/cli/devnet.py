@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from federation.devnet.manifest import ManifestError
+from federation.cli.output import print_table
+from federation.devnet.manifest import ManifestError, MemberEntry
+from federation.devnet.processes import NodeState
 
 DIR = click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 
@@ -36,25 +37,18 @@ def init(directory: Path) -> None:
     click.echo(f"\nnext: hfed devnet up {directory}")
 
 
-def _print_members(members: dict) -> None:  # type: ignore[type-arg]
-    rows = [("MEMBER", "ROLE", "JURISDICTIONS", "ENDPOINT", "NODE")]
-    for member_id, entry in members.items():
-        rows.append(
-            (
-                member_id,
-                entry.role.removeprefix("ROLE_").lower(),
-                ",".join(entry.jurisdictions) or "-",
-                entry.endpoint or "-",
-                "yes" if entry.runs_node else "no",
-            )
+def _print_members(members: dict[str, MemberEntry]) -> None:
+    rows = [
+        (
+            member_id,
+            entry.role.removeprefix("ROLE_").lower(),
+            ",".join(entry.jurisdictions),
+            entry.endpoint,
+            "yes" if entry.runs_node else "no",
         )
-    _table(rows)
-
-
-def _table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        for member_id, entry in members.items()
+    ]
+    print_table(("MEMBER", "ROLE", "JURISDICTIONS", "ENDPOINT", "NODE"), rows)
 
 
 @devnet.command()
@@ -98,13 +92,9 @@ def status(directory: Path) -> None:
         raise _fail(exc) from exc
 
 
-def _print_states(states: list) -> None:  # type: ignore[type-arg]
-    rows = [("NODE", "ENDPOINT", "PID", "HEALTH")]
-    for s in states:
-        rows.append(
-            (s.member_id, s.endpoint, str(s.pid or "-"), "SERVING" if s.serving else "down")
-        )
-    _table(rows)
+def _print_states(states: list[NodeState]) -> None:
+    rows = [(s.member_id, s.endpoint, s.pid, "SERVING" if s.serving else "down") for s in states]
+    print_table(("NODE", "ENDPOINT", "PID", "HEALTH"), rows)
 
 
 @devnet.command()

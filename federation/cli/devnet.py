@@ -51,17 +51,24 @@ def _print_members(members: dict[str, MemberEntry]) -> None:
     print_table(("MEMBER", "ROLE", "JURISDICTIONS", "ENDPOINT", "NODE"), rows)
 
 
+NODES = click.argument("nodes", nargs=-1)
+
+
 @devnet.command()
 @DIR
+@NODES
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for health.")
-def up(directory: Path, timeout: float) -> None:
-    """Start every node of the network (idempotent) and wait until all serve."""
+def up(directory: Path, nodes: tuple[str, ...], timeout: float) -> None:
+    """Start the network's nodes (all, or the NODES named) and wait until they serve.
+
+    Idempotent: nodes already running are left alone.
+    """
     from federation.devnet.processes import DevnetError
     from federation.devnet.processes import up as start
 
     click.echo(f"starting nodes of {directory} ...")
     try:
-        states = start(directory, timeout=timeout)
+        states = start(directory, timeout=timeout, only=nodes)
     except (DevnetError, ManifestError) as exc:
         raise _fail(exc) from exc
     _print_states(states)
@@ -69,13 +76,15 @@ def up(directory: Path, timeout: float) -> None:
 
 @devnet.command()
 @DIR
-def down(directory: Path) -> None:
-    """Stop every node of the network (data is kept under DIRECTORY)."""
+@NODES
+def down(directory: Path, nodes: tuple[str, ...]) -> None:
+    """Stop the network's nodes (all, or the NODES named); data stays under DIRECTORY."""
+    from federation.devnet.processes import DevnetError
     from federation.devnet.processes import down as stop
 
     try:
-        stopped = stop(directory)
-    except ManifestError as exc:
+        stopped = stop(directory, only=nodes)
+    except (ManifestError, DevnetError) as exc:
         raise _fail(exc) from exc
     click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 

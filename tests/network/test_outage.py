@@ -11,10 +11,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-import pytest
-
 from federation.devnet import processes
-from tests.support.net import Network, running_network, small_members
+from tests.support.net import running_network, small_members
 
 A, B = "hotline-dk", "hotline-nl"
 COUNT = 1000
@@ -34,12 +32,29 @@ def test_thousand_reports_reach_b_exactly_once_after_outage(tmp_path: Path) -> N
             writer = csv.writer(handle)
             writer.writerow(["url", "country", "hashes"])
             for i in range(COUNT):
-                writer.writerow([f"https://outage.example.net/{i}/{os.urandom(4).hex()}", "NL",
-                                 "sha256:" + os.urandom(32).hex()])
+                writer.writerow(
+                    [
+                        f"https://outage.example.net/{i}/{os.urandom(4).hex()}",
+                        "NL",
+                        "sha256:" + os.urandom(32).hex(),
+                    ]
+                )
         subprocess.run(
-            [sys.executable, "-m", "federation.cli.main", "report", "import", "--devnet",
-             str(net.directory), "--member", A, str(source)],
-            check=True, capture_output=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "federation.cli.main",
+                "report",
+                "import",
+                "--devnet",
+                str(net.directory),
+                "--member",
+                A,
+                str(source),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
         a_db, b_db = net.db_path(A), net.db_path(B)
         assert _count(a_db, "SELECT count(*) FROM outbox WHERE state = 0") == COUNT

@@ -17,9 +17,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from hfp.v1 import case_pb2, receipt_pb2, report_pb2, status_pb2
+from hfp.v1 import hotline_service_pb2 as pb
+from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 from tests.support.net import DEADLINE, Network, running_network
-from hfp.v1 import case_pb2, hotline_service_pb2 as pb, hotline_service_pb2_grpc as pb_grpc
-from hfp.v1 import receipt_pb2, report_pb2, status_pb2
 
 A, B, C, FALLBACK = "hotline-dk", "hotline-nl", "hotline-de", "secretariat"
 
@@ -31,9 +32,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
 
 def submit(net: Network, at: str, url: str, country: str) -> receipt_pb2.Receipt:
-    report = report_pb2.Report(url=url, hosting_country=country, hashes=[
-        report_pb2.ContentHash(algorithm=report_pb2.HASH_ALGORITHM_SHA256, value=os.urandom(32))
-    ])
+    report = report_pb2.Report(
+        url=url,
+        hosting_country=country,
+        hashes=[
+            report_pb2.ContentHash(algorithm=report_pb2.HASH_ALGORITHM_SHA256, value=os.urandom(32))
+        ],
+    )
     with net.channel(at, at) as channel:
         reply = pb_grpc.HotlineServiceStub(channel).SubmitReport(
             pb.SubmitReportRequest(report=report), timeout=DEADLINE
@@ -115,22 +120,52 @@ def test_hfed_report_and_case_commands(net: Network, tmp_path: Path) -> None:
     hfed = [sys.executable, "-m", "federation.cli.main"]
     where = ["--devnet", str(net.directory), "--member", A]
     url = unique_url("cli")
-    out = subprocess.run([*hfed, "report", "submit", *where, "--url", url, "--country", "NL",
-                          "--hash", "sha256:" + os.urandom(32).hex()],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [
+            *hfed,
+            "report",
+            "submit",
+            *where,
+            "--url",
+            url,
+            "--country",
+            "NL",
+            "--hash",
+            "sha256:" + os.urandom(32).hex(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert "FORWARDED" in out and B in out
     report_id = out.split()[1].rstrip(":")
     case_id = case_of(net, B, report_id).case_id
     where_b = ["--devnet", str(net.directory), "--member", B]
-    shown = subprocess.run([*hfed, "case", "show", *where_b, report_id], capture_output=True,
-                           text=True, timeout=60, check=True).stdout
+    shown = subprocess.run(
+        [*hfed, "case", "show", *where_b, report_id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert case_id in shown and A in shown
-    listed = subprocess.run([*hfed, "case", "list", *where_b, "--format", "csv"],
-                            capture_output=True, text=True, timeout=60, check=True).stdout
+    listed = subprocess.run(
+        [*hfed, "case", "list", *where_b, "--format", "csv"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     rows = list(csv.DictReader(listed.splitlines()))
     assert case_id in {r["case_id"] for r in rows}
-    bad = subprocess.run([*hfed, "report", "submit", *where, "--url", "data:image/png;base64,AA",
-                          "--country", "NL"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [*hfed, "report", "submit", *where, "--url", "data:image/png;base64,AA", "--country", "NL"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode != 0 and "INVALID_ARGUMENT" in bad.stderr
 
 
@@ -143,9 +178,22 @@ def test_report_import_csv_with_a_bad_row(net: Network, tmp_path: Path) -> None:
         writer.writerow([unique_url("csv"), "DE", "md5:zz"])  # bad hash: reported, not fatal
         writer.writerow([unique_url("csv"), "DK", ""])
     result = subprocess.run(
-        [sys.executable, "-m", "federation.cli.main", "report", "import",
-         "--devnet", str(net.directory), "--member", A, str(source)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "federation.cli.main",
+            "report",
+            "import",
+            "--devnet",
+            str(net.directory),
+            "--member",
+            A,
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 1, result.stderr
     assert "2 submitted, 1 failed" in result.stdout

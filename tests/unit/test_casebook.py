@@ -40,11 +40,11 @@ def _report(url: str, *hashes: ContentHash, origin: str = "hotline-dk") -> Repor
 
 
 def _file(db: Database, book: CaseBook, report: Report) -> tuple[Outcome, str]:
-    envelope = encode_envelope(sign_envelope(KEY, report.origin_member_id, REPORT_TYPE,
-                                             encode_report(report)))
+    envelope = encode_envelope(
+        sign_envelope(KEY, report.origin_member_id, REPORT_TYPE, encode_report(report))
+    )
     with db.write() as session:
-        filed = book.file(session, report, canonical_url(report.url), envelope, NOW,
-                          FilingBatch())
+        filed = book.file(session, report, canonical_url(report.url), envelope, NOW, FilingBatch())
     return filed.outcome, filed.case_id
 
 
@@ -67,8 +67,12 @@ def test_same_canonical_url_joins_the_open_case(db: Database) -> None:
 
 @pytest.mark.parametrize(
     ("ending", "reappearance"),
-    [(CaseStatus.CONTENT_REMOVED, True), (CaseStatus.CONTENT_GONE, True),
-     (CaseStatus.ASSESSED_NOT_ILLEGAL, False), (CaseStatus.MOVED, False)],
+    [
+        (CaseStatus.CONTENT_REMOVED, True),
+        (CaseStatus.CONTENT_GONE, True),
+        (CaseStatus.ASSESSED_NOT_ILLEGAL, False),
+        (CaseStatus.MOVED, False),
+    ],
 )
 def test_report_after_a_case_ended_opens_a_new_case(
     db: Database, ending: CaseStatus, reappearance: bool
@@ -89,8 +93,9 @@ def test_exact_hashes_link_cases_without_merging(db: Database) -> None:
     same = ContentHash(HashAlgorithm.SHA256, os.urandom(32))
     _, a = _file(db, book, _report("https://example.com/1", same))
     _, b = _file(db, book, _report("https://example.com/2", same))
-    _, c = _file(db, book, _report("https://example.com/3",
-                                   ContentHash(HashAlgorithm.MD5, os.urandom(16))))
+    _, c = _file(
+        db, book, _report("https://example.com/3", ContentHash(HashAlgorithm.MD5, os.urandom(16)))
+    )
     assert len({a, b, c}) == 3
     with db.read() as session:
         assert store.linked_cases(session, a) == [b]
@@ -106,9 +111,7 @@ def _flip(value: bytes, bits: int) -> bytes:
 
 
 @pytest.mark.parametrize(("distance", "linked"), [(30, True), (31, True), (32, False)])
-def test_pdq_near_match_links_within_threshold(
-    db: Database, distance: int, linked: bool
-) -> None:
+def test_pdq_near_match_links_within_threshold(db: Database, distance: int, linked: bool) -> None:
     book = CaseBook("hotline-nl", pdq_threshold=31)
     stored = os.urandom(32)
     _, a = _file(db, book, _report("https://example.com/p", ContentHash(HashAlgorithm.PDQ, stored)))
@@ -121,12 +124,18 @@ def test_pdq_near_match_links_within_threshold(
 
 def test_pdq_index_reloads_from_storage(db: Database) -> None:
     stored = os.urandom(32)
-    _, a = _file(db, CaseBook("hotline-nl"), _report("https://example.com/r",
-                                                     ContentHash(HashAlgorithm.PDQ, stored)))
+    _, a = _file(
+        db,
+        CaseBook("hotline-nl"),
+        _report("https://example.com/r", ContentHash(HashAlgorithm.PDQ, stored)),
+    )
     fresh = CaseBook("hotline-nl")
     fresh.load(db)
-    _, b = _file(db, fresh, _report("https://example.com/s",
-                                    ContentHash(HashAlgorithm.PDQ, _flip(stored, 5))))
+    _, b = _file(
+        db,
+        fresh,
+        _report("https://example.com/s", ContentHash(HashAlgorithm.PDQ, _flip(stored, 5))),
+    )
     with db.read() as session:
         assert store.linked_cases(session, b) == [a]
 

@@ -12,7 +12,7 @@ import click
 import grpc
 
 from federation.devnet.manifest import Manifest, ManifestError
-from federation.node.config import ConfigError, load_config
+from federation.node.config import ConfigError, NodeConfig, load_config
 from peers.channel import ClientIdentity, dev_metadata, insecure_channel, secure_channel
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,8 +56,8 @@ def node_options(command: F) -> F:
     )(command)
 
 
-def resolve(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> Target:
-    """Work out which node to call from the command's options."""
+def config_for(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> NodeConfig:
+    """The node configuration named by the command's options."""
     if config_path is None and devnet_dir is not None:
         try:
             manifest = Manifest.load(devnet_dir)
@@ -70,9 +70,14 @@ def resolve(config_path: Path | None, devnet_dir: Path | None, member: str | Non
     if config_path is None:
         raise click.UsageError("say which node: --config FILE, or --devnet DIR --member ID")
     try:
-        config = load_config(config_path)
+        return load_config(config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def resolve(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> Target:
+    """Work out which node to call from the command's options."""
+    config = config_for(config_path, devnet_dir, member)
     endpoint = config.listen
     if config.tls is None or config.insecure_plaintext:
         return Target(endpoint, None, config.member_id)

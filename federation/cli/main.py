@@ -71,9 +71,10 @@ def db_upgrade(config_path: Path) -> None:
 
 from federation.cli.cases import case  # noqa: E402
 from federation.cli.devnet import devnet  # noqa: E402
+from federation.cli.outbox import outbox  # noqa: E402
 from federation.cli.reports import report  # noqa: E402
 
-for group in (devnet, report, case):
+for group in (devnet, report, case, outbox):
     cli.add_command(group)
 
 

@@ -147,3 +147,59 @@ def record_success(session: Session, destination: str) -> None:
     row = session.get(PeerBackoffRow, destination)
     if row is not None:
         session.delete(row)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerQueueState:
+    """Counts and retry state of one destination's queue."""
+
+    destination: str
+    pending: int
+    delivered: int
+    rejected: int
+    oldest_pending: datetime | None
+    failures: int
+    retry_at: datetime | None
+    last_error: str | None
+
+
+def queue_states(session: Session) -> list[PeerQueueState]:
+    """Every destination's queue, for operators."""
+    counts = session.execute(
+        select(
+            OutboxRow.destination,
+            OutboxRow.state,
+            func.count(),
+            func.min(OutboxRow.created_at),
+        ).group_by(OutboxRow.destination, OutboxRow.state)
+    ).all()
+    backoffs = {b.destination: b for b in session.scalars(select(PeerBackoffRow))}
+    names = sorted({row[0] for row in counts} | set(backoffs))
+    states = []
+    for name in names:
+        by_state = {row[1]: (row[2], row[3]) for row in counts if row[0] == name}
+        backoff = backoffs.get(name)
+        states.append(
+            PeerQueueState(
+                destination=name,
+                pending=by_state.get(OutboxState.PENDING, (0, None))[0],
+                delivered=by_state.get(OutboxState.DELIVERED, (0, None))[0],
+                rejected=by_state.get(OutboxState.REJECTED, (0, None))[0],
+                oldest_pending=by_state.get(OutboxState.PENDING, (0, None))[1],
+                failures=backoff.failures if backoff else 0,
+                retry_at=backoff.retry_at if backoff else None,
+                last_error=backoff.last_error if backoff else None,
+            )
+        )
+    return states
+
+
+def rejected_items(session: Session, limit: int) -> list[tuple[str, str, bytes, datetime | None]]:
+    """Items peers refused: (destination, item_id, receipt, finished_at), newest first."""
+    rows = session.execute(
+        select(OutboxRow.destination, OutboxRow.item_id, OutboxRow.receipt, OutboxRow.finished_at)
+        .where(OutboxRow.state == OutboxState.REJECTED)
+        .order_by(OutboxRow.id.desc())
+        .limit(limit)
+    )
+    return [(r[0], r[1], r[2] or b"", r[3]) for r in rows]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from federation.devnet.manifest import ManifestError
+from federation.cli.output import print_table
+from federation.devnet.manifest import ManifestError, MemberEntry
+from federation.devnet.processes import NodeState
 
 DIR = click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 
@@ -36,38 +37,38 @@ def init(directory: Path) -> None:
     click.echo(f"\nnext: hfed devnet up {directory}")
 
 
-def _print_members(members: dict) -> None:  # type: ignore[type-arg]
-    rows = [("MEMBER", "ROLE", "JURISDICTIONS", "ENDPOINT", "NODE")]
-    for member_id, entry in members.items():
-        rows.append(
-            (
-                member_id,
-                entry.role.removeprefix("ROLE_").lower(),
-                ",".join(entry.jurisdictions) or "-",
-                entry.endpoint or "-",
-                "yes" if entry.runs_node else "no",
-            )
+def _print_members(members: dict[str, MemberEntry]) -> None:
+    rows = [
+        (
+            member_id,
+            entry.role.removeprefix("ROLE_").lower(),
+            ",".join(entry.jurisdictions),
+            entry.endpoint,
+            "yes" if entry.runs_node else "no",
         )
-    _table(rows)
+        for member_id, entry in members.items()
+    ]
+    print_table(("MEMBER", "ROLE", "JURISDICTIONS", "ENDPOINT", "NODE"), rows)
 
 
-def _table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+NODES = click.argument("nodes", nargs=-1)
 
 
 @devnet.command()
 @DIR
+@NODES
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for health.")
-def up(directory: Path, timeout: float) -> None:
-    """Start every node of the network (idempotent) and wait until all serve."""
+def up(directory: Path, nodes: tuple[str, ...], timeout: float) -> None:
+    """Start the network's nodes (all, or the NODES named) and wait until they serve.
+
+    Idempotent: nodes already running are left alone.
+    """
     from federation.devnet.processes import DevnetError
     from federation.devnet.processes import up as start
 
     click.echo(f"starting nodes of {directory} ...")
     try:
-        states = start(directory, timeout=timeout)
+        states = start(directory, timeout=timeout, only=nodes)
     except (DevnetError, ManifestError) as exc:
         raise _fail(exc) from exc
     _print_states(states)
@@ -75,13 +76,15 @@ def up(directory: Path, timeout: float) -> None:
 
 @devnet.command()
 @DIR
-def down(directory: Path) -> None:
-    """Stop every node of the network (data is kept under DIRECTORY)."""
+@NODES
+def down(directory: Path, nodes: tuple[str, ...]) -> None:
+    """Stop the network's nodes (all, or the NODES named); data stays under DIRECTORY."""
+    from federation.devnet.processes import DevnetError
     from federation.devnet.processes import down as stop
 
     try:
-        stopped = stop(directory)
-    except ManifestError as exc:
+        stopped = stop(directory, only=nodes)
+    except (ManifestError, DevnetError) as exc:
         raise _fail(exc) from exc
     click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
@@ -98,13 +101,9 @@ def status(directory: Path) -> None:
         raise _fail(exc) from exc
 
 
-def _print_states(states: list) -> None:  # type: ignore[type-arg]
-    rows = [("NODE", "ENDPOINT", "PID", "HEALTH")]
-    for s in states:
-        rows.append(
-            (s.member_id, s.endpoint, str(s.pid or "-"), "SERVING" if s.serving else "down")
-        )
-    _table(rows)
+def _print_states(states: list[NodeState]) -> None:
+    rows = [(s.member_id, s.endpoint, s.pid, "SERVING" if s.serving else "down") for s in states]
+    print_table(("NODE", "ENDPOINT", "PID", "HEALTH"), rows)
 
 
 @devnet.command()

@@ -69,9 +69,13 @@ def db_upgrade(config_path: Path) -> None:
     click.echo(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
 
 
-from federation.cli.devnet import devnet  # noqa: E402  (registers the group)
+from federation.cli.cases import case  # noqa: E402
+from federation.cli.devnet import devnet  # noqa: E402
+from federation.cli.outbox import outbox  # noqa: E402
+from federation.cli.reports import report  # noqa: E402
 
-cli.add_command(devnet)
+for group in (devnet, report, case, outbox):
+    cli.add_command(group)
 
 
 def main() -> None:

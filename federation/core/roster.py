@@ -71,8 +71,10 @@ class Member:
         bad = sorted(c for c in self.jurisdictions if not is_country(c))
         if bad:
             raise RosterError(f"member {self.member_id}: invalid jurisdictions {bad}")
-        if self.role.runs_node and not self.keys:
-            raise RosterError(f"member {self.member_id}: a node-running member needs a key")
+        if self.role.runs_node and not (self.keys and self.endpoint):
+            raise RosterError(
+                f"member {self.member_id}: a hotline or secretariat needs a key and an endpoint"
+            )
         object.__setattr__(self, "keys", MappingProxyType(dict(self.keys)))
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,18 +94,29 @@ def _log_tail(directory: Path, member_id: str, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def up(directory: Path, timeout: float = 60.0) -> list[NodeState]:
-    """Start every node that is not already running; wait until all serve."""
+def _selected(manifest: Manifest, only: Sequence[str] | None) -> dict[str, MemberEntry]:
+    nodes = manifest.nodes()
+    unknown = sorted(set(only or ()) - set(nodes))
+    if unknown:
+        raise DevnetError(f"not nodes of this network: {', '.join(unknown)}")
+    return {k: v for k, v in nodes.items() if not only or k in only}
+
+
+def up(
+    directory: Path, timeout: float = 60.0, only: Sequence[str] | None = None
+) -> list[NodeState]:
+    """Start every node (or those in ``only``) not already running; wait until all serve."""
     directory = directory.resolve()
     manifest = Manifest.load(directory)
-    for member_id, entry in manifest.nodes().items():
-        if _live_pid(directory, member_id, entry) is None:
-            _spawn(directory, member_id, entry)
+    selected = _selected(manifest, only)
+    # Pids we spawned are ours for sure; /proc/<pid>/cmdline can still be
+    # empty while the child is inside execve, so don't re-check those by name.
+    pids = {m: _live_pid(directory, m, e) or _spawn(directory, m, e) for m, e in selected.items()}
     deadline = time.monotonic() + timeout
-    waiting = dict(manifest.nodes())
+    waiting = dict(selected)
     while waiting and time.monotonic() < deadline:
         for member_id, entry in list(waiting.items()):
-            if _live_pid(directory, member_id, entry) is None:
+            if not _alive(pids[member_id]):
                 raise DevnetError(f"node {member_id} exited:\n{_log_tail(directory, member_id)}")
             if check_health(directory, entry):
                 del waiting[member_id]
@@ -116,13 +128,15 @@ def up(directory: Path, timeout: float = 60.0) -> list[NodeState]:
     return status(directory)
 
 
-def down(directory: Path, timeout: float = STOP_GRACE) -> list[str]:
-    """Stop every running node (SIGTERM, then SIGKILL after ``timeout``)."""
+def down(
+    directory: Path, timeout: float = STOP_GRACE, only: Sequence[str] | None = None
+) -> list[str]:
+    """Stop every running node, or those in ``only`` (SIGTERM, then SIGKILL)."""
     directory = directory.resolve()
     manifest = Manifest.load(directory)
     stopped = []
     pids = {}
-    for member_id, entry in manifest.nodes().items():
+    for member_id, entry in _selected(manifest, only).items():
         pid = _live_pid(directory, member_id, entry)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)

@@ -48,6 +48,21 @@ class LimitsConfig(_Section):
     max_batch_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=8 * 1024 * 1024)
 
 
+class OutboxConfig(_Section):
+    """Delivery to peers: batch size and the retry schedule of an unreachable peer."""
+
+    batch_size: int = Field(default=500, ge=1, le=1000)
+    backoff_base_seconds: float = Field(default=0.5, gt=0, le=60)
+    backoff_cap_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+
+class DedupConfig(_Section):
+    """Known-content linking."""
+
+    #: PDQ hashes within this Hamming distance link cases (protocol default 31).
+    pdq_threshold: int = Field(default=31, ge=0, le=64)
+
+
 class LogConfig(_Section):
     """Logging."""
 
@@ -72,6 +87,8 @@ class NodeConfig(_Section):
     signing: SigningConfig
     trust: TrustConfig
     limits: LimitsConfig = LimitsConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    dedup: DedupConfig = DedupConfig()
     log: LogConfig = LogConfig()
 
     @field_validator("member_id")

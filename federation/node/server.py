@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
@@ -16,14 +17,23 @@ from grpc_reflection.v1alpha import reflection
 from crypto.keys import SigningKey, public_key_from_hex
 from crypto.threshold import TrustAnchor
 from federation.api.federation import FederationServicer
+from federation.api.hotline import HotlineServicer
+from federation.casebook import CaseBook
 from federation.core.limits import Limits
 from federation.delivery import DeliveryService, NodeIdentity
 from federation.node.config import NodeConfig
 from federation.store.database import Database
 from federation.store.migrate import require_current
 from federation.trust import RosterHolder
-from hfp.v1 import federation_service_pb2, federation_service_pb2_grpc
+from hfp.v1 import (
+    federation_service_pb2,
+    federation_service_pb2_grpc,
+    hotline_service_pb2,
+    hotline_service_pb2_grpc,
+)
+from peers.backoff import Backoff
 from peers.channel import ClientIdentity, dev_metadata, insecure_channel, secure_channel
+from peers.outbox import OutboxSender
 from peers.roster_sync import RosterSync
 
 log = structlog.get_logger(__name__)
@@ -33,7 +43,10 @@ log = structlog.get_logger(__name__)
 _FRAME_SLACK = 64 * 1024
 _MAX_SEND = 32 * 1024 * 1024
 
-SERVICE_NAMES = (federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,)
+SERVICE_NAMES = (
+    federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
+    hotline_service_pb2.DESCRIPTOR.services_by_name["HotlineService"].full_name,
+)
 
 
 @dataclass
@@ -44,6 +57,7 @@ class _Parts:
     server: grpc.Server
     executor: futures.ThreadPoolExecutor
     sync: RosterSync
+    outbox: OutboxSender
 
 
 def trust_anchor(config: NodeConfig) -> TrustAnchor:
@@ -80,8 +94,28 @@ class Node:
         identity = NodeIdentity(cfg.member_id, SigningKey.load(cfg.signing.key))
         limits = limits_from(cfg)
         executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
-        sync = self._roster_sync(rosters)
-        delivery = DeliveryService(identity, rosters, db, limits, executor=executor)
+        channel_for, metadata = self._channels()
+        sync = RosterSync(
+            cfg.member_id,
+            rosters,
+            channel_for,
+            metadata=metadata,
+            pull_interval=cfg.roster_pull_seconds,
+        )
+        outbox = OutboxSender(
+            cfg.member_id,
+            db,
+            rosters,
+            channel_for,
+            metadata=metadata,
+            batch_size=cfg.outbox.batch_size,
+            backoff=Backoff(cfg.outbox.backoff_base_seconds, cfg.outbox.backoff_cap_seconds),
+        )
+        casebook = CaseBook(cfg.member_id, cfg.dedup.pdq_threshold)
+        casebook.load(db)
+        delivery = DeliveryService(
+            identity, rosters, db, limits, casebook, notify_outbox=outbox.notify, executor=executor
+        )
         server = grpc.server(
             futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
             options=[
@@ -100,6 +134,17 @@ class Node:
             ),
             server,
         )
+        hotline_service_pb2_grpc.add_HotlineServiceServicer_to_server(
+            HotlineServicer(
+                delivery,
+                rosters,
+                db,
+                identity.signing_key,
+                limits,
+                dev_plaintext=cfg.insecure_plaintext,
+            ),
+            server,
+        )
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         if cfg.reflection:
@@ -110,7 +155,8 @@ class Node:
         for name in ("", *SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         sync.start()
-        self._parts = _Parts(db, rosters, health_servicer, server, executor, sync)
+        outbox.start()
+        self._parts = _Parts(db, rosters, health_servicer, server, executor, sync, outbox)
         log.info(
             "node serving",
             member_id=cfg.member_id,
@@ -119,23 +165,13 @@ class Node:
             roster_version=rosters.roster.version,
         )
 
-    def _roster_sync(self, rosters: RosterHolder) -> RosterSync:
+    def _channels(self) -> tuple[Callable[[str], grpc.Channel], tuple[tuple[str, str], ...]]:
+        """How this node opens channels to its peers (and the metadata it sends)."""
         cfg = self.config
         if cfg.insecure_plaintext or cfg.tls is None:
-            return RosterSync(
-                cfg.member_id,
-                rosters,
-                insecure_channel,
-                metadata=dev_metadata(cfg.member_id),
-                pull_interval=cfg.roster_pull_seconds,
-            )
+            return insecure_channel, dev_metadata(cfg.member_id)
         identity = ClientIdentity.from_files(cfg.tls.ca_cert, cfg.tls.cert, cfg.tls.key)
-        return RosterSync(
-            cfg.member_id,
-            rosters,
-            lambda ep: secure_channel(ep, identity),
-            pull_interval=cfg.roster_pull_seconds,
-        )
+        return (lambda endpoint: secure_channel(endpoint, identity)), ()
 
     def _bind(self, server: grpc.Server) -> int:
         cfg = self.config
@@ -168,6 +204,7 @@ class Node:
         log.info("node stopping", grace_seconds=grace)
         parts.health.enter_graceful_shutdown()
         parts.server.stop(grace).wait()
+        parts.outbox.stop()
         parts.sync.stop()
         parts.executor.shutdown(wait=True)
         parts.db.dispose()

@@ -6,11 +6,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from federation.store.models import InboundItemRow
-from federation.store.upsert import insert_ignoring_conflicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +52,10 @@ def find_receipts(session: Session, item_ids: Iterable[str]) -> dict[str, Stored
 
 
 def insert_items(session: Session, items: Sequence[NewInboundItem]) -> None:
-    """Insert items; an id that another transaction stored first is skipped."""
+    """Insert items. An id that another transaction stored first raises
+    IntegrityError, so the whole batch is retried and replays that row: a
+    silent skip would commit this batch's side effects (cases, forwards) for
+    an item that is already answered."""
     rows = [
         {
             "item_id": i.item_id,
@@ -70,7 +72,8 @@ def insert_items(session: Session, items: Sequence[NewInboundItem]) -> None:
         }
         for i in items
     ]
-    insert_ignoring_conflicts(session, InboundItemRow.__table__, rows)  # type: ignore[arg-type]
+    if rows:
+        session.execute(insert(InboundItemRow), rows)
 
 
 def count_items(session: Session) -> int:

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, LargeBinary, MetaData, SmallInteger, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from federation.store.types import UTCDateTime
@@ -59,3 +72,136 @@ class InboundItemRow(Base):
     #: Serialized signed receipt (hfp.v1.SignedEnvelope of a Receipt).
     receipt: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class CaseRow(Base):
+    """One location to take down, owned by this node (it is responsible)."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        # At most one OPEN case per canonical URL: the database, not the code,
+        # guarantees it under concurrent submissions. The URL's SHA-256 is
+        # indexed rather than the URL (up to 4096 characters, too wide for a
+        # PostgreSQL btree entry).
+        Index(
+            "uq_cases_open_url",
+            "url_sha256",
+            unique=True,
+            sqlite_where=text("is_open"),
+            postgresql_where=text("is_open"),
+        ),
+    )
+
+    case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    canonical_url: Mapped[str] = mapped_column(Text, nullable=False)
+    url_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, index=True)
+    hosting_country: Mapped[str] = mapped_column(String(2), nullable=False, index=True)
+    responsible_member_id: Mapped[str] = mapped_column(String(63), nullable=False)
+    status: Mapped[int] = mapped_column(SmallInteger, nullable=False, index=True)
+    is_open: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    reappearance_of_case_id: Mapped[str | None] = mapped_column(String(36))
+    #: Sequence number of the last status update this node authored for the case.
+    last_sequence: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class CaseReportRow(Base):
+    """A report linked to a case held here."""
+
+    __tablename__ = "case_reports"
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("cases.case_id"), nullable=False, index=True
+    )
+    origin_member_id: Mapped[str] = mapped_column(String(63), nullable=False, index=True)
+    #: Serialized hfp.v1.SignedEnvelope of the report, as received.
+    envelope: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class CaseHashRow(Base):
+    """A content hash seen in a case's reports, for known-content links."""
+
+    __tablename__ = "case_hashes"
+    __table_args__ = (Index("ix_case_hashes_lookup", "algorithm", "value"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    case_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("cases.case_id"), nullable=False, index=True
+    )
+    algorithm: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    value: Mapped[bytes] = mapped_column(LargeBinary(144), nullable=False)
+
+
+class CaseLinkRow(Base):
+    """Two cases that showed the same content (stored once per direction)."""
+
+    __tablename__ = "case_links"
+
+    case_id: Mapped[str] = mapped_column(String(36), ForeignKey("cases.case_id"), primary_key=True)
+    linked_case_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("cases.case_id"), primary_key=True
+    )
+
+
+class CaseEventRow(Base):
+    """The durable, ordered log of case changes (liaison streams read it)."""
+
+    __tablename__ = "case_events"
+
+    sequence: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    case_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("cases.case_id"), nullable=False, index=True
+    )
+    kind: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    hosting_country: Mapped[str] = mapped_column(String(2), nullable=False, index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OutboxRow(Base):
+    """An item waiting to be delivered to a peer (transactional outbox).
+
+    Written in the same transaction as the change that caused it; removed from
+    the queue (state DELIVERED or REJECTED) only when the peer's verified
+    receipt is stored with it as proof.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_queue", "destination", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    destination: Mapped[str] = mapped_column(String(63), nullable=False)
+    item_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
+    payload_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: Serialized hfp.v1.SignedEnvelope, sent unchanged.
+    envelope: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    via_member_ids: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    state: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    #: The peer's signed receipt (serialized SignedEnvelope): proof of delivery.
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PeerBackoffRow(Base):
+    """Persisted retry schedule of one destination peer (survives restarts)."""
+
+    __tablename__ = "peer_backoff"
+
+    destination: Mapped[str] = mapped_column(String(63), primary_key=True)
+    #: Consecutive failed attempts; 0 once a delivery succeeds.
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: Do not try this peer again before this instant.
+    retry_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -14,13 +14,14 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from crypto.dsse import Envelope
 from crypto.threshold import RootSignature
+from federation.core.case import CaseFilter, CaseView
 from federation.core.reasons import Outcome, RejectReason
 from federation.core.receipt import Receipt
 from federation.core.report import MAX_HASH_BYTES, ContentHash, HashAlgorithm, Report
 from federation.core.roster import Member, MemberKey, Role, Roster, RosterError
 from federation.wire.errors import EmbeddedMediaError, MalformedMessageError
 from federation.wire.times import optional_datetime, required_datetime, to_timestamp
-from hfp.v1 import envelope_pb2, receipt_pb2, report_pb2, roster_pb2
+from hfp.v1 import case_pb2, envelope_pb2, receipt_pb2, report_pb2, roster_pb2
 
 # Wire type 2 (length-delimited) in an unknown field could smuggle a blob.
 _LENGTH_DELIMITED = 2
@@ -300,3 +301,41 @@ def decode_signed_roster(data: bytes) -> tuple[bytes, tuple[RootSignature, ...]]
     message = roster_pb2.SignedRoster()
     _parse(message, data, "signed roster")
     return signed_roster_from_proto(message)
+
+
+# --- cases ---------------------------------------------------------------------
+
+
+def case_to_proto(view: CaseView) -> case_pb2.Case:
+    """The wire form of a case."""
+    message = case_pb2.Case(
+        case_id=view.case_id,
+        canonical_url=view.canonical_url,
+        hosting_country=view.hosting_country,
+        responsible_member_id=view.responsible_member_id,
+        status=int(view.status),  # type: ignore[arg-type]
+        known_content_case_ids=list(view.known_content_case_ids),
+        reappearance_of_case_id=view.reappearance_of_case_id,
+        created_at=to_timestamp(view.created_at),
+        updated_at=to_timestamp(view.updated_at),
+    )
+    for r in view.reports:
+        message.reports.add(
+            report_id=r.report_id,
+            origin_member_id=r.origin_member_id,
+            received_at=to_timestamp(r.received_at),
+            report=report_to_proto(r.report),
+            envelope=envelope_to_proto(r.envelope),
+        )
+    return message
+
+
+def case_filter_from_proto(message: case_pb2.CaseFilter) -> CaseFilter:
+    """Domain filter from the wire; unset fields do not filter."""
+    return CaseFilter(
+        statuses=frozenset(int(s) for s in message.statuses),
+        hosting_countries=frozenset(message.hosting_countries),
+        created_since=optional_datetime(message, "created_since"),
+        created_until=optional_datetime(message, "created_until"),
+        reporter_member_id=message.reporter_member_id,
+    )

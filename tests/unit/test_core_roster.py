@@ -88,7 +88,7 @@ def test_responsible_member_by_country_and_fallback() -> None:
             lambda: Member("h1", Role.HOTLINE, jurisdictions=frozenset({"dk"}), keys={"x": _key()}),
             "jurisdictions",
         ),
-        (lambda: Member("h1", Role.HOTLINE), "needs a key"),
+        (lambda: Member("h1", Role.HOTLINE), "needs a key and an endpoint"),
         (lambda: MemberKey("00" * 32, SigningKey.generate().public_key), "does not match"),
     ],
 )

@@ -1,0 +1,153 @@
+"""HotlineService: the node's own analysts submit and look up reports and cases."""
+
+from __future__ import annotations
+
+import grpc
+import structlog
+
+from crypto.dsse import sign_envelope
+from crypto.keys import SigningKey
+from federation.api.auth import authorize
+from federation.api.errors import translate_errors
+from federation.clock import Clock, utc_now
+from federation.core.canonical_url import UrlError, canonical_url
+from federation.core.ids import new_uuid7
+from federation.core.limits import Limits
+from federation.core.reasons import REPORT_TYPE
+from federation.core.report import Report, check_report
+from federation.core.roster import Role
+from federation.delivery import DeliveryService, IncomingItem
+from federation.errors import InvalidArgumentError, PermissionDeniedError, UnimplementedError
+from federation.queries import get_case, list_cases
+from federation.store.database import Database
+from federation.trust import RosterHolder
+from federation.wire.convert import (
+    case_filter_from_proto,
+    case_to_proto,
+    decode_envelope,
+    encode_report,
+    report_from_proto,
+)
+from federation.wire.errors import MalformedMessageError
+from federation.wire.times import to_timestamp
+from hfp.v1 import hotline_service_pb2 as pb
+from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
+from hfp.v1 import receipt_pb2, report_pb2
+
+log = structlog.get_logger(__name__)
+
+ANY_ROLE = frozenset(Role)
+
+
+class HotlineServicer(pb_grpc.HotlineServiceServicer):
+    """Serves the node's own member: intake and case look-up."""
+
+    def __init__(
+        self,
+        delivery: DeliveryService,
+        rosters: RosterHolder,
+        db: Database,
+        signing_key: SigningKey,
+        limits: Limits,
+        *,
+        dev_plaintext: bool,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._delivery = delivery
+        self._rosters = rosters
+        self._db = db
+        self._key = signing_key
+        self._limits = limits
+        self._dev = dev_plaintext
+        self._clock = clock
+
+    @property
+    def _me(self) -> str:
+        return self._delivery.member_id
+
+    def _own_member(self, context: grpc.ServicerContext) -> None:
+        member = authorize(context, self._rosters.roster, ANY_ROLE, dev_plaintext=self._dev)
+        if member.member_id != self._me:
+            raise PermissionDeniedError("only this node's own member may use HotlineService")
+
+    @translate_errors
+    def SubmitReport(  # noqa: N802 (gRPC method name)
+        self, request: pb.SubmitReportRequest, context: grpc.ServicerContext
+    ) -> pb.SubmitReportResponse:
+        """Complete, sign, deduplicate and route a report from our own intake."""
+        self._own_member(context)
+        report = self._complete(request.report)
+        envelope = sign_envelope(self._key, self._me, REPORT_TYPE, encode_report(report))
+        [signed] = self._delivery.deliver(self._me, [IncomingItem(envelope, ())])
+        receipt = receipt_pb2.Receipt.FromString(decode_envelope(signed).payload)
+        log.info(
+            "report submitted",
+            report_id=report.report_id,
+            outcome=receipt_pb2.Outcome.Name(receipt.outcome),
+        )
+        return pb.SubmitReportResponse(receipt=receipt)
+
+    def _complete(self, message: report_pb2.Report) -> Report:
+        """Fill the fields the node owns, then validate like any delivered report."""
+        now = self._clock()
+        filled = report_pb2.Report()
+        filled.CopyFrom(message)
+        filled.report_id = filled.report_id or new_uuid7()
+        if filled.origin_member_id and filled.origin_member_id != self._me:
+            raise InvalidArgumentError(f"origin_member_id must be empty or {self._me}")
+        filled.origin_member_id = self._me
+        if not filled.HasField("created_at"):
+            filled.created_at.CopyFrom(to_timestamp(now))
+        try:
+            report = report_from_proto(filled)
+        except MalformedMessageError as exc:
+            raise InvalidArgumentError(f"report: {exc}") from exc
+        problem = check_report(report, now, self._limits)
+        if problem is not None:
+            raise InvalidArgumentError(f"report: {problem.detail}")
+        try:
+            canonical_url(report.url)
+        except UrlError as exc:
+            raise InvalidArgumentError(f"report: url: {exc}") from exc
+        return report
+
+    @translate_errors
+    def GetCase(  # noqa: N802
+        self, request: pb.GetCaseRequest, context: grpc.ServicerContext
+    ) -> pb.GetCaseResponse:
+        """One case by case id or report id."""
+        self._own_member(context)
+        which = request.WhichOneof("selector")
+        if which is None:
+            raise InvalidArgumentError("give case_id or report_id")
+        view = get_case(self._db, **{which: getattr(request, which)})
+        return pb.GetCaseResponse(case=case_to_proto(view))
+
+    @translate_errors
+    def ListCases(  # noqa: N802
+        self, request: pb.ListCasesRequest, context: grpc.ServicerContext
+    ) -> pb.ListCasesResponse:
+        """A filtered page of cases, newest first."""
+        self._own_member(context)
+        page = list_cases(
+            self._db, case_filter_from_proto(request.filters), request.page_size, request.page_token
+        )
+        return pb.ListCasesResponse(
+            cases=[case_to_proto(v) for v in page.cases], next_page_token=page.next_page_token
+        )
+
+    @translate_errors
+    def RecordStatus(  # noqa: N802
+        self, request: pb.RecordStatusRequest, context: grpc.ServicerContext
+    ) -> pb.RecordStatusResponse:
+        """Status tracking arrives with the case state machine (not in this version)."""
+        self._own_member(context)
+        raise UnimplementedError("recording case status is not available in this version")
+
+    @translate_errors
+    def GetStats(  # noqa: N802
+        self, request: pb.GetStatsRequest, context: grpc.ServicerContext
+    ) -> pb.GetStatsResponse:
+        """Statistics arrive with status tracking (not in this version)."""
+        self._own_member(context)
+        raise UnimplementedError("statistics are not available in this version")

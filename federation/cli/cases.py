@@ -1,0 +1,180 @@
+"""``hfed case``: look at the cases this node holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from federation.cli.connect import DEADLINE, channel, node_options, resolve, rpc_failure
+from federation.cli.output import FORMAT_OPTION, Format, emit, print_table
+from federation.core.ids import is_uuid
+from hfp.v1 import case_pb2, status_pb2
+from hfp.v1 import hotline_service_pb2 as pb
+from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
+
+LIST_COLUMNS = ("case_id", "status", "country", "reports", "reporters", "created", "url")
+STATUSES = [n.removeprefix("CASE_STATUS_").lower() for n in status_pb2.CaseStatus.keys()[1:]]
+
+
+def _status_name(value: int) -> str:
+    return status_pb2.CaseStatus.Name(value).removeprefix("CASE_STATUS_")  # type: ignore[arg-type]
+
+
+def _summary(case: case_pb2.Case) -> dict[str, Any]:
+    return {
+        "case_id": case.case_id,
+        "status": _status_name(case.status),
+        "country": case.hosting_country,
+        "reports": len(case.reports),
+        "reporters": ",".join(sorted({r.origin_member_id for r in case.reports})),
+        "created": case.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
+        "url": case.canonical_url,
+    }
+
+
+@click.group()
+def case() -> None:
+    """Look at cases held by this hotline's node."""
+
+
+@case.command()
+@node_options
+@click.argument("case_or_report_id")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def show(
+    config_path: Path | None,
+    devnet_dir: Path | None,
+    member: str | None,
+    case_or_report_id: str,
+    fmt: str,
+) -> None:
+    """Show one case, by its id or the id of any of its reports."""
+    if not is_uuid(case_or_report_id):
+        raise click.UsageError(f"{case_or_report_id!r} is not a case or report id (a UUID)")
+    target = resolve(config_path, devnet_dir, member)
+    with channel(target) as ch:
+        stub = pb_grpc.HotlineServiceStub(ch)
+        try:
+            found = _get(stub, target.metadata, case_or_report_id)
+        except grpc.RpcError as exc:
+            raise rpc_failure(exc, target) from exc
+    if fmt == "json":
+        click.echo(MessageToDict(found, preserving_proto_field_name=True))
+        return
+    _print_case(found)
+
+
+def _get(stub: pb_grpc.HotlineServiceStub, metadata: Any, some_id: str) -> case_pb2.Case:
+    try:
+        return stub.GetCase(
+            pb.GetCaseRequest(case_id=some_id), timeout=DEADLINE, metadata=metadata
+        ).case
+    except grpc.RpcError as exc:
+        if exc.code() is not grpc.StatusCode.NOT_FOUND:
+            raise
+    return stub.GetCase(
+        pb.GetCaseRequest(report_id=some_id), timeout=DEADLINE, metadata=metadata
+    ).case
+
+
+def _print_case(c: case_pb2.Case) -> None:
+    click.echo(f"case {c.case_id}")
+    for label, value in (
+        ("status", _status_name(c.status)),
+        ("url", c.canonical_url),
+        ("hosting country", c.hosting_country),
+        ("responsible", c.responsible_member_id),
+        ("opened", c.created_at.ToDatetime().isoformat(timespec="seconds") + "Z"),
+        ("reappearance of", c.reappearance_of_case_id),
+        ("same content as", ", ".join(c.known_content_case_ids)),
+    ):
+        if value:
+            click.echo(f"  {label:<16} {value}")
+    click.echo(f"\nreports ({len(c.reports)}):")
+    print_table(
+        ("REPORT", "FROM", "RECEIVED", "URL AS REPORTED"),
+        [
+            (
+                r.report_id,
+                r.origin_member_id,
+                r.received_at.ToDatetime().isoformat(timespec="seconds") + "Z",
+                r.report.url,
+            )
+            for r in c.reports
+        ],
+    )
+    if c.history:
+        click.echo(f"\nhistory ({len(c.history)}):")
+        print_table(
+            ("SEQ", "STATUS", "OBSERVED", "NOTE"),
+            [
+                (
+                    u.sequence,
+                    _status_name(u.status),
+                    u.observed_at.ToDatetime().isoformat(timespec="seconds") + "Z",
+                    u.note,
+                )
+                for u in c.history
+            ],
+        )
+
+
+@case.command("list")
+@node_options
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
+    help="Only cases in this status (repeatable).",
+)
+@click.option("--country", "countries", multiple=True, help="Only this hosting country.")
+@click.option("--reporter", default="", help="Only cases with a report from this member.")
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="At most this many cases.",
+)
+@FORMAT_OPTION
+def list_cases(
+    config_path: Path | None,
+    devnet_dir: Path | None,
+    member: str | None,
+    statuses: tuple[str, ...],
+    countries: tuple[str, ...],
+    reporter: str,
+    limit: int,
+    fmt: Format,
+) -> None:
+    """List cases, newest first."""
+    target = resolve(config_path, devnet_dir, member)
+    filters = case_pb2.CaseFilter(
+        statuses=[status_pb2.CaseStatus.Value(f"CASE_STATUS_{s.upper()}") for s in statuses],
+        hosting_countries=[c.upper() for c in countries],
+        reporter_member_id=reporter,
+    )
+    rows: list[dict[str, Any]] = []
+    token = ""
+    with channel(target) as ch:
+        stub = pb_grpc.HotlineServiceStub(ch)
+        while len(rows) < limit:
+            request = pb.ListCasesRequest(
+                filters=filters, page_size=min(limit - len(rows), 500), page_token=token
+            )
+            try:
+                page = stub.ListCases(request, timeout=DEADLINE, metadata=target.metadata)
+            except grpc.RpcError as exc:
+                raise rpc_failure(exc, target) from exc
+            rows.extend(_summary(c) for c in page.cases)
+            token = page.next_page_token
+            if not token:
+                break
+    emit(fmt, LIST_COLUMNS, rows)

@@ -1,0 +1,98 @@
+"""``hfed outbox``: what this node still owes its peers, and what they refused.
+
+Reads the node's database directly, so it runs on the node's host with the
+node's configuration file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from federation.cli.connect import config_for, node_options
+from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.clock import utc_now
+from federation.store import outbox as store
+from federation.store.database import Database
+from federation.wire.convert import decode_envelope, decode_receipt
+
+
+def _database(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> Database:
+    return Database(config_for(config_path, devnet_dir, member).database_url)
+
+
+@click.group()
+def outbox() -> None:
+    """Delivery queues to peer nodes."""
+
+
+@outbox.command()
+@node_options
+@FORMAT_OPTION
+def status(
+    config_path: Path | None, devnet_dir: Path | None, member: str | None, fmt: Format
+) -> None:
+    """Per peer: items pending, delivered, rejected, and the retry schedule."""
+    db = _database(config_path, devnet_dir, member)
+    now = utc_now()
+    with db.read() as session:
+        states = store.queue_states(session)
+    rows: list[dict[str, Any]] = [
+        {
+            "peer": s.destination,
+            "pending": s.pending,
+            "delivered": s.delivered,
+            "rejected": s.rejected,
+            "oldest_pending_s": round((now - s.oldest_pending).total_seconds())
+            if s.oldest_pending
+            else "",
+            "failures": s.failures,
+            "retry_in_s": max(0, round((s.retry_at - now).total_seconds())) if s.retry_at else "",
+            "last_error": s.last_error or "",
+        }
+        for s in states
+    ]
+    emit(
+        fmt,
+        (
+            "peer",
+            "pending",
+            "delivered",
+            "rejected",
+            "oldest_pending_s",
+            "failures",
+            "retry_in_s",
+            "last_error",
+        ),
+        rows,
+    )
+    db.dispose()
+
+
+@outbox.command()
+@node_options
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@FORMAT_OPTION
+def rejected(
+    config_path: Path | None, devnet_dir: Path | None, member: str | None, limit: int, fmt: Format
+) -> None:
+    """Items a peer refused, with the reason from its signed receipt (newest first)."""
+    db = _database(config_path, devnet_dir, member)
+    with db.read() as session:
+        items = store.rejected_items(session, limit)
+    rows = []
+    for destination, item_id, receipt_bytes, finished in items:
+        receipt = decode_receipt(decode_envelope(receipt_bytes).payload)
+        rows.append(
+            {
+                "peer": destination,
+                "item_id": item_id,
+                "reason": receipt.reject_reason.name if receipt.reject_reason else "",
+                "detail": receipt.detail,
+                "at": finished.isoformat(timespec="seconds") if finished else "",
+            }
+        )
+    emit(fmt, ("peer", "item_id", "reason", "detail", "at"), rows)
+    db.dispose()

@@ -1,0 +1,45 @@
+"""Table, CSV and JSON output for people and spreadsheets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import click
+
+Format = Literal["table", "json", "csv"]
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table for people, csv for spreadsheets, json for programs.",
+)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Aligned columns; empty cells shown as '-'."""
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    return "-" if value in (None, "") else str(value)
+
+
+def emit(fmt: Format, headers: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Print records as a table, CSV (with header) or a JSON array."""
+    if fmt == "json":
+        click.echo(json.dumps(list(rows), indent=2, default=str))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(headers), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print_table([h.upper() for h in headers], [[r.get(h) for h in headers] for r in rows])

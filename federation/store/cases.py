@@ -1,0 +1,168 @@
+"""Repository of cases held by this node, their reports, hashes, links and events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from federation.core.case import CaseFilter
+from federation.store.models import (
+    CaseEventRow,
+    CaseHashRow,
+    CaseLinkRow,
+    CaseReportRow,
+    CaseRow,
+)
+
+
+def find_open_case(session: Session, url_sha256: bytes) -> CaseRow | None:
+    """The open case for a canonical URL, if any."""
+    return session.scalar(
+        select(CaseRow).where(CaseRow.url_sha256 == url_sha256, CaseRow.is_open.is_(True))
+    )
+
+
+def latest_closed_case(session: Session, url_sha256: bytes) -> CaseRow | None:
+    """The most recently created closed case for a canonical URL."""
+    return session.scalar(
+        select(CaseRow)
+        .where(CaseRow.url_sha256 == url_sha256, CaseRow.is_open.is_(False))
+        .order_by(CaseRow.created_at.desc())
+        .limit(1)
+    )
+
+
+def get_case(session: Session, case_id: str) -> CaseRow | None:
+    """One case by id."""
+    return session.get(CaseRow, case_id)
+
+
+def case_id_of_report(session: Session, report_id: str) -> str | None:
+    """The case a report belongs to, if it is held here."""
+    return session.scalar(select(CaseReportRow.case_id).where(CaseReportRow.report_id == report_id))
+
+
+def add_report(
+    session: Session, case_id: str, report_id: str, origin: str, envelope: bytes, now: datetime
+) -> None:
+    """Link a report (its envelope as received) to a case."""
+    session.add(
+        CaseReportRow(
+            report_id=report_id,
+            case_id=case_id,
+            origin_member_id=origin,
+            envelope=envelope,
+            joined_at=now,
+        )
+    )
+
+
+def case_reports(session: Session, case_id: str) -> list[CaseReportRow]:
+    """Every report of a case, in the order they joined."""
+    return list(
+        session.scalars(
+            select(CaseReportRow)
+            .where(CaseReportRow.case_id == case_id)
+            .order_by(CaseReportRow.joined_at, CaseReportRow.report_id)
+        )
+    )
+
+
+def add_hashes(session: Session, case_id: str, hashes: Iterable[tuple[int, bytes]]) -> None:
+    """Remember a case's content hashes (each distinct pair once)."""
+    known = {
+        (r.algorithm, r.value)
+        for r in session.execute(
+            select(CaseHashRow.algorithm, CaseHashRow.value).where(CaseHashRow.case_id == case_id)
+        )
+    }
+    for algorithm, value in dict.fromkeys(hashes):
+        if (algorithm, value) not in known:
+            session.add(CaseHashRow(case_id=case_id, algorithm=algorithm, value=value))
+
+
+def cases_with_hashes(session: Session, hashes: Sequence[tuple[int, bytes]]) -> set[str]:
+    """Cases holding any of the given (algorithm, value) pairs exactly."""
+    if not hashes:
+        return set()
+    condition = or_(*(and_(CaseHashRow.algorithm == a, CaseHashRow.value == v) for a, v in hashes))
+    return set(session.scalars(select(CaseHashRow.case_id).where(condition).distinct()))
+
+
+def all_hashes(session: Session, algorithm: int) -> Iterable[tuple[str, bytes]]:
+    """Every (case_id, value) of one algorithm, streamed (index loading)."""
+    rows = session.execute(
+        select(CaseHashRow.case_id, CaseHashRow.value)
+        .where(CaseHashRow.algorithm == algorithm)
+        .execution_options(yield_per=10_000)
+    )
+    for row in rows:
+        yield row.case_id, row.value
+
+
+def link_cases(session: Session, case_id: str, others: Iterable[str]) -> None:
+    """Record known-content links in both directions (idempotent)."""
+    for other in others:
+        if other == case_id:
+            continue
+        for a, b in ((case_id, other), (other, case_id)):
+            if session.get(CaseLinkRow, (a, b)) is None:
+                session.add(CaseLinkRow(case_id=a, linked_case_id=b))
+
+
+def linked_cases(session: Session, case_id: str) -> list[str]:
+    """Cases linked to this one by known content, sorted."""
+    return sorted(
+        session.scalars(select(CaseLinkRow.linked_case_id).where(CaseLinkRow.case_id == case_id))
+    )
+
+
+def append_event(session: Session, case: CaseRow, kind: int, now: datetime) -> None:
+    """Append to the durable case event log (read by liaison streams)."""
+    session.add(
+        CaseEventRow(
+            case_id=case.case_id,
+            kind=kind,
+            status=case.status,
+            hosting_country=case.hosting_country,
+            occurred_at=now,
+        )
+    )
+
+
+def list_cases(
+    session: Session, where: CaseFilter, limit: int, after: tuple[datetime, str] | None
+) -> list[CaseRow]:
+    """A page of cases, newest first, keyset-paginated by (created_at, case_id)."""
+    query = select(CaseRow)
+    if where.statuses:
+        query = query.where(CaseRow.status.in_(where.statuses))
+    if where.hosting_countries:
+        query = query.where(CaseRow.hosting_country.in_(where.hosting_countries))
+    if where.created_since is not None:
+        query = query.where(CaseRow.created_at >= where.created_since)
+    if where.created_until is not None:
+        query = query.where(CaseRow.created_at < where.created_until)
+    if where.reporter_member_id:
+        reporters = select(CaseReportRow.case_id).where(
+            CaseReportRow.origin_member_id == where.reporter_member_id
+        )
+        query = query.where(CaseRow.case_id.in_(reporters))
+    if after is not None:
+        created, case_id = after
+        query = query.where(
+            or_(
+                CaseRow.created_at < created,
+                and_(CaseRow.created_at == created, CaseRow.case_id < case_id),
+            )
+        )
+    query = query.order_by(CaseRow.created_at.desc(), CaseRow.case_id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def count_cases(session: Session) -> int:
+    """How many cases are held here."""
+    return int(session.scalar(select(func.count()).select_from(CaseRow)) or 0)

@@ -1,0 +1,205 @@
+"""Repository of the transactional outbox and each peer's persisted backoff."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from federation.store.models import OutboxRow, PeerBackoffRow
+
+
+class OutboxState(enum.IntEnum):
+    """Where an outbox item stands."""
+
+    PENDING = 0
+    DELIVERED = 1
+    REJECTED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingItem:
+    """An item to send, as the sender's worker sees it."""
+
+    id: int
+    item_id: str
+    payload_type: str
+    envelope: bytes
+    via_member_ids: tuple[str, ...]
+
+
+def enqueue(
+    session: Session,
+    destination: str,
+    item_id: str,
+    payload_type: str,
+    envelope: bytes,
+    via: Sequence[str],
+    now: datetime,
+) -> None:
+    """Queue an item for a peer, in the caller's transaction."""
+    session.add(
+        OutboxRow(
+            destination=destination,
+            item_id=item_id,
+            payload_type=payload_type,
+            envelope=envelope,
+            via_member_ids=list(via),
+            state=OutboxState.PENDING,
+            attempts=0,
+            created_at=now,
+        )
+    )
+
+
+def next_batch(session: Session, destination: str, limit: int) -> list[OutgoingItem]:
+    """The oldest pending items for a peer, in queue order."""
+    rows = session.execute(
+        select(
+            OutboxRow.id,
+            OutboxRow.item_id,
+            OutboxRow.payload_type,
+            OutboxRow.envelope,
+            OutboxRow.via_member_ids,
+        )
+        .where(OutboxRow.destination == destination, OutboxRow.state == OutboxState.PENDING)
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+    return [
+        OutgoingItem(r.id, r.item_id, r.payload_type, r.envelope, tuple(r.via_member_ids))
+        for r in rows
+    ]
+
+
+def finish(
+    session: Session, item_id: int, state: OutboxState, receipt: bytes, now: datetime
+) -> None:
+    """Retire an item with the peer's receipt as proof (only if still pending)."""
+    session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == item_id, OutboxRow.state == OutboxState.PENDING)
+        .values(state=state, receipt=receipt, finished_at=now, attempts=OutboxRow.attempts + 1)
+    )
+
+
+def note_attempt(session: Session, ids: Sequence[int], error: str) -> None:
+    """Count a failed attempt on items (diagnostics only; backoff is per peer)."""
+    if ids:
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(ids))
+            .values(attempts=OutboxRow.attempts + 1, last_error=error[:500])
+        )
+
+
+def pending_destinations(session: Session) -> list[str]:
+    """Peers that have pending items."""
+    return list(
+        session.scalars(
+            select(OutboxRow.destination).where(OutboxRow.state == OutboxState.PENDING).distinct()
+        )
+    )
+
+
+def pending_count(session: Session, destination: str | None = None) -> int:
+    """Pending items, for one peer or all."""
+    query = (
+        select(func.count()).select_from(OutboxRow).where(OutboxRow.state == OutboxState.PENDING)
+    )
+    if destination is not None:
+        query = query.where(OutboxRow.destination == destination)
+    return int(session.scalar(query) or 0)
+
+
+def get_backoff(session: Session, destination: str) -> PeerBackoffRow | None:
+    """A peer's retry schedule, if it has failed before."""
+    return session.get(PeerBackoffRow, destination)
+
+
+def record_failure(
+    session: Session,
+    destination: str,
+    error: str,
+    now: datetime,
+    delay_after: Callable[[int], timedelta],
+) -> datetime:
+    """Note a failed delivery to a peer; returns when to try it again.
+
+    ``delay_after(n)`` gives the wait after the n-th consecutive failure.
+    """
+    row = session.get(PeerBackoffRow, destination)
+    if row is None:
+        row = PeerBackoffRow(destination=destination, failures=0, retry_at=now)
+        session.add(row)
+    row.failures += 1
+    row.retry_at = now + delay_after(row.failures)
+    row.last_error = error[:500]
+    return row.retry_at
+
+
+def record_success(session: Session, destination: str) -> None:
+    """Clear a peer's backoff after a successful delivery."""
+    row = session.get(PeerBackoffRow, destination)
+    if row is not None:
+        session.delete(row)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerQueueState:
+    """Counts and retry state of one destination's queue."""
+
+    destination: str
+    pending: int
+    delivered: int
+    rejected: int
+    oldest_pending: datetime | None
+    failures: int
+    retry_at: datetime | None
+    last_error: str | None
+
+
+def queue_states(session: Session) -> list[PeerQueueState]:
+    """Every destination's queue, for operators."""
+    counts = session.execute(
+        select(
+            OutboxRow.destination,
+            OutboxRow.state,
+            func.count(),
+            func.min(OutboxRow.created_at),
+        ).group_by(OutboxRow.destination, OutboxRow.state)
+    ).all()
+    backoffs = {b.destination: b for b in session.scalars(select(PeerBackoffRow))}
+    names = sorted({row[0] for row in counts} | set(backoffs))
+    states = []
+    for name in names:
+        by_state = {row[1]: (row[2], row[3]) for row in counts if row[0] == name}
+        backoff = backoffs.get(name)
+        states.append(
+            PeerQueueState(
+                destination=name,
+                pending=by_state.get(OutboxState.PENDING, (0, None))[0],
+                delivered=by_state.get(OutboxState.DELIVERED, (0, None))[0],
+                rejected=by_state.get(OutboxState.REJECTED, (0, None))[0],
+                oldest_pending=by_state.get(OutboxState.PENDING, (0, None))[1],
+                failures=backoff.failures if backoff else 0,
+                retry_at=backoff.retry_at if backoff else None,
+                last_error=backoff.last_error if backoff else None,
+            )
+        )
+    return states
+
+
+def rejected_items(session: Session, limit: int) -> list[tuple[str, str, bytes, datetime | None]]:
+    """Items peers refused: (destination, item_id, receipt, finished_at), newest first."""
+    rows = session.execute(
+        select(OutboxRow.destination, OutboxRow.item_id, OutboxRow.receipt, OutboxRow.finished_at)
+        .where(OutboxRow.state == OutboxState.REJECTED)
+        .order_by(OutboxRow.id.desc())
+        .limit(limit)
+    )
+    return [(r[0], r[1], r[2] or b"", r[3]) for r in rows]

@@ -1,0 +1,217 @@
+"""Durable delivery to peers: one queue per destination over the outbox table.
+
+Each destination has a worker thread. It sends the oldest pending items in a
+batch, verifies every receipt, and retires an item only by storing the
+peer's verified receipt with it. An unreachable peer gets a persisted,
+capped, jittered backoff, so after a restart the node resumes where it left
+off; new items wake a worker at once (no polling delay) unless its peer is
+backing off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+import grpc
+import structlog
+
+from federation.clock import Clock, utc_now
+from federation.core.reasons import Outcome
+from federation.store import outbox as store
+from federation.store.database import Database
+from federation.trust import RosterHolder
+from federation.wire.convert import decode_envelope, envelope_from_proto
+from hfp.v1 import federation_service_pb2 as pb
+from hfp.v1 import federation_service_pb2_grpc as pb_grpc
+from peers.backoff import Backoff
+from peers.receipts import BadReceiptError, verify_receipt
+
+log = structlog.get_logger(__name__)
+
+DELIVER_DEADLINE = 30.0
+IDLE_WAIT = 5.0
+
+ChannelFactory = Callable[[str], grpc.Channel]
+
+
+class OutboxSender:
+    """Starts and feeds one worker per destination peer."""
+
+    def __init__(
+        self,
+        member_id: str,
+        db: Database,
+        rosters: RosterHolder,
+        channel_for: ChannelFactory,
+        *,
+        backoff: Backoff | None = None,
+        batch_size: int = 500,
+        metadata: tuple[tuple[str, str], ...] = (),
+        clock: Clock = utc_now,
+    ) -> None:
+        self.member_id = member_id
+        self.db = db
+        self.rosters = rosters
+        self.channel_for = channel_for
+        self.backoff = backoff or Backoff()
+        self.batch_size = batch_size
+        self.metadata = metadata
+        self.clock = clock
+        self.stopping = threading.Event()
+        self._workers: dict[str, _PeerWorker] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start workers for every peer that has pending items."""
+        with self.db.read() as session:
+            for destination in store.pending_destinations(session):
+                self.notify(destination)
+
+    def notify(self, destination: str) -> None:
+        """New items for ``destination`` were committed: wake (or start) its worker."""
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            worker = self._workers.get(destination)
+            if worker is None:
+                worker = self._workers[destination] = _PeerWorker(self, destination)
+                worker.start()
+        worker.wake.set()
+
+    def stop(self) -> None:
+        """Stop every worker (an in-flight batch finishes or times out)."""
+        self.stopping.set()
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.wake.set()
+        for worker in workers:
+            worker.join(timeout=DELIVER_DEADLINE + 5)
+
+
+class _PeerWorker(threading.Thread):
+    """Delivers the queue of one destination, in order."""
+
+    def __init__(self, sender: OutboxSender, destination: str) -> None:
+        super().__init__(name=f"outbox-{destination}", daemon=True)
+        self.sender = sender
+        self.destination = destination
+        self.wake = threading.Event()
+
+    def run(self) -> None:
+        while not self.sender.stopping.is_set():
+            try:
+                self._step()
+            except Exception:
+                # Storage hiccups must not kill the queue: log and retry later.
+                log.exception("outbox worker error", peer=self.destination)
+                self.sender.stopping.wait(IDLE_WAIT)
+
+    def _step(self) -> None:
+        sender = self.sender
+        with sender.db.read() as session:
+            backoff = store.get_backoff(session, self.destination)
+            retry_at = backoff.retry_at if backoff else None
+        now = sender.clock()
+        if retry_at is not None and retry_at > now:
+            sender.stopping.wait((retry_at - now).total_seconds())
+            return
+        with sender.db.read() as session:
+            batch = store.next_batch(session, self.destination, sender.batch_size)
+        if not batch:
+            self.wake.wait(IDLE_WAIT)
+            self.wake.clear()
+            return
+        self._send(batch)
+
+    def _send(self, batch: list[store.OutgoingItem]) -> None:
+        sender = self.sender
+        member = sender.rosters.roster.member(self.destination)
+        if member is None or not member.endpoint:
+            self._failed(batch, "destination is not a roster member with an endpoint")
+            return
+        request = pb.DeliverRequest()
+        for item in batch:
+            forwarded = request.items.add(via_member_ids=item.via_member_ids)
+            forwarded.envelope.MergeFromString(item.envelope)
+        try:
+            with sender.channel_for(member.endpoint) as channel:
+                reply = pb_grpc.FederationServiceStub(channel).Deliver(
+                    request, timeout=DELIVER_DEADLINE, metadata=sender.metadata
+                )
+        except grpc.RpcError as exc:
+            self._failed(batch, f"{exc.code().name}: {exc.details()}")
+            return
+        if len(reply.receipts) != len(batch):
+            self._failed(batch, "peer returned a wrong number of receipts")
+            return
+        self._record(batch, reply)
+
+    def _record(self, batch: list[store.OutgoingItem], reply: pb.DeliverResponse) -> None:
+        sender = self.sender
+        roster = sender.rosters.roster
+        now = sender.clock()
+        bad: list[store.OutgoingItem] = []
+        with sender.db.write() as session:
+            for item, receipt_pb in zip(batch, reply.receipts, strict=True):
+                sent = decode_envelope(item.envelope)
+                try:
+                    receipt = verify_receipt(
+                        envelope_from_proto(receipt_pb),
+                        roster,
+                        self.destination,
+                        item.item_id,
+                        hashlib.sha256(sent.payload).digest(),
+                    )
+                except BadReceiptError as exc:
+                    log.error(
+                        "bad receipt from peer",
+                        peer=self.destination,
+                        item_id=item.item_id,
+                        reason=str(exc),
+                    )
+                    bad.append(item)
+                    continue
+                state = _state_of(receipt.outcome)
+                if state is store.OutboxState.REJECTED:
+                    log.warning(
+                        "peer rejected item",
+                        peer=self.destination,
+                        item_id=item.item_id,
+                        reason=receipt.reject_reason,
+                        detail=receipt.detail,
+                    )
+                store.finish(session, item.id, state, receipt_pb.SerializeToString(), now)
+            if not bad:
+                store.record_success(session, self.destination)
+        if bad:
+            self._failed(bad, "peer sent receipts that do not verify")
+        log.info("delivered to peer", peer=self.destination, items=len(batch) - len(bad))
+
+    def _failed(self, batch: list[store.OutgoingItem], error: str) -> None:
+        sender = self.sender
+        with sender.db.write() as session:
+            store.note_attempt(session, [i.id for i in batch], error)
+            retry_at = store.record_failure(
+                session, self.destination, error, sender.clock(), sender.backoff.delay
+            )
+        log.warning(
+            "delivery to peer failed",
+            peer=self.destination,
+            error=error,
+            items=len(batch),
+            retry_at=_iso(retry_at),
+        )
+
+
+def _state_of(outcome: Outcome) -> store.OutboxState:
+    if outcome is Outcome.REJECTED:
+        return store.OutboxState.REJECTED
+    return store.OutboxState.DELIVERED
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")

@@ -1,0 +1,155 @@
+"""Filing reports into cases against a real SQLite database (no server)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from crypto.dsse import sign_envelope
+from crypto.keys import SigningKey
+from federation.casebook import CaseBook, FilingBatch
+from federation.core.canonical_url import canonical_url
+from federation.core.case_status import CaseStatus
+from federation.core.ids import new_uuid7
+from federation.core.reasons import REPORT_TYPE, Outcome
+from federation.core.report import ContentHash, HashAlgorithm, Report
+from federation.store import cases as store
+from federation.store.database import Database
+from federation.store.migrate import upgrade
+from federation.wire.convert import encode_envelope, encode_report
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+KEY = SigningKey.generate()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'cases.db'}")
+    upgrade(database)
+    yield database
+    database.dispose()
+
+
+def _report(url: str, *hashes: ContentHash, origin: str = "hotline-dk") -> Report:
+    return Report(new_uuid7(), origin, NOW, url, tuple(hashes), 1, 1, "NL")
+
+
+def _file(db: Database, book: CaseBook, report: Report) -> tuple[Outcome, str]:
+    envelope = encode_envelope(
+        sign_envelope(KEY, report.origin_member_id, REPORT_TYPE, encode_report(report))
+    )
+    with db.write() as session:
+        filed = book.file(session, report, canonical_url(report.url), envelope, NOW, FilingBatch())
+    return filed.outcome, filed.case_id
+
+
+def _close(db: Database, case_id: str, status: CaseStatus) -> None:
+    with db.write() as session:
+        row = store.get_case(session, case_id)
+        assert row is not None
+        row.status, row.is_open = int(status), False
+
+
+def test_same_canonical_url_joins_the_open_case(db: Database) -> None:
+    book = CaseBook("hotline-nl")
+    first = _file(db, book, _report("https://Example.com/a/./b#frag"))
+    second = _file(db, book, _report("https://example.com/a/b", origin="hotline-de"))
+    assert first[0] is Outcome.ACCEPTED and second == (Outcome.DUPLICATE, first[1])
+    with db.read() as session:
+        reporters = {r.origin_member_id for r in store.case_reports(session, first[1])}
+    assert reporters == {"hotline-dk", "hotline-de"}
+
+
+@pytest.mark.parametrize(
+    ("ending", "reappearance"),
+    [
+        (CaseStatus.CONTENT_REMOVED, True),
+        (CaseStatus.CONTENT_GONE, True),
+        (CaseStatus.ASSESSED_NOT_ILLEGAL, False),
+        (CaseStatus.MOVED, False),
+    ],
+)
+def test_report_after_a_case_ended_opens_a_new_case(
+    db: Database, ending: CaseStatus, reappearance: bool
+) -> None:
+    book = CaseBook("hotline-nl")
+    _, old = _file(db, book, _report("https://example.net/x"))
+    _close(db, old, ending)
+    outcome, new = _file(db, book, _report("https://example.net/x"))
+    assert outcome is Outcome.ACCEPTED and new != old
+    with db.read() as session:
+        row = store.get_case(session, new)
+        assert row is not None
+        assert row.reappearance_of_case_id == (old if reappearance else None)
+
+
+def test_exact_hashes_link_cases_without_merging(db: Database) -> None:
+    book = CaseBook("hotline-nl")
+    same = ContentHash(HashAlgorithm.SHA256, os.urandom(32))
+    _, a = _file(db, book, _report("https://example.com/1", same))
+    _, b = _file(db, book, _report("https://example.com/2", same))
+    _, c = _file(
+        db, book, _report("https://example.com/3", ContentHash(HashAlgorithm.MD5, os.urandom(16)))
+    )
+    assert len({a, b, c}) == 3
+    with db.read() as session:
+        assert store.linked_cases(session, a) == [b]
+        assert store.linked_cases(session, b) == [a]
+        assert store.linked_cases(session, c) == []
+
+
+def _flip(value: bytes, bits: int) -> bytes:
+    number = int.from_bytes(value, "big")
+    for bit in range(bits):
+        number ^= 1 << (bit * 7 % 256)
+    return number.to_bytes(32, "big")
+
+
+@pytest.mark.parametrize(("distance", "linked"), [(30, True), (31, True), (32, False)])
+def test_pdq_near_match_links_within_threshold(db: Database, distance: int, linked: bool) -> None:
+    book = CaseBook("hotline-nl", pdq_threshold=31)
+    stored = os.urandom(32)
+    _, a = _file(db, book, _report("https://example.com/p", ContentHash(HashAlgorithm.PDQ, stored)))
+    near = _flip(stored, distance)
+    assert bin(int.from_bytes(stored, "big") ^ int.from_bytes(near, "big")).count("1") == distance
+    _, b = _file(db, book, _report("https://example.com/q", ContentHash(HashAlgorithm.PDQ, near)))
+    with db.read() as session:
+        assert (store.linked_cases(session, b) == [a]) is linked
+
+
+def test_pdq_index_reloads_from_storage(db: Database) -> None:
+    stored = os.urandom(32)
+    _, a = _file(
+        db,
+        CaseBook("hotline-nl"),
+        _report("https://example.com/r", ContentHash(HashAlgorithm.PDQ, stored)),
+    )
+    fresh = CaseBook("hotline-nl")
+    fresh.load(db)
+    _, b = _file(
+        db,
+        fresh,
+        _report("https://example.com/s", ContentHash(HashAlgorithm.PDQ, _flip(stored, 5))),
+    )
+    with db.read() as session:
+        assert store.linked_cases(session, b) == [a]
+
+
+def test_rolled_back_filing_leaves_no_trace_in_the_index(db: Database) -> None:
+    book = CaseBook("hotline-nl")
+    value = os.urandom(32)
+    report = _report("https://example.com/t", ContentHash(HashAlgorithm.PDQ, value))
+    envelope = encode_envelope(sign_envelope(KEY, "hotline-dk", REPORT_TYPE, encode_report(report)))
+    batch = FilingBatch()
+    with pytest.raises(RuntimeError), db.write() as session:
+        book.file(session, report, canonical_url(report.url), envelope, NOW, batch)
+        raise RuntimeError("simulated failure before commit")
+    book.undo(batch)
+    assert book.pdq.search(value) == []
+    outcome, _ = _file(db, book, replace(report, report_id=new_uuid7()))
+    assert outcome is Outcome.ACCEPTED

@@ -236,12 +236,6 @@ def test_down_then_up_keeps_data(lnet: Network, net: Network) -> None:
 
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race: it fails on most attempts here, not on every one
-    reason="BUG federation/devnet/processes.py _live_pid: right after _spawn, "
-    "/proc/<pid>/cmdline is still empty while the child is inside execve, so up() "
-    "raises 'node ... exited' for a healthy node (and a down() right after skips it)",
-)
 def test_up_does_not_report_a_just_spawned_node_as_exited(tmp_path: Path) -> None:
     network = create_network(tmp_path / "net", small_members("hotline-nl"))
     try:

@@ -153,23 +153,9 @@ def create_network(directory: Path, members: Sequence[MemberSpec] = DEFAULT_MEMB
     return Network(directory.resolve(), manifest)
 
 
-def start(directory: Path, attempts: int = 3) -> None:
-    """``devnet up``, retried when it wrongly reports a fresh node as exited.
-
-    BUG workaround (federation/devnet/processes.py ``_live_pid``): right
-    after spawning, /proc/<pid>/cmdline can still be empty while the child is
-    inside execve, so ``up`` raises "node ... exited" for a healthy node. A
-    second ``up`` sees the node, starts nothing twice, and waits for health;
-    a node that really exited fails every attempt. See test_devnet.py.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            processes.up(directory, timeout=60.0)
-            return
-        except processes.DevnetError:
-            if attempt == attempts:
-                raise
-            time.sleep(0.3)
+def start(directory: Path) -> None:
+    """``devnet up``: start every node and wait until all serve."""
+    processes.up(directory, timeout=60.0)
 
 
 def stop(directory: Path, attempts: int = 3) -> None:

@@ -37,7 +37,12 @@ from federation.errors import RosterExpiredError
 from federation.store import inbound, outbox
 from federation.store.database import Database
 from federation.trust import RosterHolder
-from federation.wire.convert import decode_report, encode_envelope, encode_receipt
+from federation.wire.convert import (
+    decode_envelope,
+    decode_report,
+    encode_envelope,
+    encode_receipt,
+)
 from federation.wire.errors import EmbeddedMediaError, MalformedMessageError
 
 log = structlog.get_logger(__name__)
@@ -240,6 +245,7 @@ class DeliveryService:
                 )
             else:
                 w.receipt = txn.receipts[index]
+        self._replay_accepted(work)
         now = self._clock()
         for w in work:
             if w.rejection is not None:
@@ -249,6 +255,25 @@ class DeliveryService:
                 )
         for destination in txn.destinations:
             self._notify_outbox(destination)
+
+    def _replay_accepted(self, work: list[_Work]) -> None:
+        """Answer a refused item with its stored receipt if we accepted it before.
+
+        A sender retries until it holds a receipt; if the signer's key was
+        revoked (or the member removed) in between, the retry no longer
+        verifies, yet the same bytes were accepted and must get the same
+        answer. Only the exact envelope (payload and signature) qualifies.
+        """
+        refused = [w for w in work if w.rejection is not None]
+        if not refused:
+            return
+        with self._db.read() as session:
+            stored = inbound.find_by_payload(session, (w.sha256 for w in refused))
+        for w in refused:
+            for candidate in stored.get(w.sha256, ()):
+                if decode_envelope(candidate.envelope) == w.item.envelope:
+                    w.rejection, w.receipt = None, candidate.receipt
+                    break
 
     def _apply(self, session: Session, fresh: list[_Work], sender: str, txn: _Txn) -> None:
         """One attempt of the batch transaction."""

@@ -79,3 +79,29 @@ def insert_items(session: Session, items: Sequence[NewInboundItem]) -> None:
 def count_items(session: Session) -> int:
     """How many inbound items are stored (for tests and operators)."""
     return int(session.scalar(select(func.count()).select_from(InboundItemRow)) or 0)
+
+
+def find_by_payload(
+    session: Session, digests: Iterable[bytes]
+) -> dict[bytes, list[StoredEnvelope]]:
+    """Stored items by payload digest, with their envelopes, in one query."""
+    wanted = sorted(set(digests))
+    found: dict[bytes, list[StoredEnvelope]] = {}
+    if not wanted:
+        return found
+    rows = session.execute(
+        select(
+            InboundItemRow.payload_sha256, InboundItemRow.envelope, InboundItemRow.receipt
+        ).where(InboundItemRow.payload_sha256.in_(wanted))
+    )
+    for row in rows:
+        found.setdefault(row.payload_sha256, []).append(StoredEnvelope(row.envelope, row.receipt))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEnvelope:
+    """A stored item's envelope bytes and the receipt that answered it."""
+
+    envelope: bytes
+    receipt: bytes

@@ -334,9 +334,13 @@ EDGE_CASES: dict[str, dict[str, object]] = {
     "every-hash-algorithm": {
         "hashes": tuple(
             ContentHash(alg, os.urandom(n))
-            for alg, n in ((HashAlgorithm.SHA256, 32), (HashAlgorithm.SHA1, 20),
-                           (HashAlgorithm.MD5, 16), (HashAlgorithm.PDQ, 32),
-                           (HashAlgorithm.PHOTODNA, 144))
+            for alg, n in (
+                (HashAlgorithm.SHA256, 32),
+                (HashAlgorithm.SHA1, 20),
+                (HashAlgorithm.MD5, 16),
+                (HashAlgorithm.PDQ, 32),
+                (HashAlgorithm.PHOTODNA, 144),
+            )
         )
     },
     "no-hashes": {"hashes": ()},
@@ -357,14 +361,18 @@ def test_items_at_the_limits_are_accepted(
         (signed,) = deliver(stub, [item(sign_report(report, ctx.dk))])
     receipt = verify_receipt(net, signed)
     assert (outcome_name(receipt), reason_name(receipt)) == (
-        "OUTCOME_ACCEPTED", "REJECT_REASON_UNSPECIFIED"
+        "OUTCOME_ACCEPTED",
+        "REJECT_REASON_UNSPECIFIED",
     ), receipt.detail
 
 
 @pytest.mark.parametrize(
     "via",
-    [["hotline-dk"], ["secretariat", "hotline-dk"], ["hotline-de", "secretariat", "hotline-de",
-                                                     "hotline-dk"]],
+    [
+        ["hotline-dk"],
+        ["secretariat", "hotline-dk"],
+        ["hotline-de", "secretariat", "hotline-de", "hotline-dk"],
+    ],
     ids=["1-hop", "2-hops", "4-hops"],
 )
 def test_forwarded_item_from_the_last_hop_is_accepted(
@@ -380,8 +388,14 @@ def test_forwarded_item_from_the_last_hop_is_accepted(
 
 
 @pytest.mark.parametrize(
-    "case", ["author-not-signer", "sender-not-signer", "via-contains-receiver",
-             "created-at-10-min-future", "tampered-signature"],
+    "case",
+    [
+        "author-not-signer",
+        "sender-not-signer",
+        "via-contains-receiver",
+        "created-at-10-min-future",
+        "tampered-signature",
+    ],
 )
 def test_rejected_item_does_not_occupy_its_report_id(net: Network, ctx: Ctx, case: str) -> None:
     """A refused item must not block the genuine report with the same id."""

@@ -36,8 +36,16 @@ from tests.support.net import (
 )
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-MEMBER_KEYS = {"role", "jurisdictions", "endpoint", "runs_node", "tls_cert", "tls_key",
-               "signing_key", "key_id"}
+MEMBER_KEYS = {
+    "role",
+    "jurisdictions",
+    "endpoint",
+    "runs_node",
+    "tls_cert",
+    "tls_key",
+    "signing_key",
+    "key_id",
+}
 CLI_TIMEOUT = 90.0
 
 
@@ -233,7 +241,6 @@ def test_down_then_up_keeps_data(lnet: Network, net: Network) -> None:
         (again,) = deliver(stub, [forwarded])
     assert again.SerializeToString() == first.SerializeToString()
     assert count_inbound(lnet, "hotline-nl", report.report_id) == 1
-
 
 
 def test_up_does_not_report_a_just_spawned_node_as_exited(tmp_path: Path) -> None:

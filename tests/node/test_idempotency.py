@@ -74,7 +74,8 @@ def test_same_report_id_with_a_different_payload_is_refused(net: Network) -> Non
     assert outcome_name(verify_receipt(net, accepted)) == "OUTCOME_ACCEPTED"
     receipt = verify_receipt(net, refused)
     assert (outcome_name(receipt), reason_name(receipt)) == (
-        "OUTCOME_REJECTED", "REJECT_REASON_MALFORMED_PAYLOAD"
+        "OUTCOME_REJECTED",
+        "REJECT_REASON_MALFORMED_PAYLOAD",
     )
     assert receipt.item_id == original.report_id
     assert again.SerializeToString() == accepted.SerializeToString()
@@ -94,7 +95,8 @@ def test_same_report_id_with_a_different_payload_in_one_batch(net: Network) -> N
     assert outcome_name(verify_receipt(net, first)) == "OUTCOME_ACCEPTED"
     receipt = verify_receipt(net, second)
     assert (outcome_name(receipt), reason_name(receipt)) == (
-        "OUTCOME_REJECTED", "REJECT_REASON_MALFORMED_PAYLOAD"
+        "OUTCOME_REJECTED",
+        "REJECT_REASON_MALFORMED_PAYLOAD",
     )
     assert count_inbound(net, RECEIVER, original.report_id) == 1
 
@@ -136,7 +138,9 @@ def test_concurrent_redeliveries_store_once_and_agree(net: Network) -> None:
 
     assert len(answers) == 4
     assert all(answer == answers[0] for answer in answers)
-    assert outcome_name(verify_receipt(net, envelope_pb2.SignedEnvelope.FromString(
-        answers[0][0]))) == "OUTCOME_ACCEPTED"
+    assert (
+        outcome_name(verify_receipt(net, envelope_pb2.SignedEnvelope.FromString(answers[0][0])))
+        == "OUTCOME_ACCEPTED"
+    )
     for report in (reports[0], reports[-1]):
         assert count_inbound(net, RECEIVER, report.report_id) == 1

@@ -135,8 +135,10 @@ def test_rotated_keys_work_side_by_side_in_one_batch(keys: Keys) -> None:
         receipts = deliver(
             stub, [item(sign_report(r, k)) for r, k in zip(reports, signers, strict=True)]
         )
-    got = [(outcome_name(x), reason_name(x)) for x in
-           (verify_receipt(keys.net, r, keys.roster) for r in receipts)]
+    got = [
+        (outcome_name(x), reason_name(x))
+        for x in (verify_receipt(keys.net, r, keys.roster) for r in receipts)
+    ]
     assert got == [ACCEPTED, KEY_NOT_VALID, ACCEPTED]
 
 
@@ -153,5 +155,6 @@ def test_items_signed_by_a_removed_member_are_unknown_signer(keys: Keys) -> None
         (signed,) = deliver(stub, [item(envelope, via=[SENDER])])
     receipt = verify_receipt(keys.net, signed, keys.roster)
     assert (outcome_name(receipt), reason_name(receipt)) == (
-        "OUTCOME_REJECTED", "REJECT_REASON_UNKNOWN_SIGNER"
+        "OUTCOME_REJECTED",
+        "REJECT_REASON_UNKNOWN_SIGNER",
     )

@@ -194,8 +194,7 @@ def test_publish_structurally_invalid_roster_is_invalid_argument(rnet: Network) 
 
 def test_publish_without_roster_is_invalid_argument(rnet: Network) -> None:
     with rnet.stub(CALLER, NODE) as stub:
-        code = rpc_code(lambda: stub.PublishRoster(fed_pb.PublishRosterRequest(),
-                                                   timeout=DEADLINE))
+        code = rpc_code(lambda: stub.PublishRoster(fed_pb.PublishRosterRequest(), timeout=DEADLINE))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -46,8 +46,9 @@ def _calls(channel: grpc.Channel) -> dict[str, object]:
     return {
         "Deliver": lambda: stub.Deliver(fed_pb.DeliverRequest(), timeout=DEADLINE),
         "GetRoster": lambda: stub.GetRoster(fed_pb.GetRosterRequest(), timeout=DEADLINE),
-        "PublishRoster": lambda: stub.PublishRoster(fed_pb.PublishRosterRequest(),
-                                                    timeout=DEADLINE),
+        "PublishRoster": lambda: stub.PublishRoster(
+            fed_pb.PublishRosterRequest(), timeout=DEADLINE
+        ),
     }
 
 

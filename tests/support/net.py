@@ -107,8 +107,9 @@ class Network:
 
     def ca(self) -> IssuedCert:
         """The network CA (certificate and key), to issue extra certificates."""
-        return IssuedCert((self.directory / "ca.pem").read_bytes(),
-                          (self.directory / "ca.key").read_bytes())
+        return IssuedCert(
+            (self.directory / "ca.pem").read_bytes(), (self.directory / "ca.key").read_bytes()
+        )
 
     def db_path(self, member_id: str) -> Path:
         """The node's SQLite file (see the generated node.toml)."""
@@ -162,10 +163,7 @@ def stop(directory: Path, attempts: int = 3) -> None:
     """``devnet down`` until no node recorded in a pid file is still alive."""
     for _ in range(attempts):
         processes.down(directory)
-        pids = [
-            int(p.read_text().strip() or 0)
-            for p in (directory / "members").glob("*/node.pid")
-        ]
+        pids = [int(p.read_text().strip() or 0) for p in (directory / "members").glob("*/node.pid")]
         if not any(pid and _alive(pid) for pid in pids):
             return
         time.sleep(0.3)
@@ -340,17 +338,13 @@ def new_roster(
     return Roster.build(version, issued, issued + lifetime, members, base.fallback_member_id)
 
 
-def sign_roster(
-    roster_bytes: bytes, root_keys: Sequence[SigningKey]
-) -> roster_pb2.SignedRoster:
+def sign_roster(roster_bytes: bytes, root_keys: Sequence[SigningKey]) -> roster_pb2.SignedRoster:
     """A SignedRoster carrying one signature per given root key."""
     signatures: tuple[RootSignature, ...] = sign_roster_bytes(roster_bytes, root_keys)
     return roster_pb2.SignedRoster.FromString(serialize_signed_roster(roster_bytes, signatures))
 
 
-def publish(
-    network: Network, caller: str, target: str, signed: roster_pb2.SignedRoster
-) -> int:
+def publish(network: Network, caller: str, target: str, signed: roster_pb2.SignedRoster) -> int:
     """PublishRoster to ``target``; the version the node reports."""
     with network.stub(caller, target) as stub:
         reply = stub.PublishRoster(fed_pb.PublishRosterRequest(roster=signed), timeout=DEADLINE)
@@ -390,4 +384,3 @@ def rpc_code(call: object) -> grpc.StatusCode:
 def now() -> datetime:
     """The current UTC time (the nodes run on this machine's clock)."""
     return utc_now()
-

@@ -29,7 +29,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 .tools/node_modules/.bin/buf: .tools/package.json .tools/package-lock.json
-	cd .tools && npm ci --silent --no-audit --no-fund
+	# npm install, not npm ci: the lock file written here omits other platforms'
+	# optional buf binaries, which npm ci then reports as out of sync.
+	cd .tools && npm install --silent --no-audit --no-fund
 	touch $@
 
 lint: $(STAMP) .tools/node_modules/.bin/buf

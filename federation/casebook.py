@@ -7,7 +7,6 @@ points back at the old one; content hashes link cases, never merge them.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import threading
 from collections.abc import Callable, Iterable
@@ -16,11 +15,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from federation.core.case import CaseEventKind
 from federation.core.case_status import REAPPEARANCE_AFTER, CaseStatus
 from federation.core.ids import new_uuid7
 from federation.core.pdq_index import PdqIndex
 from federation.core.reasons import Outcome
 from federation.core.report import HashAlgorithm, Report
+from federation.status import Fanout, StatusBook
 from federation.store import cases as store
 from federation.store.database import Database
 from federation.store.models import CaseRow
@@ -29,17 +30,6 @@ from federation.store.models import CaseRow
 EXACT_LINK_ALGORITHMS = frozenset(
     {HashAlgorithm.SHA256, HashAlgorithm.SHA1, HashAlgorithm.MD5, HashAlgorithm.PHOTODNA}
 )
-
-
-class CaseEventKind(enum.IntEnum):
-    """Kinds of case events; values equal the wire enum's."""
-
-    CASE_OPENED = 1
-    STATUS_CHANGED = 2
-    REPORT_JOINED = 3
-    ACKNOWLEDGED = 4
-    HOLD_EXPIRED = 5
-    HOLD_RELEASED = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +49,8 @@ class FilingBatch:
     """
 
     added: list[tuple[str, bytes]] = field(default_factory=list)
+    #: Peers that got outbox items (status fan-out) in this transaction.
+    fanout: Fanout = field(default_factory=Fanout)
 
 
 def url_key(canonical_url: str) -> bytes:
@@ -70,9 +62,14 @@ class CaseBook:
     """Creates and joins cases; owns the PDQ near-match index."""
 
     def __init__(
-        self, member_id: str, pdq_threshold: int = 31, new_id: Callable[[], str] = new_uuid7
+        self,
+        member_id: str,
+        statuses: StatusBook,
+        pdq_threshold: int = 31,
+        new_id: Callable[[], str] = new_uuid7,
     ) -> None:
         self.member_id = member_id
+        self.statuses = statuses
         self.pdq = PdqIndex(pdq_threshold)
         self._new_id = new_id
         self._lock = threading.Lock()
@@ -90,16 +87,28 @@ class CaseBook:
         envelope: bytes,
         now: datetime,
         batch: FilingBatch,
+        *,
+        hosting_country: str = "",
     ) -> Filed:
-        """Create or join the case for ``report`` in the caller's transaction."""
+        """Create or join the case for ``report`` in the caller's transaction.
+
+        ``hosting_country`` overrides the report's own when a case elsewhere
+        was MOVED here. A new case gets its first update (RECEIVED); a member
+        whose report joins a case for the first time is sent its history.
+        """
         key = url_key(canonical)
         case = store.find_open_case(session, key)
         if case is not None:
-            outcome, kind = Outcome.DUPLICATE, CaseEventKind.REPORT_JOINED
+            outcome = Outcome.DUPLICATE
+            new_reporter = report.origin_member_id not in store.reporters(session, case.case_id)
             case.updated_at = now
+            case.first_reported_at = min(case.first_reported_at or now, report.created_at)
+            store.append_event(session, case, CaseEventKind.REPORT_JOINED, now)
         else:
-            outcome, kind = Outcome.ACCEPTED, CaseEventKind.CASE_OPENED
-            case = self._open(session, report, canonical, key, now)
+            outcome, new_reporter = Outcome.ACCEPTED, False
+            country = hosting_country or report.hosting_country
+            case = self._open(session, report, canonical, key, now, country)
+            store.append_event(session, case, CaseEventKind.CASE_OPENED, now)
         store.add_report(
             session, case.case_id, report.report_id, report.origin_member_id, envelope, now
         )
@@ -107,7 +116,12 @@ class CaseBook:
         store.link_cases(session, case.case_id, self._matches(session, pairs))
         store.add_hashes(session, case.case_id, pairs)
         self._index(case.case_id, report, batch)
-        store.append_event(session, case, kind, now)
+        if outcome is Outcome.ACCEPTED:
+            self.statuses.issue(session, case, CaseStatus.RECEIVED, now, batch.fanout)
+        elif new_reporter:
+            self.statuses.catch_up(
+                session, case.case_id, report.origin_member_id, now, batch.fanout
+            )
         return Filed(outcome, case.case_id)
 
     def undo(self, batch: FilingBatch) -> None:
@@ -118,7 +132,13 @@ class CaseBook:
         batch.added.clear()
 
     def _open(
-        self, session: Session, report: Report, canonical: str, key: bytes, now: datetime
+        self,
+        session: Session,
+        report: Report,
+        canonical: str,
+        key: bytes,
+        now: datetime,
+        hosting_country: str,
     ) -> CaseRow:
         previous = store.latest_closed_case(session, key)
         reappearance = (
@@ -130,7 +150,7 @@ class CaseBook:
             case_id=self._new_id(),
             canonical_url=canonical,
             url_sha256=key,
-            hosting_country=report.hosting_country,
+            hosting_country=hosting_country,
             responsible_member_id=self.member_id,
             status=int(CaseStatus.RECEIVED),
             is_open=True,
@@ -138,6 +158,7 @@ class CaseBook:
             last_sequence=0,
             created_at=now,
             updated_at=now,
+            first_reported_at=report.created_at,
         )
         session.add(case)
         session.flush()  # later reports in this batch must find it

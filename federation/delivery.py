@@ -2,11 +2,12 @@
 
 The path of one batch (see docs/architecture.md): checks in the protocol's
 order, signatures verified in bulk, then ONE write transaction in which each
-item is replayed (already seen), filed into a case (this node is
-responsible) or queued for the responsible peer, and answered with a signed
-receipt that is stored with it. Receipts leave only after the commit.
-Rejected items are answered but never stored, so that unauthenticated input
-can never occupy an idempotency key.
+item is replayed (already seen), filed into a case (a report this node is
+responsible for), queued for the responsible peer (any other report), or
+applied (a status update), and answered with a signed receipt that is stored
+with it. Receipts leave only after the commit. Rejected items are answered
+but never stored, so that unauthenticated input can never occupy an
+idempotency key.
 """
 
 from __future__ import annotations
@@ -26,29 +27,29 @@ from crypto.keys import SigningKey
 from federation.casebook import CaseBook, FilingBatch
 from federation.clock import Clock, utc_now
 from federation.core import envelope_checks as checks
-from federation.core.canonical_url import UrlError, canonical_url
 from federation.core.limits import Limits
-from federation.core.reasons import RECEIPT_TYPE, REPORT_TYPE, Outcome, Rejection, RejectReason
+from federation.core.reasons import (
+    RECEIPT_TYPE,
+    REPORT_TYPE,
+    STATUS_UPDATE_TYPE,
+    Outcome,
+    Rejection,
+    RejectReason,
+)
 from federation.core.receipt import Receipt, accepted, rejected
-from federation.core.report import Report, check_report
 from federation.core.roster import MemberKey
-from federation.core.routing import ForwardTo, HandleHere, route_report
+from federation.core.routing import ForwardTo, route_report
 from federation.errors import RosterExpiredError
+from federation.payloads import Parsed, ParsedReport, PayloadChecker, item_id
 from federation.store import inbound, outbox
 from federation.store.database import Database
 from federation.trust import RosterHolder
-from federation.wire.convert import (
-    decode_envelope,
-    decode_report,
-    encode_envelope,
-    encode_receipt,
-)
-from federation.wire.errors import EmbeddedMediaError, MalformedMessageError
+from federation.wire.convert import decode_envelope, encode_envelope, encode_receipt
 
 log = structlog.get_logger(__name__)
 
-#: Payload types Deliver accepts. Status updates join with case tracking.
-DELIVERABLE_TYPES = frozenset({REPORT_TYPE})
+#: Payload types Deliver accepts.
+DELIVERABLE_TYPES = frozenset({REPORT_TYPE, STATUS_UPDATE_TYPE})
 #: Attempts of a batch transaction that lost a race on a unique key.
 COMMIT_ATTEMPTS = 3
 
@@ -59,6 +60,7 @@ class IncomingItem:
 
     envelope: Envelope
     via_member_ids: tuple[str, ...]
+    moved_by: Envelope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,10 @@ class NodeIdentity:
     member_id: str
     signing_key: SigningKey
 
+    def sign(self, payload_type: str, payload: bytes) -> Envelope:
+        """Sign a payload as this node."""
+        return sign_envelope(self.signing_key, self.member_id, payload_type, payload)
+
 
 @dataclass(slots=True)
 class _Work:
@@ -76,11 +82,13 @@ class _Work:
     item: IncomingItem
     sha256: bytes
     key: MemberKey | None = None
-    report: Report | None = None
-    canonical: str = ""
-    route: HandleHere | ForwardTo | None = None
+    parsed: Parsed | None = None
     rejection: Rejection | None = None
     receipt: bytes | None = None
+
+    @property
+    def item_id(self) -> str:
+        return item_id(self.parsed) if self.parsed is not None else ""
 
 
 @dataclass(slots=True)
@@ -89,8 +97,7 @@ class _Txn:
 
     rows: dict[str, inbound.NewInboundItem] = field(default_factory=dict)
     receipts: dict[int, bytes] = field(default_factory=dict)
-    conflicts: set[int] = field(default_factory=set)
-    destinations: set[str] = field(default_factory=set)
+    refusals: dict[int, Rejection] = field(default_factory=dict)
     filing: FilingBatch = field(default_factory=FilingBatch)
 
 
@@ -114,6 +121,7 @@ class DeliveryService:
         self._db = db
         self._limits = limits
         self._casebook = casebook
+        self._checker = PayloadChecker(identity.member_id, limits)
         self._notify_outbox = notify_outbox
         self._clock = clock
         self._executor = executor
@@ -134,7 +142,6 @@ class DeliveryService:
         work = [_Work(i, hashlib.sha256(i.envelope.payload).digest()) for i in items]
         self._authenticate(work)
         self._parse_and_check(work, sender)
-        self._route(work)
         self._store(work, sender)
         return [w.receipt or b"" for w in work]
 
@@ -157,70 +164,42 @@ class DeliveryService:
                 pending.append(w)
         jobs = [
             (
-                live_key.public_key,
+                w.key.public_key,
                 pae(w.item.envelope.payload_type, w.item.envelope.payload),
                 w.item.envelope.signature,
             )
             for w in pending
-            if (live_key := w.key) is not None
+            if w.key is not None
         ]
         for w, ok in zip(pending, verify_many(jobs, self._executor), strict=True):
             if not ok:
                 w.rejection = Rejection(RejectReason.BAD_SIGNATURE, "signature does not verify")
 
     def _parse_and_check(self, work: list[_Work], sender: str) -> None:
-        """Parse authenticated payloads and run the post-parse checks."""
+        """Parse authenticated payloads, check them, and route reports."""
         now = self._clock()
-        for w in _live(work):
-            env = w.item.envelope
-            assert w.key is not None
-            try:
-                w.report = report = decode_report(env.payload)
-            except EmbeddedMediaError as exc:
-                w.rejection = Rejection(RejectReason.MEDIA_NOT_ALLOWED, str(exc))
-                continue
-            except MalformedMessageError as exc:
-                w.rejection = Rejection(RejectReason.MALFORMED_PAYLOAD, str(exc))
-                continue
-            w.rejection = (
-                checks.check_key_window(w.key, report.created_at)
-                or checks.check_author(report.origin_member_id, env)
-                or check_report(report, now, self._limits)
-                or checks.check_path(
-                    sender, env, w.item.via_member_ids, self.member_id, self._limits
-                )
-                or self._canonicalize(w, report)
-            )
-
-    @staticmethod
-    def _canonicalize(w: _Work, report: Report) -> Rejection | None:
-        try:
-            w.canonical = canonical_url(report.url)
-        except UrlError as exc:
-            return Rejection(RejectReason.MALFORMED_PAYLOAD, f"url: {exc}")
-        return None
-
-    def _route(self, work: list[_Work]) -> None:
         roster = self._rosters.roster
         for w in _live(work):
-            assert w.report is not None
-            decision = route_report(
-                roster,
-                self.member_id,
-                w.report.hosting_country,
+            assert w.key is not None
+            parsed = self._checker.parse(
+                w.item.envelope,
+                w.key,
                 w.item.via_member_ids,
-                self._limits,
+                w.item.moved_by,
+                sender,
+                roster,
+                now,
             )
-            if isinstance(decision, Rejection):
-                w.rejection = decision
+            if isinstance(parsed, Rejection):
+                w.rejection = parsed
             else:
-                w.route = decision
+                w.parsed = parsed
 
     # --- storage and answers ----------------------------------------------------
 
     def _store(self, work: list[_Work], sender: str) -> None:
         """Commit the batch (retrying a lost race), then answer every item."""
-        fresh = list(_live(work))
+        fresh = _live(work)
         txn = _Txn()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             txn = _Txn()
@@ -239,21 +218,16 @@ class DeliveryService:
                 self._casebook.undo(txn.filing)
                 raise
         for index, w in enumerate(fresh):
-            if index in txn.conflicts:
-                w.rejection = Rejection(
-                    RejectReason.MALFORMED_PAYLOAD, "report_id already used by a different report"
-                )
-            else:
-                w.receipt = txn.receipts[index]
+            w.rejection = txn.refusals.get(index)
+            w.receipt = txn.receipts.get(index)
         self._replay_accepted(work)
         now = self._clock()
         for w in work:
             if w.rejection is not None:
-                item_id = w.report.report_id if w.report else ""
                 w.receipt = self._sign(
-                    rejected(w.item.envelope, w.rejection, item_id, self.member_id, now)
+                    rejected(w.item.envelope, w.rejection, w.item_id, self.member_id, now)
                 )
-        for destination in txn.destinations:
+        for destination in txn.filing.fanout.destinations:
             self._notify_outbox(destination)
 
     def _replay_accepted(self, work: list[_Work]) -> None:
@@ -278,53 +252,81 @@ class DeliveryService:
     def _apply(self, session: Session, fresh: list[_Work], sender: str, txn: _Txn) -> None:
         """One attempt of the batch transaction."""
         now = self._clock()
-        stored = inbound.find_receipts(session, (w.report.report_id for w in fresh if w.report))
+        stored = inbound.find_receipts(session, (w.item_id for w in fresh))
         for index, w in enumerate(fresh):
-            assert w.report is not None
-            item_id = w.report.report_id
-            earlier = stored.get(item_id) or _as_stored(txn.rows.get(item_id))
+            earlier = stored.get(w.item_id) or _as_stored(txn.rows.get(w.item_id))
             if earlier is not None:
                 if earlier.payload_sha256 == w.sha256:
                     txn.receipts[index] = earlier.receipt
                 else:
-                    txn.conflicts.add(index)
+                    txn.refusals[index] = Rejection(
+                        RejectReason.MALFORMED_PAYLOAD, "id already used by a different item"
+                    )
                 continue
-            receipt = self._dispose(session, w, now, txn)
-            txn.receipts[index] = signed = self._sign(receipt)
-            txn.rows[item_id] = self._row(w, receipt.outcome, signed, sender, now)
+            answer = self._dispose(session, w, now, txn)
+            if isinstance(answer, Rejection):
+                txn.refusals[index] = answer
+                continue
+            txn.receipts[index] = signed = self._sign(answer)
+            txn.rows[w.item_id] = self._row(w, answer.outcome, signed, sender, now)
         inbound.insert_items(session, list(txn.rows.values()))
 
-    def _dispose(self, session: Session, w: _Work, now: datetime, txn: _Txn) -> Receipt:
-        """File the report here or queue it for the responsible member."""
-        assert w.report is not None
+    def _dispose(self, session: Session, w: _Work, now: datetime, txn: _Txn) -> Receipt | Rejection:
+        """File, forward or apply one item."""
         env = w.item.envelope
-        item_id = w.report.report_id
-        if isinstance(w.route, ForwardTo):
+        parsed = w.parsed
+        if not isinstance(parsed, ParsedReport):
+            assert parsed is not None
+            refusal = self._casebook.statuses.receive(
+                session, self._rosters.roster, parsed.update, encode_envelope(env), now
+            )
+            if refusal is not None:
+                return refusal
+            return accepted(
+                env, w.item_id, Outcome.ACCEPTED, self.member_id, now, case_id=parsed.update.case_id
+            )
+        route = route_report(
+            self._rosters.roster,
+            self.member_id,
+            parsed.hosting_country,
+            w.item.via_member_ids,
+            self._limits,
+        )
+        if isinstance(route, Rejection):
+            return route
+        if isinstance(route, ForwardTo):
+            moved_by = encode_envelope(w.item.moved_by) if w.item.moved_by else None
             outbox.enqueue(
                 session,
-                w.route.member_id,
-                item_id,
+                route.member_id,
+                w.item_id,
                 env.payload_type,
                 encode_envelope(env),
-                w.route.via_member_ids,
+                route.via_member_ids,
                 now,
+                moved_by,
             )
-            txn.destinations.add(w.route.member_id)
+            txn.filing.fanout.destinations.add(route.member_id)
             return accepted(
-                env, item_id, Outcome.FORWARDED, self.member_id, now, forwarded_to=w.route.member_id
+                env, w.item_id, Outcome.FORWARDED, self.member_id, now, forwarded_to=route.member_id
             )
         filed = self._casebook.file(
-            session, w.report, w.canonical, encode_envelope(env), now, txn.filing
+            session,
+            parsed.report,
+            parsed.canonical,
+            encode_envelope(env),
+            now,
+            txn.filing,
+            hosting_country=parsed.hosting_country,
         )
-        return accepted(env, item_id, filed.outcome, self.member_id, now, case_id=filed.case_id)
+        return accepted(env, w.item_id, filed.outcome, self.member_id, now, case_id=filed.case_id)
 
     def _row(
         self, w: _Work, outcome: Outcome, receipt: bytes, sender: str, now: datetime
     ) -> inbound.NewInboundItem:
         env = w.item.envelope
-        assert w.report is not None
         return inbound.NewInboundItem(
-            item_id=w.report.report_id,
+            item_id=w.item_id,
             payload_type=env.payload_type,
             signer_member_id=env.signer_member_id,
             key_id=env.key_id,
@@ -339,10 +341,7 @@ class DeliveryService:
 
     def _sign(self, receipt: Receipt) -> bytes:
         """Sign a receipt; returns the serialized SignedEnvelope."""
-        envelope = sign_envelope(
-            self._identity.signing_key, self.member_id, RECEIPT_TYPE, encode_receipt(receipt)
-        )
-        return encode_envelope(envelope)
+        return encode_envelope(self._identity.sign(RECEIPT_TYPE, encode_receipt(receipt)))
 
 
 def _live(work: list[_Work]) -> list[_Work]:

@@ -1,21 +1,25 @@
-"""Read side for analysts: cases by id, by report, and filtered pages."""
+"""Read side for analysts: cases by id, by report, filtered pages, statistics."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from federation.core.canonical_url import UrlError, canonical_url
 from federation.core.case import CaseFilter, CaseReportView, CaseView
 from federation.core.case_status import CaseStatus
+from federation.core.stats import CaseFacts, TakedownStats, takedown_stats
 from federation.errors import InvalidArgumentError, NotFoundError
 from federation.store import cases as store
+from federation.store import inbound
+from federation.store import status as status_store
 from federation.store.database import Database
-from federation.store.models import CaseRow
-from federation.wire.convert import decode_envelope, decode_report
+from federation.store.models import CaseRow, StatusUpdateRow, TrackedCaseRow
+from federation.wire.convert import decode_envelope, decode_report, decode_status_update
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -29,42 +33,116 @@ class CasePage:
     next_page_token: str
 
 
-def _view(session: Session, row: CaseRow) -> CaseView:
-    reports = []
-    for r in store.case_reports(session, row.case_id):
-        envelope = decode_envelope(r.envelope)
-        reports.append(
-            CaseReportView(
-                r.report_id,
-                r.origin_member_id,
-                r.joined_at,
-                decode_report(envelope.payload),
-                envelope,
-            )
+@dataclass(frozen=True, slots=True)
+class OverduePolicy:
+    """When a takedown counts as overdue: NOTICE_SENT longer ago than ``after``."""
+
+    after: timedelta = timedelta(hours=72)
+
+    def is_overdue(self, row: CaseRow, now: datetime) -> bool:
+        """True when the case's notice is older than the deadline and not resolved."""
+        return (
+            row.status == CaseStatus.NOTICE_SENT
+            and row.notice_sent_at is not None
+            and now - row.notice_sent_at > self.after
         )
+
+
+def _history(rows: list[StatusUpdateRow]) -> tuple[tuple, tuple]:  # type: ignore[type-arg]
+    envelopes = tuple(decode_envelope(r.envelope) for r in rows)
+    return tuple(decode_status_update(e.payload) for e in envelopes), envelopes
+
+
+def _report_view(
+    report_id: str, origin: str, at: datetime, envelope_bytes: bytes
+) -> CaseReportView:
+    envelope = decode_envelope(envelope_bytes)
+    return CaseReportView(report_id, origin, at, decode_report(envelope.payload), envelope)
+
+
+def _local_view(session: Session, row: CaseRow, now: datetime, policy: OverduePolicy) -> CaseView:
+    reports = tuple(
+        _report_view(r.report_id, r.origin_member_id, r.joined_at, r.envelope)
+        for r in store.case_reports(session, row.case_id)
+    )
+    history, envelopes = _history(status_store.updates_of(session, [row.case_id]))
     return CaseView(
         case_id=row.case_id,
         canonical_url=row.canonical_url,
         hosting_country=row.hosting_country,
         responsible_member_id=row.responsible_member_id,
         status=CaseStatus(row.status),
-        reports=tuple(reports),
+        reports=reports,
         known_content_case_ids=tuple(store.linked_cases(session, row.case_id)),
         reappearance_of_case_id=row.reappearance_of_case_id or "",
         created_at=row.created_at,
         updated_at=row.updated_at,
+        history=history,
+        history_envelopes=envelopes,
+        police_acknowledged_at=row.police_acknowledged_at,
+        police_reference=row.police_reference or "",
+        hold_until=row.hold_until,
+        hold_reason=row.hold_reason or "",
+        overdue=policy.is_overdue(row, now),
     )
 
 
-def get_case(db: Database, *, case_id: str = "", report_id: str = "") -> CaseView:
-    """A case by its id or by the id of one of its reports."""
+def _tracked_view(session: Session, tracked: TrackedCaseRow) -> CaseView:
+    """A case at another member, seen from a reporter: our reports in it and
+    the history of every case those reports went through (a move makes a chain)."""
+    report_ids = status_store.reports_linked_to(session, [tracked.case_id])
+    stored = inbound.find_envelopes(session, report_ids)
+    reports = tuple(
+        _report_view(rid, decode_envelope(env).signer_member_id, at, env)
+        for rid, (env, at) in sorted(stored.items())
+    )
+    chain: list[str] = []
+    for rid in report_ids:
+        for case_id in status_store.linked_cases_of_report(session, rid):
+            if case_id not in chain:
+                chain.append(case_id)
+    rows = status_store.updates_of(session, chain)
+    rows.sort(key=lambda r: (chain.index(r.case_id), r.sequence))
+    history, envelopes = _history(rows)
+    first = reports[0].report if reports else None
+    return CaseView(
+        case_id=tracked.case_id,
+        canonical_url=_canonical_or_empty(first.url) if first else "",
+        hosting_country=first.hosting_country if first else "",
+        responsible_member_id=tracked.responsible_member_id,
+        status=CaseStatus(tracked.status) if tracked.status else CaseStatus.RECEIVED,
+        reports=reports,
+        known_content_case_ids=(),
+        reappearance_of_case_id="",
+        created_at=tracked.first_seen_at,
+        updated_at=tracked.updated_at,
+        history=history,
+        history_envelopes=envelopes,
+    )
+
+
+def _canonical_or_empty(url: str) -> str:
+    try:
+        return canonical_url(url)
+    except UrlError:
+        return ""
+
+
+def get_case(
+    db: Database, now: datetime, policy: OverduePolicy, *, case_id: str = "", report_id: str = ""
+) -> CaseView:
+    """A case by its id or by the id of one of its reports (ours or tracked)."""
     with db.read() as session:
         if report_id:
-            case_id = store.case_id_of_report(session, report_id) or ""
+            linked = status_store.linked_cases_of_report(session, report_id)
+            case_id = store.case_id_of_report(session, report_id) or (linked[-1] if linked else "")
         row = store.get_case(session, case_id) if case_id else None
-        if row is None:
-            raise NotFoundError("no such case")
-        return _view(session, row)
+        if row is not None:
+            return _local_view(session, row, now, policy)
+        tracked = status_store.tracked(session, case_id) if case_id else None
+        if tracked is not None:
+            return _tracked_view(session, tracked)
+    raise NotFoundError("no such case")
 
 
 def encode_token(created_at: datetime, case_id: str) -> str:
@@ -83,13 +161,40 @@ def decode_token(token: str) -> tuple[datetime, str] | None:
         raise InvalidArgumentError("page_token is not valid") from None
 
 
-def list_cases(db: Database, where: CaseFilter, page_size: int, token: str) -> CasePage:
-    """A page of cases, newest first."""
+def list_cases(
+    db: Database,
+    where: CaseFilter,
+    page_size: int,
+    token: str,
+    now: datetime,
+    policy: OverduePolicy,
+) -> CasePage:
+    """A page of the cases this node is responsible for, newest first."""
     size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
     after = decode_token(token)
+    overdue_before = now - policy.after if where.overdue_only else None
     with db.read() as session:
-        rows = store.list_cases(session, where, size + 1, after)
-        views = [_view(session, row) for row in rows[:size]]
+        rows = store.list_cases(session, where, size + 1, after, overdue_before)
+        views = [_local_view(session, row, now, policy) for row in rows[:size]]
     more = len(rows) > size
     next_token = encode_token(rows[size - 1].created_at, rows[size - 1].case_id) if more else ""
     return CasePage(views, next_token)
+
+
+def stats(
+    db: Database, since: datetime | None, until: datetime | None, now: datetime
+) -> TakedownStats:
+    """Takedown statistics over our cases first reported in [since, until)."""
+    with db.read() as session:
+        facts = [
+            CaseFacts(
+                r.case_id,
+                CaseStatus(r.status),
+                r.hosting_country,
+                r.first_reported_at or r.created_at,
+                r.removed_at,
+                r.is_open,
+            )
+            for r in store.cases_reported_between(session, since, until)
+        ]
+    return takedown_stats(facts, now)

@@ -137,6 +137,8 @@ class _PeerWorker(threading.Thread):
         for item in batch:
             forwarded = request.items.add(via_member_ids=item.via_member_ids)
             forwarded.envelope.MergeFromString(item.envelope)
+            if item.moved_by is not None:
+                forwarded.moved_by.MergeFromString(item.moved_by)
         try:
             with sender.channel_for(member.endpoint) as channel:
                 reply = pb_grpc.FederationServiceStub(channel).Deliver(

@@ -60,7 +60,11 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
                 f"batch is larger than {self._limits.max_batch_bytes} bytes"
             )
         items = [
-            IncomingItem(envelope_from_proto(i.envelope), tuple(i.via_member_ids))
+            IncomingItem(
+                envelope_from_proto(i.envelope),
+                tuple(i.via_member_ids),
+                envelope_from_proto(i.moved_by) if i.HasField("moved_by") else None,
+            )
             for i in request.items
         ]
         receipts = self._delivery.deliver(sender, items)

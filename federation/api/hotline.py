@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 import structlog
 
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
+from federation.actions import record_status
 from federation.api.auth import authorize
 from federation.api.errors import translate_errors
+from federation.casebook import CaseBook
 from federation.clock import Clock, utc_now
 from federation.core.canonical_url import UrlError, canonical_url
+from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
 from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
 from federation.core.report import Report, check_report
 from federation.core.roster import Role
 from federation.delivery import DeliveryService, IncomingItem
-from federation.errors import InvalidArgumentError, PermissionDeniedError, UnimplementedError
-from federation.queries import get_case, list_cases
+from federation.errors import InvalidArgumentError, PermissionDeniedError
+from federation.queries import OverduePolicy, get_case, list_cases, stats
 from federation.store.database import Database
 from federation.trust import RosterHolder
 from federation.wire.convert import (
@@ -27,9 +32,11 @@ from federation.wire.convert import (
     decode_envelope,
     encode_report,
     report_from_proto,
+    stats_to_proto,
+    status_update_to_proto,
 )
 from federation.wire.errors import MalformedMessageError
-from federation.wire.times import to_timestamp
+from federation.wire.times import optional_datetime, to_timestamp
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 from hfp.v1 import receipt_pb2, report_pb2
@@ -45,19 +52,25 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     def __init__(
         self,
         delivery: DeliveryService,
+        casebook: CaseBook,
         rosters: RosterHolder,
         db: Database,
         signing_key: SigningKey,
         limits: Limits,
         *,
+        overdue: OverduePolicy,
+        notify_outbox: Callable[[str], None],
         dev_plaintext: bool,
         clock: Clock = utc_now,
     ) -> None:
         self._delivery = delivery
+        self._casebook = casebook
         self._rosters = rosters
         self._db = db
         self._key = signing_key
         self._limits = limits
+        self._overdue = overdue
+        self._notify = notify_outbox
         self._dev = dev_plaintext
         self._clock = clock
 
@@ -120,7 +133,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         which = request.WhichOneof("selector")
         if which is None:
             raise InvalidArgumentError("give case_id or report_id")
-        view = get_case(self._db, **{which: getattr(request, which)})
+        view = get_case(self._db, self._clock(), self._overdue, **{which: getattr(request, which)})
         return pb.GetCaseResponse(case=case_to_proto(view))
 
     @translate_errors
@@ -130,7 +143,12 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         """A filtered page of cases, newest first."""
         self._own_member(context)
         page = list_cases(
-            self._db, case_filter_from_proto(request.filters), request.page_size, request.page_token
+            self._db,
+            case_filter_from_proto(request.filters),
+            request.page_size,
+            request.page_token,
+            self._clock(),
+            self._overdue,
         )
         return pb.ListCasesResponse(
             cases=[case_to_proto(v) for v in page.cases], next_page_token=page.next_page_token
@@ -140,14 +158,38 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     def RecordStatus(  # noqa: N802
         self, request: pb.RecordStatusRequest, context: grpc.ServicerContext
     ) -> pb.RecordStatusResponse:
-        """Status tracking arrives with the case state machine (not in this version)."""
+        """Record a new status of one of our cases; it is signed and sent to every reporter."""
         self._own_member(context)
-        raise UnimplementedError("recording case status is not available in this version")
+        try:
+            status = CaseStatus(request.status)
+        except ValueError:
+            raise InvalidArgumentError("status is missing or unknown") from None
+        update = record_status(
+            self._db,
+            self._casebook,
+            self._rosters.roster,
+            self._limits,
+            request.case_id,
+            status,
+            self._clock(),
+            self._notify,
+            note=request.note,
+            new_hosting_country=request.new_hosting_country,
+        )
+        log.info(
+            "status recorded", case_id=update.case_id, status=status.name, sequence=update.sequence
+        )
+        return pb.RecordStatusResponse(update=status_update_to_proto(update))
 
     @translate_errors
     def GetStats(  # noqa: N802
         self, request: pb.GetStatsRequest, context: grpc.ServicerContext
     ) -> pb.GetStatsResponse:
-        """Statistics arrive with status tracking (not in this version)."""
+        """Counts and takedown times of the cases this node is responsible for."""
         self._own_member(context)
-        raise UnimplementedError("statistics are not available in this version")
+        try:
+            since = optional_datetime(request, "since")
+            until = optional_datetime(request, "until")
+        except MalformedMessageError as exc:
+            raise InvalidArgumentError(str(exc)) from exc
+        return stats_to_proto(stats(self._db, since, until, self._clock()))

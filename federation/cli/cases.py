@@ -178,3 +178,47 @@ def list_cases(
             if not token:
                 break
     emit(fmt, LIST_COLUMNS, rows)
+
+
+@case.command("status")
+@node_options
+@click.argument("case_id")
+@click.argument("status", type=click.Choice(STATUSES[1:], case_sensitive=False))
+@click.option("--note", default="", help="Note sent with the update (≤ 2000 characters).")
+@click.option("--new-country", default="", help="For `moved`: the new hosting country.")
+def record(
+    config_path: Path | None,
+    devnet_dir: Path | None,
+    member: str | None,
+    case_id: str,
+    status: str,
+    note: str,
+    new_country: str,
+) -> None:
+    """Record STATUS for CASE_ID (a case this hotline is responsible for).
+
+    The update is signed and sent to every hotline that reported the case.
+    Allowed order: received → assessed_illegal | assessed_not_illegal |
+    content_gone | moved; assessed_illegal → lea_notified | notice_sent |
+    content_removed | content_gone | moved; lea_notified → lea_hold | ...;
+    notice_sent → notice_sent (repeat) | content_removed | content_gone | moved.
+    """
+    target = resolve(config_path, devnet_dir, member)
+    request = pb.RecordStatusRequest(
+        case_id=case_id,
+        status=status_pb2.CaseStatus.Value(f"CASE_STATUS_{status.upper()}"),
+        note=note,
+        new_hosting_country=new_country.upper(),
+    )
+    with channel(target) as ch:
+        try:
+            reply = pb_grpc.HotlineServiceStub(ch).RecordStatus(
+                request, timeout=DEADLINE, metadata=target.metadata
+            )
+        except grpc.RpcError as exc:
+            raise rpc_failure(exc, target) from exc
+    update = reply.update
+    click.echo(
+        f"case {update.case_id}: {_status_name(update.status)} (update {update.sequence}, "
+        f"answers {len(update.report_ids)} report(s); sent to their authors)"
+    )

@@ -73,8 +73,9 @@ from federation.cli.cases import case  # noqa: E402
 from federation.cli.devnet import devnet  # noqa: E402
 from federation.cli.outbox import outbox  # noqa: E402
 from federation.cli.reports import report  # noqa: E402
+from federation.cli.stats import stats  # noqa: E402
 
-for group in (devnet, report, case, outbox):
+for group in (devnet, report, case, outbox, stats):
     cli.add_command(group)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 
 from crypto.dsse import Envelope
 from federation.core.case_status import CaseStatus
 from federation.core.report import Report
+from federation.core.status_update import StatusUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,14 @@ class CaseView:
     reappearance_of_case_id: str
     created_at: datetime
     updated_at: datetime
+    #: Applied status updates in order, with the envelopes they were signed in.
+    history: tuple[StatusUpdate, ...] = ()
+    history_envelopes: tuple[Envelope, ...] = ()
+    police_acknowledged_at: datetime | None = None
+    police_reference: str = ""
+    hold_until: datetime | None = None
+    hold_reason: str = ""
+    overdue: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +56,15 @@ class CaseFilter:
     created_since: datetime | None = None
     created_until: datetime | None = None
     reporter_member_id: str = ""
+    overdue_only: bool = False
+
+
+class CaseEventKind(enum.IntEnum):
+    """Kinds of case events; values equal the wire enum's."""
+
+    CASE_OPENED = 1
+    STATUS_CHANGED = 2
+    REPORT_JOINED = 3
+    ACKNOWLEDGED = 4
+    HOLD_EXPIRED = 5
+    HOLD_RELEASED = 6

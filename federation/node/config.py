@@ -63,6 +63,16 @@ class DedupConfig(_Section):
     pdq_threshold: int = Field(default=31, ge=0, le=64)
 
 
+class TakedownConfig(_Section):
+    """Deadlines for takedowns."""
+
+    #: A case in NOTICE_SENT for longer than this is overdue (logged and
+    #: flagged so an operator can repeat the notice).
+    overdue_after_hours: float = Field(default=72.0, gt=0, le=24 * 365)
+    #: How often the node looks for newly overdue takedowns.
+    check_every_seconds: float = Field(default=60.0, ge=0.1, le=86400)
+
+
 class LogConfig(_Section):
     """Logging."""
 
@@ -89,6 +99,7 @@ class NodeConfig(_Section):
     limits: LimitsConfig = LimitsConfig()
     outbox: OutboxConfig = OutboxConfig()
     dedup: DedupConfig = DedupConfig()
+    takedown: TakedownConfig = TakedownConfig()
     log: LogConfig = LogConfig()
 
     @field_validator("member_id")

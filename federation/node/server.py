@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
+from datetime import timedelta
 from types import FrameType
 
 import grpc
@@ -22,6 +23,9 @@ from federation.casebook import CaseBook
 from federation.core.limits import Limits
 from federation.delivery import DeliveryService, NodeIdentity
 from federation.node.config import NodeConfig
+from federation.overdue import OverdueWatcher
+from federation.queries import OverduePolicy
+from federation.status import StatusBook
 from federation.store.database import Database
 from federation.store.migrate import require_current
 from federation.trust import RosterHolder
@@ -58,6 +62,7 @@ class _Parts:
     executor: futures.ThreadPoolExecutor
     sync: RosterSync
     outbox: OutboxSender
+    watcher: OverdueWatcher
 
 
 def trust_anchor(config: NodeConfig) -> TrustAnchor:
@@ -111,8 +116,12 @@ class Node:
             batch_size=cfg.outbox.batch_size,
             backoff=Backoff(cfg.outbox.backoff_base_seconds, cfg.outbox.backoff_cap_seconds),
         )
-        casebook = CaseBook(cfg.member_id, cfg.dedup.pdq_threshold)
+        casebook = CaseBook(
+            cfg.member_id, StatusBook(cfg.member_id, identity.sign), cfg.dedup.pdq_threshold
+        )
         casebook.load(db)
+        overdue = OverduePolicy(timedelta(hours=cfg.takedown.overdue_after_hours))
+        watcher = OverdueWatcher(db, overdue, interval=cfg.takedown.check_every_seconds)
         delivery = DeliveryService(
             identity, rosters, db, limits, casebook, notify_outbox=outbox.notify, executor=executor
         )
@@ -137,10 +146,13 @@ class Node:
         hotline_service_pb2_grpc.add_HotlineServiceServicer_to_server(
             HotlineServicer(
                 delivery,
+                casebook,
                 rosters,
                 db,
                 identity.signing_key,
                 limits,
+                overdue=overdue,
+                notify_outbox=outbox.notify,
                 dev_plaintext=cfg.insecure_plaintext,
             ),
             server,
@@ -156,7 +168,8 @@ class Node:
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         sync.start()
         outbox.start()
-        self._parts = _Parts(db, rosters, health_servicer, server, executor, sync, outbox)
+        watcher.start()
+        self._parts = _Parts(db, rosters, health_servicer, server, executor, sync, outbox, watcher)
         log.info(
             "node serving",
             member_id=cfg.member_id,
@@ -205,6 +218,7 @@ class Node:
         parts.health.enter_graceful_shutdown()
         parts.server.stop(grace).wait()
         parts.outbox.stop()
+        parts.watcher.stop()
         parts.sync.stop()
         parts.executor.shutdown(wait=True)
         parts.db.dispose()

@@ -9,6 +9,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from federation.core.case import CaseFilter
+from federation.core.case_status import CaseStatus
 from federation.store.models import (
     CaseEventRow,
     CaseHashRow,
@@ -56,6 +57,17 @@ def add_report(
             origin_member_id=origin,
             envelope=envelope,
             joined_at=now,
+        )
+    )
+
+
+def reporters(session: Session, case_id: str) -> set[str]:
+    """Members that authored a report in the case."""
+    return set(
+        session.scalars(
+            select(CaseReportRow.origin_member_id)
+            .where(CaseReportRow.case_id == case_id)
+            .distinct()
         )
     )
 
@@ -134,10 +146,21 @@ def append_event(session: Session, case: CaseRow, kind: int, now: datetime) -> N
 
 
 def list_cases(
-    session: Session, where: CaseFilter, limit: int, after: tuple[datetime, str] | None
+    session: Session,
+    where: CaseFilter,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    overdue_before: datetime | None = None,
 ) -> list[CaseRow]:
-    """A page of cases, newest first, keyset-paginated by (created_at, case_id)."""
+    """A page of cases, newest first, keyset-paginated by (created_at, case_id).
+
+    ``overdue_before``: only NOTICE_SENT cases whose notice is older than that.
+    """
     query = select(CaseRow)
+    if overdue_before is not None:
+        query = query.where(
+            CaseRow.status == int(CaseStatus.NOTICE_SENT), CaseRow.notice_sent_at < overdue_before
+        )
     if where.statuses:
         query = query.where(CaseRow.status.in_(where.statuses))
     if where.hosting_countries:
@@ -166,3 +189,16 @@ def list_cases(
 def count_cases(session: Session) -> int:
     """How many cases are held here."""
     return int(session.scalar(select(func.count()).select_from(CaseRow)) or 0)
+
+
+def cases_reported_between(
+    session: Session, since: datetime | None, until: datetime | None
+) -> list[CaseRow]:
+    """Cases whose first report falls in [since, until) (open ends when None)."""
+    first = func.coalesce(CaseRow.first_reported_at, CaseRow.created_at)
+    query = select(CaseRow)
+    if since is not None:
+        query = query.where(first >= since)
+    if until is not None:
+        query = query.where(first < until)
+    return list(session.scalars(query))

@@ -105,3 +105,16 @@ class StoredEnvelope:
 
     envelope: bytes
     receipt: bytes
+
+
+def find_envelopes(session: Session, item_ids: Iterable[str]) -> dict[str, tuple[bytes, datetime]]:
+    """Stored envelopes (and arrival times) of the given items."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(InboundItemRow.item_id, InboundItemRow.envelope, InboundItemRow.received_at).where(
+            InboundItemRow.item_id.in_(ids)
+        )
+    )
+    return {r.item_id: (r.envelope, r.received_at) for r in rows}

@@ -106,6 +106,60 @@ class CaseRow(Base):
     last_sequence: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    #: Earliest created_at of the case's reports: where takedown time starts.
+    first_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: observed_at of the latest NOTICE_SENT (repeat notices restart the clock).
+    notice_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: observed_at of CONTENT_REMOVED.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    police_acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    police_reference: Mapped[str | None] = mapped_column(String(128))
+    hold_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hold_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class StatusUpdateRow(Base):
+    """A signed status update: authored here for our cases, or received for
+    cases of other members that hold our reports (then applied in sequence
+    order; one past a gap waits with ``applied`` false)."""
+
+    __tablename__ = "status_updates"
+    __table_args__ = (Index("uq_status_updates_case_sequence", "case_id", "sequence", unique=True),)
+
+    update_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    author_member_id: Mapped[str] = mapped_column(String(63), nullable=False)
+    sequence: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    #: Serialized hfp.v1.SignedEnvelope, as signed (ours) or received.
+    envelope: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    applied: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class TrackedCaseRow(Base):
+    """A case at another member that holds reports we authored."""
+
+    __tablename__ = "tracked_cases"
+
+    case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    responsible_member_id: Mapped[str] = mapped_column(String(63), nullable=False)
+    #: Status of the last applied update (None until sequence 1 arrives).
+    status: Mapped[int | None] = mapped_column(SmallInteger)
+    last_applied_sequence: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ReportCaseLinkRow(Base):
+    """Which remote case(s) one of our reports belongs to (a move makes a chain)."""
+
+    __tablename__ = "report_case_links"
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class CaseReportRow(Base):
@@ -191,6 +245,9 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    #: For a report re-routed after CASE_STATUS_MOVED: the signed MOVED update
+    #: that lets the new responsible member route it (ForwardedItem.moved_by).
+    moved_by: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: The peer's signed receipt (serialized SignedEnvelope): proof of delivery.
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -30,6 +30,7 @@ class OutgoingItem:
     payload_type: str
     envelope: bytes
     via_member_ids: tuple[str, ...]
+    moved_by: bytes | None = None
 
 
 def enqueue(
@@ -40,6 +41,7 @@ def enqueue(
     envelope: bytes,
     via: Sequence[str],
     now: datetime,
+    moved_by: bytes | None = None,
 ) -> None:
     """Queue an item for a peer, in the caller's transaction."""
     session.add(
@@ -49,6 +51,7 @@ def enqueue(
             payload_type=payload_type,
             envelope=envelope,
             via_member_ids=list(via),
+            moved_by=moved_by,
             state=OutboxState.PENDING,
             attempts=0,
             created_at=now,
@@ -65,13 +68,16 @@ def next_batch(session: Session, destination: str, limit: int) -> list[OutgoingI
             OutboxRow.payload_type,
             OutboxRow.envelope,
             OutboxRow.via_member_ids,
+            OutboxRow.moved_by,
         )
         .where(OutboxRow.destination == destination, OutboxRow.state == OutboxState.PENDING)
         .order_by(OutboxRow.id)
         .limit(limit)
     )
     return [
-        OutgoingItem(r.id, r.item_id, r.payload_type, r.envelope, tuple(r.via_member_ids))
+        OutgoingItem(
+            r.id, r.item_id, r.payload_type, r.envelope, tuple(r.via_member_ids), r.moved_by
+        )
         for r in rows
     ]
 
@@ -203,3 +209,8 @@ def rejected_items(session: Session, limit: int) -> list[tuple[str, str, bytes, 
         .limit(limit)
     )
     return [(r[0], r[1], r[2] or b"", r[3]) for r in rows]
+
+
+def destinations_of(session: Session, item_id: str) -> set[str]:
+    """Every peer an item was queued for (e.g. where we sent a report)."""
+    return set(session.scalars(select(OutboxRow.destination).where(OutboxRow.item_id == item_id)))

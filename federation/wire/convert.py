@@ -15,13 +15,24 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from crypto.dsse import Envelope
 from crypto.threshold import RootSignature
 from federation.core.case import CaseFilter, CaseView
+from federation.core.case_status import CaseStatus
 from federation.core.reasons import Outcome, RejectReason
 from federation.core.receipt import Receipt
 from federation.core.report import MAX_HASH_BYTES, ContentHash, HashAlgorithm, Report
 from federation.core.roster import Member, MemberKey, Role, Roster, RosterError
+from federation.core.stats import TakedownStats
+from federation.core.status_update import StatusUpdate
 from federation.wire.errors import EmbeddedMediaError, MalformedMessageError
 from federation.wire.times import optional_datetime, required_datetime, to_timestamp
-from hfp.v1 import case_pb2, envelope_pb2, receipt_pb2, report_pb2, roster_pb2
+from hfp.v1 import (
+    case_pb2,
+    envelope_pb2,
+    hotline_service_pb2,
+    receipt_pb2,
+    report_pb2,
+    roster_pb2,
+    status_pb2,
+)
 
 # Wire type 2 (length-delimited) in an unknown field could smuggle a blob.
 _LENGTH_DELIMITED = 2
@@ -319,6 +330,18 @@ def case_to_proto(view: CaseView) -> case_pb2.Case:
         created_at=to_timestamp(view.created_at),
         updated_at=to_timestamp(view.updated_at),
     )
+    for update, envelope in zip(view.history, view.history_envelopes, strict=True):
+        message.history.append(status_update_to_proto(update))
+        message.history_envelopes.append(envelope_to_proto(envelope))
+    for field, moment in (
+        ("police_acknowledged_at", view.police_acknowledged_at),
+        ("hold_until", view.hold_until),
+    ):
+        if moment is not None:
+            getattr(message, field).CopyFrom(to_timestamp(moment))
+    message.police_reference = view.police_reference
+    message.hold_reason = view.hold_reason
+    message.overdue = view.overdue
     for r in view.reports:
         message.reports.add(
             report_id=r.report_id,
@@ -338,4 +361,81 @@ def case_filter_from_proto(message: case_pb2.CaseFilter) -> CaseFilter:
         created_since=optional_datetime(message, "created_since"),
         created_until=optional_datetime(message, "created_until"),
         reporter_member_id=message.reporter_member_id,
+        overdue_only=message.overdue_only,
     )
+
+
+# --- status updates ------------------------------------------------------------
+
+
+def status_update_to_proto(update: StatusUpdate) -> status_pb2.StatusUpdate:
+    """The wire form of a status update."""
+    return status_pb2.StatusUpdate(
+        update_id=update.update_id,
+        case_id=update.case_id,
+        report_ids=list(update.report_ids),
+        member_id=update.member_id,
+        status=int(update.status),  # type: ignore[arg-type]
+        sequence=update.sequence,
+        observed_at=to_timestamp(update.observed_at),
+        note=update.note,
+        new_hosting_country=update.new_hosting_country,
+    )
+
+
+def encode_status_update(update: StatusUpdate) -> bytes:
+    """Serialized status update payload, ready to sign."""
+    return status_update_to_proto(update).SerializeToString()
+
+
+def decode_status_update(payload: bytes) -> StatusUpdate:
+    """Parse an authenticated StatusUpdate payload."""
+    message = status_pb2.StatusUpdate()
+    _parse(message, payload, "status update")
+    _refuse_blobs(message)
+    try:
+        status = CaseStatus(message.status)
+    except ValueError:
+        raise MalformedMessageError("status has an unknown value") from None
+    return StatusUpdate(
+        update_id=message.update_id,
+        case_id=message.case_id,
+        report_ids=tuple(message.report_ids),
+        member_id=message.member_id,
+        status=status,
+        sequence=message.sequence,
+        observed_at=required_datetime(message, "observed_at"),
+        note=message.note,
+        new_hosting_country=message.new_hosting_country,
+    )
+
+
+# --- statistics ----------------------------------------------------------------
+
+
+def stats_to_proto(result: TakedownStats) -> hotline_service_pb2.GetStatsResponse:
+    """The wire form of takedown statistics."""
+    message = hotline_service_pb2.GetStatsResponse(
+        counts_by_status=[
+            hotline_service_pb2.StatusCount(status=int(k), count=v)  # type: ignore[arg-type]
+            for k, v in sorted(result.by_status.items())
+        ],
+        counts_by_country=[
+            hotline_service_pb2.CountryCount(hosting_country=k, count=v)
+            for k, v in sorted(result.by_country.items())
+        ],
+        removed_count=result.removed_count,
+        removed_within_72h_share=result.within_window_share or 0.0,
+    )
+    if result.median is not None and result.p90 is not None:
+        message.takedown_median.FromTimedelta(result.median)
+        message.takedown_p90.FromTimedelta(result.p90)
+    for case in result.open_past_window:
+        item = message.open_past_72h.add(
+            case_id=case.case_id,
+            status=int(case.status),
+            hosting_country=case.hosting_country,
+            first_reported_at=to_timestamp(case.first_reported_at),
+        )
+        item.open_for.FromTimedelta(case.open_for)
+    return message

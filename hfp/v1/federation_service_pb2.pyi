@@ -28,6 +28,7 @@ class ForwardedItem(_message.Message):
 
     ENVELOPE_FIELD_NUMBER: _builtins.int
     VIA_MEMBER_IDS_FIELD_NUMBER: _builtins.int
+    MOVED_BY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _envelope_pb2.SignedEnvelope:
         """The item, exactly as its author signed it; forwarders never change it."""
@@ -40,15 +41,28 @@ class ForwardedItem(_message.Message):
         refuses with REJECT_REASON_LOOP_DETECTED.
         """
 
+    @_builtins.property
+    def moved_by(self) -> _envelope_pb2.SignedEnvelope:
+        """Only when a responsible member re-routes the reports of a case it marked
+        CASE_STATUS_MOVED: that signed StatusUpdate (status MOVED, listing this
+        report in report_ids, signed by the member that is the last entry of
+        via_member_ids). The receiver then routes the report by the update's
+        new_hosting_country instead of the report's own hosting_country, which
+        its author signed and nobody else may change. Unset otherwise; an item
+        whose moved_by does not verify is refused like the report itself would
+        be (BAD_SIGNATURE, MALFORMED_PAYLOAD, SENDER_MISMATCH).
+        """
+
     def __init__(
         self,
         *,
         envelope: _envelope_pb2.SignedEnvelope | None = ...,
         via_member_ids: _abc.Iterable[_builtins.str] | None = ...,
+        moved_by: _envelope_pb2.SignedEnvelope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "moved_by", b"moved_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "via_member_ids", b"via_member_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "moved_by", b"moved_by", "via_member_ids", b"via_member_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

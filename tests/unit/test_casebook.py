@@ -18,6 +18,7 @@ from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
 from federation.core.reasons import REPORT_TYPE, Outcome
 from federation.core.report import ContentHash, HashAlgorithm, Report
+from federation.status import StatusBook
 from federation.store import cases as store
 from federation.store.database import Database
 from federation.store.migrate import upgrade
@@ -33,6 +34,10 @@ def db(tmp_path: Path) -> Iterator[Database]:
     upgrade(database)
     yield database
     database.dispose()
+
+
+def _statuses() -> StatusBook:
+    return StatusBook("hotline-nl", lambda t, p: sign_envelope(KEY, "hotline-nl", t, p))
 
 
 def _report(url: str, *hashes: ContentHash, origin: str = "hotline-dk") -> Report:
@@ -56,7 +61,7 @@ def _close(db: Database, case_id: str, status: CaseStatus) -> None:
 
 
 def test_same_canonical_url_joins_the_open_case(db: Database) -> None:
-    book = CaseBook("hotline-nl")
+    book = CaseBook("hotline-nl", _statuses())
     first = _file(db, book, _report("https://Example.com/a/./b#frag"))
     second = _file(db, book, _report("https://example.com/a/b", origin="hotline-de"))
     assert first[0] is Outcome.ACCEPTED and second == (Outcome.DUPLICATE, first[1])
@@ -77,7 +82,7 @@ def test_same_canonical_url_joins_the_open_case(db: Database) -> None:
 def test_report_after_a_case_ended_opens_a_new_case(
     db: Database, ending: CaseStatus, reappearance: bool
 ) -> None:
-    book = CaseBook("hotline-nl")
+    book = CaseBook("hotline-nl", _statuses())
     _, old = _file(db, book, _report("https://example.net/x"))
     _close(db, old, ending)
     outcome, new = _file(db, book, _report("https://example.net/x"))
@@ -89,7 +94,7 @@ def test_report_after_a_case_ended_opens_a_new_case(
 
 
 def test_exact_hashes_link_cases_without_merging(db: Database) -> None:
-    book = CaseBook("hotline-nl")
+    book = CaseBook("hotline-nl", _statuses())
     same = ContentHash(HashAlgorithm.SHA256, os.urandom(32))
     _, a = _file(db, book, _report("https://example.com/1", same))
     _, b = _file(db, book, _report("https://example.com/2", same))
@@ -112,7 +117,7 @@ def _flip(value: bytes, bits: int) -> bytes:
 
 @pytest.mark.parametrize(("distance", "linked"), [(30, True), (31, True), (32, False)])
 def test_pdq_near_match_links_within_threshold(db: Database, distance: int, linked: bool) -> None:
-    book = CaseBook("hotline-nl", pdq_threshold=31)
+    book = CaseBook("hotline-nl", _statuses(), pdq_threshold=31)
     stored = os.urandom(32)
     _, a = _file(db, book, _report("https://example.com/p", ContentHash(HashAlgorithm.PDQ, stored)))
     near = _flip(stored, distance)
@@ -126,10 +131,10 @@ def test_pdq_index_reloads_from_storage(db: Database) -> None:
     stored = os.urandom(32)
     _, a = _file(
         db,
-        CaseBook("hotline-nl"),
+        CaseBook("hotline-nl", _statuses()),
         _report("https://example.com/r", ContentHash(HashAlgorithm.PDQ, stored)),
     )
-    fresh = CaseBook("hotline-nl")
+    fresh = CaseBook("hotline-nl", _statuses())
     fresh.load(db)
     _, b = _file(
         db,
@@ -141,7 +146,7 @@ def test_pdq_index_reloads_from_storage(db: Database) -> None:
 
 
 def test_rolled_back_filing_leaves_no_trace_in_the_index(db: Database) -> None:
-    book = CaseBook("hotline-nl")
+    book = CaseBook("hotline-nl", _statuses())
     value = os.urandom(32)
     report = _report("https://example.com/t", ContentHash(HashAlgorithm.PDQ, value))
     envelope = encode_envelope(sign_envelope(KEY, "hotline-dk", REPORT_TYPE, encode_report(report)))

@@ -1,0 +1,98 @@
+"""``hfed stats``: takedown statistics of the cases this hotline is responsible for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from federation.cli.connect import DEADLINE, channel, node_options, resolve, rpc_failure
+from federation.cli.output import FORMAT_OPTION, Format, emit
+from hfp.v1 import hotline_service_pb2 as pb
+from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
+from hfp.v1 import status_pb2
+
+DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+
+
+def _hours(duration: timedelta | None) -> str:
+    return "" if duration is None else f"{duration.total_seconds() / 3600:.1f}"
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.replace(tzinfo=UTC))
+    return stamp
+
+
+def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
+    removed = reply.removed_count
+    median = reply.takedown_median.ToTimedelta() if removed else None
+    p90 = reply.takedown_p90.ToTimedelta() if removed else None
+    rows: list[dict[str, Any]] = [
+        {"section": "takedown", "key": "removed cases", "value": removed},
+        {"section": "takedown", "key": "median hours to removal", "value": _hours(median)},
+        {"section": "takedown", "key": "p90 hours to removal", "value": _hours(p90)},
+        {
+            "section": "takedown",
+            "key": "share removed within 72 h",
+            "value": f"{reply.removed_within_72h_share:.0%}" if removed else "",
+        },
+        {"section": "takedown", "key": "open past 72 h", "value": len(reply.open_past_72h)},
+    ]
+    rows += [
+        {
+            "section": "status",
+            "key": status_pb2.CaseStatus.Name(c.status).removeprefix("CASE_STATUS_").lower(),
+            "value": c.count,
+        }
+        for c in reply.counts_by_status
+    ]
+    rows += [
+        {"section": "country", "key": c.hosting_country, "value": c.count}
+        for c in reply.counts_by_country
+    ]
+    rows += [
+        {
+            "section": "open past 72 h",
+            "key": o.case_id,
+            "value": f"{_hours(o.open_for.ToTimedelta())} h, "
+            f"{status_pb2.CaseStatus.Name(o.status).removeprefix('CASE_STATUS_')}, "
+            f"{o.hosting_country}",
+        }
+        for o in reply.open_past_72h
+    ]
+    return rows
+
+
+@click.command()
+@node_options
+@click.option("--since", type=DATE, default=None, help="Cases first reported on/after (UTC).")
+@click.option("--until", type=DATE, default=None, help="Cases first reported before (UTC).")
+@FORMAT_OPTION
+def stats(
+    config_path: Path | None,
+    devnet_dir: Path | None,
+    member: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    fmt: Format,
+) -> None:
+    """Cases by status and country, time to removal (median, p90, share within 72 h),
+    and cases still open 72 h after their first report."""
+    target = resolve(config_path, devnet_dir, member)
+    request = pb.GetStatsRequest(since=_timestamp(since), until=_timestamp(until))
+    with channel(target) as ch:
+        try:
+            reply = pb_grpc.HotlineServiceStub(ch).GetStats(
+                request, timeout=DEADLINE, metadata=target.metadata
+            )
+        except grpc.RpcError as exc:
+            raise rpc_failure(exc, target) from exc
+    emit(fmt, ("section", "key", "value"), _figures(reply))

@@ -1,0 +1,87 @@
+"""Takedown statistics over cases (pure)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from federation.core.case_status import CaseStatus
+
+TAKEDOWN_WINDOW = timedelta(hours=72)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What statistics need to know about one case."""
+
+    case_id: str
+    status: CaseStatus
+    hosting_country: str
+    first_reported_at: datetime
+    removed_at: datetime | None
+    is_open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPastWindow:
+    """A case still open longer than the takedown window after its first report."""
+
+    case_id: str
+    status: CaseStatus
+    hosting_country: str
+    first_reported_at: datetime
+    open_for: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class TakedownStats:
+    """Counts and takedown times."""
+
+    by_status: dict[CaseStatus, int]
+    by_country: dict[str, int]
+    removed_count: int
+    median: timedelta | None
+    p90: timedelta | None
+    within_window_share: float | None
+    open_past_window: list[OpenPastWindow]
+
+
+def _p90(durations: list[timedelta]) -> timedelta:
+    if len(durations) == 1:
+        return durations[0]
+    seconds = [d.total_seconds() for d in durations]
+    return timedelta(seconds=statistics.quantiles(seconds, n=10, method="inclusive")[8])
+
+
+def takedown_stats(
+    cases: Iterable[CaseFacts], now: datetime, window: timedelta = TAKEDOWN_WINDOW
+) -> TakedownStats:
+    """Counts by status and country; time from first report to CONTENT_REMOVED
+    (median, 90th percentile, share within ``window``); cases open past it."""
+    facts = list(cases)
+    times = sorted(
+        f.removed_at - f.first_reported_at
+        for f in facts
+        if f.status is CaseStatus.CONTENT_REMOVED and f.removed_at is not None
+    )
+    overdue = [
+        OpenPastWindow(
+            f.case_id, f.status, f.hosting_country, f.first_reported_at, now - f.first_reported_at
+        )
+        for f in facts
+        if f.is_open and now - f.first_reported_at > window
+    ]
+    return TakedownStats(
+        by_status=dict(Counter(f.status for f in facts)),
+        by_country=dict(Counter(f.hosting_country for f in facts)),
+        removed_count=len(times),
+        median=timedelta(seconds=statistics.median(t.total_seconds() for t in times))
+        if times
+        else None,
+        p90=_p90(times) if times else None,
+        within_window_share=sum(t <= window for t in times) / len(times) if times else None,
+        open_past_window=sorted(overdue, key=lambda o: o.first_reported_at),
+    )

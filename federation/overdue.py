@@ -1,0 +1,72 @@
+"""Logs takedowns that are overdue, so an operator can repeat the notice."""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+
+from federation.clock import Clock, utc_now
+from federation.core.case import CaseFilter
+from federation.queries import OverduePolicy
+from federation.store import cases as store
+from federation.store.database import Database
+
+log = structlog.get_logger(__name__)
+
+CHECK_EVERY_SECONDS = 60.0
+MAX_LISTED = 1000
+
+
+class OverdueWatcher:
+    """Background thread: each minute, log cases that became overdue since the last check."""
+
+    def __init__(
+        self,
+        db: Database,
+        policy: OverduePolicy,
+        clock: Clock = utc_now,
+        interval: float = CHECK_EVERY_SECONDS,
+    ) -> None:
+        self._db = db
+        self._policy = policy
+        self._clock = clock
+        self._interval = interval
+        self._known: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="overdue", daemon=True)
+
+    def start(self) -> None:
+        """Start watching."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def check(self) -> list[str]:
+        """Log newly overdue cases; returns every overdue case id."""
+        now = self._clock()
+        with self._db.read() as session:
+            rows = store.list_cases(
+                session, CaseFilter(), MAX_LISTED, None, now - self._policy.after
+            )
+        overdue = [r.case_id for r in rows]
+        for row in rows:
+            if row.case_id not in self._known:
+                log.warning(
+                    "takedown overdue: repeat the notice",
+                    case_id=row.case_id,
+                    hosting_country=row.hosting_country,
+                    notice_sent_at=row.notice_sent_at.isoformat() if row.notice_sent_at else None,
+                )
+        self._known = set(overdue)
+        return overdue
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.check()
+            except Exception:  # a storage hiccup must not end the watcher
+                log.exception("overdue check failed")

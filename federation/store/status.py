@@ -1,0 +1,84 @@
+"""Repository of status updates, tracked remote cases and report-to-case links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from federation.store.models import (
+    InboundItemRow,
+    ReportCaseLinkRow,
+    StatusUpdateRow,
+    TrackedCaseRow,
+)
+
+
+def updates_of(
+    session: Session, case_ids: Iterable[str], applied_only: bool = True
+) -> list[StatusUpdateRow]:
+    """Updates of the given cases, by case then sequence."""
+    query = select(StatusUpdateRow).where(StatusUpdateRow.case_id.in_(list(case_ids)))
+    if applied_only:
+        query = query.where(StatusUpdateRow.applied.is_(True))
+    return list(session.scalars(query.order_by(StatusUpdateRow.case_id, StatusUpdateRow.sequence)))
+
+
+def update_at(session: Session, case_id: str, sequence: int) -> StatusUpdateRow | None:
+    """The update of a case with a given sequence, if stored."""
+    return session.scalar(
+        select(StatusUpdateRow).where(
+            StatusUpdateRow.case_id == case_id, StatusUpdateRow.sequence == sequence
+        )
+    )
+
+
+def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> list[str]:
+    """Which of ``report_ids`` this node authored (and so holds)."""
+    ids = list(report_ids)
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(InboundItemRow.item_id).where(
+                InboundItemRow.item_id.in_(ids), InboundItemRow.signer_member_id == member_id
+            )
+        )
+    )
+
+
+def link_report(session: Session, report_id: str, case_id: str, now: datetime) -> None:
+    """Link one of our reports to a remote case (idempotent)."""
+    if session.get(ReportCaseLinkRow, (report_id, case_id)) is None:
+        session.add(ReportCaseLinkRow(report_id=report_id, case_id=case_id, linked_at=now))
+
+
+def linked_cases_of_report(session: Session, report_id: str) -> list[str]:
+    """Remote cases one of our reports belongs to, oldest link first."""
+    return list(
+        session.scalars(
+            select(ReportCaseLinkRow.case_id)
+            .where(ReportCaseLinkRow.report_id == report_id)
+            .order_by(ReportCaseLinkRow.linked_at, ReportCaseLinkRow.case_id)
+        )
+    )
+
+
+def reports_linked_to(session: Session, case_ids: Iterable[str]) -> list[str]:
+    """Our reports linked to any of the given remote cases."""
+    return sorted(
+        set(
+            session.scalars(
+                select(ReportCaseLinkRow.report_id).where(
+                    ReportCaseLinkRow.case_id.in_(list(case_ids))
+                )
+            )
+        )
+    )
+
+
+def tracked(session: Session, case_id: str) -> TrackedCaseRow | None:
+    """A remote case we track, if any."""
+    return session.get(TrackedCaseRow, case_id)

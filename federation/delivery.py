@@ -40,7 +40,7 @@ from federation.core.receipt import Receipt, accepted, rejected
 from federation.core.roster import MemberKey
 from federation.core.routing import ForwardTo, route_report
 from federation.errors import RosterExpiredError
-from federation.payloads import Parsed, ParsedReport, PayloadChecker, item_id
+from federation.payloads import Parsed, ParsedReport, PayloadChecker
 from federation.store import inbound, outbox
 from federation.store.database import Database
 from federation.trust import RosterHolder
@@ -83,12 +83,10 @@ class _Work:
     sha256: bytes
     key: MemberKey | None = None
     parsed: Parsed | None = None
+    #: The item's id once its payload decoded (also for items refused later).
+    item_id: str = ""
     rejection: Rejection | None = None
     receipt: bytes | None = None
-
-    @property
-    def item_id(self) -> str:
-        return item_id(self.parsed) if self.parsed is not None else ""
 
 
 @dataclass(slots=True)
@@ -181,7 +179,7 @@ class DeliveryService:
         roster = self._rosters.roster
         for w in _live(work):
             assert w.key is not None
-            parsed = self._checker.parse(
+            w.item_id, parsed = self._checker.parse(
                 w.item.envelope,
                 w.key,
                 w.item.via_member_ids,

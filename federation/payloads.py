@@ -44,11 +44,6 @@ class ParsedUpdate:
 Parsed = ParsedReport | ParsedUpdate
 
 
-def item_id(parsed: Parsed) -> str:
-    """The idempotency key of a parsed item."""
-    return parsed.report.report_id if isinstance(parsed, ParsedReport) else parsed.update.update_id
-
-
 def _decode(payload_type: str, payload: bytes) -> Report | StatusUpdate | Rejection:
     try:
         if payload_type == REPORT_TYPE:
@@ -76,11 +71,29 @@ class PayloadChecker:
         sender: str,
         roster: Roster,
         now: datetime,
-    ) -> Parsed | Rejection:
-        """Decode and check an item whose signature has verified."""
+    ) -> tuple[str, Parsed | Rejection]:
+        """Decode and check an item whose signature has verified.
+
+        Returns the item's id (empty when it does not decode: a refusal then
+        cannot name it) and the parsed item or the reason it is refused.
+        """
         decoded = _decode(envelope.payload_type, envelope.payload)
         if isinstance(decoded, Rejection):
-            return decoded
+            return "", decoded
+        known_id = decoded.report_id if isinstance(decoded, Report) else decoded.update_id
+        return known_id, self._check(decoded, envelope, key, via, moved_by, sender, roster, now)
+
+    def _check(
+        self,
+        decoded: Report | StatusUpdate,
+        envelope: Envelope,
+        key: MemberKey,
+        via: tuple[str, ...],
+        moved_by: Envelope | None,
+        sender: str,
+        roster: Roster,
+        now: datetime,
+    ) -> Parsed | Rejection:
         if isinstance(decoded, Report):
             signed_at, author = decoded.created_at, decoded.origin_member_id
             content = check_report(decoded, now, self.limits)

@@ -21,6 +21,7 @@ import structlog
 from federation.clock import Clock, utc_now
 from federation.core.reasons import Outcome
 from federation.store import outbox as store
+from federation.store import status as status_store
 from federation.store.database import Database
 from federation.trust import RosterHolder
 from federation.wire.convert import decode_envelope, envelope_from_proto
@@ -187,6 +188,10 @@ class _PeerWorker(threading.Thread):
                         detail=receipt.detail,
                     )
                 store.finish(session, item.id, state, receipt_pb.SerializeToString(), now)
+                if receipt.case_id and sent.signer_member_id == sender.member_id:
+                    # Our own report joined a case there: remember which, so the
+                    # case's updates (even those sent before it joined) are ours.
+                    status_store.link_report(session, item.item_id, receipt.case_id, now)
             if not bad:
                 store.record_success(session, self.destination)
         if bad:

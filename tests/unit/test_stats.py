@@ -1,0 +1,46 @@
+"""Takedown statistics (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from federation.core.case_status import CaseStatus
+from federation.core.stats import CaseFacts, takedown_stats
+
+NOW = datetime(2026, 6, 10, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def _removed(case_id: str, hours: float) -> CaseFacts:
+    start = NOW - timedelta(days=5)
+    return CaseFacts(case_id, CaseStatus.CONTENT_REMOVED, "NL", start, start + hours * H, False)
+
+
+def test_takedown_times_and_counts() -> None:
+    facts = [_removed(f"c{i}", h) for i, h in enumerate([10, 20, 30, 40, 100])]
+    facts.append(CaseFacts("open-old", CaseStatus.NOTICE_SENT, "DE", NOW - 80 * H, None, True))
+    facts.append(CaseFacts("open-new", CaseStatus.RECEIVED, "DE", NOW - 10 * H, None, True))
+    result = takedown_stats(facts, NOW)
+    assert result.removed_count == 5
+    assert result.median == 30 * H
+    assert result.p90 == timedelta(hours=76)  # inclusive quantile between 40 and 100
+    assert result.within_window_share == 0.8
+    assert result.by_status == {
+        CaseStatus.CONTENT_REMOVED: 5,
+        CaseStatus.NOTICE_SENT: 1,
+        CaseStatus.RECEIVED: 1,
+    }
+    assert result.by_country == {"NL": 5, "DE": 2}
+    assert [o.case_id for o in result.open_past_window] == ["open-old"]
+    assert result.open_past_window[0].open_for == 80 * H
+
+
+def test_no_removed_cases() -> None:
+    result = takedown_stats([], NOW)
+    assert result.removed_count == 0 and result.median is None and result.p90 is None
+    assert result.within_window_share is None
+
+
+def test_single_removed_case() -> None:
+    result = takedown_stats([_removed("only", 5)], NOW)
+    assert result.median == result.p90 == 5 * H and result.within_window_share == 1.0

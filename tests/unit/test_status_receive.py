@@ -1,0 +1,131 @@
+"""Applying other members' status updates in sequence order (real SQLite, no server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from crypto.dsse import sign_envelope
+from crypto.keys import SigningKey
+from federation.core.case_status import CaseStatus
+from federation.core.ids import new_uuid7
+from federation.core.reasons import STATUS_UPDATE_TYPE, RejectReason
+from federation.core.roster import Member, MemberKey, Role, Roster
+from federation.core.status_update import StatusUpdate
+from federation.status import StatusBook
+from federation.store import status as store
+from federation.store.database import Database
+from federation.store.migrate import upgrade
+from federation.wire.convert import encode_envelope, encode_status_update
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+B_KEY = SigningKey.generate()
+S = CaseStatus
+CHAIN = [S.RECEIVED, S.ASSESSED_ILLEGAL, S.LEA_NOTIFIED, S.NOTICE_SENT, S.CONTENT_REMOVED]
+
+
+def _member(member_id: str, role: Role = Role.HOTLINE) -> Member:
+    key = MemberKey(B_KEY.key_id, B_KEY.public_key)
+    return Member(member_id, role, endpoint="127.0.0.1:1", keys={key.key_id: key})
+
+
+ROSTER = Roster.build(
+    1,
+    NOW,
+    NOW + timedelta(days=1),
+    [
+        _member("hotline-dk"),
+        _member("hotline-nl"),
+        _member("hotline-de"),
+        Member("police-nl", Role.LIAISON),
+    ],
+    "hotline-nl",
+)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'status.db'}")
+    upgrade(database)
+    yield database
+    database.dispose()
+
+
+def _updates(case_id: str, author: str = "hotline-nl") -> list[StatusUpdate]:
+    return [
+        StatusUpdate(new_uuid7(), case_id, (), author, status, seq, NOW + seq * timedelta(1))
+        for seq, status in enumerate(CHAIN, start=1)
+    ]
+
+
+def _receive(db: Database, book: StatusBook, update: StatusUpdate) -> RejectReason | None:
+    envelope = encode_envelope(
+        sign_envelope(B_KEY, update.member_id, STATUS_UPDATE_TYPE, encode_status_update(update))
+    )
+    with db.write() as session:
+        refusal = book.receive(session, ROSTER, update, envelope, NOW)
+    return refusal.reason if refusal else None
+
+
+def _history(db: Database, case_id: str) -> list[tuple[int, CaseStatus]]:
+    with db.read() as session:
+        return [(r.sequence, CaseStatus(r.status)) for r in store.updates_of(session, [case_id])]
+
+
+def _book() -> StatusBook:
+    return StatusBook("hotline-dk", lambda t, p: sign_envelope(B_KEY, "hotline-dk", t, p))
+
+
+@pytest.mark.parametrize(
+    "order",
+    [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3], [0, 0, 1, 1, 2, 4, 4, 3, 3, 2, 0]],
+    ids=["in-order", "reversed", "shuffled", "with-repeats"],
+)
+def test_any_arrival_order_gives_the_same_history(db: Database, order: list[int]) -> None:
+    case_id = new_uuid7()
+    updates = _updates(case_id)
+    book = _book()
+    for index in order:
+        assert _receive(db, book, updates[index]) is None
+    assert _history(db, case_id) == list(enumerate(CHAIN, start=1))
+
+
+def test_a_gap_waits_for_the_missing_update(db: Database) -> None:
+    case_id = new_uuid7()
+    updates = _updates(case_id)
+    book = _book()
+    for index in (0, 1, 3, 4):
+        _receive(db, book, updates[index])
+    assert _history(db, case_id) == [(1, S.RECEIVED), (2, S.ASSESSED_ILLEGAL)]
+    with db.read() as session:
+        tracked = store.tracked(session, case_id)
+        assert tracked is not None and tracked.last_applied_sequence == 2
+    _receive(db, book, updates[2])
+    assert len(_history(db, case_id)) == 5
+
+
+def test_illegal_transition_refused(db: Database) -> None:
+    case_id = new_uuid7()
+    first, second = _updates(case_id)[:2]
+    book = _book()
+    _receive(db, book, first)
+    _receive(db, book, second)
+    wrong = StatusUpdate(new_uuid7(), case_id, (), "hotline-nl", S.RECEIVED, 3, NOW)
+    assert _receive(db, book, wrong) is RejectReason.ILLEGAL_TRANSITION
+    first_is_not_received = StatusUpdate(
+        new_uuid7(), new_uuid7(), (), "hotline-nl", S.NOTICE_SENT, 1, NOW
+    )
+    assert _receive(db, book, first_is_not_received) is RejectReason.ILLEGAL_TRANSITION
+
+
+def test_only_the_responsible_member_writes(db: Database) -> None:
+    case_id = new_uuid7()
+    book = _book()
+    _receive(db, book, _updates(case_id)[0])
+    intruder = _updates(case_id, author="hotline-de")[1]
+    assert _receive(db, book, intruder) is RejectReason.NOT_RESPONSIBLE
+    liaison = _updates(new_uuid7(), author="police-nl")[0]
+    assert _receive(db, book, liaison) is RejectReason.NOT_RESPONSIBLE

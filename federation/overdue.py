@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import structlog
 
@@ -19,7 +20,8 @@ MAX_LISTED = 1000
 
 
 class OverdueWatcher:
-    """Background thread: each minute, log cases that became overdue since the last check."""
+    """Background thread: each minute, log cases that became overdue since the last
+    check, and run ``also`` (the node lifts expired police holds there)."""
 
     def __init__(
         self,
@@ -27,11 +29,13 @@ class OverdueWatcher:
         policy: OverduePolicy,
         clock: Clock = utc_now,
         interval: float = CHECK_EVERY_SECONDS,
+        also: Callable[[], object] = lambda: None,
     ) -> None:
         self._db = db
         self._policy = policy
         self._clock = clock
         self._interval = interval
+        self._also = also
         self._known: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="overdue", daemon=True)
@@ -68,5 +72,6 @@ class OverdueWatcher:
         while not self._stop.wait(self._interval):
             try:
                 self.check()
+                self._also()
             except Exception:  # a storage hiccup must not end the watcher
                 log.exception("overdue check failed")

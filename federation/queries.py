@@ -60,7 +60,8 @@ def _report_view(
     return CaseReportView(report_id, origin, at, decode_report(envelope.payload), envelope)
 
 
-def _local_view(session: Session, row: CaseRow, now: datetime, policy: OverduePolicy) -> CaseView:
+def local_view(session: Session, row: CaseRow, now: datetime, policy: OverduePolicy) -> CaseView:
+    """A case this node is responsible for, with reports, links and history."""
     reports = tuple(
         _report_view(r.report_id, r.origin_member_id, r.joined_at, r.envelope)
         for r in store.case_reports(session, row.case_id)
@@ -138,7 +139,7 @@ def get_case(
             case_id = store.case_id_of_report(session, report_id) or (linked[-1] if linked else "")
         row = store.get_case(session, case_id) if case_id else None
         if row is not None:
-            return _local_view(session, row, now, policy)
+            return local_view(session, row, now, policy)
         tracked = status_store.tracked(session, case_id) if case_id else None
         if tracked is not None:
             return _tracked_view(session, tracked)
@@ -175,7 +176,7 @@ def list_cases(
     overdue_before = now - policy.after if where.overdue_only else None
     with db.read() as session:
         rows = store.list_cases(session, where, size + 1, after, overdue_before)
-        views = [_local_view(session, row, now, policy) for row in rows[:size]]
+        views = [local_view(session, row, now, policy) for row in rows[:size]]
     more = len(rows) > size
     next_token = encode_token(rows[size - 1].created_at, rows[size - 1].case_id) if more else ""
     return CasePage(views, next_token)

@@ -40,6 +40,11 @@ def _lookup(error: errors.HfedError) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "INTERNAL"
 
 
+def code_name(error: errors.HfedError) -> str:
+    """The gRPC status code name an error maps to (for audit records)."""
+    return _lookup(error)[0].name
+
+
 def abort(context: grpc.ServicerContext, error: errors.HfedError) -> NoReturn:
     """End the call with the error's code, public message and an ErrorInfo."""
     code, reason = _lookup(error)

@@ -69,13 +69,14 @@ def db_upgrade(config_path: Path) -> None:
     click.echo(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
 
 
+from federation.cli.audit import audit  # noqa: E402
 from federation.cli.cases import case  # noqa: E402
 from federation.cli.devnet import devnet  # noqa: E402
 from federation.cli.outbox import outbox  # noqa: E402
 from federation.cli.reports import report  # noqa: E402
 from federation.cli.stats import stats  # noqa: E402
 
-for group in (devnet, report, case, outbox, stats):
+for group in (devnet, report, case, outbox, stats, audit):
     cli.add_command(group)
 
 

@@ -68,3 +68,4 @@ class CaseEventKind(enum.IntEnum):
     ACKNOWLEDGED = 4
     HOLD_EXPIRED = 5
     HOLD_RELEASED = 6
+    HOLD_REQUESTED = 7

@@ -19,12 +19,15 @@ from crypto.keys import SigningKey, public_key_from_hex
 from crypto.threshold import TrustAnchor
 from federation.api.federation import FederationServicer
 from federation.api.hotline import HotlineServicer
+from federation.api.liaison import LiaisonServicer
+from federation.bell import Bell
 from federation.casebook import CaseBook
 from federation.core.limits import Limits
 from federation.delivery import DeliveryService, NodeIdentity
 from federation.node.config import NodeConfig
 from federation.overdue import OverdueWatcher
 from federation.queries import OverduePolicy
+from federation.referrals import ReferralDesk
 from federation.status import StatusBook
 from federation.store.database import Database
 from federation.store.migrate import require_current
@@ -34,6 +37,8 @@ from hfp.v1 import (
     federation_service_pb2_grpc,
     hotline_service_pb2,
     hotline_service_pb2_grpc,
+    liaison_service_pb2,
+    liaison_service_pb2_grpc,
 )
 from peers.backoff import Backoff
 from peers.channel import ClientIdentity, dev_metadata, insecure_channel, secure_channel
@@ -50,6 +55,7 @@ _MAX_SEND = 32 * 1024 * 1024
 SERVICE_NAMES = (
     federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
     hotline_service_pb2.DESCRIPTOR.services_by_name["HotlineService"].full_name,
+    liaison_service_pb2.DESCRIPTOR.services_by_name["LiaisonService"].full_name,
 )
 
 
@@ -85,6 +91,7 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self._parts: _Parts | None = None
+        self._stopping = threading.Event()
         self.port: int = 0
 
     def start(self) -> None:
@@ -121,7 +128,12 @@ class Node:
         )
         casebook.load(db)
         overdue = OverduePolicy(timedelta(hours=cfg.takedown.overdue_after_hours))
-        watcher = OverdueWatcher(db, overdue, interval=cfg.takedown.check_every_seconds)
+        bell = Bell()
+        db.after_write.append(bell.ring)
+        desk = ReferralDesk(db, casebook, lambda: rosters.roster, overdue, outbox.notify)
+        watcher = OverdueWatcher(
+            db, overdue, interval=cfg.takedown.check_every_seconds, also=desk.expire_holds
+        )
         delivery = DeliveryService(
             identity, rosters, db, limits, casebook, notify_outbox=outbox.notify, executor=executor
         )
@@ -154,6 +166,12 @@ class Node:
                 overdue=overdue,
                 notify_outbox=outbox.notify,
                 dev_plaintext=cfg.insecure_plaintext,
+            ),
+            server,
+        )
+        liaison_service_pb2_grpc.add_LiaisonServiceServicer_to_server(
+            LiaisonServicer(
+                desk, rosters, db, bell, self._stopping, dev_plaintext=cfg.insecure_plaintext
             ),
             server,
         )
@@ -216,6 +234,7 @@ class Node:
         grace = self.config.grace_seconds if grace is None else grace
         log.info("node stopping", grace_seconds=grace)
         parts.health.enter_graceful_shutdown()
+        self._stopping.set()  # ends liaison streams; clients resume from their cursor
         parts.server.stop(grace).wait()
         parts.outbox.stop()
         parts.watcher.stop()

@@ -202,3 +202,26 @@ def cases_reported_between(
     if until is not None:
         query = query.where(first < until)
     return list(session.scalars(query))
+
+
+def events_after(
+    session: Session, after: int, countries: Iterable[str], limit: int
+) -> list[CaseEventRow]:
+    """Case events after a log position, for the given hosting countries."""
+    return list(
+        session.scalars(
+            select(CaseEventRow)
+            .where(CaseEventRow.sequence > after, CaseEventRow.hosting_country.in_(list(countries)))
+            .order_by(CaseEventRow.sequence)
+            .limit(limit)
+        )
+    )
+
+
+def expired_holds(session: Session, now: datetime) -> list[CaseRow]:
+    """Cases whose police hold has run out."""
+    return list(
+        session.scalars(
+            select(CaseRow).where(CaseRow.hold_until.is_not(None), CaseRow.hold_until <= now)
+        )
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,6 +49,9 @@ class Database:
         writer = self.engine.execution_options(hfed_write=True)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
+        #: Called after every committed write transaction (e.g. to wake
+        #: liaison streams waiting for new case events).
+        self.after_write: list[Callable[[], None]] = []
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -61,6 +64,8 @@ class Database:
         """A write transaction, committed (and fsynced) on clean exit."""
         with self._write() as session, session.begin():
             yield session
+        for hook in self.after_write:
+            hook()
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -264,3 +264,24 @@ class PeerBackoffRow(Base):
     #: Do not try this peer again before this instant.
     retry_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class AuditRow(Base):
+    """Append-only record of every call a police liaison makes (and its outcome).
+
+    The migration adds triggers that refuse UPDATE and DELETE on this table.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    member_id: Mapped[str] = mapped_column(String(63), nullable=False, index=True)
+    rpc: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: Case ids the call touched or returned (capped; see audit.MAX_CASES).
+    case_ids: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    #: "OK" or the gRPC status code name of the refusal.
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    detail: Mapped[str] = mapped_column(String(500), nullable=False)

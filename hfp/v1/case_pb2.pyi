@@ -43,6 +43,10 @@ class _CaseEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaseEve
     """A police hold expired and was lifted automatically."""
     CASE_EVENT_KIND_HOLD_RELEASED: _CaseEventKind.ValueType  # 6
     """A police hold was released on request."""
+    CASE_EVENT_KIND_HOLD_REQUESTED: _CaseEventKind.ValueType  # 7
+    """Police asked for a hold (or extended one); see Case.hold_until. When the
+    case's status allows it, a STATUS_CHANGED event to LEA_HOLD comes too.
+    """
 
 class CaseEventKind(_CaseEventKind, metaclass=_CaseEventKindEnumTypeWrapper):
     """What happened to a case, as streamed to police liaisons."""
@@ -61,6 +65,10 @@ CASE_EVENT_KIND_HOLD_EXPIRED: CaseEventKind.ValueType  # 5
 """A police hold expired and was lifted automatically."""
 CASE_EVENT_KIND_HOLD_RELEASED: CaseEventKind.ValueType  # 6
 """A police hold was released on request."""
+CASE_EVENT_KIND_HOLD_REQUESTED: CaseEventKind.ValueType  # 7
+"""Police asked for a hold (or extended one); see Case.hold_until. When the
+case's status allows it, a STATUS_CHANGED event to LEA_HOLD comes too.
+"""
 Global___CaseEventKind: _TypeAlias = CaseEventKind  # noqa: Y015
 
 @_typing.final

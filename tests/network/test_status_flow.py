@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 import pytest
@@ -40,6 +41,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         yield network
 
 
+@contextmanager
 def hotline(net: Network, member: str) -> Iterator[pb_grpc.HotlineServiceStub]:
     with net.channel(member, member) as channel:
         yield pb_grpc.HotlineServiceStub(channel)
@@ -47,15 +49,13 @@ def hotline(net: Network, member: str) -> Iterator[pb_grpc.HotlineServiceStub]:
 
 def submit(net: Network, at: str, url: str, country: str = "NL") -> receipt_pb2.Receipt:
     report = report_pb2.Report(url=url, hosting_country=country)
-    for stub in hotline(net, at):
+    with hotline(net, at) as stub:
         return stub.SubmitReport(pb.SubmitReportRequest(report=report), timeout=DEADLINE).receipt
-    raise AssertionError
 
 
 def get_case(net: Network, at: str, **selector: str) -> case_pb2.Case:
-    for stub in hotline(net, at):
+    with hotline(net, at) as stub:
         return stub.GetCase(pb.GetCaseRequest(**selector), timeout=DEADLINE).case
-    raise AssertionError
 
 
 def wait_history(
@@ -77,12 +77,11 @@ def wait_history(
 
 
 def record(net: Network, case_id: str, status: int, **extra: str) -> status_pb2.StatusUpdate:
-    for stub in hotline(net, B):
+    with hotline(net, B) as stub:
         return stub.RecordStatus(
             pb.RecordStatusRequest(case_id=case_id, status=status, **extra),  # type: ignore[arg-type]
             timeout=DEADLINE,
         ).update
-    raise AssertionError
 
 
 def assert_verified_history(net: Network, case: case_pb2.Case, expected: list[int]) -> None:
@@ -112,7 +111,7 @@ def test_takedown_history_reaches_both_reporters(net: Network) -> None:
         case = wait_history(net, reporter, receipt.item_id, len(expected))
         assert case.case_id == case_id and case.status == S.CASE_STATUS_CONTENT_REMOVED
         assert_verified_history(net, case, expected)
-    for stub in hotline(net, B):
+    with hotline(net, B) as stub:
         stats = stub.GetStats(pb.GetStatsRequest(), timeout=DEADLINE)
     assert stats.removed_count >= 1 and stats.removed_within_72h_share > 0
     assert stats.takedown_median.ToTimedelta().total_seconds() > 0

@@ -1,0 +1,214 @@
+"""LiaisonService: police see and act on referrals; every call is audited."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+
+from federation.api.auth import authorize, caller_member_id
+from federation.api.errors import abort, code_name, translate_errors
+from federation.bell import Bell
+from federation.clock import Clock, utc_now
+from federation.core.roster import Member, Role
+from federation.errors import HfedError, InvalidArgumentError, UnavailableError
+from federation.referrals import ReferralDesk, decode_cursor
+from federation.store import audit
+from federation.store.database import Database
+from federation.trust import RosterHolder
+from federation.wire.convert import case_filter_from_proto, case_to_proto
+from federation.wire.errors import MalformedMessageError
+from federation.wire.times import optional_datetime, to_timestamp
+from hfp.v1 import case_pb2
+from hfp.v1 import liaison_service_pb2 as pb
+from hfp.v1 import liaison_service_pb2_grpc as pb_grpc
+
+log = structlog.get_logger(__name__)
+
+LIAISON = frozenset({Role.LIAISON})
+EVENT_PAGE = 200
+IDLE_WAIT_SECONDS = 1.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _case_ids(response: object) -> list[str]:
+    if hasattr(response, "cases"):
+        return [c.case_id for c in response.cases]
+    case = getattr(response, "case", None)
+    return [case.case_id] if case is not None and case.case_id else []
+
+
+def audited(method: F) -> F:
+    """Write every call, allowed or refused, to the append-only audit log."""
+
+    @functools.wraps(method)
+    def wrapper(self: LiaisonServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            response = method(self, request, context)
+        except HfedError as exc:
+            code = code_name(exc)
+            self.audit(
+                context,
+                method.__name__,
+                [getattr(request, "case_id", "")],
+                code,
+                exc.public_message,
+            )
+            raise
+        self.audit(context, method.__name__, _case_ids(response), "OK", "")
+        return response
+
+    return wrapper  # type: ignore[return-value]
+
+
+class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
+    """Serves police liaisons of the countries this node is responsible for."""
+
+    def __init__(
+        self,
+        desk: ReferralDesk,
+        rosters: RosterHolder,
+        db: Database,
+        bell: Bell,
+        stopping: threading.Event,
+        *,
+        dev_plaintext: bool,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._desk = desk
+        self._rosters = rosters
+        self._db = db
+        self._bell = bell
+        self._stopping = stopping
+        self._dev = dev_plaintext
+        self._clock = clock
+
+    def audit(
+        self,
+        context: grpc.ServicerContext,
+        rpc: str,
+        case_ids: list[str],
+        outcome: str,
+        detail: str,
+    ) -> None:
+        """Append one audit entry for the calling liaison."""
+        try:
+            who = caller_member_id(context, dev_plaintext=self._dev)
+        except HfedError:
+            who = "(unauthenticated)"
+        with self._db.write() as session:
+            audit.append(
+                session, self._clock(), who, rpc, [c for c in case_ids if c], outcome, detail
+            )
+
+    def _liaison(self, context: grpc.ServicerContext) -> tuple[Member, frozenset[str]]:
+        member = authorize(context, self._rosters.roster, LIAISON, dev_plaintext=self._dev)
+        structlog.contextvars.bind_contextvars(liaison=member.member_id)
+        return member, self._desk.admit(member)
+
+    @translate_errors
+    @audited
+    def ListReferrals(  # noqa: N802 (gRPC method name)
+        self, request: pb.ListReferralsRequest, context: grpc.ServicerContext
+    ) -> pb.ListReferralsResponse:
+        """Referrals in the caller's jurisdictions, newest first."""
+        _, countries = self._liaison(context)
+        page = self._desk.referrals(
+            countries,
+            case_filter_from_proto(request.filters),
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListReferralsResponse(
+            cases=[case_to_proto(v) for v in page.cases], next_page_token=page.next_page_token
+        )
+
+    @translate_errors
+    @audited
+    def AcknowledgeReferral(  # noqa: N802
+        self, request: pb.AcknowledgeReferralRequest, context: grpc.ServicerContext
+    ) -> pb.AcknowledgeReferralResponse:
+        """Police confirm a referral with their reference number."""
+        _, countries = self._liaison(context)
+        view = self._desk.acknowledge(countries, request.case_id, request.reference)
+        return pb.AcknowledgeReferralResponse(case=case_to_proto(view))
+
+    @translate_errors
+    @audited
+    def RequestHold(  # noqa: N802
+        self, request: pb.RequestHoldRequest, context: grpc.ServicerContext
+    ) -> pb.RequestHoldResponse:
+        """Police ask to delay the takedown notice."""
+        _, countries = self._liaison(context)
+        try:
+            until = optional_datetime(request, "until")
+        except MalformedMessageError as exc:
+            raise InvalidArgumentError(str(exc)) from exc
+        view = self._desk.request_hold(countries, request.case_id, request.reason, until)
+        return pb.RequestHoldResponse(case=case_to_proto(view))
+
+    @translate_errors
+    @audited
+    def ReleaseHold(  # noqa: N802
+        self, request: pb.ReleaseHoldRequest, context: grpc.ServicerContext
+    ) -> pb.ReleaseHoldResponse:
+        """Police lift their hold."""
+        _, countries = self._liaison(context)
+        view = self._desk.release_hold(countries, request.case_id)
+        return pb.ReleaseHoldResponse(case=case_to_proto(view))
+
+    def WatchReferrals(  # noqa: N802
+        self, request: pb.WatchReferralsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.WatchReferralsResponse]:
+        """Stream events after the cursor, in commit order, until the caller leaves."""
+        delivered: list[str] = []
+        outcome, detail = "OK", f"from cursor {request.cursor or '(start)'}"
+        try:
+            _, countries = self._liaison(context)
+            after = decode_cursor(request.cursor)
+            yield from self._stream(context, countries, after, delivered)
+        except HfedError as exc:
+            outcome, detail = code_name(exc), exc.public_message
+            abort(context, exc)
+        finally:
+            self.audit(
+                context,
+                "WatchReferrals",
+                list(dict.fromkeys(delivered)),
+                outcome,
+                f"{detail}; {len(delivered)} events sent",
+            )
+
+    def _stream(
+        self,
+        context: grpc.ServicerContext,
+        countries: frozenset[str],
+        after: int,
+        delivered: list[str],
+    ) -> Iterator[pb.WatchReferralsResponse]:
+        while context.is_active():
+            if self._stopping.is_set():
+                raise UnavailableError("the node is shutting down: reconnect with your cursor")
+            seen = self._bell.rings
+            events = self._desk.events(countries, after, EVENT_PAGE)
+            for event in events:
+                yield pb.WatchReferralsResponse(
+                    event=case_pb2.CaseEvent(
+                        sequence=event.sequence,
+                        kind=int(event.kind),  # type: ignore[arg-type]
+                        case_id=event.case_id,
+                        status=int(event.status),  # type: ignore[arg-type]
+                        occurred_at=to_timestamp(event.occurred_at),
+                        case=case_to_proto(event.case),
+                    ),
+                    cursor=event.cursor,
+                )
+                after = event.sequence
+                delivered.append(event.case_id)
+            if not events:
+                self._bell.wait(seen, IDLE_WAIT_SECONDS)

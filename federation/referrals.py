@@ -1,0 +1,241 @@
+"""Police liaisons' view of this node: referrals, acknowledgements and holds.
+
+A liaison sees only cases hosted in its roster jurisdictions, and only on a
+node responsible for at least one of them; every other case is NOT_FOUND to
+it, exactly like a case that does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from federation.casebook import CaseBook
+from federation.clock import Clock, utc_now
+from federation.core.case import CaseEventKind, CaseFilter, CaseView
+from federation.core.case_status import CaseStatus
+from federation.core.roster import Member, Roster
+from federation.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from federation.queries import CasePage, OverduePolicy, list_cases, local_view
+from federation.status import Fanout
+from federation.store import cases as store
+from federation.store.database import Database
+from federation.store.models import CaseRow
+
+MAX_HOLD = timedelta(days=90)
+MAX_REFERENCE_CHARS = 128
+MAX_REASON_CHARS = 500
+_CURSOR_PREFIX = "v1:"
+#: Status a hold request moves the case through, from where it stands.
+_HOLD_PATH: dict[CaseStatus, tuple[CaseStatus, ...]] = {
+    CaseStatus.RECEIVED: (),
+    CaseStatus.ASSESSED_ILLEGAL: (CaseStatus.LEA_NOTIFIED, CaseStatus.LEA_HOLD),
+    CaseStatus.LEA_NOTIFIED: (CaseStatus.LEA_HOLD,),
+    CaseStatus.LEA_HOLD: (),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralEvent:
+    """One entry of the case event log, as a liaison receives it."""
+
+    sequence: int
+    kind: CaseEventKind
+    case_id: str
+    status: CaseStatus
+    occurred_at: datetime
+    case: CaseView
+
+    @property
+    def cursor(self) -> str:
+        """Resume point right after this event."""
+        return encode_cursor(self.sequence)
+
+
+def encode_cursor(sequence: int) -> str:
+    """Opaque cursor for a position in the event log."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{sequence}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    """Position of a cursor (0 for the beginning); INVALID_ARGUMENT if not ours."""
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if text.startswith(_CURSOR_PREFIX) and text[len(_CURSOR_PREFIX) :].isdigit():
+            return int(text[len(_CURSOR_PREFIX) :])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        pass
+    raise InvalidArgumentError("cursor is not valid: use one from a WatchReferrals response")
+
+
+class ReferralDesk:
+    """What police liaisons can see and do at this node."""
+
+    def __init__(
+        self,
+        db: Database,
+        casebook: CaseBook,
+        roster: Callable[[], Roster],
+        overdue: OverduePolicy,
+        notify_outbox: Callable[[str], None],
+        clock: Clock = utc_now,
+    ) -> None:
+        self._db = db
+        self._casebook = casebook
+        self._roster = roster
+        self._overdue = overdue
+        self._notify = notify_outbox
+        self._clock = clock
+
+    @property
+    def member_id(self) -> str:
+        """This node's member id."""
+        return self._casebook.member_id
+
+    def admit(self, liaison: Member) -> frozenset[str]:
+        """The liaison's countries this node is responsible for (never empty)."""
+        roster = self._roster()
+        served = frozenset(
+            c
+            for c in liaison.jurisdictions
+            if roster.responsible_for(c).member_id == self.member_id
+        )
+        if not served:
+            wanted = ", ".join(sorted(liaison.jurisdictions)) or "none"
+            owners = sorted({roster.responsible_for(c).member_id for c in liaison.jurisdictions})
+            hint = f"; use the node of {', '.join(owners)}" if owners else ""
+            raise PermissionDeniedError(
+                f"this node ({self.member_id}) is not responsible for your jurisdictions "
+                f"({wanted}){hint}"
+            )
+        return served
+
+    def referrals(
+        self, countries: frozenset[str], where: CaseFilter, page_size: int, token: str
+    ) -> CasePage:
+        """A page of referrals in the liaison's countries."""
+        wanted = where.hosting_countries & countries if where.hosting_countries else countries
+        if not wanted:
+            return CasePage([], "")
+        return list_cases(
+            self._db,
+            replace(where, hosting_countries=frozenset(wanted)),
+            page_size,
+            token,
+            self._clock(),
+            self._overdue,
+        )
+
+    def acknowledge(self, countries: frozenset[str], case_id: str, reference: str) -> CaseView:
+        """Police confirm receipt, with their own reference number."""
+        reference = reference.strip()
+        if not 0 < len(reference) <= MAX_REFERENCE_CHARS:
+            raise InvalidArgumentError(f"reference must be 1 to {MAX_REFERENCE_CHARS} characters")
+        now = self._clock()
+        with self._db.write() as session:
+            case = self._case(session, countries, case_id)
+            case.police_acknowledged_at = case.police_acknowledged_at or now
+            case.police_reference = reference
+            case.updated_at = now
+            store.append_event(session, case, CaseEventKind.ACKNOWLEDGED, now)
+        return self.view(countries, case_id)
+
+    def request_hold(
+        self, countries: frozenset[str], case_id: str, reason: str, until: datetime | None
+    ) -> CaseView:
+        """Delay the takedown notice until ``until`` (or release)."""
+        now = self._clock()
+        reason = reason.strip()
+        if not 0 < len(reason) <= MAX_REASON_CHARS:
+            raise InvalidArgumentError(f"reason must be 1 to {MAX_REASON_CHARS} characters")
+        if until is None or until <= now or until - now > MAX_HOLD:
+            raise InvalidArgumentError("until must be in the future, at most 90 days ahead")
+        fanout = Fanout()
+        with self._db.write() as session:
+            case = self._case(session, countries, case_id)
+            path = _HOLD_PATH.get(CaseStatus(case.status))
+            if path is None:
+                raise FailedPreconditionError(
+                    f"too late for a hold: the case is {CaseStatus(case.status).name}"
+                )
+            for status in path:
+                self._casebook.statuses.issue(
+                    session, case, status, now, fanout, note="hold requested by police"
+                )
+            case.hold_until, case.hold_reason, case.updated_at = until, reason, now
+            store.append_event(session, case, CaseEventKind.HOLD_REQUESTED, now)
+        for destination in fanout.destinations:
+            self._notify(destination)
+        return self.view(countries, case_id)
+
+    def release_hold(self, countries: frozenset[str], case_id: str) -> CaseView:
+        """Lift an active hold before it expires."""
+        now = self._clock()
+        with self._db.write() as session:
+            case = self._case(session, countries, case_id)
+            if case.hold_until is None or case.hold_until <= now:
+                raise FailedPreconditionError("there is no active hold on this case")
+            _lift(session, case, CaseEventKind.HOLD_RELEASED, now)
+        return self.view(countries, case_id)
+
+    def expire_holds(self) -> list[str]:
+        """Lift every hold whose time is up; returns the case ids."""
+        now = self._clock()
+        with self._db.write() as session:
+            expired = store.expired_holds(session, now)
+            for case in expired:
+                _lift(session, case, CaseEventKind.HOLD_EXPIRED, now)
+        return [c.case_id for c in expired]
+
+    def view(self, countries: frozenset[str], case_id: str) -> CaseView:
+        """One referral."""
+        with self._db.read() as session:
+            case = self._case(session, countries, case_id)
+            return local_view(session, case, self._clock(), self._overdue)
+
+    def events(self, countries: frozenset[str], after: int, limit: int) -> list[ReferralEvent]:
+        """Events after a log position, in commit order, with the cases as they stand."""
+        now = self._clock()
+        with self._db.read() as session:
+            rows = store.events_after(session, after, countries, limit)
+            views: dict[str, CaseView] = {}
+            for row in rows:
+                if row.case_id not in views:
+                    case = store.get_case(session, row.case_id)
+                    assert case is not None
+                    views[row.case_id] = local_view(session, case, now, self._overdue)
+        return [
+            ReferralEvent(
+                r.sequence,
+                CaseEventKind(r.kind),
+                r.case_id,
+                CaseStatus(r.status),
+                r.occurred_at,
+                views[r.case_id],
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _case(session: Session, countries: frozenset[str], case_id: str) -> CaseRow:
+        case = store.get_case(session, case_id) if case_id else None
+        if case is None or case.hosting_country not in countries:
+            raise NotFoundError("no such referral in your jurisdiction")
+        return case
+
+
+def _lift(session: Session, case: CaseRow, kind: CaseEventKind, now: datetime) -> None:
+    case.hold_until, case.hold_reason, case.updated_at = None, None, now
+    store.append_event(session, case, kind, now)

@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@test -f $(DEVNET)/manifest.json || $(BIN)/hfed devnet init $(DEVNET)
 	$(BIN)/hfed devnet up $(DEVNET)
-	$(BIN)/hfed devnet smoke $(DEVNET)
+	$(BIN)/hfed devnet demo $(DEVNET)
 	@echo "network running; stop it with: $(BIN)/hfed devnet down $(DEVNET)"
 
 test: $(STAMP)

@@ -133,3 +133,24 @@ def smoke(directory: Path, sender: str, receiver: str) -> None:
     )
     same = "same receipt, byte for byte" if result.redelivery_identical else "DIFFERENT receipt"
     click.echo(f"  redelivery        {same}")
+
+
+@devnet.command()
+@DIR
+def demo(directory: Path) -> None:
+    """Tell the whole story of one report on the running network.
+
+    Report at one hotline, case at the responsible one, a duplicate joining
+    it, police acknowledging the referral, the takedown recorded, the signed
+    history back at both reporters, and the takedown time in the statistics.
+    """
+    import grpc
+
+    from federation.devnet.story import StoryError, run_story
+
+    try:
+        run_story(directory, click.echo)
+    except (StoryError, ManifestError) as exc:
+        raise _fail(exc) from exc
+    except grpc.RpcError as exc:
+        raise click.ClickException(f"{exc.code().name}: {exc.details()}") from exc

@@ -40,6 +40,7 @@ from federation.core.receipt import Receipt, accepted, rejected
 from federation.core.roster import MemberKey
 from federation.core.routing import ForwardTo, route_report
 from federation.errors import RosterExpiredError
+from federation.metrics import NodeMetrics
 from federation.payloads import Parsed, ParsedReport, PayloadChecker
 from federation.store import inbound, outbox
 from federation.store.database import Database
@@ -113,6 +114,7 @@ class DeliveryService:
         notify_outbox: Callable[[str], None] = lambda _destination: None,
         clock: Clock = utc_now,
         executor: Executor | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self._identity = identity
         self._rosters = rosters
@@ -123,6 +125,7 @@ class DeliveryService:
         self._notify_outbox = notify_outbox
         self._clock = clock
         self._executor = executor
+        self._metrics = metrics or NodeMetrics()
 
     @property
     def member_id(self) -> str:
@@ -141,7 +144,15 @@ class DeliveryService:
         self._authenticate(work)
         self._parse_and_check(work, sender)
         self._store(work, sender)
+        self._count(work)
         return [w.receipt or b"" for w in work]
+
+    def _count(self, work: list[_Work]) -> None:
+        counter = self._metrics.items_received
+        for w in work:
+            outcome = "REJECTED" if w.rejection else "STORED"
+            reason = w.rejection.reason.name if w.rejection else ""
+            counter.labels(w.item.envelope.payload_type[:64], outcome, reason).inc()
 
     # --- verification ----------------------------------------------------------
 

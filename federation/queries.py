@@ -88,20 +88,20 @@ def local_view(session: Session, row: CaseRow, now: datetime, policy: OverduePol
     )
 
 
-def _tracked_view(session: Session, tracked: TrackedCaseRow) -> CaseView:
+def _tracked_view(session: Session, tracked: TrackedCaseRow, via_report: str = "") -> CaseView:
     """A case at another member, seen from a reporter: our reports in it and
-    the history of every case those reports went through (a move makes a chain)."""
+    its history. Looked up by one of our reports, the history also holds the
+    cases that report went through before a MOVED (the chain)."""
     report_ids = status_store.reports_linked_to(session, [tracked.case_id])
     stored = inbound.find_envelopes(session, report_ids)
     reports = tuple(
         _report_view(rid, decode_envelope(env).signer_member_id, at, env)
         for rid, (env, at) in sorted(stored.items())
     )
-    chain: list[str] = []
-    for rid in report_ids:
-        for case_id in status_store.linked_cases_of_report(session, rid):
-            if case_id not in chain:
-                chain.append(case_id)
+    chain = [tracked.case_id]
+    if via_report:
+        earlier = status_store.linked_cases_of_report(session, via_report)
+        chain = [c for c in earlier if c != tracked.case_id and _moved(session, c)] + chain
     rows = status_store.updates_of(session, chain)
     rows.sort(key=lambda r: (chain.index(r.case_id), r.sequence))
     history, envelopes = _history(rows)
@@ -120,6 +120,11 @@ def _tracked_view(session: Session, tracked: TrackedCaseRow) -> CaseView:
         history=history,
         history_envelopes=envelopes,
     )
+
+
+def _moved(session: Session, case_id: str) -> bool:
+    tracked = status_store.tracked(session, case_id)
+    return tracked is not None and tracked.status == CaseStatus.MOVED
 
 
 def _canonical_or_empty(url: str) -> str:
@@ -142,7 +147,7 @@ def get_case(
             return local_view(session, row, now, policy)
         tracked = status_store.tracked(session, case_id) if case_id else None
         if tracked is not None:
-            return _tracked_view(session, tracked)
+            return _tracked_view(session, tracked, report_id)
     raise NotFoundError("no such case")
 
 

@@ -20,6 +20,7 @@ import structlog
 
 from federation.clock import Clock, utc_now
 from federation.core.reasons import Outcome
+from federation.metrics import NodeMetrics
 from federation.store import outbox as store
 from federation.store import status as status_store
 from federation.store.database import Database
@@ -52,6 +53,7 @@ class OutboxSender:
         batch_size: int = 500,
         metadata: tuple[tuple[str, str], ...] = (),
         clock: Clock = utc_now,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.member_id = member_id
         self.db = db
@@ -61,6 +63,7 @@ class OutboxSender:
         self.batch_size = batch_size
         self.metadata = metadata
         self.clock = clock
+        self.metrics = metrics or NodeMetrics()
         self.stopping = threading.Event()
         self._workers: dict[str, _PeerWorker] = {}
         self._lock = threading.Lock()
@@ -179,7 +182,10 @@ class _PeerWorker(threading.Thread):
                     bad.append(item)
                     continue
                 state = _state_of(receipt.outcome)
+                reason = receipt.reject_reason.name if receipt.reject_reason else ""
+                sender.metrics.outbox_delivered.labels(self.destination, receipt.outcome.name).inc()
                 if state is store.OutboxState.REJECTED:
+                    sender.metrics.outbox_rejected.labels(self.destination, reason).inc()
                     log.warning(
                         "peer rejected item",
                         peer=self.destination,
@@ -200,6 +206,7 @@ class _PeerWorker(threading.Thread):
 
     def _failed(self, batch: list[store.OutgoingItem], error: str) -> None:
         sender = self.sender
+        sender.metrics.outbox_failures.labels(self.destination).inc()
         with sender.db.write() as session:
             store.note_attempt(session, [i.id for i in batch], error)
             retry_at = store.record_failure(

@@ -28,6 +28,8 @@ class MemberEntry:
     display_name: str = ""
     #: Node configuration file (members that run a node only).
     config: str = ""
+    #: host:port of the node's Prometheus metrics endpoint (nodes only).
+    metrics: str = ""
 
 
 @dataclass(frozen=True)

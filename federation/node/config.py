@@ -73,6 +73,12 @@ class TakedownConfig(_Section):
     check_every_seconds: float = Field(default=60.0, ge=0.1, le=86400)
 
 
+class MetricsConfig(_Section):
+    """Prometheus metrics endpoint (off when ``listen`` is empty)."""
+
+    listen: str = ""
+
+
 class LogConfig(_Section):
     """Logging."""
 
@@ -100,6 +106,7 @@ class NodeConfig(_Section):
     outbox: OutboxConfig = OutboxConfig()
     dedup: DedupConfig = DedupConfig()
     takedown: TakedownConfig = TakedownConfig()
+    metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
 
     @field_validator("member_id")

@@ -24,6 +24,7 @@ from federation.bell import Bell
 from federation.casebook import CaseBook
 from federation.core.limits import Limits
 from federation.delivery import DeliveryService, NodeIdentity
+from federation.metrics import NodeMetrics
 from federation.node.config import NodeConfig
 from federation.overdue import OverdueWatcher
 from federation.queries import OverduePolicy
@@ -93,6 +94,7 @@ class Node:
         self._parts: _Parts | None = None
         self._stopping = threading.Event()
         self.port: int = 0
+        self.metrics_port: int = 0
 
     def start(self) -> None:
         """Open storage, load trust, bind and start serving."""
@@ -107,6 +109,7 @@ class Node:
         limits = limits_from(cfg)
         executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         channel_for, metadata = self._channels()
+        metrics = NodeMetrics()
         sync = RosterSync(
             cfg.member_id,
             rosters,
@@ -122,6 +125,7 @@ class Node:
             metadata=metadata,
             batch_size=cfg.outbox.batch_size,
             backoff=Backoff(cfg.outbox.backoff_base_seconds, cfg.outbox.backoff_cap_seconds),
+            metrics=metrics,
         )
         casebook = CaseBook(
             cfg.member_id, StatusBook(cfg.member_id, identity.sign), cfg.dedup.pdq_threshold
@@ -135,7 +139,14 @@ class Node:
             db, overdue, interval=cfg.takedown.check_every_seconds, also=desk.expire_holds
         )
         delivery = DeliveryService(
-            identity, rosters, db, limits, casebook, notify_outbox=outbox.notify, executor=executor
+            identity,
+            rosters,
+            db,
+            limits,
+            casebook,
+            notify_outbox=outbox.notify,
+            executor=executor,
+            metrics=metrics,
         )
         server = grpc.server(
             futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
@@ -184,6 +195,9 @@ class Node:
         server.start()
         for name in ("", *SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if cfg.metrics.listen:
+            self.metrics_port = metrics.serve(cfg.metrics.listen)
+            log.info("metrics served", listen=cfg.metrics.listen, port=self.metrics_port)
         sync.start()
         outbox.start()
         watcher.start()

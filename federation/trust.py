@@ -59,12 +59,21 @@ def serialize_signed_roster(roster_bytes: bytes, signatures: tuple[RootSignature
 class RosterHolder:
     """Holds the installed roster; thread-safe, persisted in the database."""
 
-    def __init__(self, anchor: TrustAnchor, db: Database, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        anchor: TrustAnchor,
+        db: Database,
+        clock: Clock = utc_now,
+        *,
+        allow_stale: bool = False,
+    ) -> None:
         self._anchor = anchor
         self._db = db
         self._clock = clock
         self._lock = threading.Lock()
         self._installed: InstalledRoster | None = None
+        #: True only under the test fault "accept-stale-roster".
+        self._allow_stale = allow_stale
 
     def load(self, bootstrap: bytes | None) -> None:
         """Install the newest stored roster, or the bootstrap one if newer/none."""
@@ -106,6 +115,7 @@ class RosterHolder:
                     candidate.roster,
                     candidate.roster_bytes,
                     self._clock(),
+                    allow_stale=self._allow_stale,
                 )
             except RosterError as exc:
                 stale = current is not None and candidate.roster.version <= current.roster.version

@@ -79,7 +79,9 @@ from federation.cli.stats import stats  # noqa: E402
 for group in (devnet, report, case, outbox, stats, audit):
     cli.add_command(group)
 
+from conformance.cli import conformance  # noqa: E402 (loads only click; the harness loads on use)
 
+cli.add_command(conformance)
 
 
 def main() -> None:

@@ -31,6 +31,12 @@ def check_envelope_limits(
         return Rejection(RejectReason.LIMIT_EXCEEDED, "payload_type too long")
     if len(envelope.signature) != SIGNATURE_BYTES:
         return Rejection(RejectReason.BAD_SIGNATURE, "signature must be 64 bytes")
+    if not is_member_id(envelope.signer_member_id):
+        return Rejection(RejectReason.MALFORMED_PAYLOAD, "signer_member_id is not a member id")
+    if not is_key_id(envelope.key_id):
+        return Rejection(
+            RejectReason.MALFORMED_PAYLOAD, "key_id must be 64 lower-case hex characters"
+        )
     if envelope.payload_type not in accepted_types:
         return Rejection(
             RejectReason.UNSUPPORTED_PAYLOAD_TYPE,

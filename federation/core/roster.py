@@ -170,6 +170,8 @@ def decide_roster_update(
     candidate: Roster,
     candidate_bytes: bytes,
     now: datetime,
+    *,
+    allow_stale: bool = False,
 ) -> RosterUpdate:
     """Apply the rollback and expiry rules to a threshold-verified roster.
 
@@ -180,7 +182,7 @@ def decide_roster_update(
         return RosterUpdate.NO_OP
     if candidate.is_expired(now):
         raise RosterError(f"roster version {candidate.version} has expired")
-    if current is not None and candidate.version <= current.version:
+    if current is not None and candidate.version <= current.version and not allow_stale:
         raise RosterError(
             f"roster version {candidate.version} is not newer than installed {current.version}"
         )

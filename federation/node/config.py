@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -79,6 +80,18 @@ class MetricsConfig(_Section):
     listen: str = ""
 
 
+Fault = Literal["skip-signature-check", "accept-stale-roster"]
+FAULTS_ENV = "HFED_ENABLE_TEST_FAULTS"
+
+
+class TestingConfig(_Section):
+    """Deliberate faults, so that the conformance harness can be shown to catch
+    them. Honoured only when the environment variable HFED_ENABLE_TEST_FAULTS=1
+    is also set; a node asked for faults without it refuses to start."""
+
+    faults: list[Fault] = []
+
+
 class LogConfig(_Section):
     """Logging."""
 
@@ -107,6 +120,7 @@ class NodeConfig(_Section):
     dedup: DedupConfig = DedupConfig()
     takedown: TakedownConfig = TakedownConfig()
     metrics: MetricsConfig = MetricsConfig()
+    testing: TestingConfig = TestingConfig()
     log: LogConfig = LogConfig()
 
     @field_validator("member_id")
@@ -163,6 +177,11 @@ def load_config(path: Path) -> NodeConfig:
         config = NodeConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path} has invalid settings:\n{_describe(exc)}") from exc
+    if config.testing.faults and os.environ.get(FAULTS_ENV) != "1":
+        raise ConfigError(
+            f"{path}: [testing] faults are set but {FAULTS_ENV}=1 is not: refusing to run a "
+            "deliberately broken node by accident"
+        )
     if config.tls is None and not config.insecure_plaintext:
         raise ConfigError(f"{path}: [tls] is required (or insecure_plaintext = true for dev)")
     return config

@@ -101,7 +101,10 @@ class Node:
         cfg = self.config
         db = Database(cfg.database_url)
         require_current(db)
-        rosters = RosterHolder(trust_anchor(cfg), db)
+        faults = set(cfg.testing.faults)
+        for fault in sorted(faults):
+            log.warning("TEST FAULT ACTIVE: this node is deliberately broken", fault=fault)
+        rosters = RosterHolder(trust_anchor(cfg), db, allow_stale="accept-stale-roster" in faults)
         rosters.load(cfg.trust.roster.read_bytes() if cfg.trust.roster else None)
         if rosters.roster.member(cfg.member_id) is None:
             raise SystemExit(f"member {cfg.member_id} is not in the roster")
@@ -147,6 +150,7 @@ class Node:
             notify_outbox=outbox.notify,
             executor=executor,
             metrics=metrics,
+            verify_signatures="skip-signature-check" not in faults,
         )
         server = grpc.server(
             futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),

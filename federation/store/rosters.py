@@ -19,4 +19,6 @@ def latest_roster(session: Session) -> bytes | None:
 
 def save_roster(session: Session, version: int, signed_roster: bytes, now: datetime) -> None:
     """Record a newly installed roster."""
-    session.add(RosterRow(version=version, signed_roster=signed_roster, installed_at=now))
+    # merge, not add: a deliberately faulty node (accept-stale-roster) may
+    # install a version it already holds.
+    session.merge(RosterRow(version=version, signed_roster=signed_roster, installed_at=now))

@@ -110,8 +110,18 @@ def _hashes_from_proto(items: Iterable[report_pb2.ContentHash]) -> tuple[Content
     return tuple(hashes)
 
 
+_REPORT_ENUMS = (
+    ("media_type", frozenset(report_pb2.MediaType.values())),
+    ("classification", frozenset(report_pb2.Classification.values())),
+    ("victim_age_group", frozenset(report_pb2.VictimAgeGroup.values())),
+)
+
+
 def report_from_proto(message: report_pb2.Report) -> Report:
-    """Domain report from its wire form (timestamps must be set)."""
+    """Domain report from its wire form (timestamps must be set, enums known)."""
+    for field, known in _REPORT_ENUMS:
+        if getattr(message, field) not in known:
+            raise MalformedMessageError(f"{field} has an unknown value")
     return Report(
         report_id=message.report_id,
         origin_member_id=message.origin_member_id,

@@ -122,7 +122,7 @@ def _other_members_key(ctx: Ctx) -> Bad:
 def _key_id_not_hex(ctx: Ctx) -> Bad:
     envelope, report_id = _signed(ctx)
     bad = dataclasses.replace(envelope, key_id=envelope.key_id.upper())
-    return Bad(item(bad), "REJECT_REASON_KEY_NOT_VALID", report_id, parsed=False)
+    return Bad(item(bad), "REJECT_REASON_MALFORMED_PAYLOAD", report_id, parsed=False)
 
 
 def _unknown_signer(ctx: Ctx) -> Bad:

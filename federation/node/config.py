@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -164,19 +166,68 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: Path) -> NodeConfig:
-    """Read and validate a node configuration file."""
+#: Environment variables that configure the CLI, not a node.
+_NOT_SETTINGS = frozenset(
+    {
+        "HFED_CONFIG",
+        "HFED_DEVNET",
+        "HFED_LIAISON_PROFILE",
+        FAULTS_ENV,
+    }
+)
+ENV_PREFIX = "HFED_"
+
+
+def _env_value(text: str) -> object:
+    """An environment value: JSON when it parses as such (lists, numbers, booleans)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def apply_env_overrides(raw: dict[str, object], environ: Mapping[str, str]) -> list[str]:
+    """Overlay HFED_SECTION__KEY=value variables on the file's settings.
+
+    Written here rather than with pydantic-settings because the overrides must
+    go through the same path resolution and strict unknown-key checks as the
+    file, and errors must name the variable. Returns the variables applied.
+    """
+    applied = []
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
+            continue
+        path = name.removeprefix(ENV_PREFIX).lower().split("__")
+        table = raw
+        for part in path[:-1]:
+            child = table.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment variable {name}: {part} is not a table")
+            table = child
+        table[path[-1]] = _env_value(text)
+        applied.append(name)
+    return applied
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeConfig:
+    """Read and validate a node configuration file, with environment overrides.
+
+    Any setting can be overridden by HFED_<KEY> or HFED_<SECTION>__<KEY>
+    (e.g. HFED_DATABASE_URL, HFED_OUTBOX__BATCH_SIZE=200).
+    """
     try:
         raw = tomllib.loads(path.read_text())
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    applied = apply_env_overrides(raw, os.environ if environ is None else environ)
     _resolve(path.resolve().parent, raw)
     try:
         config = NodeConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path} has invalid settings:\n{_describe(exc)}") from exc
+        source = f" (with environment overrides {', '.join(applied)})" if applied else ""
+        raise ConfigError(f"{path}{source} has invalid settings:\n{_describe(exc)}") from exc
     if config.testing.faults and os.environ.get(FAULTS_ENV) != "1":
         raise ConfigError(
             f"{path}: [testing] faults are set but {FAULTS_ENV}=1 is not: refusing to run a "

@@ -65,3 +65,27 @@ def test_unreadable_and_broken_files(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(_write(tmp_path, "member_id = "))
+
+
+def test_environment_overrides_sections_and_top_level(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD)
+    config = load_config(
+        path,
+        {
+            "HFED_OUTBOX__BATCH_SIZE": "200",
+            "HFED_DATABASE_URL": "sqlite:///other.db",
+            "HFED_TRUST__ROOT_PUBLIC_KEYS": '["bb", "cc"]',
+            "HFED_DEVNET": "ignored",
+            "UNRELATED": "x",
+        },
+    )
+    assert config.outbox.batch_size == 200
+    assert config.database_url == f"sqlite:///{tmp_path.resolve()}/other.db"
+    assert config.trust.root_public_keys == ["bb", "cc"]
+
+
+def test_bad_environment_override_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"HFED_OUTBOX__BATCH_SIZE(.|\n)*outbox\.batch_size"):
+        load_config(_write(tmp_path, GOOD), {"HFED_OUTBOX__BATCH_SIZE": "lots"})
+    with pytest.raises(ConfigError, match="HFED_OUTBOX__COLOUR"):
+        load_config(_write(tmp_path, GOOD), {"HFED_OUTBOX__COLOUR": "red"})

@@ -1,19 +1,33 @@
 """Prometheus metrics of a node, on a separate HTTP port (``[metrics] listen``).
 
 One registry per node process (not the global default), so that tests can
-run several nodes' code in one interpreter without name clashes.
+run several nodes' code in one interpreter without name clashes. Counters
+move as work happens; queue and case gauges are read from the database at
+scrape time, so they are right whichever process (or restart) did the work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from federation.clock import Clock, utc_now
+from federation.store import gauges
+from federation.store import outbox as outbox_store
+from federation.store.database import Database
+
+#: Seconds from an item entering the outbox to the peer's receipt.
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
 
 @dataclass
 class NodeMetrics:
-    """The node's counters."""
+    """The node's counters and histograms."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
@@ -42,9 +56,53 @@ class NodeMetrics:
             ["peer"],
             registry=self.registry,
         )
+        self.delivery_latency = Histogram(
+            "hfed_delivery_latency_seconds",
+            "Time from an item entering the outbox to the peer's verified receipt.",
+            ["peer"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def watch_store(self, db: Database, overdue_after: timedelta, clock: Clock = utc_now) -> None:
+        """Also report queue depths, oldest ages, open and overdue cases."""
+        self.registry.register(_StoreCollector(db, overdue_after, clock))
 
     def serve(self, listen: str) -> int:
         """Serve /metrics on host:port (port 0 picks one); returns the port."""
         host, _, port = listen.rpartition(":")
         server, _thread = start_http_server(int(port), addr=host, registry=self.registry)
         return int(server.server_address[1])
+
+
+class _StoreCollector(Collector):
+    """Gauges computed from the database when Prometheus scrapes."""
+
+    def __init__(self, db: Database, overdue_after: timedelta, clock: Clock) -> None:
+        self._db = db
+        self._overdue_after = overdue_after
+        self._clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self._clock()
+        depth = GaugeMetricFamily("hfed_outbox_depth", "Items waiting for a peer.", labels=["peer"])
+        oldest = GaugeMetricFamily(
+            "hfed_outbox_oldest_age_seconds",
+            "Age of the oldest item waiting for a peer.",
+            labels=["peer"],
+        )
+        with self._db.read() as session:
+            for state in outbox_store.queue_states(session):
+                depth.add_metric([state.destination], state.pending)
+                age = (now - state.oldest_pending).total_seconds() if state.oldest_pending else 0
+                oldest.add_metric([state.destination], age)
+            open_cases = gauges.open_cases(session)
+            overdue = gauges.overdue_cases(session, now - self._overdue_after)
+        yield depth
+        yield oldest
+        yield GaugeMetricFamily("hfed_open_cases", "Open cases held here.", value=open_cases)
+        yield GaugeMetricFamily(
+            "hfed_overdue_takedowns",
+            "Cases with a takedown notice older than the deadline.",
+            value=overdue,
+        )

@@ -184,6 +184,10 @@ class _PeerWorker(threading.Thread):
                 state = _state_of(receipt.outcome)
                 reason = receipt.reject_reason.name if receipt.reject_reason else ""
                 sender.metrics.outbox_delivered.labels(self.destination, receipt.outcome.name).inc()
+                if item.created_at is not None:
+                    sender.metrics.delivery_latency.labels(self.destination).observe(
+                        max(0.0, (now - item.created_at).total_seconds())
+                    )
                 if state is store.OutboxState.REJECTED:
                     sender.metrics.outbox_rejected.labels(self.destination, reason).inc()
                     log.warning(

@@ -199,6 +199,7 @@ class Node:
         server.start()
         for name in ("", *SERVICE_NAMES):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        metrics.watch_store(db, overdue.after)
         if cfg.metrics.listen:
             self.metrics_port = metrics.serve(cfg.metrics.listen)
             log.info("metrics served", listen=cfg.metrics.listen, port=self.metrics_port)

@@ -31,6 +31,7 @@ class OutgoingItem:
     envelope: bytes
     via_member_ids: tuple[str, ...]
     moved_by: bytes | None = None
+    created_at: datetime | None = None
 
 
 def enqueue(
@@ -69,6 +70,7 @@ def next_batch(session: Session, destination: str, limit: int) -> list[OutgoingI
             OutboxRow.envelope,
             OutboxRow.via_member_ids,
             OutboxRow.moved_by,
+            OutboxRow.created_at,
         )
         .where(OutboxRow.destination == destination, OutboxRow.state == OutboxState.PENDING)
         .order_by(OutboxRow.id)
@@ -76,7 +78,13 @@ def next_batch(session: Session, destination: str, limit: int) -> list[OutgoingI
     )
     return [
         OutgoingItem(
-            r.id, r.item_id, r.payload_type, r.envelope, tuple(r.via_member_ids), r.moved_by
+            r.id,
+            r.item_id,
+            r.payload_type,
+            r.envelope,
+            tuple(r.via_member_ids),
+            r.moved_by,
+            r.created_at,
         )
         for r in rows
     ]

@@ -1,0 +1,59 @@
+"""The Prometheus endpoint reflects traffic: counters, latency, queue and case gauges."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+from hfp.v1 import hotline_service_pb2 as pb
+from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
+from hfp.v1 import report_pb2
+from tests.support.net import DEADLINE, Network, running_network, small_members
+
+A, B = "hotline-dk", "hotline-nl"
+COUNT = 20
+
+
+def scrape(net: Network, member: str) -> dict[str, float]:
+    """Samples of a node's /metrics (name{labels} -> value)."""
+    url = f"http://{net.member(member).metrics}/metrics"
+    with urllib.request.urlopen(url, timeout=DEADLINE) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][\w:]*(?:\{.*\})?) (\S+)", line)
+        if match and not line.startswith("#"):
+            samples[match.group(1)] = float(match.group(2))
+    return samples
+
+
+def test_metrics_move_with_traffic(tmp_path: Path) -> None:
+    with running_network(tmp_path / "net", small_members(A, B, "secretariat")) as net:
+        before = scrape(net, A)
+        with net.channel(A, A) as channel:
+            stub = pb_grpc.HotlineServiceStub(channel)
+            for _ in range(COUNT):
+                report = report_pb2.Report(
+                    url=f"https://metrics.example.com/{os.urandom(4).hex()}", hosting_country="NL"
+                )
+                stub.SubmitReport(pb.SubmitReportRequest(report=report), timeout=DEADLINE)
+        delivered = 'hfed_outbox_delivered_total{outcome="FORWARDED",peer="hotline-nl"}'
+        accepted = 'hfed_outbox_delivered_total{outcome="ACCEPTED",peer="hotline-nl"}'
+        deadline = time.monotonic() + 20
+        after = scrape(net, A)
+        while after.get(accepted, 0) < COUNT and time.monotonic() < deadline:
+            time.sleep(0.2)
+            after = scrape(net, A)
+        received = (
+            'hfed_items_received_total{outcome="STORED",payload_type="hfp.v1.Report",reason=""}'
+        )
+        assert after[received] - before.get(received, 0) == COUNT
+        assert after[accepted] == COUNT and delivered not in after
+        assert after['hfed_delivery_latency_seconds_count{peer="hotline-nl"}'] == COUNT
+        assert after['hfed_outbox_depth{peer="hotline-nl"}'] == 0
+        at_b = scrape(net, B)
+        assert at_b["hfed_open_cases"] == COUNT
+        assert at_b["hfed_overdue_takedowns"] == 0

@@ -39,6 +39,7 @@ lint: $(STAMP) .tools/node_modules/.bin/buf
 	$(BIN)/ruff format --check federation peers crypto scripts
 	$(BIN)/mypy
 	.tools/node_modules/.bin/buf lint proto
+	$(BIN)/hadolint docker/Dockerfile
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py

@@ -24,12 +24,17 @@ def devnet() -> None:
 
 @devnet.command()
 @DIR
-def init(directory: Path) -> None:
+@click.option(
+    "--service-hosts",
+    is_flag=True,
+    help="For containers: endpoints are <member-id>:7100 and nodes bind 0.0.0.0.",
+)
+def init(directory: Path, service_hosts: bool) -> None:
     """Create a new test network in DIRECTORY (free loopback ports are chosen)."""
     from federation.devnet.create import NetworkExistsError, init_network
 
     try:
-        manifest = init_network(directory)
+        manifest = init_network(directory, service_hosts=service_hosts)
     except NetworkExistsError as exc:
         raise _fail(exc) from exc
     click.echo(f"test network created in {directory}")

@@ -27,6 +27,7 @@ from crypto.keys import SigningKey
 from federation.casebook import CaseBook, FilingBatch
 from federation.clock import Clock, utc_now
 from federation.core import envelope_checks as checks
+from federation.core.ids import is_member_id
 from federation.core.limits import Limits
 from federation.core.reasons import (
     RECEIPT_TYPE,
@@ -151,11 +152,19 @@ class DeliveryService:
         return [w.receipt or b"" for w in work]
 
     def _count(self, work: list[_Work]) -> None:
+        """Metrics and a log line per refusal (ids and reasons only, never URLs)."""
         counter = self._metrics.items_received
         for w in work:
             outcome = "REJECTED" if w.rejection else "STORED"
             reason = w.rejection.reason.name if w.rejection else ""
             counter.labels(w.item.envelope.payload_type[:64], outcome, reason).inc()
+            if w.rejection is not None:
+                log.info(
+                    "item refused",
+                    item_id=w.item_id or None,
+                    reason=reason,
+                    signer=w.item.envelope.signer_member_id[:63],
+                )
 
     # --- verification ----------------------------------------------------------
 

@@ -68,6 +68,9 @@ def translate_errors(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self: object, request: object, context: grpc.ServicerContext) -> Any:
+        # Worker threads are reused: start each call with only its own context.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(rpc=method.__name__)
         try:
             return method(self, request, context)
         except errors.HfedError as exc:

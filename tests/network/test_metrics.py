@@ -57,3 +57,6 @@ def test_metrics_move_with_traffic(tmp_path: Path) -> None:
         at_b = scrape(net, B)
         assert at_b["hfed_open_cases"] == COUNT
         assert at_b["hfed_overdue_takedowns"] == 0
+        for member in (A, B):  # reported URLs never reach the logs
+            log = (net.directory / "members" / member / "node.log").read_text()
+            assert "metrics.example.com" not in log

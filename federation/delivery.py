@@ -27,7 +27,6 @@ from crypto.keys import SigningKey
 from federation.casebook import CaseBook, FilingBatch
 from federation.clock import Clock, utc_now
 from federation.core import envelope_checks as checks
-from federation.core.ids import is_member_id
 from federation.core.limits import Limits
 from federation.core.reasons import (
     RECEIPT_TYPE,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from crypto.dsse import Envelope, pae, sign_envelope, verify_many
@@ -43,7 +43,7 @@ from federation.errors import RosterExpiredError
 from federation.metrics import NodeMetrics
 from federation.payloads import Parsed, ParsedReport, PayloadChecker
 from federation.store import inbound, outbox
-from federation.store.database import Database
+from federation.store.database import Database, lost_a_race
 from federation.trust import RosterHolder
 from federation.wire.convert import decode_envelope, encode_envelope, encode_receipt
 
@@ -230,12 +230,13 @@ class DeliveryService:
                 with self._db.write() as session:
                     self._apply(session, fresh, sender, txn)
                 break
-            except IntegrityError:
+            except DBAPIError as exc:
                 # Another transaction (another node process on a shared
-                # database) created the same case or item first: go again,
+                # database) created the same case or item first, or (on
+                # PostgreSQL) we were picked as a deadlock victim: go again,
                 # this time we will see its rows.
                 self._casebook.undo(txn.filing)
-                if attempt == COMMIT_ATTEMPTS:
+                if attempt == COMMIT_ATTEMPTS or not lost_a_race(exc):
                     raise
             except BaseException:
                 self._casebook.undo(txn.filing)

@@ -6,14 +6,23 @@ peer's verified receipt with it. An unreachable peer gets a persisted,
 capped, jittered backoff, so after a restart the node resumes where it left
 off; new items wake a worker at once (no polling delay) unless its peer is
 backing off.
+
+Several node processes may share one (PostgreSQL) outbox: a worker claims its
+batch with a lease in a short transaction (see federation.store.outbox), sends
+with no transaction open, then retires the items. A process also looks for
+peers with pending items every ``RESCAN_SECONDS``, so it helps with queues
+that other processes filled.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import grpc
 import structlog
@@ -35,6 +44,17 @@ log = structlog.get_logger(__name__)
 
 DELIVER_DEADLINE = 30.0
 IDLE_WAIT = 5.0
+#: How long a claimed batch stays ours: the send deadline plus ample time to
+#: verify and store the receipts. After a crash the items wait this long.
+LEASE = timedelta(seconds=2 * DELIVER_DEADLINE + 30)
+#: How often a sender looks for peers with pending items it has no worker for.
+RESCAN_SECONDS = 5.0
+
+
+def process_name() -> str:
+    """A name for this sender, unique among processes sharing an outbox."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
 
 ChannelFactory = Callable[[str], grpc.Channel]
 
@@ -54,6 +74,7 @@ class OutboxSender:
         metadata: tuple[tuple[str, str], ...] = (),
         clock: Clock = utc_now,
         metrics: NodeMetrics | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.member_id = member_id
         self.db = db
@@ -64,15 +85,38 @@ class OutboxSender:
         self.metadata = metadata
         self.clock = clock
         self.metrics = metrics or NodeMetrics()
+        self.lease = lease
+        #: Recorded on every item this sender claims (and delivers).
+        self.name = process_name()
         self.stopping = threading.Event()
         self._workers: dict[str, _PeerWorker] = {}
         self._lock = threading.Lock()
+        self._scanner: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start workers for every peer that has pending items."""
+        """Start workers for every peer that has pending items, and keep looking."""
+        self._scan()
+        if self._scanner is None:
+            self._scanner = threading.Thread(target=self._rescan, name="outbox-scan", daemon=True)
+            self._scanner.start()
+
+    def _scan(self) -> None:
         with self.db.read() as session:
-            for destination in store.pending_destinations(session):
+            destinations = store.pending_destinations(session)
+        for destination in destinations:
+            with self._lock:
+                known = destination in self._workers
+            if not known:
                 self.notify(destination)
+
+    def _rescan(self) -> None:
+        # Items queued by another process sharing the database wake no worker
+        # here; a periodic look finds their peers (bounded by ``stopping``).
+        while not self.stopping.wait(RESCAN_SECONDS):
+            try:
+                self._scan()
+            except Exception:
+                log.exception("outbox scan error")
 
     def notify(self, destination: str) -> None:
         """New items for ``destination`` were committed: wake (or start) its worker."""
@@ -94,6 +138,8 @@ class OutboxSender:
             worker.wake.set()
         for worker in workers:
             worker.join(timeout=DELIVER_DEADLINE + 5)
+        if self._scanner is not None:
+            self._scanner.join(timeout=5)
 
 
 class _PeerWorker(threading.Thread):
@@ -123,13 +169,22 @@ class _PeerWorker(threading.Thread):
         if retry_at is not None and retry_at > now:
             sender.stopping.wait((retry_at - now).total_seconds())
             return
-        with sender.db.read() as session:
-            batch = store.next_batch(session, self.destination, sender.batch_size)
+        with sender.db.write() as session:
+            batch = store.claim_batch(
+                session, self.destination, sender.batch_size, sender.name, now, sender.lease
+            )
         if not batch:
             self.wake.wait(IDLE_WAIT)
             self.wake.clear()
             return
-        self._send(batch)
+        try:
+            self._send(batch)
+        except BaseException:
+            # Not sent or not recorded: let any process retry at once rather
+            # than after the lease (a receipt already stored is kept).
+            with sender.db.write() as session:
+                store.release(session, [i.id for i in batch])
+            raise
 
     def _send(self, batch: list[store.OutgoingItem]) -> None:
         sender = self.sender

@@ -17,6 +17,7 @@ import enum
 import io
 import json
 import os
+import queue
 import signal
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from federation.liaison_profile import (
     CursorStore,
     LiaisonProfile,
     ProfileError,
+    SavedCursor,
     load_profile,
 )
 from hfp.v1 import case_pb2, status_pb2
@@ -129,8 +131,12 @@ class NoSuchReferralError(LiaisonError):
 
 # --- times and durations -------------------------------------------------------
 
-_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1)}
-_UNITS["m"] = timedelta(minutes=1)
+_UNITS = {
+    "w": timedelta(weeks=1),
+    "d": timedelta(days=1),
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+}
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -426,7 +432,7 @@ def liaison(context: click.Context, profile_path: Path | None) -> None:
     your profile file: add --profile FILE, or set HFED_LIAISON_PROFILE once.
 
     \b
-      hfed liaison list                           open referrals, newest first
+      hfed liaison list                           your referrals, newest first
       hfed liaison watch                          follow new referrals live
       hfed liaison ack CASE --reference REF       confirm you received one
       hfed liaison hold CASE --reason TEXT --until 14d
@@ -792,9 +798,11 @@ class Follower:
         self._connected_once = False
         self._failures = 0
         self._outage_since: float | None = None
+        self._opened_at: float | None = None
 
-    # Called from the signal handler and the watchdog thread.
     def _stop_reason(self) -> WatchEnd | None:
+        # Read by the main loop and the watchdog thread: plain attributes
+        # only, so no lock is needed (and none is taken in a signal handler).
         if self.interrupted:
             return WatchEnd.INTERRUPTED
         deadline = self._idle_deadline
@@ -836,6 +844,7 @@ class Follower:
             if stop is not None:
                 return stop
             started = self._clock()
+            self._opened_at = None
             try:
                 end, cursor, problem = self._session(cursor)
             finally:
@@ -851,6 +860,7 @@ class Follower:
             if call is None:  # told to stop while connecting
                 return self._stop_reason() or WatchEnd.INTERRUPTED, cursor, ""
             self._connected_once = True
+            self._opened_at = self._clock()
             if self.in_outage:
                 self._notice("reconnected; resuming " + self.position())
                 self.in_outage = False
@@ -884,11 +894,14 @@ class Follower:
     def _recover(self, started: float, problem: str) -> None:
         """After a broken stream: give up, or say so and wait before the next attempt."""
         now = self._clock()
-        if now - started >= self._options.healthy_after:
+        opened = self._opened_at
+        if opened is not None and now - opened >= self._options.healthy_after:
             self._failures, self._outage_since = 0, None
         self._failures += 1
         if self._outage_since is None:
-            self._outage_since = now
+            # After a working stream the outage begins now; if this attempt
+            # never connected, it began when the attempt did.
+            self._outage_since = now if opened is not None else started
         self.in_outage = True
         waited = now - self._outage_since
         if waited >= self._options.reconnect_for:
@@ -937,24 +950,44 @@ class NodeStreams:
         self._profile.check_certificate(utc_now())
         channel = secure_channel(self._profile.node, self._profile.identity())
         self._channel = channel
-        ready = grpc.channel_ready_future(channel)
-        end = time.monotonic() + self.CONNECT_TIMEOUT
-        while True:
-            try:
-                ready.result(timeout=0.2)
-                break
-            except grpc.FutureTimeoutError:
-                if should_stop():
-                    ready.cancel()
-                    return None
-                if time.monotonic() >= end:
-                    ready.cancel()
-                    raise NodeUnreachableError(
-                        f"cannot connect to {self._profile.node_label}"
-                    ) from None
+        states: queue.SimpleQueue[grpc.ChannelConnectivity] = queue.SimpleQueue()
+        channel.subscribe(states.put, try_to_connect=True)
+        try:
+            if not self._connected(states, should_stop):
+                return None
+        finally:
+            channel.unsubscribe(states.put)
         stub = pb_grpc.LiaisonServiceStub(channel)
         call: StreamCall = stub.WatchReferrals(pb.WatchReferralsRequest(cursor=cursor))
         return call
+
+    def _connected(
+        self, states: queue.SimpleQueue[grpc.ChannelConnectivity], should_stop: Callable[[], bool]
+    ) -> bool:
+        """Wait for the connection: True when up, False when told to stop.
+
+        A refused or failed connection ends the wait at once (rather than
+        letting gRPC retry on its own schedule), so the watch's own backoff
+        and give-up window decide how often and how long to try.
+        """
+        end = time.monotonic() + self.CONNECT_TIMEOUT
+        while time.monotonic() < end:
+            if should_stop():
+                return False
+            try:
+                state = states.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if state is grpc.ChannelConnectivity.READY:
+                return True
+            if state in (
+                grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+                grpc.ChannelConnectivity.SHUTDOWN,
+            ):
+                raise NodeUnreachableError(f"cannot connect to {self._profile.node_label}")
+        raise NodeUnreachableError(
+            f"no connection to {self._profile.node_label} within {self.CONNECT_TIMEOUT:.0f} s"
+        )
 
     def close(self) -> None:
         """Close the current channel, if any."""
@@ -963,14 +996,33 @@ class NodeStreams:
             self._channel = None
 
 
+#: Codes with which a node may refuse a saved cursor (malformed, or beyond
+#: its event log after its data was reset).
+_CURSOR_REFUSED = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    }
+)
+
+#: A second Ctrl-C this long after the first forces the exit. Sooner ones are
+#: ignored: wrappers such as timeout(1) deliver one signal twice, and a forced
+#: exit could fall between printing an event and saving its cursor.
+FORCE_AFTER_SECONDS = 1.0
+
+
 @contextmanager
 def _stop_signals(follower: Follower) -> Iterator[None]:
     """Ctrl-C (and SIGTERM) ask the follower to stop between events."""
+    first: list[float] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        follower.interrupted = True
-        # A second Ctrl-C forces the exit if something hangs.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if not first:
+            first.append(time.monotonic())
+            follower.interrupted = True
+        elif signum == signal.SIGINT and time.monotonic() - first[0] > FORCE_AFTER_SECONDS:
+            raise KeyboardInterrupt
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -985,7 +1037,8 @@ def _stop_signals(follower: Follower) -> Iterator[None]:
 @click.option(
     "--from-start",
     is_flag=True,
-    help="Show every event from the beginning, ignoring where you stopped last time.",
+    help="Show every event from the beginning, ignoring where you stopped last time "
+    "(your place is then saved as usual).",
 )
 @click.option(
     "--format",
@@ -1048,6 +1101,7 @@ def watch(
 
     options = WatchOptions(max_events, idle_exit, reconnect_for)
     follower = Follower(streams.open, store, show, notice, options)
+    saved: SavedCursor | None = None
     try:
         with store.exclusive(), _stop_signals(follower):
             saved = None if from_start else store.load()
@@ -1070,7 +1124,7 @@ def watch(
             f"Your place is saved; run watch again to continue."
         ) from exc
     except grpc.RpcError as exc:
-        if exc.code() is grpc.StatusCode.INVALID_ARGUMENT and not from_start:
+        if exc.code() in _CURSOR_REFUSED and saved is not None:
             raise LiaisonError(
                 f"the node {profile.node_label} did not accept your saved place "
                 f"({exc.details()}); if the node's data was reset, use --from-start"

@@ -66,17 +66,19 @@ def db_upgrade(config_path: Path) -> None:
     before = current_revision(database)
     upgrade(database)
     after = current_revision(database)
+    database.dispose()
     click.echo(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
 
 
 from federation.cli.audit import audit  # noqa: E402
 from federation.cli.cases import case  # noqa: E402
 from federation.cli.devnet import devnet  # noqa: E402
+from federation.cli.liaison import liaison  # noqa: E402
 from federation.cli.outbox import outbox  # noqa: E402
 from federation.cli.reports import report  # noqa: E402
 from federation.cli.stats import stats  # noqa: E402
 
-for group in (devnet, report, case, outbox, stats, audit):
+for group in (devnet, report, case, outbox, stats, audit, liaison):
     cli.add_command(group)
 
 from conformance.cli import conformance  # noqa: E402 (loads only click; the harness loads on use)

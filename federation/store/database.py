@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -33,25 +34,78 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
 
 
+#: PostgreSQL SQLSTATEs after which the whole transaction may simply run
+#: again: serialization_failure and deadlock_detected.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """True when a write transaction failed only because a concurrent one won:
+    a unique key it took first (both backends), or a PostgreSQL deadlock or
+    serialization failure. Running the transaction again is then correct."""
+    if isinstance(exc, IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    return False
+
+
+#: Connections each node process keeps to PostgreSQL (plus overflow under load).
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 20
+
+
 class Database:
-    """One engine plus read and write session factories."""
+    """One engine plus read and write session factories.
+
+    SQLite (the embedded default): WAL, fsync on every commit, foreign keys,
+    BEGIN IMMEDIATE for writes; one node process per file.
+
+    PostgreSQL (``postgresql+psycopg://``, production): a connection pool
+    checked before use, READ COMMITTED, ``synchronous_commit=on`` (a commit
+    returns only once its WAL is flushed), so several node processes can
+    share one database.
+    """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        connect_args: dict[str, Any] = {"check_same_thread": False} if self.is_sqlite else {}
-        self.engine: Engine = create_engine(
-            url, echo=echo, connect_args=connect_args, pool_pre_ping=not self.is_sqlite
-        )
+        self.is_postgresql = url.startswith("postgresql")
         if self.is_sqlite:
+            self.engine: Engine = create_engine(
+                url, echo=echo, connect_args={"check_same_thread": False}
+            )
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
+        elif self.is_postgresql:
+            self.engine = create_engine(
+                url,
+                echo=echo,
+                pool_size=PG_POOL_SIZE,
+                max_overflow=PG_MAX_OVERFLOW,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+                isolation_level="READ COMMITTED",
+                connect_args={
+                    "connect_timeout": 10,
+                    "application_name": "hfed",
+                    # Durable commits even if the server default was relaxed.
+                    "options": "-c synchronous_commit=on",
+                },
+            )
+        else:
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True)
         writer = self.engine.execution_options(hfed_write=True)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
         #: Called after every committed write transaction (e.g. to wake
         #: liaison streams waiting for new case events).
         self.after_write: list[Callable[[], None]] = []
+
+    @property
+    def dialect(self) -> str:
+        """The backend's SQLAlchemy dialect name ("sqlite", "postgresql")."""
+        return self.engine.dialect.name
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -251,6 +251,13 @@ class OutboxRow(Base):
     #: The peer's signed receipt (serialized SignedEnvelope): proof of delivery.
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The node process that claimed the item to send it (several processes
+    #: may share one PostgreSQL outbox); kept after delivery as a record of
+    #: who sent it.
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    #: Until when that claim holds. A pending item whose lease has run out
+    #: (its process crashed or gave up) may be claimed again.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PeerBackoffRow(Base):

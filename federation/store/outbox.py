@@ -1,4 +1,16 @@
-"""Repository of the transactional outbox and each peer's persisted backoff."""
+"""Repository of the transactional outbox and each peer's persisted backoff.
+
+Several node processes may share one PostgreSQL database and so one outbox.
+A sender first *claims* a batch in a short write transaction: it picks the
+oldest pending items of a peer that nobody holds (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL, so concurrent claimers never wait for or take each other's
+rows) and stamps them with its name and a lease. It then sends without any
+transaction open, and retires the items with the peer's receipts (or
+releases them after a failure). A lease that runs out (its process crashed)
+makes the items claimable again; the receiver's idempotency by item id makes
+such a rare resend harmless. On SQLite (one process per file) writes are
+serialised by BEGIN IMMEDIATE and the same code applies.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +18,10 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from federation.store.models import OutboxRow, PeerBackoffRow
@@ -60,8 +74,7 @@ def enqueue(
     )
 
 
-def next_batch(session: Session, destination: str, limit: int) -> list[OutgoingItem]:
-    """The oldest pending items for a peer, in queue order."""
+def _outgoing(session: Session, where: Any, limit: int) -> list[OutgoingItem]:
     rows = session.execute(
         select(
             OutboxRow.id,
@@ -72,7 +85,7 @@ def next_batch(session: Session, destination: str, limit: int) -> list[OutgoingI
             OutboxRow.moved_by,
             OutboxRow.created_at,
         )
-        .where(OutboxRow.destination == destination, OutboxRow.state == OutboxState.PENDING)
+        .where(where)
         .order_by(OutboxRow.id)
         .limit(limit)
     )
@@ -90,24 +103,96 @@ def next_batch(session: Session, destination: str, limit: int) -> list[OutgoingI
     ]
 
 
-def finish(
-    session: Session, item_id: int, state: OutboxState, receipt: bytes, now: datetime
-) -> None:
-    """Retire an item with the peer's receipt as proof (only if still pending)."""
-    session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.id == item_id, OutboxRow.state == OutboxState.PENDING)
-        .values(state=state, receipt=receipt, finished_at=now, attempts=OutboxRow.attempts + 1)
+def _claimable(destination: str, now: datetime) -> Any:
+    return and_(
+        OutboxRow.destination == destination,
+        OutboxRow.state == OutboxState.PENDING,
+        or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until <= now),
     )
 
 
+def next_batch(session: Session, destination: str, limit: int) -> list[OutgoingItem]:
+    """The oldest pending items for a peer, in queue order (a look, not a claim)."""
+    return _outgoing(
+        session,
+        and_(OutboxRow.destination == destination, OutboxRow.state == OutboxState.PENDING),
+        limit,
+    )
+
+
+def claim_batch(
+    session: Session,
+    destination: str,
+    limit: int,
+    claimant: str,
+    now: datetime,
+    lease: timedelta,
+) -> list[OutgoingItem]:
+    """Claim the oldest unclaimed pending items for a peer, in queue order.
+
+    Call in a (short) write transaction; the claim holds until ``now + lease``
+    or until the items are finished or released. Rows another transaction is
+    claiming right now are skipped, not waited for (SKIP LOCKED; SQLite has no
+    row locks and needs none, its writers being serialised).
+    """
+    ids = list(
+        session.scalars(
+            select(OutboxRow.id)
+            .where(_claimable(destination, now))
+            .order_by(OutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(ids))
+        .values(claimed_by=claimant[:128], lease_until=now + lease)
+    )
+    return _outgoing(session, OutboxRow.id.in_(ids), len(ids))
+
+
+def finish(
+    session: Session, item_id: int, state: OutboxState, receipt: bytes, now: datetime
+) -> bool:
+    """Retire an item with the peer's receipt as proof (only if still pending).
+
+    True when this call retired it. The claimant's name stays on the row as
+    the record of which process delivered it.
+    """
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == item_id, OutboxRow.state == OutboxState.PENDING)
+        .values(
+            state=state,
+            receipt=receipt,
+            finished_at=now,
+            lease_until=None,
+            attempts=OutboxRow.attempts + 1,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def note_attempt(session: Session, ids: Sequence[int], error: str) -> None:
-    """Count a failed attempt on items (diagnostics only; backoff is per peer)."""
+    """Count a failed attempt on items and release their claim (backoff is per peer)."""
     if ids:
         session.execute(
             update(OutboxRow)
-            .where(OutboxRow.id.in_(ids))
-            .values(attempts=OutboxRow.attempts + 1, last_error=error[:500])
+            .where(OutboxRow.id.in_(ids), OutboxRow.state == OutboxState.PENDING)
+            .values(attempts=OutboxRow.attempts + 1, last_error=error[:500], lease_until=None)
+        )
+
+
+def release(session: Session, ids: Sequence[int]) -> None:
+    """Give up the claim on items without counting an attempt (e.g. on shutdown)."""
+    if ids:
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(ids), OutboxRow.state == OutboxState.PENDING)
+            .values(lease_until=None)
         )
 
 
@@ -145,8 +230,21 @@ def record_failure(
     """Note a failed delivery to a peer; returns when to try it again.
 
     ``delay_after(n)`` gives the wait after the n-th consecutive failure.
+    Safe when several processes fail on the same peer at once: the row is
+    created if missing (ON CONFLICT DO NOTHING) and then locked.
     """
-    row = session.get(PeerBackoffRow, destination)
+    values = {"destination": destination, "failures": 0, "retry_at": now}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(PeerBackoffRow).values(values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(PeerBackoffRow).values(values).on_conflict_do_nothing())
+    row = session.scalar(
+        select(PeerBackoffRow)
+        .where(PeerBackoffRow.destination == destination)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if row is None:
         row = PeerBackoffRow(destination=destination, failures=0, retry_at=now)
         session.add(row)
@@ -158,9 +256,7 @@ def record_failure(
 
 def record_success(session: Session, destination: str) -> None:
     """Clear a peer's backoff after a successful delivery."""
-    row = session.get(PeerBackoffRow, destination)
-    if row is not None:
-        session.delete(row)
+    session.execute(delete(PeerBackoffRow).where(PeerBackoffRow.destination == destination))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,8 @@
-"""Applying other members' status updates in sequence order (real SQLite, no server)."""
+"""Applying other members' status updates in sequence order (each storage backend, no server)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,6 @@ from federation.core.status_update import StatusUpdate
 from federation.status import StatusBook
 from federation.store import status as store
 from federation.store.database import Database
-from federation.store.migrate import upgrade
 from federation.wire.convert import encode_envelope, encode_status_update
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -44,14 +41,6 @@ ROSTER = Roster.build(
     ],
     "hotline-nl",
 )
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'status.db'}")
-    upgrade(database)
-    yield database
-    database.dispose()
 
 
 def _updates(case_id: str, author: str = "hotline-nl") -> list[StatusUpdate]:

@@ -1,12 +1,10 @@
-"""Filing reports into cases against a real SQLite database (no server)."""
+"""Filing reports into cases on each storage backend (no server)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -21,19 +19,10 @@ from federation.core.report import ContentHash, HashAlgorithm, Report
 from federation.status import StatusBook
 from federation.store import cases as store
 from federation.store.database import Database
-from federation.store.migrate import upgrade
 from federation.wire.convert import encode_envelope, encode_report
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 KEY = SigningKey.generate()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'cases.db'}")
-    upgrade(database)
-    yield database
-    database.dispose()
 
 
 def _statuses() -> StatusBook:

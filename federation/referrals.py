@@ -205,6 +205,18 @@ class ReferralDesk:
             case = self._case(session, countries, case_id)
             return local_view(session, case, self._clock(), self._overdue)
 
+    def check_cursor(self, after: int) -> None:
+        """Refuse a cursor beyond the newest event: it cannot come from this node's
+        log (another node, or this node's data was reset), and accepting it
+        would silently skip every event up to that position."""
+        with self._db.read() as session:
+            newest = store.last_event_sequence(session)
+        if after > newest:
+            raise FailedPreconditionError(
+                "cursor is ahead of this node's event log (another node's cursor, or the "
+                "node's data was reset): watch again from the start with an empty cursor"
+            )
+
     def events(self, countries: frozenset[str], after: int, limit: int) -> list[ReferralEvent]:
         """Events after a log position, in commit order, with the cases as they stand."""
         now = self._clock()

@@ -171,6 +171,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         try:
             _, countries = self._liaison(context)
             after = decode_cursor(request.cursor)
+            self._desk.check_cursor(after)
             yield from self._stream(context, countries, after, delivered)
         except HfedError as exc:
             outcome, detail = code_name(exc), exc.public_message

@@ -225,3 +225,8 @@ def expired_holds(session: Session, now: datetime) -> list[CaseRow]:
             select(CaseRow).where(CaseRow.hold_until.is_not(None), CaseRow.hold_until <= now)
         )
     )
+
+
+def last_event_sequence(session: Session) -> int:
+    """Position of the newest case event (0 when the log is empty)."""
+    return int(session.scalar(select(func.max(CaseEventRow.sequence))) or 0)

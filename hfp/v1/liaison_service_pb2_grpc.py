@@ -87,7 +87,10 @@ class LiaisonServiceServicer:
         """Streams every new referral and every change to one, in commit order,
         starting after `cursor` (from the beginning when empty). A reconnect
         with the cursor of the last event received neither skips nor repeats
-        events.
+        events. A cursor this node did not issue is INVALID_ARGUMENT; one beyond
+        the newest event (another node's, or the node's data was reset) is
+        FAILED_PRECONDITION: start again from an empty cursor. The stream ends
+        with UNAVAILABLE when the node shuts down; resume with the last cursor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,7 +106,14 @@ class LiaisonServiceServicer:
     def RequestHold(self, request, context):
         """Police ask the hotline to delay the takedown notice; the case goes to
         CASE_STATUS_LEA_HOLD and NOTICE_SENT is refused (FAILED_PRECONDITION)
-        until the hold is released or expires.
+        until the hold is released or expires. The status follows the case
+        state machine: from ASSESSED_ILLEGAL the node records LEA_NOTIFIED then
+        LEA_HOLD (police asking for a hold know of the case); from LEA_NOTIFIED,
+        LEA_HOLD; on a case still RECEIVED (not yet assessed, where LEA_HOLD may
+        not follow) the hold is recorded (hold_until, hold_reason) and blocks the
+        notice all the same, the status staying RECEIVED; a second request on a
+        held case extends it. Once NOTICE_SENT or a terminal status is reached it
+        is too late: FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

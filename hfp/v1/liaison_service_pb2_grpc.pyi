@@ -45,14 +45,24 @@ class LiaisonServiceStub:
     """Streams every new referral and every change to one, in commit order,
     starting after `cursor` (from the beginning when empty). A reconnect
     with the cursor of the last event received neither skips nor repeats
-    events.
+    events. A cursor this node did not issue is INVALID_ARGUMENT; one beyond
+    the newest event (another node's, or the node's data was reset) is
+    FAILED_PRECONDITION: start again from an empty cursor. The stream ends
+    with UNAVAILABLE when the node shuts down; resume with the last cursor.
     """
     AcknowledgeReferral: _grpc.UnaryUnaryMultiCallable[_liaison_service_pb2.AcknowledgeReferralRequest, _liaison_service_pb2.AcknowledgeReferralResponse]
     """Police confirm they received a referral, with their own reference."""
     RequestHold: _grpc.UnaryUnaryMultiCallable[_liaison_service_pb2.RequestHoldRequest, _liaison_service_pb2.RequestHoldResponse]
     """Police ask the hotline to delay the takedown notice; the case goes to
     CASE_STATUS_LEA_HOLD and NOTICE_SENT is refused (FAILED_PRECONDITION)
-    until the hold is released or expires.
+    until the hold is released or expires. The status follows the case
+    state machine: from ASSESSED_ILLEGAL the node records LEA_NOTIFIED then
+    LEA_HOLD (police asking for a hold know of the case); from LEA_NOTIFIED,
+    LEA_HOLD; on a case still RECEIVED (not yet assessed, where LEA_HOLD may
+    not follow) the hold is recorded (hold_until, hold_reason) and blocks the
+    notice all the same, the status staying RECEIVED; a second request on a
+    held case extends it. Once NOTICE_SENT or a terminal status is reached it
+    is too late: FAILED_PRECONDITION.
     """
     ReleaseHold: _grpc.UnaryUnaryMultiCallable[_liaison_service_pb2.ReleaseHoldRequest, _liaison_service_pb2.ReleaseHoldResponse]
     """Police lift their hold before it expires."""
@@ -74,14 +84,24 @@ class LiaisonServiceAsyncStub(LiaisonServiceStub):
     """Streams every new referral and every change to one, in commit order,
     starting after `cursor` (from the beginning when empty). A reconnect
     with the cursor of the last event received neither skips nor repeats
-    events.
+    events. A cursor this node did not issue is INVALID_ARGUMENT; one beyond
+    the newest event (another node's, or the node's data was reset) is
+    FAILED_PRECONDITION: start again from an empty cursor. The stream ends
+    with UNAVAILABLE when the node shuts down; resume with the last cursor.
     """
     AcknowledgeReferral: _aio.UnaryUnaryMultiCallable[_liaison_service_pb2.AcknowledgeReferralRequest, _liaison_service_pb2.AcknowledgeReferralResponse]  # type: ignore[assignment]
     """Police confirm they received a referral, with their own reference."""
     RequestHold: _aio.UnaryUnaryMultiCallable[_liaison_service_pb2.RequestHoldRequest, _liaison_service_pb2.RequestHoldResponse]  # type: ignore[assignment]
     """Police ask the hotline to delay the takedown notice; the case goes to
     CASE_STATUS_LEA_HOLD and NOTICE_SENT is refused (FAILED_PRECONDITION)
-    until the hold is released or expires.
+    until the hold is released or expires. The status follows the case
+    state machine: from ASSESSED_ILLEGAL the node records LEA_NOTIFIED then
+    LEA_HOLD (police asking for a hold know of the case); from LEA_NOTIFIED,
+    LEA_HOLD; on a case still RECEIVED (not yet assessed, where LEA_HOLD may
+    not follow) the hold is recorded (hold_until, hold_reason) and blocks the
+    notice all the same, the status staying RECEIVED; a second request on a
+    held case extends it. Once NOTICE_SENT or a terminal status is reached it
+    is too late: FAILED_PRECONDITION.
     """
     ReleaseHold: _aio.UnaryUnaryMultiCallable[_liaison_service_pb2.ReleaseHoldRequest, _liaison_service_pb2.ReleaseHoldResponse]  # type: ignore[assignment]
     """Police lift their hold before it expires."""
@@ -112,7 +132,10 @@ class LiaisonServiceServicer(metaclass=_abc_1.ABCMeta):
         """Streams every new referral and every change to one, in commit order,
         starting after `cursor` (from the beginning when empty). A reconnect
         with the cursor of the last event received neither skips nor repeats
-        events.
+        events. A cursor this node did not issue is INVALID_ARGUMENT; one beyond
+        the newest event (another node's, or the node's data was reset) is
+        FAILED_PRECONDITION: start again from an empty cursor. The stream ends
+        with UNAVAILABLE when the node shuts down; resume with the last cursor.
         """
 
     @_abc_1.abstractmethod
@@ -131,7 +154,14 @@ class LiaisonServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_liaison_service_pb2.RequestHoldResponse, _abc.Awaitable[_liaison_service_pb2.RequestHoldResponse]]:
         """Police ask the hotline to delay the takedown notice; the case goes to
         CASE_STATUS_LEA_HOLD and NOTICE_SENT is refused (FAILED_PRECONDITION)
-        until the hold is released or expires.
+        until the hold is released or expires. The status follows the case
+        state machine: from ASSESSED_ILLEGAL the node records LEA_NOTIFIED then
+        LEA_HOLD (police asking for a hold know of the case); from LEA_NOTIFIED,
+        LEA_HOLD; on a case still RECEIVED (not yet assessed, where LEA_HOLD may
+        not follow) the hold is recorded (hold_until, hold_reason) and blocks the
+        notice all the same, the status staying RECEIVED; a second request on a
+        held case extends it. Once NOTICE_SENT or a terminal status is reached it
+        is too late: FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod

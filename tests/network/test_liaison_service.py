@@ -210,3 +210,17 @@ def test_every_call_is_audited(net: Network) -> None:
     assert (POLICE_DK, "AcknowledgeReferral", "OK") in mine
     assert (POLICE_DK, "ReleaseHold", "FAILED_PRECONDITION") in mine
     assert any(m == POLICE_NL and outcome == "PERMISSION_DENIED" for m, _, _, outcome in rows)
+
+
+def test_a_cursor_from_beyond_the_log_is_refused(net: Network) -> None:
+    from federation.referrals import encode_cursor
+
+    with liaison(net, POLICE_DK) as stub:
+        for cursor, code in (
+            (encode_cursor(10**9), grpc.StatusCode.FAILED_PRECONDITION),
+            ("not-a-cursor", grpc.StatusCode.INVALID_ARGUMENT),
+        ):
+            stream = stub.WatchReferrals(lpb.WatchReferralsRequest(cursor=cursor), timeout=5)
+            with pytest.raises(grpc.RpcError) as caught:
+                next(iter(stream))
+            assert caught.value.code() is code

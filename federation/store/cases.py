@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from federation.core.case import CaseFilter
@@ -132,8 +132,22 @@ def linked_cases(session: Session, case_id: str) -> list[str]:
     )
 
 
+#: Advisory lock key serialising appends to the case event log on PostgreSQL.
+EVENT_LOG_LOCK = 0x4846_4556  # "HFEV"
+
+
 def append_event(session: Session, case: CaseRow, kind: int, now: datetime) -> None:
-    """Append to the durable case event log (read by liaison streams)."""
+    """Append to the durable case event log (read by liaison streams).
+
+    Readers resume "after sequence N", so sequence order must be commit
+    order. SQLite has one writer at a time; on PostgreSQL, several node
+    processes could commit their events out of sequence order, and a reader
+    between the two commits would skip the earlier number for good. A
+    transaction-scoped advisory lock makes event-appending transactions
+    commit one at a time (released at commit or rollback).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
     session.add(
         CaseEventRow(
             case_id=case.case_id,

@@ -460,3 +460,40 @@ def test_rosters_latest_version_wins(db: Database) -> None:
         rosters.save_roster(session, 10, b"\x00v10", NOW)  # merge: re-installing is fine
     with db.read() as session:
         assert rosters.latest_roster(session) == b"\x00v10"
+
+
+# --- case event log ordering ----------------------------------------------------
+
+
+def test_event_appends_commit_in_sequence_order(db: Database) -> None:
+    """A second event-appending transaction waits for the first to commit, so a
+    reader that resumes "after N" can never skip an earlier, later-committed N."""
+    first_case, second_case = (
+        _case("https://order.example.com/1"),
+        _case("https://order.example.com/2"),
+    )
+    with db.write() as session:
+        session.add_all([first_case, second_case])
+    committed: list[str] = []
+
+    def second() -> None:
+        with db.write() as session:
+            case = session.get(CaseRow, second_case.case_id)
+            assert case is not None
+            case_store.append_event(session, case, 1, NOW)
+        committed.append("second")
+
+    with db.write() as session:
+        case = session.get(CaseRow, first_case.case_id)
+        assert case is not None
+        case_store.append_event(session, case, 1, NOW)
+        session.flush()  # the first transaction holds its sequence number now
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert committed == [], "a later transaction committed events while an earlier was open"
+    thread.join(timeout=15)
+    assert committed == ["second"]
+    with db.read() as session:
+        events = case_store.events_after(session, 0, ["NL"], 10)
+    assert [e.case_id for e in events] == [first_case.case_id, second_case.case_id]

@@ -43,9 +43,5 @@ class ResourceExhaustedError(HfedError):
     """A size or rate limit was exceeded."""
 
 
-class UnimplementedError(HfedError):
-    """This node does not offer the operation (yet)."""
-
-
 class UnavailableError(HfedError):
     """Shutting down or storage unavailable; safe to retry."""

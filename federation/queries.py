@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from crypto.dsse import Envelope
 from federation.core.canonical_url import UrlError, canonical_url
 from federation.core.case import CaseFilter, CaseReportView, CaseView
 from federation.core.case_status import CaseStatus
 from federation.core.stats import CaseFacts, TakedownStats, takedown_stats
+from federation.core.status_update import StatusUpdate
 from federation.errors import InvalidArgumentError, NotFoundError
 from federation.store import cases as store
 from federation.store import inbound
@@ -48,7 +50,9 @@ class OverduePolicy:
         )
 
 
-def _history(rows: list[StatusUpdateRow]) -> tuple[tuple, tuple]:  # type: ignore[type-arg]
+def _history(
+    rows: list[StatusUpdateRow],
+) -> tuple[tuple[StatusUpdate, ...], tuple[Envelope, ...]]:
     envelopes = tuple(decode_envelope(r.envelope) for r in rows)
     return tuple(decode_status_update(e.payload) for e in envelopes), envelopes
 

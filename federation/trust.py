@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 import structlog
 
+from crypto.dsse import Envelope, verify_envelope_signature
 from crypto.errors import ThresholdError
 from crypto.threshold import RootSignature, TrustAnchor, require_threshold
 from federation.clock import Clock, utc_now
+from federation.core.envelope_checks import find_signing_key
+from federation.core.reasons import Rejection
 from federation.core.roster import Roster, RosterError, RosterUpdate, decide_roster_update
 from federation.store import rosters as roster_store
 from federation.store.database import Database
@@ -49,6 +52,12 @@ def verify_signed_roster(signed_roster: bytes, anchor: TrustAnchor) -> Installed
         return InstalledRoster(decode_roster(roster_bytes), roster_bytes, signed_roster)
     except (ThresholdError, MalformedMessageError) as exc:
         raise RosterRejectedError(str(exc)) from exc
+
+
+def signed_by_member(envelope: Envelope, roster: Roster) -> bool:
+    """True when a live key of the roster member named as signer signed ``envelope``."""
+    key = find_signing_key(envelope, roster)
+    return not isinstance(key, Rejection) and verify_envelope_signature(envelope, key.public_key)
 
 
 def serialize_signed_roster(roster_bytes: bytes, signatures: tuple[RootSignature, ...]) -> bytes:

@@ -29,7 +29,6 @@ CATALOG: dict[type[errors.HfedError], tuple[grpc.StatusCode, str]] = {
     errors.FailedPreconditionError: (grpc.StatusCode.FAILED_PRECONDITION, "FAILED_PRECONDITION"),
     errors.ResourceExhaustedError: (grpc.StatusCode.RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED"),
     errors.UnavailableError: (grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE"),
-    errors.UnimplementedError: (grpc.StatusCode.UNIMPLEMENTED, "UNIMPLEMENTED"),
 }
 
 

@@ -17,7 +17,6 @@ from federation.trust import RosterHolder, RosterRejectedError, serialize_signed
 from federation.wire.convert import envelope_from_proto, signed_roster_from_proto
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
-from hfp.v1 import roster_pb2
 
 log = structlog.get_logger(__name__)
 
@@ -103,10 +102,3 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         if decision is RosterUpdate.INSTALL:
             self._on_roster_installed()
         return pb.PublishRosterResponse(version=version)
-
-
-def signed_roster_message(signed_roster: bytes) -> roster_pb2.SignedRoster:
-    """Parse stored SignedRoster bytes into a message (for clients)."""
-    message = roster_pb2.SignedRoster()
-    message.MergeFromString(signed_roster)
-    return message

@@ -6,6 +6,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from crypto.keys import public_key_from_hex
+from crypto.threshold import TrustAnchor
+from federation.core.roster import Roster
+from federation.trust import verify_signed_roster
+
 MANIFEST = "manifest.json"
 
 
@@ -41,6 +46,16 @@ class Manifest:
     ca_cert: str
     roster: str
     members: dict[str, MemberEntry] = field(default_factory=dict)
+
+    def trust_anchor(self) -> TrustAnchor:
+        """The root keys and threshold every node of the network pins."""
+        keys = [public_key_from_hex(k) for k in self.root_public_keys]
+        return TrustAnchor.from_public_keys(keys, self.root_threshold)
+
+    def verified_roster(self, directory: Path) -> Roster:
+        """The network's bootstrap roster (DIR/roster.bin), checked against the root keys."""
+        signed = (directory / self.roster).read_bytes()
+        return verify_signed_roster(signed, self.trust_anchor()).roster
 
     def nodes(self) -> dict[str, MemberEntry]:
         """Members that run a node, by id."""

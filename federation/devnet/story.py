@@ -18,11 +18,8 @@ from pathlib import Path
 
 import grpc
 
-from crypto.dsse import verify_envelope_signature
-from crypto.keys import public_key_from_hex
-from crypto.threshold import TrustAnchor
 from federation.devnet.manifest import Manifest
-from federation.trust import verify_signed_roster
+from federation.trust import signed_by_member
 from federation.wire.convert import envelope_from_proto
 from hfp.v1 import case_pb2, report_pb2, status_pb2
 from hfp.v1 import hotline_service_pb2 as hpb
@@ -98,20 +95,11 @@ class Demo:
 
     def verified(self, case: case_pb2.Case) -> bool:
         """True when every update of the history verifies against the roster."""
-        anchor = TrustAnchor.from_public_keys(
-            [public_key_from_hex(k) for k in self.manifest.root_public_keys],
-            self.manifest.root_threshold,
+        roster = self.manifest.verified_roster(self.directory)
+        return all(
+            signed_by_member(envelope_from_proto(signed), roster)
+            for signed in case.history_envelopes
         )
-        roster = verify_signed_roster(
-            (self.directory / self.manifest.roster).read_bytes(), anchor
-        ).roster
-        for signed in case.history_envelopes:
-            envelope = envelope_from_proto(signed)
-            member = roster.member(envelope.signer_member_id)
-            key = member.keys.get(envelope.key_id) if member else None
-            if key is None or not verify_envelope_signature(envelope, key.public_key):
-                return False
-        return True
 
 
 def _name(status: int) -> str:

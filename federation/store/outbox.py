@@ -111,15 +111,6 @@ def _claimable(destination: str, now: datetime) -> Any:
     )
 
 
-def next_batch(session: Session, destination: str, limit: int) -> list[OutgoingItem]:
-    """The oldest pending items for a peer, in queue order (a look, not a claim)."""
-    return _outgoing(
-        session,
-        and_(OutboxRow.destination == destination, OutboxRow.state == OutboxState.PENDING),
-        limit,
-    )
-
-
 def claim_batch(
     session: Session,
     destination: str,

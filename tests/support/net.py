@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 
 from crypto.dsse import Envelope, sign_envelope, verify_envelope_signature
-from crypto.keys import SigningKey, public_key_from_hex
+from crypto.keys import SigningKey
 from crypto.threshold import RootSignature, TrustAnchor, sign_roster_bytes
 from crypto.x509ca import IssuedCert
 from federation.clock import utc_now
@@ -98,8 +98,7 @@ class Network:
 
     def anchor(self) -> TrustAnchor:
         """The trust anchor a node pins: the manifest's root keys and threshold."""
-        keys = [public_key_from_hex(k) for k in self.manifest.root_public_keys]
-        return TrustAnchor.from_public_keys(keys, self.manifest.root_threshold)
+        return self.manifest.trust_anchor()
 
     def bootstrap_roster(self) -> InstalledRoster:
         """The roster written by ``init``, verified against the root keys."""

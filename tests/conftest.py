@@ -32,6 +32,26 @@ from tests.support.postgres import (  # noqa: E402
 BACKENDS = ("sqlite", "postgresql")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--long``: also run the long variants (marked ``long``); CI runs the short ones."""
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the long variants of the reliability and fuzz suites (tests marked 'long')",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked ``long`` unless ``--long`` (or HFED_LONG_TESTS=1) was given."""
+    if config.getoption("--long") or os.environ.get("HFED_LONG_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="long variant: run with --long (or HFED_LONG_TESTS=1)")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
 def in_ci() -> bool:
     """True on CI, where a missing backend is a failure, not a skip."""
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}

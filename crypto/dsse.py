@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from crypto.keys import SigningKey, verify_signature
 
@@ -20,6 +20,7 @@ __all__ = [
     "VerifyJob",
     "pae",
     "sign_envelope",
+    "sign_many",
     "verify_envelope_signature",
     "verify_many",
 ]
@@ -31,6 +32,9 @@ _SP: Final = b" "
 # tiny chunks would spend more time on scheduling than on libsodium.
 _MAX_CHUNKS: Final = 8
 _MIN_CHUNK_SIZE: Final = 32
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 VerifyJob = tuple[bytes, bytes, bytes]
 """One verification: (public_key, message, signature)."""
@@ -78,6 +82,25 @@ def sign_envelope(
     )
 
 
+def sign_many(
+    key: SigningKey,
+    signer_member_id: str,
+    payload_type: str,
+    payloads: Sequence[bytes],
+    executor: concurrent.futures.Executor | None = None,
+) -> list[Envelope]:
+    """Sign many payloads of one type, preserving order.
+
+    Like :func:`verify_many`, large batches are cut into a few chunks signed
+    on the executor's threads (libsodium releases the GIL).
+    """
+
+    def sign_chunk(chunk: Sequence[bytes]) -> list[Envelope]:
+        return [sign_envelope(key, signer_member_id, payload_type, p) for p in chunk]
+
+    return _map_chunks(sign_chunk, payloads, executor)
+
+
 def verify_envelope_signature(envelope: Envelope, public_key: bytes) -> bool:
     """Return True iff the envelope's signature verifies under ``public_key``.
 
@@ -98,17 +121,26 @@ def verify_many(
     parallel; this scales on threads because libsodium runs without the GIL.
     Batches too small to be worth splitting are verified in the caller.
     """
+    return _map_chunks(_verify_chunk, jobs, executor)
+
+
+def _map_chunks(
+    work: Callable[[Sequence[_T]], list[_R]],
+    jobs: Sequence[_T],
+    executor: concurrent.futures.Executor | None,
+) -> list[_R]:
+    """Run ``work`` over contiguous chunks of ``jobs`` on ``executor``, in order."""
     chunks = _split(jobs)
     if executor is None or len(chunks) <= 1:
-        return _verify_chunk(jobs)
-    results: list[bool] = []
+        return work(jobs)
+    results: list[_R] = []
     # Executor.map yields in submission order, which keeps results aligned.
-    for chunk_result in executor.map(_verify_chunk, chunks):
+    for chunk_result in executor.map(work, chunks):
         results.extend(chunk_result)
     return results
 
 
-def _split(jobs: Sequence[VerifyJob]) -> list[Sequence[VerifyJob]]:
+def _split(jobs: Sequence[_T]) -> list[Sequence[_T]]:
     """Cut ``jobs`` into at most _MAX_CHUNKS contiguous, similarly sized slices."""
     wanted = min(_MAX_CHUNKS, math.ceil(len(jobs) / _MIN_CHUNK_SIZE))
     if wanted <= 1:

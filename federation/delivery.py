@@ -22,9 +22,9 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from crypto.dsse import Envelope, pae, sign_envelope, verify_many
+from crypto.dsse import Envelope, pae, sign_envelope, sign_many, verify_many
 from crypto.keys import SigningKey
-from federation.casebook import CaseBook, FilingBatch
+from federation.casebook import CaseBook, Filing, FilingBatch
 from federation.clock import Clock, utc_now
 from federation.core import envelope_checks as checks
 from federation.core.limits import Limits
@@ -75,6 +75,12 @@ class NodeIdentity:
         """Sign a payload as this node."""
         return sign_envelope(self.signing_key, self.member_id, payload_type, payload)
 
+    def sign_many(
+        self, payload_type: str, payloads: Sequence[bytes], executor: Executor | None = None
+    ) -> list[Envelope]:
+        """Sign many payloads as this node, on ``executor``'s threads when given."""
+        return sign_many(self.signing_key, self.member_id, payload_type, payloads, executor)
+
 
 @dataclass(slots=True)
 class _Work:
@@ -94,7 +100,7 @@ class _Work:
 class _Txn:
     """What one attempt of the batch transaction produced."""
 
-    rows: dict[str, inbound.NewInboundItem] = field(default_factory=dict)
+    rows: list[inbound.NewInboundItem] = field(default_factory=list)
     receipts: dict[int, bytes] = field(default_factory=dict)
     refusals: dict[int, Rejection] = field(default_factory=dict)
     filing: FilingBatch = field(default_factory=FilingBatch)
@@ -274,29 +280,69 @@ class DeliveryService:
                     break
 
     def _apply(self, session: Session, fresh: list[_Work], sender: str, txn: _Txn) -> None:
-        """One attempt of the batch transaction."""
+        """One attempt of the batch transaction.
+
+        Items are decided in order; reports to file here are collected and
+        filed together (CaseBook.file_many), forwards queued in one insert, and
+        every receipt signed in one parallel pass before the rows go out.
+        """
         now = self._clock()
         stored = inbound.find_receipts(session, (w.item_id for w in fresh))
+        answers: dict[int, Receipt] = {}
+        first: dict[str, int] = {}  # item id -> its accepted occurrence in this batch
+        copies: dict[int, int] = {}  # a repeat in this batch -> that occurrence
+        filings: list[tuple[int, Filing]] = []
+        forwards: list[outbox.NewOutboxItem] = []
         for index, w in enumerate(fresh):
-            earlier = stored.get(w.item_id) or _as_stored(txn.rows.get(w.item_id))
-            if earlier is not None:
-                if earlier.payload_sha256 == w.sha256:
-                    txn.receipts[index] = earlier.receipt
-                else:
+            earlier = stored.get(w.item_id)
+            same = (earlier.payload_sha256 if earlier else None) or (
+                fresh[first[w.item_id]].sha256 if w.item_id in first else None
+            )
+            if same is not None:
+                if same != w.sha256:
                     txn.refusals[index] = Rejection(
                         RejectReason.MALFORMED_PAYLOAD, "id already used by a different item"
                     )
+                elif earlier is not None:
+                    txn.receipts[index] = earlier.receipt
+                else:
+                    copies[index] = first[w.item_id]
                 continue
-            answer = self._dispose(session, w, now, txn)
-            if isinstance(answer, Rejection):
-                txn.refusals[index] = answer
+            decided = self._dispose(session, w, now, forwards)
+            if isinstance(decided, Rejection):
+                txn.refusals[index] = decided
                 continue
-            txn.receipts[index] = signed = self._sign(answer)
-            txn.rows[w.item_id] = self._row(w, answer.outcome, signed, sender, now)
-        inbound.insert_items(session, list(txn.rows.values()))
+            first[w.item_id] = index
+            if isinstance(decided, Filing):
+                filings.append((index, decided))
+            else:
+                answers[index] = decided
+        filed = self._casebook.file_many(session, [f for _, f in filings], now, txn.filing)
+        for (index, _), result in zip(filings, filed, strict=True):
+            w = fresh[index]
+            answers[index] = accepted(
+                w.item.envelope,
+                w.item_id,
+                result.outcome,
+                self.member_id,
+                now,
+                case_id=result.case_id,
+            )
+        outbox.enqueue_many(session, forwards, now)
+        txn.filing.fanout.destinations.update(f.destination for f in forwards)
+        order = sorted(answers)
+        signed = self._sign_receipts([answers[i] for i in order])
+        for index, receipt in zip(order, signed, strict=True):
+            txn.receipts[index] = receipt
+            txn.rows.append(self._row(fresh[index], answers[index].outcome, receipt, sender, now))
+        for index, original in copies.items():
+            txn.receipts[index] = txn.receipts[original]
+        inbound.insert_items(session, txn.rows)
 
-    def _dispose(self, session: Session, w: _Work, now: datetime, txn: _Txn) -> Receipt | Rejection:
-        """File, forward or apply one item."""
+    def _dispose(
+        self, session: Session, w: _Work, now: datetime, forwards: list[outbox.NewOutboxItem]
+    ) -> Receipt | Rejection | Filing:
+        """Apply a status update, queue a forward, or say what to file."""
         env = w.item.envelope
         parsed = w.parsed
         if not isinstance(parsed, ParsedReport):
@@ -319,31 +365,20 @@ class DeliveryService:
         if isinstance(route, Rejection):
             return route
         if isinstance(route, ForwardTo):
-            moved_by = encode_envelope(w.item.moved_by) if w.item.moved_by else None
-            outbox.enqueue(
-                session,
-                route.member_id,
-                w.item_id,
-                env.payload_type,
-                encode_envelope(env),
-                route.via_member_ids,
-                now,
-                moved_by,
+            forwards.append(
+                outbox.NewOutboxItem(
+                    route.member_id,
+                    w.item_id,
+                    env.payload_type,
+                    encode_envelope(env),
+                    route.via_member_ids,
+                    encode_envelope(w.item.moved_by) if w.item.moved_by else None,
+                )
             )
-            txn.filing.fanout.destinations.add(route.member_id)
             return accepted(
                 env, w.item_id, Outcome.FORWARDED, self.member_id, now, forwarded_to=route.member_id
             )
-        filed = self._casebook.file(
-            session,
-            parsed.report,
-            parsed.canonical,
-            encode_envelope(env),
-            now,
-            txn.filing,
-            hosting_country=parsed.hosting_country,
-        )
-        return accepted(env, w.item_id, filed.outcome, self.member_id, now, case_id=filed.case_id)
+        return Filing(parsed.report, parsed.canonical, encode_envelope(env), parsed.hosting_country)
 
     def _row(
         self, w: _Work, outcome: Outcome, receipt: bytes, sender: str, now: datetime
@@ -367,14 +402,14 @@ class DeliveryService:
         """Sign a receipt; returns the serialized SignedEnvelope."""
         return encode_envelope(self._identity.sign(RECEIPT_TYPE, encode_receipt(receipt)))
 
+    def _sign_receipts(self, receipts: Sequence[Receipt]) -> list[bytes]:
+        """Sign many receipts in parallel; serialized SignedEnvelopes, in order."""
+        envelopes = self._identity.sign_many(
+            RECEIPT_TYPE, [encode_receipt(r) for r in receipts], self._executor
+        )
+        return [encode_envelope(e) for e in envelopes]
+
 
 def _live(work: list[_Work]) -> list[_Work]:
     """Items not (yet) rejected."""
     return [w for w in work if w.rejection is None]
-
-
-def _as_stored(row: inbound.NewInboundItem | None) -> inbound.StoredReceipt | None:
-    """An item decided earlier in the same batch behaves like a stored one."""
-    if row is None:
-        return None
-    return inbound.StoredReceipt(row.item_id, row.payload_sha256, row.receipt)

@@ -13,9 +13,10 @@ past a gap is kept until the gap is filled.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,8 @@ from federation.store.models import CaseRow, StatusUpdateRow, TrackedCaseRow
 from federation.wire.convert import encode_envelope, encode_status_update
 
 Signer = Callable[[str, bytes], Envelope]
+#: Signs many payloads of one type (in parallel where it can), in order.
+BulkSigner = Callable[[str, Sequence[bytes]], list[Envelope]]
 
 
 @dataclass(slots=True)
@@ -50,12 +53,30 @@ class Issued:
     envelope: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class OpenedCase:
+    """A case opened in the current transaction, for its first update."""
+
+    case_id: str
+    report_ids: tuple[str, ...]
+    reporters: frozenset[str]
+
+
 class StatusBook:
     """Issues and applies status updates."""
 
-    def __init__(self, member_id: str, sign: Signer, new_id: Callable[[], str] = new_uuid7) -> None:
+    def __init__(
+        self,
+        member_id: str,
+        sign: Signer,
+        new_id: Callable[[], str] = new_uuid7,
+        sign_many: BulkSigner | None = None,
+    ) -> None:
         self.member_id = member_id
         self._sign = sign
+        self._sign_many: BulkSigner = sign_many or (
+            lambda payload_type, payloads: [sign(payload_type, p) for p in payloads]
+        )
         self._new_id = new_id
 
     # --- responsible side ---------------------------------------------------------
@@ -85,7 +106,7 @@ class StatusBook:
             new_hosting_country=new_hosting_country,
         )
         envelope = encode_envelope(self._sign(STATUS_UPDATE_TYPE, encode_status_update(update)))
-        session.add(_row(update, envelope, applied=True, now=now))
+        session.add(StatusUpdateRow(**_row_values(update, envelope, applied=True, now=now)))
         _apply_to_case(case, update)
         if status is not CaseStatus.RECEIVED:  # opening is logged as CASE_OPENED
             case_store.append_event(session, case, CaseEventKind.STATUS_CHANGED, now)
@@ -96,17 +117,71 @@ class StatusBook:
             fanout.destinations.add(reporter)
         return Issued(update, envelope)
 
-    def catch_up(
-        self, session: Session, case_id: str, reporter: str, now: datetime, fanout: Fanout
+    def open_cases(
+        self, session: Session, opened: Sequence[OpenedCase], now: datetime, fanout: Fanout
     ) -> None:
-        """Send a newly joined reporter the whole history of a case, in order."""
-        if reporter == self.member_id:
-            return
-        for row in store.updates_of(session, [case_id]):
-            outbox.enqueue(
-                session, reporter, row.update_id, STATUS_UPDATE_TYPE, row.envelope, (), now
+        """Issue the first update (RECEIVED, sequence 1) of cases opened in this
+        transaction, signed in bulk, and queue it for their reporters.
+
+        The caller inserts the case rows already RECEIVED at sequence 1 (see
+        CaseBook.file_many); opening is logged as CASE_OPENED, not here.
+        """
+        updates = [
+            StatusUpdate(
+                update_id=self._new_id(),
+                case_id=case.case_id,
+                report_ids=case.report_ids,
+                member_id=self.member_id,
+                status=CaseStatus.RECEIVED,
+                sequence=1,
+                observed_at=now,
             )
-            fanout.destinations.add(reporter)
+            for case in opened
+        ]
+        envelopes = [
+            encode_envelope(e)
+            for e in self._sign_many(STATUS_UPDATE_TYPE, [encode_status_update(u) for u in updates])
+        ]
+        case_store.insert_rows(
+            session,
+            StatusUpdateRow,
+            [
+                _row_values(u, e, applied=True, now=now)
+                for u, e in zip(updates, envelopes, strict=True)
+            ],
+        )
+        queued = [
+            outbox.NewOutboxItem(reporter, update.update_id, STATUS_UPDATE_TYPE, envelope)
+            for case, update, envelope in zip(opened, updates, envelopes, strict=True)
+            for reporter in sorted(case.reporters - {self.member_id})
+        ]
+        outbox.enqueue_many(session, queued, now)
+        fanout.destinations.update(item.destination for item in queued)
+
+    def catch_up(
+        self,
+        session: Session,
+        joins: Iterable[tuple[str, str]],
+        now: datetime,
+        fanout: Fanout,
+    ) -> None:
+        """Send each newly joined reporter the whole history of its case, in order.
+
+        ``joins``: (case_id, reporter) pairs.
+        """
+        wanted = [(c, r) for c, r in joins if r != self.member_id]
+        if not wanted:
+            return
+        history: dict[str, list[StatusUpdateRow]] = {}
+        for row in store.updates_of(session, {c for c, _ in wanted}):
+            history.setdefault(row.case_id, []).append(row)
+        queued = [
+            outbox.NewOutboxItem(reporter, row.update_id, STATUS_UPDATE_TYPE, row.envelope)
+            for case_id, reporter in wanted
+            for row in history.get(case_id, ())
+        ]
+        outbox.enqueue_many(session, queued, now)
+        fanout.destinations.update(item.destination for item in queued)
 
     # --- reporter side --------------------------------------------------------------
 
@@ -143,7 +218,7 @@ class StatusBook:
             session.add(tracked)
         for report_id in ours:
             store.link_report(session, report_id, update.case_id, now)
-        session.add(_row(update, envelope, applied=False, now=now))
+        session.add(StatusUpdateRow(**_row_values(update, envelope, applied=False, now=now)))
         session.flush()
         self._apply_in_order(session, tracked, now)
         return None
@@ -190,18 +265,20 @@ class StatusBook:
             tracked.updated_at = now
 
 
-def _row(update: StatusUpdate, envelope: bytes, *, applied: bool, now: datetime) -> StatusUpdateRow:
-    return StatusUpdateRow(
-        update_id=update.update_id,
-        case_id=update.case_id,
-        author_member_id=update.member_id,
-        sequence=update.sequence,
-        status=int(update.status),
-        observed_at=update.observed_at,
-        envelope=envelope,
-        applied=applied,
-        recorded_at=now,
-    )
+def _row_values(
+    update: StatusUpdate, envelope: bytes, *, applied: bool, now: datetime
+) -> dict[str, Any]:
+    return {
+        "update_id": update.update_id,
+        "case_id": update.case_id,
+        "author_member_id": update.member_id,
+        "sequence": update.sequence,
+        "status": int(update.status),
+        "observed_at": update.observed_at,
+        "envelope": envelope,
+        "applied": applied,
+        "recorded_at": now,
+    }
 
 
 def _apply_to_case(case: CaseRow, update: StatusUpdate) -> None:

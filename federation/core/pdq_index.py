@@ -30,8 +30,11 @@ time, never correctness.
 **Layout.** Tables are a static, sorted "base" (for each table, the slots
 ordered by substring value plus an offset array: compressed sparse rows)
 rebuilt in bulk with numpy, and a small dynamic "delta" of recent additions
-(a dict of bucket lists) that is merged into the base when it grows past a
-bound. A removed entry's slot is only marked dead and may be reused; stale
+that is merged into the base when it grows past a bound. The delta is a
+second set of tables in the same shape, except that its buckets are found by
+binary search over sorted keys instead of a dense offset array; it is
+re-sorted lazily, once per search after additions, so a batch of additions
+costs one sort. A removed entry's slot is only marked dead and may be reused; stale
 table entries it leaves behind are harmless because every candidate is
 checked against the slot's current hash and liveness.
 
@@ -45,8 +48,8 @@ meaningful. A merge of the delta (every few thousand additions, about 0.3 s at
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from typing import Final, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -87,6 +90,45 @@ def _as_row(pdq: bytes) -> npt.NDArray[np.uint8]:
     if len(pdq) != PDQ_BYTES:
         raise ValueError(f"a PDQ hash is {PDQ_BYTES} bytes")
     return np.frombuffer(bytes(pdq), dtype=np.uint8)
+
+
+def _as_rows(pdqs: Sequence[bytes]) -> npt.NDArray[np.uint8]:
+    if any(len(pdq) != PDQ_BYTES for pdq in pdqs):
+        raise ValueError(f"a PDQ hash is {PDQ_BYTES} bytes")
+    return np.frombuffer(b"".join(pdqs), dtype=np.uint8).reshape(len(pdqs), PDQ_BYTES)
+
+
+def _ranges(
+    low: _IntArray, lengths: _IntArray, order: npt.NDArray[np.integer[Any]], queries: int
+) -> tuple[_IntArray, _IntArray]:
+    """Concatenate ``order[low[k] : low[k] + lengths[k]]`` over every probe k
+    without a Python loop, and say which query (row of probes) each came from."""
+    total = int(lengths.sum())
+    if not total:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    # Position i of the output belongs to range k and is
+    # low[k] + (i - (first output position of range k)).
+    first_out = np.cumsum(lengths) - lengths
+    positions = np.arange(total, dtype=np.intp) + np.repeat(low - first_out, lengths)
+    per_query = lengths.reshape(queries, -1).sum(axis=1)
+    query_of = np.repeat(np.arange(queries, dtype=np.intp), per_query)
+    return order[positions].astype(np.intp), query_of
+
+
+def pairs_within(pdqs: Sequence[bytes], threshold: int) -> list[tuple[int, int]]:
+    """Index pairs (i < j) of ``pdqs`` within ``threshold`` bits of each other.
+
+    For near matches inside one batch, before its hashes are in the index.
+    """
+    if len(pdqs) < 2:
+        return []
+    words = _as_rows(pdqs).view(np.uint64)
+    distances = np.zeros((len(pdqs), len(pdqs)), dtype=np.int32)
+    for column in range(PDQ_BYTES // 8):
+        distances += np.bitwise_count(words[:, None, column] ^ words[None, :, column])
+    first, second = np.nonzero(np.triu(distances <= threshold, k=1))
+    return list(zip(first.tolist(), second.tolist(), strict=True))
 
 
 # Offset of each table in the flat bucket numbering (table j, value v) ->
@@ -130,9 +172,13 @@ class PdqIndex:
         self._order = np.zeros(0, dtype=np.int32)
         self._starts = np.zeros(_TABLES * _BUCKETS + 1, dtype=np.int64)
         self._n_base = 0
-        # Delta tables: bucket -> slots added since the last merge.
-        self._delta: dict[int, list[int]] = {}
+        # Delta: slots added since the last merge, and (for the first
+        # _delta_sorted of them) their bucket keys sorted, with the slot of each.
+        self._delta_slots = np.zeros(_INITIAL_CAPACITY, dtype=np.intp)
         self._delta_entries = 0
+        self._delta_sorted = 0
+        self._delta_keys = np.zeros(0, dtype=np.intp)
+        self._delta_order = np.zeros(0, dtype=np.intp)
 
     @property
     def threshold(self) -> int:
@@ -157,8 +203,7 @@ class PdqIndex:
             self._next[slot] = self._head[kid]
             self._head[kid] = slot
             self._count += 1
-            buckets = (row.view(np.uint16).astype(np.intp) + _TABLE_BASE[:, 0]).tolist()
-            self._add_to_delta([slot], [buckets])
+            self._add_to_delta(np.array([slot], dtype=np.intp))
 
     def add_many(self, items: Iterable[tuple[str, bytes]]) -> None:
         """Store many (key, hash) pairs at once (start-up loading).
@@ -190,8 +235,7 @@ class PdqIndex:
                 # Cheaper to rebuild everything than to grow the delta.
                 self._rebuild()
             else:
-                buckets = (rows.view(np.uint16).astype(np.intp) + _TABLE_BASE[:, 0]).tolist()
-                self._add_to_delta(slots.tolist(), buckets)
+                self._add_to_delta(slots.astype(np.intp))
 
     def remove(self, key: str) -> None:
         """Remove every hash stored under ``key`` (no-op for an unknown key)."""
@@ -245,34 +289,50 @@ class PdqIndex:
         sorted by distance then key. ``threshold`` defaults to the index's and
         may not exceed it (ValueError), nor may ``pdq`` be other than 32 bytes.
         """
+        return self.search_many([pdq], threshold)[0]
+
+    def search_many(
+        self, pdqs: Sequence[bytes], threshold: int | None = None
+    ) -> list[list[tuple[str, int]]]:
+        """:meth:`search` for many hashes at once, one result list per hash.
+
+        One vectorised pass for the whole batch: per query, numpy's fixed cost
+        per call would otherwise exceed the work itself.
+        """
         limit = self._threshold if threshold is None else threshold
         if not 0 <= limit <= self._threshold:
             raise ValueError(f"threshold must be between 0 and {self._threshold}")
-        row = _as_row(pdq)
+        if not pdqs:
+            return []
+        rows = _as_rows(pdqs)
         masks = self._masks(limit // _TABLES)
-        # Probe buckets: in table j, the query's value XOR each mask.
-        probes = (row.view(np.uint16).astype(np.intp)[:, None] ^ masks[None, :]) + _TABLE_BASE
-        probes = probes.ravel()
+        # Probe buckets: in table j, each query's substring XOR each mask.
+        substrings = rows.view(np.uint16).astype(np.intp)
+        probes = (substrings[:, :, None] ^ masks[None, None, :]) + _TABLE_BASE[None, :, :]
+        probes = probes.reshape(len(pdqs), -1)
         with self._lock:
-            candidates = self._candidates(probes)
+            candidates, queries = self._candidates(probes)
             if candidates.size == 0:
-                return []
+                return [[] for _ in pdqs]
             # np.take of whole rows is one cache line per candidate; the four
             # 64-bit columns are then combined with 1-D ops, which numpy runs
             # much faster than an axis=1 reduction over rows of four.
             words = np.take(self._rows.view(np.uint64), candidates, axis=0)
-            query = row.view(np.uint64).tolist()
-            distances = np.bitwise_count(words[:, 0] ^ np.uint64(query[0])).astype(np.int32)
+            wanted = np.take(rows.view(np.uint64), queries, axis=0)
+            distances = np.bitwise_count(words[:, 0] ^ wanted[:, 0]).astype(np.int32)
             for column in range(1, PDQ_BYTES // 8):
-                distances += np.bitwise_count(words[:, column] ^ np.uint64(query[column]))
+                distances += np.bitwise_count(words[:, column] ^ wanted[:, column])
             hit = (distances <= limit) & self._alive[candidates]
             kids = self._slot_kid[candidates[hit]].tolist()
-            best: dict[int, int] = {}
-            for kid, distance in zip(kids, distances[hit].tolist(), strict=True):
-                if distance < best.get(kid, _BITS + 1):
-                    best[kid] = distance
-            found = [(self._key_of[kid], distance) for kid, distance in best.items()]
-        found.sort(key=lambda pair: (pair[1], pair[0]))
+            best: list[dict[int, int]] = [{} for _ in pdqs]
+            for query, kid, distance in zip(
+                queries[hit].tolist(), kids, distances[hit].tolist(), strict=True
+            ):
+                if distance < best[query].get(kid, _BITS + 1):
+                    best[query][kid] = distance
+            found = [[(self._key_of[k], d) for k, d in one.items()] for one in best]
+        for one in found:
+            one.sort(key=lambda pair: (pair[1], pair[0]))
         return found
 
     # --- internals (called with the lock held, except _masks) ---
@@ -285,30 +345,38 @@ class PdqIndex:
             masks = self._mask_cache[radius] = _masks(radius)
         return masks
 
-    def _candidates(self, probes: _IntArray) -> _IntArray:
-        """Slots in the probed buckets (may repeat; dead slots included)."""
-        parts: list[_IntArray] = []
+    def _candidates(self, probes: _IntArray) -> tuple[_IntArray, _IntArray]:
+        """Slots in the probed buckets of each query (rows of ``probes``),
+        and the query each belongs to. Slots may repeat; dead ones are included."""
+        count = probes.shape[0]
+        flat = probes.ravel()
+        found: list[tuple[_IntArray, _IntArray]] = []
         if self._n_base:
-            low = self._starts[probes]
-            lengths = self._starts[probes + 1] - low
-            total = int(lengths.sum())
-            if total:
-                # Concatenate the ranges [low, low + length) without a loop:
-                # position i of the output belongs to range k and is
-                # low[k] + (i - (first output position of range k)).
-                first_out = np.cumsum(lengths) - lengths
-                positions = np.arange(total, dtype=np.intp) + np.repeat(low - first_out, lengths)
-                parts.append(self._order[positions].astype(np.intp))
-        if self._delta:
-            delta = self._delta
-            extra = [
-                slot for bucket in probes.tolist() if (hit := delta.get(bucket)) for slot in hit
-            ]
-            if extra:
-                parts.append(np.array(extra, dtype=np.intp))
-        if not parts:
-            return np.zeros(0, dtype=np.intp)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+            low = self._starts[flat]
+            found.append(_ranges(low, self._starts[flat + 1] - low, self._order, count))
+        if self._delta_entries:
+            self._sort_delta()
+            low = np.searchsorted(self._delta_keys, flat, side="left")
+            high = np.searchsorted(self._delta_keys, flat, side="right")
+            found.append(_ranges(low, high - low, self._delta_order, count))
+        found = [pair for pair in found if pair[0].size]
+        if not found:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, empty
+        return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+
+    def _sort_delta(self) -> None:
+        """Bring the delta's sorted keys up to date with its latest additions."""
+        if self._delta_sorted == self._delta_entries:
+            return
+        new = self._delta_slots[self._delta_sorted : self._delta_entries]
+        keys = (self._rows[new].view(np.uint16).astype(np.intp) + _TABLE_BASE[:, 0]).ravel()
+        keys = np.concatenate([self._delta_keys, keys])
+        slots = np.concatenate([self._delta_order, np.repeat(new, _TABLES)])
+        # Stable sort of an already sorted run plus a short tail: near linear.
+        order = np.argsort(keys, kind="stable")
+        self._delta_keys, self._delta_order = keys[order], slots[order]
+        self._delta_sorted = self._delta_entries
 
     def _intern(self, key: str) -> int:
         kid = self._kid_of.get(key)
@@ -361,16 +429,12 @@ class PdqIndex:
     def _delta_limit(self) -> int:
         return min(max(_DELTA_MIN, self._n_base // 16), _DELTA_MAX)
 
-    def _add_to_delta(self, slots: list[int], buckets: list[list[int]]) -> None:
-        delta = self._delta
-        for slot, row_buckets in zip(slots, buckets, strict=True):
-            for bucket in row_buckets:
-                entries = delta.get(bucket)
-                if entries is None:
-                    delta[bucket] = [slot]
-                else:
-                    entries.append(slot)
-        self._delta_entries += len(slots)
+    def _add_to_delta(self, slots: _IntArray) -> None:
+        end = self._delta_entries + int(slots.size)
+        if end > self._delta_slots.size:
+            self._delta_slots = _grown(self._delta_slots, max(2 * self._delta_slots.size, end), 0)
+        self._delta_slots[self._delta_entries : end] = slots
+        self._delta_entries = end
         if self._delta_entries > self._delta_limit():
             self._rebuild()
 
@@ -390,8 +454,9 @@ class PdqIndex:
         starts = np.zeros(_TABLES * _BUCKETS + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
         self._order, self._starts, self._n_base = order, starts, n
-        self._delta = {}
-        self._delta_entries = 0
+        self._delta_entries = self._delta_sorted = 0
+        self._delta_keys = np.zeros(0, dtype=np.intp)
+        self._delta_order = np.zeros(0, dtype=np.intp)
 
 
 def _grown(array: npt.NDArray[_T], capacity: int, fill: object) -> npt.NDArray[_T]:

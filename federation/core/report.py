@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 from urllib.parse import urlsplit
 
 from federation.core.ids import is_country, is_member_id, is_uuid
@@ -66,6 +68,11 @@ def _reject(reason: RejectReason, detail: str) -> Rejection:
     return Rejection(reason, detail)
 
 
+#: Whitespace (str.isspace's set, which is what ``\s`` matches) and C0/DEL
+#: controls: one regex scan instead of a Python loop per character.
+_SPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def check_url(url: str, limits: Limits) -> Rejection | None:
     """Check that ``url`` is an absolute http/https/ftp URL within limits.
 
@@ -76,7 +83,7 @@ def check_url(url: str, limits: Limits) -> Rejection | None:
         return _reject(RejectReason.LIMIT_EXCEEDED, f"url longer than {limits.max_url_chars}")
     if url[:5].lower() == "data:":
         return _reject(RejectReason.MEDIA_NOT_ALLOWED, "data: URLs embed media")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if _SPACE_OR_CONTROL.search(url):
         return _reject(RejectReason.MALFORMED_PAYLOAD, "url contains whitespace or controls")
     try:
         parts = urlsplit(url)

@@ -3,37 +3,60 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from federation.core.case import CaseFilter
 from federation.core.case_status import CaseStatus
+from federation.store.bulk import insert_many
 from federation.store.models import (
+    Base,
     CaseEventRow,
     CaseHashRow,
     CaseLinkRow,
     CaseReportRow,
     CaseRow,
+    table_of,
 )
 
 
-def find_open_case(session: Session, url_sha256: bytes) -> CaseRow | None:
-    """The open case for a canonical URL, if any."""
-    return session.scalar(
-        select(CaseRow).where(CaseRow.url_sha256 == url_sha256, CaseRow.is_open.is_(True))
+def open_cases_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, CaseRow]:
+    """The open case of each canonical-URL key that has one, in one query."""
+    keys = list(set(url_keys))
+    if not keys:
+        return {}
+    rows = session.scalars(
+        select(CaseRow).where(CaseRow.url_sha256.in_(keys), CaseRow.is_open.is_(True))
     )
+    return {row.url_sha256: row for row in rows}
 
 
-def latest_closed_case(session: Session, url_sha256: bytes) -> CaseRow | None:
-    """The most recently created closed case for a canonical URL."""
-    return session.scalar(
-        select(CaseRow)
-        .where(CaseRow.url_sha256 == url_sha256, CaseRow.is_open.is_(False))
-        .order_by(CaseRow.created_at.desc())
-        .limit(1)
+@dataclass(frozen=True, slots=True)
+class ClosedCase:
+    """The latest closed case of a URL: what a reappearance points back at."""
+
+    case_id: str
+    status: int
+
+
+def latest_closed_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, ClosedCase]:
+    """The most recently created closed case of each URL key, in one query."""
+    keys = list(set(url_keys))
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(CaseRow.url_sha256, CaseRow.case_id, CaseRow.status)
+        .where(CaseRow.url_sha256.in_(keys), CaseRow.is_open.is_(False))
+        .order_by(CaseRow.created_at, CaseRow.case_id)
     )
+    # Ascending order: the last row seen for a key is its latest case.
+    return {row.url_sha256: ClosedCase(row.case_id, row.status) for row in rows}
 
 
 def get_case(session: Session, case_id: str) -> CaseRow | None:
@@ -46,30 +69,19 @@ def case_id_of_report(session: Session, report_id: str) -> str | None:
     return session.scalar(select(CaseReportRow.case_id).where(CaseReportRow.report_id == report_id))
 
 
-def add_report(
-    session: Session, case_id: str, report_id: str, origin: str, envelope: bytes, now: datetime
-) -> None:
-    """Link a report (its envelope as received) to a case."""
-    session.add(
-        CaseReportRow(
-            report_id=report_id,
-            case_id=case_id,
-            origin_member_id=origin,
-            envelope=envelope,
-            joined_at=now,
-        )
-    )
-
-
-def reporters(session: Session, case_id: str) -> set[str]:
-    """Members that authored a report in the case."""
-    return set(
-        session.scalars(
-            select(CaseReportRow.origin_member_id)
-            .where(CaseReportRow.case_id == case_id)
+def reporters_of(session: Session, case_ids: Iterable[str]) -> dict[str, set[str]]:
+    """Members that authored a report in each of the given cases, in one query."""
+    ids = list(set(case_ids))
+    found: dict[str, set[str]] = {case_id: set() for case_id in ids}
+    if ids:
+        rows = session.execute(
+            select(CaseReportRow.case_id, CaseReportRow.origin_member_id)
+            .where(CaseReportRow.case_id.in_(ids))
             .distinct()
         )
-    )
+        for row in rows:
+            found[row.case_id].add(row.origin_member_id)
+    return found
 
 
 def case_reports(session: Session, case_id: str) -> list[CaseReportRow]:
@@ -83,25 +95,47 @@ def case_reports(session: Session, case_id: str) -> list[CaseReportRow]:
     )
 
 
-def add_hashes(session: Session, case_id: str, hashes: Iterable[tuple[int, bytes]]) -> None:
-    """Remember a case's content hashes (each distinct pair once)."""
-    known = {
-        (r.algorithm, r.value)
-        for r in session.execute(
-            select(CaseHashRow.algorithm, CaseHashRow.value).where(CaseHashRow.case_id == case_id)
+HashPair = tuple[int, bytes]
+"""(algorithm, value) of a content hash."""
+
+
+def hashes_of(session: Session, case_ids: Iterable[str]) -> dict[str, set[HashPair]]:
+    """The content hashes already held for each of the given cases, in one query."""
+    ids = list(set(case_ids))
+    found: dict[str, set[HashPair]] = {case_id: set() for case_id in ids}
+    if ids:
+        rows = session.execute(
+            select(CaseHashRow.case_id, CaseHashRow.algorithm, CaseHashRow.value).where(
+                CaseHashRow.case_id.in_(ids)
+            )
         )
-    }
-    for algorithm, value in dict.fromkeys(hashes):
-        if (algorithm, value) not in known:
-            session.add(CaseHashRow(case_id=case_id, algorithm=algorithm, value=value))
+        for row in rows:
+            found[row.case_id].add((row.algorithm, row.value))
+    return found
 
 
-def cases_with_hashes(session: Session, hashes: Sequence[tuple[int, bytes]]) -> set[str]:
+def cases_by_hash(session: Session, hashes: Iterable[HashPair]) -> dict[HashPair, set[str]]:
+    """Cases holding each (algorithm, value) pair exactly, in one indexed query."""
+    wanted = set(hashes)
+    found: dict[HashPair, set[str]] = {}
+    if not wanted:
+        return found
+    rows = session.execute(
+        select(CaseHashRow.algorithm, CaseHashRow.value, CaseHashRow.case_id).where(
+            CaseHashRow.algorithm.in_({a for a, _ in wanted}),
+            CaseHashRow.value.in_({v for _, v in wanted}),
+        )
+    )
+    for row in rows:
+        pair = (row.algorithm, row.value)
+        if pair in wanted:  # the IN lists also admit cross pairs
+            found.setdefault(pair, set()).add(row.case_id)
+    return found
+
+
+def cases_with_hashes(session: Session, hashes: Sequence[HashPair]) -> set[str]:
     """Cases holding any of the given (algorithm, value) pairs exactly."""
-    if not hashes:
-        return set()
-    condition = or_(*(and_(CaseHashRow.algorithm == a, CaseHashRow.value == v) for a, v in hashes))
-    return set(session.scalars(select(CaseHashRow.case_id).where(condition).distinct()))
+    return set().union(*cases_by_hash(session, hashes).values())
 
 
 def all_hashes(session: Session, algorithm: int) -> Iterable[tuple[str, bytes]]:
@@ -115,14 +149,25 @@ def all_hashes(session: Session, algorithm: int) -> Iterable[tuple[str, bytes]]:
         yield row.case_id, row.value
 
 
-def link_cases(session: Session, case_id: str, others: Iterable[str]) -> None:
-    """Record known-content links in both directions (idempotent)."""
-    for other in others:
-        if other == case_id:
-            continue
-        for a, b in ((case_id, other), (other, case_id)):
-            if session.get(CaseLinkRow, (a, b)) is None:
-                session.add(CaseLinkRow(case_id=a, linked_case_id=b))
+def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows of one table in a single executemany (no ORM identity map)."""
+    insert_many(session, table_of(model), rows)
+
+
+def insert_links(session: Session, pairs: Iterable[tuple[str, str]]) -> None:
+    """Record known-content links in both directions; existing ones are kept."""
+    rows = [
+        {"case_id": a, "linked_case_id": b}
+        for x, y in set(pairs)
+        if x != y
+        for a, b in ((x, y), (y, x))
+    ]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    table = table_of(CaseLinkRow)
+    statement = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    session.execute(statement.on_conflict_do_nothing(), rows)
 
 
 def linked_cases(session: Session, case_id: str) -> list[str]:
@@ -136,27 +181,44 @@ def linked_cases(session: Session, case_id: str) -> list[str]:
 EVENT_LOG_LOCK = 0x4846_4556  # "HFEV"
 
 
-def append_event(session: Session, case: CaseRow, kind: int, now: datetime) -> None:
-    """Append to the durable case event log (read by liaison streams).
+def lock_event_log(session: Session) -> None:
+    """Serialise event-appending transactions (PostgreSQL; see append_events)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
 
-    Readers resume "after sequence N", so sequence order must be commit
-    order. SQLite has one writer at a time; on PostgreSQL, several node
-    processes could commit their events out of sequence order, and a reader
-    between the two commits would skip the earlier number for good. A
+
+def append_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
+    """Append to the durable case event log (read by liaison streams), in order.
+
+    Each event is a dict of case_id, kind, status, hosting_country and
+    occurred_at. Readers resume "after sequence N", so sequence order must be
+    commit order. SQLite has one writer at a time; on PostgreSQL, several
+    node processes could commit their events out of sequence order, and a
+    reader between the two commits would skip the earlier number for good. A
     transaction-scoped advisory lock makes event-appending transactions
     commit one at a time (released at commit or rollback).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
-    session.add(
-        CaseEventRow(
-            case_id=case.case_id,
-            kind=kind,
-            status=case.status,
-            hosting_country=case.hosting_country,
-            occurred_at=now,
-        )
-    )
+    if events:
+        lock_event_log(session)
+        insert_rows(session, CaseEventRow, events)
+
+
+def append_event(session: Session, case: CaseRow, kind: int, now: datetime) -> None:
+    """Append one event about ``case`` (see append_events)."""
+    append_events(session, [event_row(case.case_id, kind, case.status, case.hosting_country, now)])
+
+
+def event_row(
+    case_id: str, kind: int, status: int, hosting_country: str, now: datetime
+) -> dict[str, Any]:
+    """The row of one case event, for append_events."""
+    return {
+        "case_id": case_id,
+        "kind": kind,
+        "status": status,
+        "hosting_country": hosting_country,
+        "occurred_at": now,
+    }
 
 
 def list_cases(

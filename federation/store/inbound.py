@@ -6,10 +6,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from federation.store.models import InboundItemRow
+from federation.store.bulk import insert_many
+from federation.store.models import InboundItemRow, table_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +73,7 @@ def insert_items(session: Session, items: Sequence[NewInboundItem]) -> None:
         }
         for i in items
     ]
-    if rows:
-        session.execute(insert(InboundItemRow), rows)
+    insert_many(session, table_of(InboundItemRow), rows)
 
 
 def count_items(session: Session) -> int:

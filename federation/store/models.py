@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     text,
 )
@@ -292,3 +293,8 @@ class AuditRow(Base):
     #: "OK" or the gRPC status code name of the refusal.
     outcome: Mapped[str] = mapped_column(String(32), nullable=False)
     detail: Mapped[str] = mapped_column(String(500), nullable=False)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class (for bulk inserts without the ORM)."""
+    return Base.metadata.tables[model.__tablename__]

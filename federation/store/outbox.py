@@ -24,7 +24,8 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from federation.store.models import OutboxRow, PeerBackoffRow
+from federation.store.bulk import insert_many
+from federation.store.models import OutboxRow, PeerBackoffRow, table_of
 
 
 class OutboxState(enum.IntEnum):
@@ -48,6 +49,18 @@ class OutgoingItem:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NewOutboxItem:
+    """An item to queue for a peer."""
+
+    destination: str
+    item_id: str
+    payload_type: str
+    envelope: bytes
+    via_member_ids: tuple[str, ...] = ()
+    moved_by: bytes | None = None
+
+
 def enqueue(
     session: Session,
     destination: str,
@@ -58,20 +71,33 @@ def enqueue(
     now: datetime,
     moved_by: bytes | None = None,
 ) -> None:
-    """Queue an item for a peer, in the caller's transaction."""
-    session.add(
-        OutboxRow(
-            destination=destination,
-            item_id=item_id,
-            payload_type=payload_type,
-            envelope=envelope,
-            via_member_ids=list(via),
-            moved_by=moved_by,
-            state=OutboxState.PENDING,
-            attempts=0,
-            created_at=now,
-        )
+    """Queue one item for a peer, in the caller's transaction."""
+    enqueue_many(
+        session,
+        [NewOutboxItem(destination, item_id, payload_type, envelope, tuple(via), moved_by)],
+        now,
     )
+
+
+def enqueue_many(session: Session, items: Sequence[NewOutboxItem], now: datetime) -> None:
+    """Queue items for peers in one insert, in the caller's transaction, in order."""
+    if not items:
+        return
+    rows = [
+        {
+            "destination": i.destination,
+            "item_id": i.item_id,
+            "payload_type": i.payload_type,
+            "envelope": i.envelope,
+            "via_member_ids": list(i.via_member_ids),
+            "moved_by": i.moved_by,
+            "state": int(OutboxState.PENDING),
+            "attempts": 0,
+            "created_at": now,
+        }
+        for i in items
+    ]
+    insert_many(session, table_of(OutboxRow), rows)
 
 
 def _outgoing(session: Session, where: Any, limit: int) -> list[OutgoingItem]:

@@ -17,7 +17,14 @@ from federation.store import audit, inbound, outbox, rosters
 from federation.store import cases as case_store
 from federation.store import status as status_store
 from federation.store.database import Database, lost_a_race
-from federation.store.models import AuditRow, CaseRow, OutboxRow, StatusUpdateRow
+from federation.store.models import (
+    AuditRow,
+    CaseHashRow,
+    CaseReportRow,
+    CaseRow,
+    OutboxRow,
+    StatusUpdateRow,
+)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -146,10 +153,11 @@ def test_one_open_case_per_url(db: Database) -> None:
         session.add(_case(url, is_open=False, at=NOW - timedelta(days=1)))
     with db.read() as session:
         sha = hashlib.sha256(url.encode()).digest()
-        open_case = case_store.find_open_case(session, sha)
-        closed = case_store.latest_closed_case(session, sha)
+        open_case = case_store.open_cases_by_url(session, [sha]).get(sha)
+        closed = case_store.latest_closed_by_url(session, [sha]).get(sha)
         assert open_case is not None and open_case.is_open
-        assert closed is not None and closed.created_at == NOW - timedelta(days=1)
+        assert closed is not None
+        assert case_store.get_case(session, closed.case_id).created_at == NOW - timedelta(days=1)
         assert case_store.count_cases(session) == 3
 
 
@@ -168,22 +176,47 @@ def test_closing_a_case_frees_its_url(db: Database) -> None:
         assert case_store.count_cases(session) == 2
 
 
+def _report_row(case_id: str, report_id: str, origin: str) -> dict[str, object]:
+    return {
+        "report_id": report_id,
+        "case_id": case_id,
+        "origin_member_id": origin,
+        "envelope": b"env-" + report_id.encode(),
+        "joined_at": NOW,
+    }
+
+
 def test_reports_hashes_links_and_events(db: Database) -> None:
     a, b = _case("https://example.test/c"), _case("https://example.test/d")
     with db.write() as session:
         session.add_all([a, b])
         session.flush()
-        case_store.add_report(session, a.case_id, "r1", "hotline-dk", b"env1", NOW)
-        case_store.add_report(session, a.case_id, "r2", "hotline-de", b"env2", NOW)
-        case_store.add_hashes(session, a.case_id, [(1, b"\x01" * 32), (1, b"\x01" * 32)])
-        case_store.add_hashes(session, b.case_id, [(1, b"\x01" * 32), (2, b"\x02" * 20)])
-        case_store.link_cases(session, a.case_id, [b.case_id, a.case_id])
-        case_store.link_cases(session, b.case_id, [a.case_id])  # idempotent
+        case_store.insert_rows(
+            session,
+            CaseReportRow,
+            [
+                _report_row(a.case_id, "r1", "hotline-dk"),
+                _report_row(a.case_id, "r2", "hotline-de"),
+            ],
+        )
+        case_store.insert_rows(
+            session,
+            CaseHashRow,
+            [
+                {"case_id": a.case_id, "algorithm": 1, "value": b"\x01" * 32},
+                {"case_id": b.case_id, "algorithm": 1, "value": b"\x01" * 32},
+                {"case_id": b.case_id, "algorithm": 2, "value": b"\x02" * 20},
+            ],
+        )
+        case_store.insert_links(session, [(a.case_id, b.case_id), (a.case_id, a.case_id)])
+        case_store.insert_links(session, [(b.case_id, a.case_id)])  # idempotent
         for kind in (1, 2, 3):
             case_store.append_event(session, a, kind, NOW + timedelta(seconds=kind))
         case_store.append_event(session, b, 1, NOW)
     with db.read() as session:
-        assert case_store.reporters(session, a.case_id) == {"hotline-dk", "hotline-de"}
+        assert case_store.reporters_of(session, [a.case_id]) == {
+            a.case_id: {"hotline-dk", "hotline-de"}
+        }
         assert case_store.case_id_of_report(session, "r2") == a.case_id
         assert case_store.cases_with_hashes(session, [(1, b"\x01" * 32)]) == {
             a.case_id,

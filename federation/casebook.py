@@ -123,11 +123,11 @@ class CaseBook:
         """For each PDQ hash, the cases holding one within the threshold."""
         return [[case_id for case_id, _ in found] for found in self.pdq.search_many(values)]
 
-    def index_pdq(self, case_id: str, value: bytes, batch: FilingBatch) -> None:
-        """Add a PDQ hash to the index (undone if the batch rolls back)."""
+    def index_pdq(self, entries: Sequence[tuple[str, bytes]], batch: FilingBatch) -> None:
+        """Add (case_id, PDQ hash) entries to the index (undone if the batch rolls back)."""
         with self._lock:
-            self.pdq.add(case_id, value)
-        batch.added.append((case_id, value))
+            self.pdq.add_many(entries)
+        batch.added.extend(entries)
 
     def undo(self, batch: FilingBatch) -> None:
         """Take a rolled-back transaction's hashes out of the index."""
@@ -186,12 +186,16 @@ class _Plan:
         self.pdq_near: list[list[str]] = []
         self.pdq_pairs: list[tuple[int, int]] = []
         self.pdq_case: list[str] = []
+        self.pdq_new: list[tuple[str, bytes]] = []
 
     def prefetch(self, session: Session, filings: Sequence[Filing]) -> None:
         """Read the open and closed cases, exact hashes and reporters the batch touches."""
-        keys = {url_key(f.canonical) for f in filings}
-        self.open = store.open_cases_by_url(session, keys)
-        self.closed = store.latest_closed_by_url(session, keys - self.open.keys())
+        held = store.cases_by_url(session, {url_key(f.canonical) for f in filings})
+        self.closed = {k: c.latest_closed for k, c in held.items() if c.latest_closed}
+        by_id = store.cases_by_id(
+            session, (c.open_case_id for c in held.values() if c.open_case_id)
+        )
+        self.open = {k: by_id[c.open_case_id] for k, c in held.items() if c.open_case_id}
         self.by_hash = store.cases_by_hash(
             session,
             (
@@ -246,6 +250,7 @@ class _Plan:
         store.insert_rows(session, CaseHashRow, self.hashes)
         self.links.update((self.pdq_case[i], self.pdq_case[j]) for i, j in self.pdq_pairs)
         store.insert_links(session, self.links)
+        self.book.index_pdq(self.pdq_new, self.batch)
         store.append_events(session, self.events)
         fanout = self.batch.fanout
         self.book.statuses.open_cases(
@@ -323,7 +328,7 @@ class _Plan:
                 self.links.update((case_id, other) for other in self.pdq_near[len(self.pdq_case)])
                 self.pdq_case.append(case_id)
                 if pair not in known:
-                    self.book.index_pdq(case_id, h.value, self.batch)
+                    self.pdq_new.append((case_id, h.value))
             if pair not in known:
                 known.add(pair)
                 self.hashes.append({"case_id": case_id, "algorithm": pair[0], "value": pair[1]})

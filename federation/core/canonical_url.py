@@ -102,6 +102,7 @@ strips and rewrites characters (tabs, newlines) instead of refusing them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Final
@@ -150,6 +151,9 @@ _MAX_NAME: Final = 253
 _MAX_PORT: Final = 65535
 
 
+# Cached because a report's URL is checked (check_report) and then keyed
+# (filing) by different layers; the function is pure and the cache bounded.
+@functools.lru_cache(maxsize=1024)
 def canonical_url(url: str) -> str:
     """Return the canonical form of ``url`` (the HFP deduplication key).
 

@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
-from urllib.parse import urlsplit
 
+from federation.core.canonical_url import UrlError, canonical_url
 from federation.core.ids import is_country, is_member_id, is_uuid
 from federation.core.limits import Limits
 from federation.core.reasons import Rejection, RejectReason
@@ -34,7 +34,6 @@ HASH_LENGTHS: dict[HashAlgorithm, int] = {
 }
 #: A bytes value longer than the longest hash can only be embedded media.
 MAX_HASH_BYTES = max(HASH_LENGTHS.values())
-ALLOWED_SCHEMES = frozenset({"http", "https", "ftp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +73,12 @@ _SPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def check_url(url: str, limits: Limits) -> Rejection | None:
-    """Check that ``url`` is an absolute http/https/ftp URL within limits.
+    """Check the URL's length, that it embeds no media, and that it holds
+    no whitespace or control characters.
 
-    The URL is only inspected as text: nothing here (or anywhere in the node)
+    Its syntax (absolute http/https/ftp with a host, valid port) is what
+    ``canonical_url`` accepts: one parser, not two that could disagree. The
+    URL is only inspected as text: nothing here (or anywhere in the node)
     ever fetches it.
     """
     if len(url) > limits.max_url_chars:
@@ -86,15 +88,9 @@ def check_url(url: str, limits: Limits) -> Rejection | None:
     if _SPACE_OR_CONTROL.search(url):
         return _reject(RejectReason.MALFORMED_PAYLOAD, "url contains whitespace or controls")
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError for a bad port)
-    except ValueError:
-        return _reject(RejectReason.MALFORMED_PAYLOAD, "url does not parse")
-    if parts.scheme.lower() not in ALLOWED_SCHEMES:
-        return _reject(RejectReason.MALFORMED_PAYLOAD, "url scheme must be http, https or ftp")
-    if not host:
-        return _reject(RejectReason.MALFORMED_PAYLOAD, "url has no host")
+        canonical_url(url)
+    except UrlError as exc:
+        return _reject(RejectReason.MALFORMED_PAYLOAD, f"url: {exc}")
     return None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Dialect, Table, insert
+from sqlalchemy import Dialect, LargeBinary, Table, insert
 from sqlalchemy.orm import Session
 
 _Processor = Callable[[Any], Any] | None
@@ -42,13 +42,20 @@ def _compile(table: Table, names: tuple[str, ...], dialect: Dialect) -> _Compile
         return found
     compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
     order = tuple(compiled.positiontup or names) if compiled.positional else names
-    processors = tuple(
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
-    )
+    processors = tuple(_processor(table, name, dialect) for name in order)
     made = _Compiled(str(compiled), order, processors, compiled.positional)
     with _cache_lock:
         _cache[key] = made
     return made
+
+
+def _processor(table: Table, name: str, dialect: Dialect) -> _Processor:
+    column_type = table.c[name].type
+    if isinstance(column_type, LargeBinary):
+        # Both drivers (sqlite3, psycopg) bind bytes natively as BLOB/bytea;
+        # SQLAlchemy's processor only re-wraps each value.
+        return None
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -62,13 +69,34 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         return
     connection = session.connection()
     plan = _compile(table, tuple(rows[0]), connection.dialect)
-    pairs = tuple(zip(plan.names, plan.processors, strict=True))
+    columns = [[row[name] for row in rows] for name in plan.names]
+    converted = [
+        values if p is None else _convert(p, values)
+        for values, p in zip(columns, plan.processors, strict=True)
+    ]
     if plan.positional:
-        params: list[Any] = [
-            tuple(row[name] if p is None else p(row[name]) for name, p in pairs) for row in rows
-        ]
+        params: list[Any] = list(zip(*converted, strict=True))
     else:
         params = [
-            {name: row[name] if p is None else p(row[name]) for name, p in pairs} for row in rows
+            dict(zip(plan.names, values, strict=True)) for values in zip(*converted, strict=True)
         ]
     connection.exec_driver_sql(plan.sql, params)
+
+
+def _convert(processor: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """Apply a bind processor to a column's values, once per distinct value.
+
+    A batch repeats a few values many times (its timestamp, empty path
+    lists), and conversions such as datetime formatting are the costly part.
+    """
+    done: dict[Any, Any] = {}
+    out = []
+    for value in values:
+        key = tuple(value) if isinstance(value, list) else value
+        try:
+            out.append(done[key])
+        except KeyError:
+            out.append(done.setdefault(key, processor(value)))
+        except TypeError:  # unhashable: convert every time
+            out.append(processor(value))
+    return out

@@ -26,17 +26,6 @@ from federation.store.models import (
 )
 
 
-def open_cases_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, CaseRow]:
-    """The open case of each canonical-URL key that has one, in one query."""
-    keys = list(set(url_keys))
-    if not keys:
-        return {}
-    rows = session.scalars(
-        select(CaseRow).where(CaseRow.url_sha256.in_(keys), CaseRow.is_open.is_(True))
-    )
-    return {row.url_sha256: row for row in rows}
-
-
 @dataclass(frozen=True, slots=True)
 class ClosedCase:
     """The latest closed case of a URL: what a reappearance points back at."""
@@ -45,18 +34,44 @@ class ClosedCase:
     status: int
 
 
-def latest_closed_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, ClosedCase]:
-    """The most recently created closed case of each URL key, in one query."""
+@dataclass(frozen=True, slots=True)
+class UrlCases:
+    """What is held for one canonical URL: its open case, its latest closed one."""
+
+    open_case_id: str | None = None
+    latest_closed: ClosedCase | None = None
+
+
+def cases_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, UrlCases]:
+    """The open and the latest closed case of each URL key, in one indexed query."""
     keys = list(set(url_keys))
+    found: dict[bytes, UrlCases] = {}
     if not keys:
-        return {}
+        return found
     rows = session.execute(
-        select(CaseRow.url_sha256, CaseRow.case_id, CaseRow.status)
-        .where(CaseRow.url_sha256.in_(keys), CaseRow.is_open.is_(False))
+        select(CaseRow.url_sha256, CaseRow.case_id, CaseRow.status, CaseRow.is_open)
+        .where(CaseRow.url_sha256.in_(keys))
         .order_by(CaseRow.created_at, CaseRow.case_id)
     )
-    # Ascending order: the last row seen for a key is its latest case.
-    return {row.url_sha256: ClosedCase(row.case_id, row.status) for row in rows}
+    # Ascending order: the last closed row seen for a key is its latest.
+    for row in rows:
+        held = found.get(row.url_sha256, UrlCases())
+        if row.is_open:
+            held = UrlCases(row.case_id, held.latest_closed)
+        else:
+            held = UrlCases(held.open_case_id, ClosedCase(row.case_id, row.status))
+        found[row.url_sha256] = held
+    return found
+
+
+def cases_by_id(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRow]:
+    """Cases by id (for updating), in one query."""
+    ids = list(set(case_ids))
+    if not ids:
+        return {}
+    return {
+        row.case_id: row for row in session.scalars(select(CaseRow).where(CaseRow.case_id.in_(ids)))
+    }
 
 
 def get_case(session: Session, case_id: str) -> CaseRow | None:

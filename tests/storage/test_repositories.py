@@ -153,9 +153,11 @@ def test_one_open_case_per_url(db: Database) -> None:
         session.add(_case(url, is_open=False, at=NOW - timedelta(days=1)))
     with db.read() as session:
         sha = hashlib.sha256(url.encode()).digest()
-        open_case = case_store.open_cases_by_url(session, [sha]).get(sha)
-        closed = case_store.latest_closed_by_url(session, [sha]).get(sha)
-        assert open_case is not None and open_case.is_open
+        held = case_store.cases_by_url(session, [sha])[sha]
+        assert held.open_case_id is not None
+        open_case = case_store.cases_by_id(session, [held.open_case_id])[held.open_case_id]
+        closed = held.latest_closed
+        assert open_case.is_open
         assert closed is not None
         assert case_store.get_case(session, closed.case_id).created_at == NOW - timedelta(days=1)
         assert case_store.count_cases(session) == 3

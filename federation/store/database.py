@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -48,6 +49,18 @@ def lost_a_race(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
     return False
+
+
+#: How long a write waits for SQLite's writer slot before giving up (as
+#: busy_timeout does for writers of other processes).
+WRITER_WAIT_SECONDS = 10.0
+
+
+class WriterBusyError(OperationalError):
+    """No write turn within WRITER_WAIT_SECONDS: retryable, like "database is locked"."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, None, Exception(message))
 
 
 #: Connections each node process keeps to PostgreSQL (plus overflow under load).
@@ -95,6 +108,7 @@ class Database:
             )
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True)
+        self._writer_lock = threading.RLock() if self.is_sqlite else None
         writer = self.engine.execution_options(hfed_write=True)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
@@ -115,11 +129,32 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction, committed (and fsynced) on clean exit."""
-        with self._write() as session, session.begin():
+        """A write transaction, committed (and fsynced) on clean exit.
+
+        Raises WriterBusyError when SQLite's single writer slot stays taken
+        for longer than WRITER_WAIT_SECONDS.
+        """
+        with self._writer_turn(), self._write() as session, session.begin():
             yield session
         for hook in self.after_write:
             hook()
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        # SQLite admits one writer at a time, and a writer that finds the
+        # lock taken sleeps in SQLite's busy handler in steps of up to 100 ms,
+        # however soon the lock is released. Queueing this process's writers
+        # on a lock instead hands the turn over at once (BEGIN IMMEDIATE and
+        # busy_timeout still guard against any other process on the file).
+        if self._writer_lock is None:
+            yield
+            return
+        if not self._writer_lock.acquire(timeout=WRITER_WAIT_SECONDS):
+            raise WriterBusyError("the database is busy with other writes")
+        try:
+            yield
+        finally:
+            self._writer_lock.release()
 
     def dispose(self) -> None:
         """Close every pooled connection."""

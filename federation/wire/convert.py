@@ -34,8 +34,10 @@ from hfp.v1 import (
     status_pb2,
 )
 
-# Wire type 2 (length-delimited) in an unknown field could smuggle a blob.
+# Wire type 2 (length-delimited) in an unknown field could smuggle a blob;
+# a group (wire type 3) holds further unknown fields that could.
 _LENGTH_DELIMITED = 2
+_START_GROUP = 3
 
 
 def _parse(message: Message, data: bytes, what: str) -> None:
@@ -45,11 +47,53 @@ def _parse(message: Message, data: bytes, what: str) -> None:
         raise MalformedMessageError(f"{what} does not decode") from exc
 
 
-def _refuse_blobs(message: Message) -> None:
-    """Refuse unknown length-delimited fields larger than any hash."""
-    for item in UnknownFieldSet(message):  # type: ignore[attr-defined]
+#: Slack for the fast path of _refuse_blobs: how much shorter than its
+#: re-encoding a message's known fields can be on the wire. Only a repeated
+#: scalar field sent unpacked with one element re-encodes longer (packed: one
+#: byte more); Report and StatusUpdate have no repeated scalar fields, so 16
+#: is ample.
+_REENCODING_SLACK = 16
+
+
+def _refuse_blobs(message: Message, size: int) -> None:
+    """Refuse unknown length-delimited fields larger than any hash, anywhere.
+
+    Unknown fields hide at every level, not only the top one: inside known
+    sub-messages (a hash entry, a timestamp) and inside unknown groups. The
+    node stores and forwards the payload as signed, so a blob at any depth
+    would travel on just like one at the top.
+
+    ``size`` is the length of the bytes ``message`` was parsed from. Fast
+    path: the known fields alone re-encode to at least ``size`` minus the
+    unknown fields' bytes (minus _REENCODING_SLACK), so when that leaves no
+    room for a field longer than any hash, no unknown field can be one, and
+    the walk over every sub-message (the costly part) is skipped.
+    """
+    bare = type(message)()
+    bare.CopyFrom(message)
+    bare.DiscardUnknownFields()
+    if size - bare.ByteSize() + _REENCODING_SLACK <= MAX_HASH_BYTES:
+        return
+    _walk_for_blobs(message)
+
+
+def _walk_for_blobs(message: Message) -> None:
+    _refuse_unknown_blobs(UnknownFieldSet(message))
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        for sub in value if field.is_repeated else (value,):
+            _walk_for_blobs(sub)
+
+
+def _refuse_unknown_blobs(fields: UnknownFieldSet) -> None:
+    for index in range(len(fields)):
+        item = fields[index]
         if item.wire_type == _LENGTH_DELIMITED and len(item.data) > MAX_HASH_BYTES:
             raise EmbeddedMediaError("unknown field carries a blob larger than any hash")
+        if item.wire_type == _START_GROUP:
+            # Nesting is bounded by the parser's recursion limit (100 levels).
+            _refuse_unknown_blobs(item.data)
 
 
 def _enum(enum_type: type[HashAlgorithm] | type[Role], value: int, field: str) -> object:
@@ -143,7 +187,7 @@ def decode_report(payload: bytes) -> Report:
     """Parse an authenticated Report payload."""
     message = report_pb2.Report()
     _parse(message, payload, "report")
-    _refuse_blobs(message)
+    _refuse_blobs(message, len(payload))
     return report_from_proto(message)
 
 
@@ -402,7 +446,7 @@ def decode_status_update(payload: bytes) -> StatusUpdate:
     """Parse an authenticated StatusUpdate payload."""
     message = status_pb2.StatusUpdate()
     _parse(message, payload, "status update")
-    _refuse_blobs(message)
+    _refuse_blobs(message, len(payload))
     try:
         status = CaseStatus(message.status)
     except ValueError:

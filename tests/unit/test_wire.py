@@ -6,8 +6,10 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from federation.core.report import ContentHash, HashAlgorithm, Report
+from federation.core.report import MAX_HASH_BYTES, ContentHash, HashAlgorithm, Report
 from federation.wire.convert import decode_report, encode_report
 from federation.wire.errors import EmbeddedMediaError, MalformedMessageError
 from hfp.v1 import report_pb2
@@ -71,3 +73,44 @@ def test_out_of_range_timestamp_refused() -> None:
     message.created_at.seconds = 10**15
     with pytest.raises(MalformedMessageError, match="out of range"):
         decode_report(message.SerializeToString())
+
+
+def _field(number: int, data: bytes) -> bytes:
+    """One length-delimited field (wire type 2) with a short tag and length."""
+    assert number < 16 and len(data) < 1 << 14
+    length = (
+        bytes([len(data)]) if len(data) < 128 else bytes([0x80 | len(data) & 0x7F, len(data) >> 7])
+    )
+    return bytes([number << 3 | 2]) + length + data
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    where=st.sampled_from(["top", "hash", "timestamp"]),
+    sizes=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=4),
+)
+def test_blob_check_fast_path_agrees_with_the_walk(where: str, sizes: list[int]) -> None:
+    """Unknown fields of every size at every depth: refused exactly when one is
+    longer than any hash, whatever the total (the fast path must never skip one)."""
+    unknown = b"".join(_field(15, b"\0" * size) for size in sizes)
+    message = report_pb2.Report()
+    message.ParseFromString(encode_report(REPORT))
+    if where == "top":
+        payload = message.SerializeToString() + unknown
+    else:
+        inner = (
+            message.hashes[0].SerializeToString()
+            if where == "hash"
+            else message.created_at.SerializeToString()
+        )
+        number = 5 if where == "hash" else 3
+        if where == "hash":
+            del message.hashes[:]
+        else:
+            message.ClearField("created_at")
+        payload = message.SerializeToString() + _field(number, inner + unknown)
+    if max(sizes) > MAX_HASH_BYTES:
+        with pytest.raises(EmbeddedMediaError):
+            decode_report(payload)
+    else:
+        assert decode_report(payload) == REPORT

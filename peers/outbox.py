@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 import grpc
 import structlog
 
+from federation import faultpoints
 from federation.clock import Clock, utc_now
 from federation.core.reasons import Outcome
 from federation.metrics import NodeMetrics
@@ -47,6 +48,8 @@ IDLE_WAIT = 5.0
 #: How long a claimed batch stays ours: the send deadline plus ample time to
 #: verify and store the receipts. After a crash the items wait this long.
 LEASE = timedelta(seconds=2 * DELIVER_DEADLINE + 30)
+#: Items sent to a peer that is failing, until one attempt succeeds.
+PROBE_BATCH = 10
 #: How often a sender looks for peers with pending items it has no worker for.
 RESCAN_SECONDS = 5.0
 
@@ -165,13 +168,17 @@ class _PeerWorker(threading.Thread):
         with sender.db.read() as session:
             backoff = store.get_backoff(session, self.destination)
             retry_at = backoff.retry_at if backoff else None
+            failing = backoff is not None and backoff.failures > 0
         now = sender.clock()
         if retry_at is not None and retry_at > now:
             sender.stopping.wait((retry_at - now).total_seconds())
             return
+        # While a peer keeps failing, probe it with a few items instead of
+        # loading and encoding a full batch for every attempt.
+        size = PROBE_BATCH if failing else sender.batch_size
         with sender.db.write() as session:
             batch = store.claim_batch(
-                session, self.destination, sender.batch_size, sender.name, now, sender.lease
+                session, self.destination, size, sender.name, now, sender.lease
             )
         if not batch:
             self.wake.wait(IDLE_WAIT)
@@ -198,6 +205,7 @@ class _PeerWorker(threading.Thread):
             forwarded.envelope.MergeFromString(item.envelope)
             if item.moved_by is not None:
                 forwarded.moved_by.MergeFromString(item.moved_by)
+        faultpoints.reach(faultpoints.OUTBOX_BEFORE_SEND)
         try:
             with sender.channel_for(member.endpoint) as channel:
                 reply = pb_grpc.FederationServiceStub(channel).Deliver(
@@ -206,6 +214,7 @@ class _PeerWorker(threading.Thread):
         except grpc.RpcError as exc:
             self._failed(batch, f"{exc.code().name}: {exc.details()}")
             return
+        faultpoints.reach(faultpoints.OUTBOX_AFTER_REPLY)
         if len(reply.receipts) != len(batch):
             self._failed(batch, "peer returned a wrong number of receipts")
             return

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Dialect, LargeBinary, Table, insert
+from sqlalchemy import Dialect, LargeBinary, Row, Table, insert
 from sqlalchemy.orm import Session
 
 _Processor = Callable[[Any], Any] | None
@@ -100,3 +100,30 @@ def _convert(processor: Callable[[Any], Any], values: list[Any]) -> list[Any]:
         except TypeError:  # unhashable: convert every time
             out.append(processor(value))
     return out
+
+
+#: Values per IN list: far below SQLite's limit on parameters per statement.
+IN_CHUNK = 500
+
+
+def select_in(
+    session: Session, query: str, values: Sequence[Any], *, before: Sequence[Any] = ()
+) -> list[Row[Any]]:
+    """Run ``query`` with its ``{in}`` replaced by a list of placeholders, in
+    chunks of IN_CHUNK values; the rows of all chunks. Other placeholders in
+    ``query`` are written ``?`` (translated for drivers that use ``%s``).
+
+    For the batch lookups of the ingest path, where building an expanding IN
+    through SQLAlchemy costs more than the indexed lookups themselves. Values
+    must already be in driver form (str, int, bytes); ``before`` are
+    parameters that precede the IN list in ``query``.
+    """
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    rows: list[Row[Any]] = []
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = values[start : start + IN_CHUNK]
+        sql = query.replace("?", mark).replace("{in}", ", ".join([mark] * len(chunk)))
+        result = connection.exec_driver_sql(sql, (*before, *chunk))
+        rows.extend(result.all())
+    return rows

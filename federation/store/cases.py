@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from federation.core.case import CaseFilter
 from federation.core.case_status import CaseStatus
-from federation.store.bulk import insert_many
+from federation.store.bulk import insert_many, select_in
 from federation.store.models import (
     Base,
     CaseEventRow,
@@ -48,10 +48,11 @@ def cases_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, Url
     found: dict[bytes, UrlCases] = {}
     if not keys:
         return found
-    rows = session.execute(
-        select(CaseRow.url_sha256, CaseRow.case_id, CaseRow.status, CaseRow.is_open)
-        .where(CaseRow.url_sha256.in_(keys))
-        .order_by(CaseRow.created_at, CaseRow.case_id)
+    rows = select_in(
+        session,
+        "SELECT url_sha256, case_id, status, is_open FROM cases"
+        " WHERE url_sha256 IN ({in}) ORDER BY created_at, case_id",
+        keys,
     )
     # Ascending order: the last closed row seen for a key is its latest.
     for row in rows:
@@ -135,12 +136,17 @@ def cases_by_hash(session: Session, hashes: Iterable[HashPair]) -> dict[HashPair
     found: dict[HashPair, set[str]] = {}
     if not wanted:
         return found
-    rows = session.execute(
-        select(CaseHashRow.algorithm, CaseHashRow.value, CaseHashRow.case_id).where(
-            CaseHashRow.algorithm.in_({a for a, _ in wanted}),
-            CaseHashRow.value.in_({v for _, v in wanted}),
+    rows = [
+        row
+        for algorithm in sorted({a for a, _ in wanted})
+        for row in select_in(
+            session,
+            "SELECT algorithm, value, case_id FROM case_hashes"
+            " WHERE algorithm = ? AND value IN ({in})",
+            sorted({v for a, v in wanted if a == algorithm}),
+            before=(algorithm,),
         )
-    )
+    ]
     for row in rows:
         pair = (row.algorithm, row.value)
         if pair in wanted:  # the IN lists also admit cross pairs

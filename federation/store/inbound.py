@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from federation.store.bulk import insert_many
+from federation.store.bulk import insert_many, select_in
 from federation.store.models import InboundItemRow, table_of
 
 
@@ -44,10 +44,10 @@ def find_receipts(session: Session, item_ids: Iterable[str]) -> dict[str, Stored
     ids = sorted(set(item_ids))
     if not ids:
         return {}
-    rows = session.execute(
-        select(InboundItemRow.item_id, InboundItemRow.payload_sha256, InboundItemRow.receipt).where(
-            InboundItemRow.item_id.in_(ids)
-        )
+    rows = select_in(
+        session,
+        "SELECT item_id, payload_sha256, receipt FROM inbound_items WHERE item_id IN ({in})",
+        ids,
     )
     return {r.item_id: StoredReceipt(r.item_id, r.payload_sha256, r.receipt) for r in rows}
 

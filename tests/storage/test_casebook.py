@@ -7,10 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
-from federation.casebook import CaseBook, FilingBatch
+from federation.casebook import CaseBook, Filing, FilingBatch
 from federation.core.canonical_url import canonical_url
 from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
@@ -18,7 +19,9 @@ from federation.core.reasons import REPORT_TYPE, Outcome
 from federation.core.report import ContentHash, HashAlgorithm, Report
 from federation.status import StatusBook
 from federation.store import cases as store
+from federation.store import status as status_store
 from federation.store.database import Database
+from federation.store.models import OutboxRow
 from federation.wire.convert import encode_envelope, encode_report
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -147,3 +150,62 @@ def test_rolled_back_filing_leaves_no_trace_in_the_index(db: Database) -> None:
     assert book.pdq.search(value) == []
     outcome, _ = _file(db, book, replace(report, report_id=new_uuid7()))
     assert outcome is Outcome.ACCEPTED
+
+
+def test_one_batch_files_like_one_report_at_a_time(db: Database) -> None:
+    """Duplicates, exact and PDQ links between reports of the SAME batch are
+    found, and each new case gets one RECEIVED update for all its reporters."""
+    book = CaseBook("hotline-nl", _statuses())
+    same, pdq = ContentHash(HashAlgorithm.SHA256, os.urandom(32)), os.urandom(32)
+    reports = [
+        _report("https://example.com/batch/1", same),
+        _report("https://example.com/batch/2", same, ContentHash(HashAlgorithm.PDQ, pdq)),
+        _report("https://example.com/batch/1", origin="hotline-de"),
+        _report("https://example.com/batch/3", ContentHash(HashAlgorithm.PDQ, _flip(pdq, 9))),
+    ]
+    filings = [
+        Filing(
+            r,
+            canonical_url(r.url),
+            encode_envelope(sign_envelope(KEY, r.origin_member_id, REPORT_TYPE, encode_report(r))),
+        )
+        for r in reports
+    ]
+    with db.write() as session:
+        filed = book.file_many(session, filings, NOW, FilingBatch())
+    assert [f.outcome for f in filed] == [
+        Outcome.ACCEPTED,
+        Outcome.ACCEPTED,
+        Outcome.DUPLICATE,
+        Outcome.ACCEPTED,
+    ]
+    one, two, dup, three = (f.case_id for f in filed)
+    assert dup == one
+    with db.read() as session:
+        assert store.linked_cases(session, one) == [two]
+        assert store.linked_cases(session, three) == [two]
+        updates = status_store.updates_of(session, [one, two, three])
+        assert [(u.case_id, u.sequence) for u in updates] == sorted(
+            [(one, 1), (two, 1), (three, 1)]
+        )
+        queued = session.scalars(select(OutboxRow.destination).order_by(OutboxRow.id)).all()
+    # hotline-dk and hotline-de reported case one; dk alone the others.
+    assert sorted(queued) == ["hotline-de", "hotline-dk", "hotline-dk", "hotline-dk"]
+
+
+def test_exact_hash_lookup_spans_several_in_lists(db: Database) -> None:
+    """More hashes than one IN list holds: every stored one is still found."""
+    book = CaseBook("hotline-nl", _statuses())
+    values = [os.urandom(32) for _ in range(1200)]
+    _, case_id = _file(
+        db,
+        book,
+        _report(
+            "https://example.com/many",
+            *(ContentHash(HashAlgorithm.SHA1, v[:20]) for v in values[:30]),
+        ),
+    )
+    with db.read() as session:
+        found = store.cases_by_hash(session, [(int(HashAlgorithm.SHA1), v[:20]) for v in values])
+    assert set(found) == {(int(HashAlgorithm.SHA1), v[:20]) for v in values[:30]}
+    assert all(ids == {case_id} for ids in found.values())

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from federation.core.canonical_url import (
     MAX_URL_CHARS,
     UrlError,
+    _already_canonical,
+    _canonicalise,
     _remove_dot_segments,
     canonical_url,
 )
@@ -369,3 +371,45 @@ def test_arbitrary_text_never_crashes(text: str) -> None:
     except UrlError:
         return
     assert canonical_url(result) == result
+
+
+_LABELS = st.from_regex(
+    r"[a-z0-9_-]{1,8}|xn--[a-z0-9]{1,6}|[0-9]{1,3}|0x[0-9a-f]{1,2}", fullmatch=True
+)
+_SEGMENTS = st.from_regex(r"[A-Za-z0-9._~!$&'()*+,;=:@%-]{0,6}|\.|\.\.", fullmatch=True)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "ftp", "HTTP"]),
+    labels=st.lists(_LABELS, min_size=1, max_size=4),
+    port=st.sampled_from(["", ":80", ":8080", ":"]),
+    segments=st.lists(_SEGMENTS, min_size=0, max_size=4),
+    query=st.one_of(
+        st.just(""), st.just("?"), st.from_regex(r"\?[A-Za-z0-9=&/?.~%+-]{1,8}", fullmatch=True)
+    ),
+)
+def test_fast_path_agrees_with_the_full_rules(
+    scheme: str, labels: list[str], port: str, segments: list[str], query: str
+) -> None:
+    """A URL the fast path passes through unchanged is exactly what the full
+    rules produce for it (generated URLs around the fast path's edges)."""
+    url = f"{scheme}://{'.'.join(labels)}{port}" + "".join("/" + s for s in segments) + query
+    if _already_canonical(url):
+        assert _canonicalise(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "fast"),
+    [
+        ("https://smoke.example.test/item/0189-ab?x=1&y=%2", False),  # "%" needs the rules
+        ("https://smoke.example.test/item/0189-ab?x=1&y=2", True),
+        ("http://example.com", False),  # empty path becomes "/"
+        ("http://a.example/./b", False),
+        ("http://1.2.3.4/", False),
+        ("http://xn--bcher-kva.example/", False),
+    ],
+)
+def test_fast_path_takes_plain_urls_only(url: str, fast: bool) -> None:
+    assert _already_canonical(url) is fast
+    assert canonical_url(url) == _canonicalise(url)

@@ -13,6 +13,7 @@ idempotency key.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -158,11 +159,15 @@ class DeliveryService:
 
     def _count(self, work: list[_Work]) -> None:
         """Metrics and a log line per refusal (ids and reasons only, never URLs)."""
-        counter = self._metrics.items_received
+        tally: Counter[tuple[str, str, str]] = Counter()
         for w in work:
             outcome = "REJECTED" if w.rejection else "STORED"
             reason = w.rejection.reason.name if w.rejection else ""
-            counter.labels(w.item.envelope.payload_type[:64], outcome, reason).inc()
+            # Only known types become label values: a hostile peer could
+            # otherwise mint a new time series (memory) per invented type.
+            payload_type = w.item.envelope.payload_type
+            kind = payload_type if payload_type in DELIVERABLE_TYPES else "other"
+            tally[kind, outcome, reason] += 1
             if w.rejection is not None:
                 log.info(
                     "item refused",
@@ -170,6 +175,8 @@ class DeliveryService:
                     reason=reason,
                     signer=w.item.envelope.signer_member_id[:63],
                 )
+        for labels, count in tally.items():
+            self._metrics.items_received.labels(*labels).inc(count)
 
     # --- verification ----------------------------------------------------------
 

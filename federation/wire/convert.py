@@ -61,7 +61,8 @@ def _refuse_blobs(message: Message, size: int) -> None:
     Unknown fields hide at every level, not only the top one: inside known
     sub-messages (a hash entry, a timestamp) and inside unknown groups. The
     node stores and forwards the payload as signed, so a blob at any depth
-    would travel on just like one at the top.
+    would travel on just like one at the top. The same holds for the value
+    of a field sent twice, which the parser drops but the payload keeps.
 
     ``size`` is the length of the bytes ``message`` was parsed from. Fast
     path: the known fields alone re-encode to at least ``size`` minus the
@@ -69,6 +70,11 @@ def _refuse_blobs(message: Message, size: int) -> None:
     room for a field longer than any hash, no unknown field can be one, and
     the walk over every sub-message (the costly part) is skipped.
     """
+    # Bytes the parse dropped: a field sent twice keeps only its last value,
+    # at any depth, yet the payload travels on as signed, with the first one
+    # in it. A canonical encoder drops nothing; overlong varints drop a few.
+    if size - message.ByteSize() > MAX_HASH_BYTES:
+        raise EmbeddedMediaError("payload carries bytes that no field keeps")
     bare = type(message)()
     bare.CopyFrom(message)
     bare.DiscardUnknownFields()
@@ -143,13 +149,18 @@ def decode_envelope(data: bytes) -> Envelope:
 # --- reports -------------------------------------------------------------------
 
 
+# A dict lookup: calling the enum class per hash costs more than the rest.
+_HASH_ALGORITHMS = {member.value: member for member in HashAlgorithm}
+
+
 def _hashes_from_proto(items: Iterable[report_pb2.ContentHash]) -> tuple[ContentHash, ...]:
     hashes = []
     for index, item in enumerate(items):
         if len(item.value) > MAX_HASH_BYTES:
             raise EmbeddedMediaError(f"hashes[{index}] is too long for a hash")
-        algorithm = _enum(HashAlgorithm, item.algorithm, f"hashes[{index}].algorithm")
-        assert isinstance(algorithm, HashAlgorithm)
+        algorithm = _HASH_ALGORITHMS.get(item.algorithm)
+        if algorithm is None:
+            raise MalformedMessageError(f"hashes[{index}].algorithm has an unknown value")
         hashes.append(ContentHash(algorithm, item.value))
     return tuple(hashes)
 

@@ -25,6 +25,13 @@ from federation.wire.errors import MalformedMessageError
 
 log = structlog.get_logger(__name__)
 
+#: Signatures a SignedRoster may carry (more when the anchor pins more root
+#: keys). A genuine roster has one per root key; every extra signature under a
+#: pinned key id costs a verification over the whole roster (up to the 8 MiB
+#: call limit), so an unbounded list would let one PublishRoster call, or one
+#: peer's GetRoster answer, burn minutes of CPU.
+MAX_ROOT_SIGNATURES = 16
+
 
 class RosterRejectedError(ValueError):
     """A roster was refused; the message says why and is safe to show."""
@@ -48,6 +55,9 @@ def verify_signed_roster(signed_roster: bytes, anchor: TrustAnchor) -> Installed
     """Threshold-check, then parse and validate a serialized SignedRoster."""
     try:
         roster_bytes, signatures = decode_signed_roster(signed_roster)
+        limit = max(MAX_ROOT_SIGNATURES, len(anchor.root_keys))
+        if len(signatures) > limit:
+            raise RosterRejectedError(f"roster carries more than {limit} signatures")
         require_threshold(roster_bytes, signatures, anchor)
         return InstalledRoster(decode_roster(roster_bytes), roster_bytes, signed_roster)
     except (ThresholdError, MalformedMessageError) as exc:

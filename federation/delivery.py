@@ -95,6 +95,13 @@ class _Work:
     item_id: str = ""
     rejection: Rejection | None = None
     receipt: bytes | None = None
+    _encoded: bytes | None = None
+
+    def encoded(self) -> bytes:
+        """The serialized envelope (stored with the item, its case or forward)."""
+        if self._encoded is None:
+            self._encoded = encode_envelope(self.item.envelope)
+        return self._encoded
 
 
 @dataclass(slots=True)
@@ -355,7 +362,7 @@ class DeliveryService:
         if not isinstance(parsed, ParsedReport):
             assert parsed is not None
             refusal = self._casebook.statuses.receive(
-                session, self._rosters.roster, parsed.update, encode_envelope(env), now
+                session, self._rosters.roster, parsed.update, w.encoded(), now
             )
             if refusal is not None:
                 return refusal
@@ -377,7 +384,7 @@ class DeliveryService:
                     route.member_id,
                     w.item_id,
                     env.payload_type,
-                    encode_envelope(env),
+                    w.encoded(),
                     route.via_member_ids,
                     encode_envelope(w.item.moved_by) if w.item.moved_by else None,
                 )
@@ -385,7 +392,7 @@ class DeliveryService:
             return accepted(
                 env, w.item_id, Outcome.FORWARDED, self.member_id, now, forwarded_to=route.member_id
             )
-        return Filing(parsed.report, parsed.canonical, encode_envelope(env), parsed.hosting_country)
+        return Filing(parsed.report, parsed.canonical, w.encoded(), parsed.hosting_country)
 
     def _row(
         self, w: _Work, outcome: Outcome, receipt: bytes, sender: str, now: datetime
@@ -398,7 +405,7 @@ class DeliveryService:
             key_id=env.key_id,
             sender_member_id=sender,
             via_member_ids=w.item.via_member_ids,
-            envelope=encode_envelope(env),
+            envelope=w.encoded(),
             payload_sha256=w.sha256,
             outcome=int(outcome),
             receipt=receipt,

@@ -371,11 +371,14 @@ class PdqIndex:
             return
         new = self._delta_slots[self._delta_sorted : self._delta_entries]
         keys = (self._rows[new].view(np.uint16).astype(np.intp) + _TABLE_BASE[:, 0]).ravel()
-        keys = np.concatenate([self._delta_keys, keys])
-        slots = np.concatenate([self._delta_order, np.repeat(new, _TABLES)])
-        # Stable sort of an already sorted run plus a short tail: near linear.
+        slots = np.repeat(new, _TABLES)
         order = np.argsort(keys, kind="stable")
-        self._delta_keys, self._delta_order = keys[order], slots[order]
+        keys, slots = keys[order], slots[order]
+        # Merge the sorted additions into the sorted delta: one O(n) copy
+        # rather than re-sorting everything after every batch.
+        at = np.searchsorted(self._delta_keys, keys, side="right")
+        self._delta_keys = np.insert(self._delta_keys, at, keys)
+        self._delta_order = np.insert(self._delta_order, at, slots)
         self._delta_sorted = self._delta_entries
 
     def _intern(self, key: str) -> int:

@@ -53,6 +53,8 @@ def _parse(message: Message, data: bytes, what: str) -> None:
 #: byte more); Report and StatusUpdate have no repeated scalar fields, so 16
 #: is ample.
 _REENCODING_SLACK = 16
+#: Total bytes of fields unknown to this version a payload may carry.
+MAX_UNKNOWN_BYTES = 1024
 
 
 def _refuse_blobs(message: Message, size: int) -> None:
@@ -78,7 +80,11 @@ def _refuse_blobs(message: Message, size: int) -> None:
     bare = type(message)()
     bare.CopyFrom(message)
     bare.DiscardUnknownFields()
-    if size - bare.ByteSize() + _REENCODING_SLACK <= MAX_HASH_BYTES:
+    unknown = size - bare.ByteSize()
+    if unknown > MAX_UNKNOWN_BYTES:
+        # Many small fields could smuggle media past the per-field rule.
+        raise EmbeddedMediaError(f"unknown fields carry more than {MAX_UNKNOWN_BYTES} bytes")
+    if unknown + _REENCODING_SLACK <= MAX_HASH_BYTES:
         return
     _walk_for_blobs(message)
 

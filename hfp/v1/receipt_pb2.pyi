@@ -84,7 +84,11 @@ class _RejectReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RejectRe
     """A size or count limit was exceeded (payload, URL, note, hashes, ...)."""
     REJECT_REASON_MEDIA_NOT_ALLOWED: _RejectReason.ValueType  # 7
     """The item embeds or points at media: a data: URL, or a bytes field
-    longer than the largest hash.
+    longer than the largest hash. Fields this version does not know are
+    tolerated (a later minor version may add some) but judged by the same
+    rule, at any depth: one longer than the largest hash, more than 1 KiB of
+    them in all, or bytes the parse drops (a field sent twice) also count as
+    media, since the payload travels on exactly as signed.
     """
     REJECT_REASON_LOOP_DETECTED: _RejectReason.ValueType  # 8
     """The receiver is already in via_member_ids, or the path has more than 4
@@ -126,7 +130,11 @@ REJECT_REASON_LIMIT_EXCEEDED: RejectReason.ValueType  # 6
 """A size or count limit was exceeded (payload, URL, note, hashes, ...)."""
 REJECT_REASON_MEDIA_NOT_ALLOWED: RejectReason.ValueType  # 7
 """The item embeds or points at media: a data: URL, or a bytes field
-longer than the largest hash.
+longer than the largest hash. Fields this version does not know are
+tolerated (a later minor version may add some) but judged by the same
+rule, at any depth: one longer than the largest hash, more than 1 KiB of
+them in all, or bytes the parse drops (a field sent twice) also count as
+media, since the payload travels on exactly as signed.
 """
 REJECT_REASON_LOOP_DETECTED: RejectReason.ValueType  # 8
 """The receiver is already in via_member_ids, or the path has more than 4

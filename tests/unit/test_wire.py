@@ -114,3 +114,11 @@ def test_blob_check_fast_path_agrees_with_the_walk(where: str, sizes: list[int])
             decode_report(payload)
     else:
         assert decode_report(payload) == REPORT
+
+
+def test_many_small_unknown_fields_refused_as_media() -> None:
+    """Media cut into pieces no longer than a hash is still media."""
+    pieces = b"".join(_field(15, b"\0" * 100) for _ in range(11))  # 1,122 bytes
+    with pytest.raises(EmbeddedMediaError):
+        decode_report(encode_report(REPORT) + pieces)
+    assert decode_report(encode_report(REPORT) + pieces[: 102 * 9]) == REPORT

@@ -66,6 +66,30 @@ def audited(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _Sent:
+    """What one stream has sent, for its audit entry: the number of events and
+    the distinct case ids, at most as many as an audit entry lists, so that a
+    stream open for months keeps a bounded record however much it sends."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.cases: dict[str, None] = {}  # insertion-ordered set
+        self.more = False
+
+    def add(self, case_id: str) -> None:
+        self.events += 1
+        if case_id in self.cases:
+            return
+        if len(self.cases) < audit.MAX_CASES:
+            self.cases[case_id] = None
+        else:
+            self.more = True
+
+    def summary(self) -> str:
+        more = f"; first {audit.MAX_CASES} of more cases listed" if self.more else ""
+        return f"{self.events} events sent{more}"
+
+
 class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     """Serves police liaisons of the countries this node is responsible for."""
 
@@ -166,13 +190,13 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         self, request: pb.WatchReferralsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.WatchReferralsResponse]:
         """Stream events after the cursor, in commit order, until the caller leaves."""
-        delivered: list[str] = []
+        sent = _Sent()
         outcome, detail = "OK", f"from cursor {request.cursor or '(start)'}"
         try:
             _, countries = self._liaison(context)
             after = decode_cursor(request.cursor)
             self._desk.check_cursor(after)
-            yield from self._stream(context, countries, after, delivered)
+            yield from self._stream(context, countries, after, sent)
         except HfedError as exc:
             outcome, detail = code_name(exc), exc.public_message
             abort(context, exc)
@@ -180,9 +204,9 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
             self.audit(
                 context,
                 "WatchReferrals",
-                list(dict.fromkeys(delivered)),
+                list(sent.cases),
                 outcome,
-                f"{detail}; {len(delivered)} events sent",
+                f"{detail}; {sent.summary()}",
             )
 
     def _stream(
@@ -190,8 +214,11 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         context: grpc.ServicerContext,
         countries: frozenset[str],
         after: int,
-        delivered: list[str],
+        sent: _Sent,
     ) -> Iterator[pb.WatchReferralsResponse]:
+        # Memory per stream stays bounded however slowly the client reads: the
+        # generator is resumed only after gRPC has handed the previous message
+        # to the transport (flow control), so at most one page is held here.
         while context.is_active():
             if self._stopping.is_set():
                 raise UnavailableError("the node is shutting down: reconnect with your cursor")
@@ -210,6 +237,6 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
                     cursor=event.cursor,
                 )
                 after = event.sequence
-                delivered.append(event.case_id)
+                sent.add(event.case_id)
             if not events:
                 self._bell.wait(seen, IDLE_WAIT_SECONDS)

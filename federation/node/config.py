@@ -9,9 +9,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from federation.core.ids import MEMBER_ID_RE
+from federation.faultpoints import CRASH_ENV
 
 
 class ConfigError(ValueError):
@@ -76,13 +84,47 @@ class TakedownConfig(_Section):
     check_every_seconds: float = Field(default=60.0, ge=0.1, le=86400)
 
 
+class AdmissionConfig(_Section):
+    """Per-member limits on incoming calls, so one member cannot starve the others.
+
+    A refused call gets RESOURCE_EXHAUSTED at once; see docs/admission.md.
+    Health checks and reflection are never limited.
+    """
+
+    #: Unary calls (Deliver, GetRoster, SubmitReport...) one member may have in
+    #: flight at the same time.
+    calls_in_flight_per_member: int = Field(default=8, ge=1, le=256)
+    #: WatchReferrals streams one member may hold open at the same time.
+    streams_per_member: int = Field(default=2, ge=1, le=64)
+    #: Streams open at the same time, all members together. Each open stream
+    #: holds a worker thread, so this must stay below ``worker_threads``
+    #: (unset: half of ``worker_threads``), leaving threads for unary calls.
+    streams_total: int | None = Field(default=None, ge=1, le=255)
+    #: Sustained calls per second per member (a token bucket), every kind of
+    #: call counted, refused ones included.
+    calls_per_second: float = Field(default=50.0, gt=0, le=10_000)
+    #: Calls a member may make in a burst above the sustained rate.
+    burst: int = Field(default=100, ge=1, le=100_000)
+    #: Largest request metadata (all headers together) the node reads; a
+    #: larger call is refused by gRPC with RESOURCE_EXHAUSTED.
+    max_metadata_bytes: int = Field(default=16 * 1024, ge=4 * 1024, le=64 * 1024)
+    #: The node pings an idle connection this often and drops it when no
+    #: answer comes within ``keepalive_timeout_seconds``: a vanished client
+    #: then releases its streams instead of holding them for ever.
+    keepalive_seconds: float = Field(default=60.0, ge=1.0, le=7200.0)
+    keepalive_timeout_seconds: float = Field(default=20.0, ge=1.0, le=600.0)
+
+
 class MetricsConfig(_Section):
     """Prometheus metrics endpoint (off when ``listen`` is empty)."""
 
     listen: str = ""
 
 
-Fault = Literal["skip-signature-check", "accept-stale-roster"]
+#: ``hold-calls``: a call carrying the metadata ``x-hfed-test-hold-ms`` stays in
+#: flight that long (at most 30 s) once admitted, so that tests can fill the
+#: admission limits deterministically.
+Fault = Literal["skip-signature-check", "accept-stale-roster", "hold-calls"]
 FAULTS_ENV = "HFED_ENABLE_TEST_FAULTS"
 
 
@@ -118,6 +160,7 @@ class NodeConfig(_Section):
     signing: SigningConfig
     trust: TrustConfig
     limits: LimitsConfig = LimitsConfig()
+    admission: AdmissionConfig = AdmissionConfig()
     outbox: OutboxConfig = OutboxConfig()
     dedup: DedupConfig = DedupConfig()
     takedown: TakedownConfig = TakedownConfig()
@@ -139,6 +182,16 @@ class NodeConfig(_Section):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port")
         return value
+
+    @model_validator(mode="after")
+    def _streams_leave_threads(self) -> NodeConfig:
+        total = self.admission.streams_total
+        if total is not None and total >= self.worker_threads:
+            raise ValueError(
+                f"admission.streams_total ({total}) must be below worker_threads "
+                f"({self.worker_threads}): open streams hold threads, and unary calls need some"
+            )
+        return self
 
 
 def _resolve(base: Path, raw: dict[str, object]) -> None:
@@ -173,6 +226,10 @@ _NOT_SETTINGS = frozenset(
         "HFED_DEVNET",
         "HFED_LIAISON_PROFILE",
         FAULTS_ENV,
+        CRASH_ENV,  # a test crash point (federation.faultpoints), not a setting
+        # Switches of the test suite, inherited by the nodes that tests start.
+        "HFED_LONG_TESTS",
+        "HFED_SHARED_OUTBOX_ITEMS",
     }
 )
 ENV_PREFIX = "HFED_"

@@ -17,6 +17,14 @@ from grpc_reflection.v1alpha import reflection
 
 from crypto.keys import SigningKey, public_key_from_hex
 from crypto.threshold import TrustAnchor
+from federation.api.admission import (
+    Admission,
+    AdmissionInterceptor,
+    AdmissionLimits,
+    AdmissionRefusedError,
+    RefusalHook,
+)
+from federation.api.errors import code_name
 from federation.api.federation import FederationServicer
 from federation.api.hotline import HotlineServicer
 from federation.api.liaison import LiaisonServicer
@@ -25,7 +33,7 @@ from federation.casebook import CaseBook
 from federation.core.limits import Limits
 from federation.delivery import DeliveryService, NodeIdentity
 from federation.metrics import NodeMetrics
-from federation.node.config import NodeConfig
+from federation.node.config import AdmissionConfig, NodeConfig
 from federation.overdue import OverdueWatcher
 from federation.queries import OverduePolicy
 from federation.referrals import ReferralDesk
@@ -53,11 +61,16 @@ log = structlog.get_logger(__name__)
 _FRAME_SLACK = 64 * 1024
 _MAX_SEND = 32 * 1024 * 1024
 
+LIAISON_SERVICE = liaison_service_pb2.DESCRIPTOR.services_by_name["LiaisonService"].full_name
 SERVICE_NAMES = (
     federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
     hotline_service_pb2.DESCRIPTOR.services_by_name["HotlineService"].full_name,
-    liaison_service_pb2.DESCRIPTOR.services_by_name["LiaisonService"].full_name,
+    LIAISON_SERVICE,
 )
+#: Clients may ping an idle connection this often (to keep it open through
+#: NAT and firewalls); faster pings are a flood, and after gRPC's default two
+#: strikes the node closes the connection.
+_MIN_CLIENT_PING_MS = 20_000
 
 
 @dataclass
@@ -84,6 +97,50 @@ def limits_from(config: NodeConfig) -> Limits:
         max_batch_items=config.limits.max_batch_items,
         max_batch_bytes=config.limits.max_batch_bytes,
     )
+
+
+def admission_limits(config: NodeConfig) -> AdmissionLimits:
+    """Admission limits from ``[admission]``; streams_total defaults to half the threads."""
+    adm = config.admission
+    return AdmissionLimits(
+        calls_in_flight_per_member=adm.calls_in_flight_per_member,
+        streams_per_member=adm.streams_per_member,
+        streams_total=adm.streams_total or max(1, config.worker_threads // 2),
+        calls_per_second=adm.calls_per_second,
+        burst=adm.burst,
+    )
+
+
+def connection_options(adm: AdmissionConfig) -> list[tuple[str, int]]:
+    """gRPC server options that bound what one connection can hold or send."""
+    metadata = adm.max_metadata_bytes
+    return [
+        # Soft and hard limit equal: gRPC refuses metadata between them only
+        # with a probability, and a limit should answer the same every time.
+        ("grpc.max_metadata_size", metadata),
+        ("grpc.absolute_max_metadata_size", metadata),
+        # Ping connections, drop the ones that do not answer: a vanished
+        # liaison must not hold its streams (and threads) for ever. The server
+        # waits for the ping's answer ping_timeout_ms (default 60 s) however
+        # keepalive_timeout_ms is set (tests/reliability/test_admission.py).
+        ("grpc.keepalive_time_ms", round(adm.keepalive_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", round(adm.keepalive_timeout_seconds * 1000)),
+        ("grpc.http2.ping_timeout_ms", round(adm.keepalive_timeout_seconds * 1000)),
+        ("grpc.http2.min_ping_interval_without_data_ms", _MIN_CLIENT_PING_MS),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
+def audit_refused_liaison_calls(liaison: LiaisonServicer) -> RefusalHook:
+    """Every police call is audited, also one refused before its servicer ran."""
+    prefix = f"/{LIAISON_SERVICE}/"
+
+    def audit(context: grpc.ServicerContext, method: str, error: AdmissionRefusedError) -> None:
+        if method.startswith(prefix):
+            rpc = method.removeprefix(prefix)
+            liaison.audit(context, rpc, [], code_name(error), error.public_message)
+
+    return audit
 
 
 class Node:
@@ -130,9 +187,14 @@ class Node:
             backoff=Backoff(cfg.outbox.backoff_base_seconds, cfg.outbox.backoff_cap_seconds),
             metrics=metrics,
         )
-        casebook = CaseBook(
-            cfg.member_id, StatusBook(cfg.member_id, identity.sign), cfg.dedup.pdq_threshold
+        statuses = StatusBook(
+            cfg.member_id,
+            identity.sign,
+            sign_many=lambda payload_type, payloads: identity.sign_many(
+                payload_type, payloads, executor
+            ),
         )
+        casebook = CaseBook(cfg.member_id, statuses, cfg.dedup.pdq_threshold)
         casebook.load(db)
         overdue = OverduePolicy(timedelta(hours=cfg.takedown.overdue_after_hours))
         bell = Bell()
@@ -152,12 +214,24 @@ class Node:
             metrics=metrics,
             verify_signatures="skip-signature-check" not in faults,
         )
+        liaison = LiaisonServicer(
+            desk, rosters, db, bell, self._stopping, dev_plaintext=cfg.insecure_plaintext
+        )
+        admission = AdmissionInterceptor(
+            Admission(admission_limits(cfg), unmetered={cfg.member_id}),
+            SERVICE_NAMES,  # not health or reflection: they answer a refused member too
+            dev_plaintext=cfg.insecure_plaintext,
+            hold_for_tests="hold-calls" in faults,
+            on_refused=audit_refused_liaison_calls(liaison),
+        )
         server = grpc.server(
             futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
+            interceptors=[admission],
             options=[
                 ("grpc.max_receive_message_length", limits.max_batch_bytes + _FRAME_SLACK),
                 ("grpc.max_send_message_length", _MAX_SEND),
                 ("grpc.so_reuseport", 0),
+                *connection_options(cfg.admission),
             ],
         )
         federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
@@ -184,12 +258,7 @@ class Node:
             ),
             server,
         )
-        liaison_service_pb2_grpc.add_LiaisonServiceServicer_to_server(
-            LiaisonServicer(
-                desk, rosters, db, bell, self._stopping, dev_plaintext=cfg.insecure_plaintext
-            ),
-            server,
-        )
+        liaison_service_pb2_grpc.add_LiaisonServiceServicer_to_server(liaison, server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         if cfg.reflection:

@@ -24,6 +24,7 @@ from federation.api.admission import (
     AdmissionRefusedError,
     RefusalHook,
 )
+from federation.api.decoding import DecodeGuard
 from federation.api.errors import code_name
 from federation.api.federation import FederationServicer
 from federation.api.hotline import HotlineServicer
@@ -226,7 +227,8 @@ class Node:
         )
         server = grpc.server(
             futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
-            interceptors=[admission],
+            # Admission first (cheap refusals), then decoding failures as INVALID_ARGUMENT.
+            interceptors=[admission, DecodeGuard(SERVICE_NAMES)],
             options=[
                 ("grpc.max_receive_message_length", limits.max_batch_bytes + _FRAME_SLACK),
                 ("grpc.max_send_message_length", _MAX_SEND),

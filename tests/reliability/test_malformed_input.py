@@ -425,16 +425,6 @@ def test_undecodable_request_fails_alone(net: Network, build: Callable[[Network]
     _after(net, before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "grpc's generated handler decodes the request before the servicer runs and "
-        "answers INTERNAL 'Exception deserializing request!'; spec §8 has no INTERNAL "
-        "for malformed input. Fix: register FederationService with a request "
-        "deserializer that returns a marker instead of raising, and have Deliver raise "
-        "InvalidArgumentError for it (federation/node/server.py + api/federation.py)"
-    ),
-)
 def test_undecodable_request_is_invalid_argument(net: Network) -> None:
     """Send each request that does not decode as a DeliverRequest, expect
     INVALID_ARGUMENT (a defined error) rather than INTERNAL for every one."""

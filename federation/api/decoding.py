@@ -1,0 +1,110 @@
+"""Requests that do not decode get INVALID_ARGUMENT, not INTERNAL.
+
+gRPC decodes a request with the method's deserializer before any of our code
+runs, and answers a decoding failure (truncated bytes, invalid UTF-8 in a
+string field, nesting deeper than the parser allows) with a bare INTERNAL
+"Exception deserializing request!". That is our error class for bugs, and the
+protocol has no INTERNAL for malformed input. This interceptor swaps in a
+deserializer that returns a marker instead of raising, and the method then
+answers INVALID_ARGUMENT with the usual catalog details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.message import DecodeError
+
+from federation.api.errors import abort
+from federation.errors import InvalidArgumentError
+
+log = structlog.get_logger(__name__)
+
+Deserializer = Callable[[bytes], Any]
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+
+class Undecodable:
+    """Stands for a request whose bytes did not decode."""
+
+    __slots__ = ()
+
+
+UNDECODABLE = Undecodable()
+
+
+def tolerant(deserialize: Deserializer) -> Deserializer:
+    """``deserialize``, returning UNDECODABLE instead of raising on bad bytes."""
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except (DecodeError, RecursionError, ValueError, UnicodeDecodeError):
+            return UNDECODABLE
+
+    return decode
+
+
+def _refuse(method: str, context: grpc.ServicerContext) -> None:
+    log.info("call refused", rpc=method, error="InvalidArgumentError", detail="undecodable")
+    abort(context, InvalidArgumentError("the request does not decode as this method's message"))
+
+
+class DecodeGuard(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Applies the tolerant decoding to every method of ``services`` (full names)."""
+
+    def __init__(self, services: Collection[str]) -> None:
+        self._services = frozenset(services)
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],  # type: ignore[type-arg]
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
+        """The method's handler with a deserializer that cannot raise."""
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method[1:].partition("/")[0] not in self._services:
+            return handler
+        cached = self._wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            # A racing duplicate is harmless: both wrap the same handler.
+            cached = (handler, _guarded(handler, method))
+            self._wrapped[method] = cached
+        return cached[1]
+
+
+def _guarded(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+    codec = {
+        "request_deserializer": tolerant(handler.request_deserializer)
+        if handler.request_deserializer
+        else None,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method), **codec)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(_stream(handler.unary_stream, method), **codec)
+    return handler  # client-streaming methods: none in HFP v1
+
+
+def _unary(behavior: Behavior, method: str) -> Behavior:
+    def checked(request: Any, context: grpc.ServicerContext) -> Any:
+        if request is UNDECODABLE:
+            _refuse(method, context)
+        return behavior(request, context)
+
+    return checked
+
+
+def _stream(behavior: Behavior, method: str) -> Behavior:
+    def checked(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        if request is UNDECODABLE:
+            _refuse(method, context)
+        return behavior(request, context)  # type: ignore[no-any-return]
+
+    return checked

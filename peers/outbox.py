@@ -22,6 +22,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import datetime, timedelta
 
 import grpc
@@ -30,6 +31,7 @@ import structlog
 from federation import faultpoints
 from federation.clock import Clock, utc_now
 from federation.core.reasons import Outcome
+from federation.core.receipt import Receipt
 from federation.metrics import NodeMetrics
 from federation.store import outbox as store
 from federation.store import status as status_store
@@ -39,7 +41,7 @@ from federation.wire.convert import decode_envelope, envelope_from_proto
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
 from peers.backoff import Backoff
-from peers.receipts import BadReceiptError, verify_receipt
+from peers.receipts import BadReceiptError, Sent, verify_receipts
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +80,11 @@ class OutboxSender:
         clock: Clock = utc_now,
         metrics: NodeMetrics | None = None,
         lease: timedelta = LEASE,
+        executor: Executor | None = None,
     ) -> None:
         self.member_id = member_id
+        #: Threads for verifying a batch's receipts (the node's verify pool).
+        self.executor = executor
         self.db = db
         self.rosters = rosters
         self.channel_for = channel_for
@@ -221,56 +226,71 @@ class _PeerWorker(threading.Thread):
         self._record(batch, reply)
 
     def _record(self, batch: list[store.OutgoingItem], reply: pb.DeliverResponse) -> None:
+        """Verify the batch's receipts (in bulk, before any transaction), then
+        retire the answered items in one short write."""
         sender = self.sender
-        roster = sender.rosters.roster
         now = sender.clock()
+        sent = [decode_envelope(item.envelope) for item in batch]
+        results = verify_receipts(
+            [envelope_from_proto(r) for r in reply.receipts],
+            [
+                Sent(i.item_id, hashlib.sha256(e.payload).digest())
+                for i, e in zip(batch, sent, strict=True)
+            ],
+            sender.rosters.roster,
+            self.destination,
+            sender.executor,
+        )
+        finished: list[store.Finished] = []
+        links: list[tuple[str, str]] = []
         bad: list[store.OutgoingItem] = []
+        for item, envelope, receipt_pb, result in zip(
+            batch, sent, reply.receipts, results, strict=True
+        ):
+            if isinstance(result, BadReceiptError):
+                log.error(
+                    "bad receipt from peer",
+                    peer=self.destination,
+                    item_id=item.item_id,
+                    reason=str(result),
+                )
+                bad.append(item)
+                continue
+            self._observe(item, result, now)
+            finished.append(
+                store.Finished(item.id, _state_of(result.outcome), receipt_pb.SerializeToString())
+            )
+            if result.case_id and envelope.signer_member_id == sender.member_id:
+                # Our own report joined a case there: remember which, so the
+                # case's updates (even those sent before it joined) are ours.
+                links.append((item.item_id, result.case_id))
         with sender.db.write() as session:
-            for item, receipt_pb in zip(batch, reply.receipts, strict=True):
-                sent = decode_envelope(item.envelope)
-                try:
-                    receipt = verify_receipt(
-                        envelope_from_proto(receipt_pb),
-                        roster,
-                        self.destination,
-                        item.item_id,
-                        hashlib.sha256(sent.payload).digest(),
-                    )
-                except BadReceiptError as exc:
-                    log.error(
-                        "bad receipt from peer",
-                        peer=self.destination,
-                        item_id=item.item_id,
-                        reason=str(exc),
-                    )
-                    bad.append(item)
-                    continue
-                state = _state_of(receipt.outcome)
-                reason = receipt.reject_reason.name if receipt.reject_reason else ""
-                sender.metrics.outbox_delivered.labels(self.destination, receipt.outcome.name).inc()
-                if item.created_at is not None:
-                    sender.metrics.delivery_latency.labels(self.destination).observe(
-                        max(0.0, (now - item.created_at).total_seconds())
-                    )
-                if state is store.OutboxState.REJECTED:
-                    sender.metrics.outbox_rejected.labels(self.destination, reason).inc()
-                    log.warning(
-                        "peer rejected item",
-                        peer=self.destination,
-                        item_id=item.item_id,
-                        reason=receipt.reject_reason,
-                        detail=receipt.detail,
-                    )
-                store.finish(session, item.id, state, receipt_pb.SerializeToString(), now)
-                if receipt.case_id and sent.signer_member_id == sender.member_id:
-                    # Our own report joined a case there: remember which, so the
-                    # case's updates (even those sent before it joined) are ours.
-                    status_store.link_report(session, item.item_id, receipt.case_id, now)
+            store.finish(session, finished, now)
+            status_store.link_reports(session, links, now)
             if not bad:
                 store.record_success(session, self.destination)
         if bad:
             self._failed(bad, "peer sent receipts that do not verify")
         log.info("delivered to peer", peer=self.destination, items=len(batch) - len(bad))
+
+    def _observe(self, item: store.OutgoingItem, receipt: Receipt, now: datetime) -> None:
+        """Metrics and, for a refusal, a log line."""
+        metrics = self.sender.metrics
+        metrics.outbox_delivered.labels(self.destination, receipt.outcome.name).inc()
+        if item.created_at is not None:
+            metrics.delivery_latency.labels(self.destination).observe(
+                max(0.0, (now - item.created_at).total_seconds())
+            )
+        if _state_of(receipt.outcome) is store.OutboxState.REJECTED:
+            reason = receipt.reject_reason.name if receipt.reject_reason else ""
+            metrics.outbox_rejected.labels(self.destination, reason).inc()
+            log.warning(
+                "peer rejected item",
+                peer=self.destination,
+                item_id=item.item_id,
+                reason=receipt.reject_reason,
+                detail=receipt.detail,
+            )
 
     def _failed(self, batch: list[store.OutgoingItem], error: str) -> None:
         sender = self.sender

@@ -187,6 +187,7 @@ class Node:
             batch_size=cfg.outbox.batch_size,
             backoff=Backoff(cfg.outbox.backoff_base_seconds, cfg.outbox.backoff_cap_seconds),
             metrics=metrics,
+            executor=executor,
         )
         statuses = StatusBook(
             cfg.member_id,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Dialect, LargeBinary, Row, Table, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 _Processor = Callable[[Any], Any] | None
@@ -127,3 +129,14 @@ def select_in(
         result = connection.exec_driver_sql(sql, (*before, *chunk))
         rows.extend(result.all())
     return rows
+
+
+def insert_ignoring_duplicates(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """INSERT rows, skipping any whose key is already stored (ON CONFLICT DO NOTHING)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    statement = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    session.execute(statement.on_conflict_do_nothing(), list(rows))

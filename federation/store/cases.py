@@ -8,13 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from federation.core.case import CaseFilter
 from federation.core.case_status import CaseStatus
-from federation.store.bulk import insert_many, select_in
+from federation.store.bulk import insert_ignoring_duplicates, insert_many, select_in
 from federation.store.models import (
     Base,
     CaseEventRow,
@@ -183,12 +181,7 @@ def insert_links(session: Session, pairs: Iterable[tuple[str, str]]) -> None:
         if x != y
         for a, b in ((x, y), (y, x))
     ]
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    table = table_of(CaseLinkRow)
-    statement = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    session.execute(statement.on_conflict_do_nothing(), rows)
+    insert_ignoring_duplicates(session, table_of(CaseLinkRow), rows)
 
 
 def linked_cases(session: Session, case_id: str) -> list[str]:

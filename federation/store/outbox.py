@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -171,26 +171,36 @@ def claim_batch(
     return _outgoing(session, OutboxRow.id.in_(ids), len(ids))
 
 
-def finish(
-    session: Session, item_id: int, state: OutboxState, receipt: bytes, now: datetime
-) -> bool:
-    """Retire an item with the peer's receipt as proof (only if still pending).
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An item to retire, with the peer's receipt (serialized) as proof."""
 
-    True when this call retired it. The claimant's name stays on the row as
-    the record of which process delivered it.
-    """
-    result = session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.id == item_id, OutboxRow.state == OutboxState.PENDING)
+    id: int
+    state: OutboxState
+    receipt: bytes
+
+
+def finish(session: Session, items: Sequence[Finished], now: datetime) -> None:
+    """Retire items with their receipts, in one executemany; an item no longer
+    pending (another process retired it) is left as it is. The claimant's
+    name stays on each row as the record of which process delivered it."""
+    if not items:
+        return
+    # The Core table, not the mapped class: a list of parameters with the ORM
+    # entity would be an ORM bulk update by primary key, without the state test.
+    table = table_of(OutboxRow)
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.state == int(OutboxState.PENDING))
         .values(
-            state=state,
-            receipt=receipt,
+            state=bindparam("b_state"),
+            receipt=bindparam("b_receipt"),
             finished_at=now,
             lease_until=None,
-            attempts=OutboxRow.attempts + 1,
-        )
+            attempts=table.c.attempts + 1,
+        ),
+        [{"b_id": i.id, "b_state": int(i.state), "b_receipt": i.receipt} for i in items],
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def note_attempt(session: Session, ids: Sequence[int], error: str) -> None:

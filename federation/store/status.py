@@ -8,11 +8,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from federation.store.bulk import insert_ignoring_duplicates
 from federation.store.models import (
     InboundItemRow,
     ReportCaseLinkRow,
     StatusUpdateRow,
     TrackedCaseRow,
+    table_of,
 )
 
 
@@ -51,8 +53,13 @@ def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> 
 
 def link_report(session: Session, report_id: str, case_id: str, now: datetime) -> None:
     """Link one of our reports to a remote case (idempotent)."""
-    if session.get(ReportCaseLinkRow, (report_id, case_id)) is None:
-        session.add(ReportCaseLinkRow(report_id=report_id, case_id=case_id, linked_at=now))
+    link_reports(session, [(report_id, case_id)], now)
+
+
+def link_reports(session: Session, links: Iterable[tuple[str, str]], now: datetime) -> None:
+    """Link our reports to remote cases ((report_id, case_id) pairs); existing links stay."""
+    rows = [{"report_id": r, "case_id": c, "linked_at": now} for r, c in dict.fromkeys(links)]
+    insert_ignoring_duplicates(session, table_of(ReportCaseLinkRow), rows)
 
 
 def linked_cases_of_report(session: Session, report_id: str) -> list[str]:

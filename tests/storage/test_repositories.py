@@ -318,10 +318,14 @@ def test_outbox_claim_finish_in_queue_order(db: Database) -> None:
     assert len(second) == 2 and not {i.id for i in first} & {i.id for i in second}
     with db.write() as session:
         assert outbox.claim_batch(session, "hotline-nl", 10, "proc-c", NOW, LEASE) == []
-        assert outbox.finish(session, first[0].id, outbox.OutboxState.DELIVERED, b"rc", NOW)
+        delivered = outbox.Finished(first[0].id, outbox.OutboxState.DELIVERED, b"rc")
+        outbox.finish(session, [delivered], NOW)
         # Finishing twice does nothing (the item is no longer pending).
-        assert not outbox.finish(session, first[0].id, outbox.OutboxState.DELIVERED, b"x", NOW)
-        outbox.finish(session, first[1].id, outbox.OutboxState.REJECTED, b"no", NOW)
+        again = outbox.Finished(first[0].id, outbox.OutboxState.DELIVERED, b"x")
+        rejected = outbox.Finished(first[1].id, outbox.OutboxState.REJECTED, b"no")
+        outbox.finish(session, [again, rejected], NOW)
+    with db.read() as session:
+        assert session.get(OutboxRow, first[0].id).receipt == b"rc"  # type: ignore[union-attr]
     with db.read() as session:
         assert outbox.pending_count(session) == 5
         assert outbox.pending_count(session, "hotline-nl") == 3

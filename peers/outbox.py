@@ -103,6 +103,14 @@ class OutboxSender:
 
     def start(self) -> None:
         """Start workers for every peer that has pending items, and keep looking."""
+        if self.db.is_sqlite:
+            # One process per SQLite file: a claim found now belongs to a
+            # process that died (kill -9, power loss). Waiting out its lease
+            # would delay those items by minutes for nothing.
+            with self.db.write() as session:
+                released = store.release_all(session)
+            if released:
+                log.info("released claims of a previous run", items=released)
         self._scan()
         if self._scanner is None:
             self._scanner = threading.Thread(target=self._rescan, name="outbox-scan", daemon=True)

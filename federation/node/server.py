@@ -234,6 +234,10 @@ class Node:
                 ("grpc.max_receive_message_length", limits.max_batch_bytes + _FRAME_SLACK),
                 ("grpc.max_send_message_length", _MAX_SEND),
                 ("grpc.so_reuseport", 0),
+                # Calls beyond the worker threads wait at the client, not in
+                # gRPC's intake queue: on SIGTERM that queue is cancelled
+                # (CANCELLED), whereas a waiting client gets UNAVAILABLE.
+                ("grpc.max_concurrent_streams", cfg.worker_threads),
                 *connection_options(cfg.admission),
             ],
         )

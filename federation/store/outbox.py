@@ -223,6 +223,23 @@ def release(session: Session, ids: Sequence[int]) -> None:
         )
 
 
+def release_all(session: Session) -> int:
+    """Release every claim on pending items; how many were held.
+
+    Only for a database used by one process (SQLite): when it starts, any
+    claim it finds was made by a process that is gone.
+    """
+    result = session.execute(
+        update(table_of(OutboxRow))
+        .where(
+            table_of(OutboxRow).c.state == int(OutboxState.PENDING),
+            table_of(OutboxRow).c.lease_until.is_not(None),
+        )
+        .values(lease_until=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def pending_destinations(session: Session) -> list[str]:
     """Peers that have pending items."""
     return list(

@@ -168,13 +168,6 @@ def test_sender_killed_before_send_and_after_reply_delivers_exactly_once(
 PROMPT_RESEND = 15.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a SQLite node restarted after kill -9 leaves the batch its dead "
-    "process had claimed leased for peers.outbox.LEASE (90 s) before resending it; on "
-    "SQLite (one process per file) every lease found at start belongs to a dead process "
-    "and could be released then",
-)
 @pytest.mark.timeout(180)
 def test_restarted_sender_resends_a_dead_claim_promptly(tmp_path: Path) -> None:
     """Kill -9 a sender (SQLite) between claiming a batch of 10 and sending it, then

@@ -42,7 +42,7 @@ from federation.core.roster import MemberKey
 from federation.core.routing import ForwardTo, route_report
 from federation.errors import RosterExpiredError
 from federation.metrics import NodeMetrics
-from federation.payloads import Parsed, ParsedReport, PayloadChecker
+from federation.payloads import Parsed, ParsedReport, ParsedUpdate, PayloadChecker
 from federation.store import inbound, outbox
 from federation.store.database import Database, lost_a_race
 from federation.trust import RosterHolder
@@ -112,6 +112,18 @@ class _Txn:
     receipts: dict[int, bytes] = field(default_factory=dict)
     refusals: dict[int, Rejection] = field(default_factory=dict)
     filing: FilingBatch = field(default_factory=FilingBatch)
+
+
+@dataclass(slots=True)
+class _Triage:
+    """A batch's items sorted by what the transaction must do with them."""
+
+    answers: dict[int, Receipt] = field(default_factory=dict)
+    #: A repeat of an item earlier in the batch -> that occurrence.
+    copies: dict[int, int] = field(default_factory=dict)
+    filings: list[tuple[int, Filing]] = field(default_factory=list)
+    updates: list[tuple[int, ParsedUpdate]] = field(default_factory=list)
+    forwards: list[outbox.NewOutboxItem] = field(default_factory=list)
 
 
 class DeliveryService:
@@ -297,16 +309,46 @@ class DeliveryService:
         """One attempt of the batch transaction.
 
         Items are decided in order; reports to file here are collected and
-        filed together (CaseBook.file_many), forwards queued in one insert, and
-        every receipt signed in one parallel pass before the rows go out.
+        filed together (CaseBook.file_many), status updates applied together
+        (StatusBook.receive_many), forwards queued in one insert, and every
+        receipt signed in one parallel pass before the rows go out.
         """
         now = self._clock()
+        work = self._triage(session, fresh, now, txn)
+        self._receive_updates(session, fresh, work.updates, now, work.answers, txn)
+        filed = self._casebook.file_many(session, [f for _, f in work.filings], now, txn.filing)
+        for (index, _), result in zip(work.filings, filed, strict=True):
+            w = fresh[index]
+            work.answers[index] = accepted(
+                w.item.envelope,
+                w.item_id,
+                result.outcome,
+                self.member_id,
+                now,
+                case_id=result.case_id,
+            )
+        outbox.enqueue_many(session, work.forwards, now)
+        txn.filing.fanout.destinations.update(f.destination for f in work.forwards)
+        order = sorted(work.answers)
+        signed = self._sign_receipts([work.answers[i] for i in order])
+        for index, receipt in zip(order, signed, strict=True):
+            txn.receipts[index] = receipt
+            txn.rows.append(
+                self._row(fresh[index], work.answers[index].outcome, receipt, sender, now)
+            )
+        for index, original in work.copies.items():
+            if original in txn.refusals:
+                txn.refusals[index] = txn.refusals[original]
+            else:
+                txn.receipts[index] = txn.receipts[original]
+        inbound.insert_items(session, txn.rows)
+
+    def _triage(self, session: Session, fresh: list[_Work], now: datetime, txn: _Txn) -> _Triage:
+        """Sort the batch's items: replays and id clashes answered at once,
+        repeats within the batch, and what to file, apply or forward."""
         stored = inbound.find_receipts(session, (w.item_id for w in fresh))
-        answers: dict[int, Receipt] = {}
-        first: dict[str, int] = {}  # item id -> its accepted occurrence in this batch
-        copies: dict[int, int] = {}  # a repeat in this batch -> that occurrence
-        filings: list[tuple[int, Filing]] = []
-        forwards: list[outbox.NewOutboxItem] = []
+        work = _Triage()
+        first: dict[str, int] = {}  # item id -> its first occurrence in this batch
         for index, w in enumerate(fresh):
             earlier = stored.get(w.item_id)
             same = (earlier.payload_sha256 if earlier else None) or (
@@ -320,55 +362,60 @@ class DeliveryService:
                 elif earlier is not None:
                     txn.receipts[index] = earlier.receipt
                 else:
-                    copies[index] = first[w.item_id]
+                    work.copies[index] = first[w.item_id]
                 continue
-            decided = self._dispose(session, w, now, forwards)
+            decided = self._dispose(w, now, work.forwards)
             if isinstance(decided, Rejection):
                 txn.refusals[index] = decided
                 continue
             first[w.item_id] = index
             if isinstance(decided, Filing):
-                filings.append((index, decided))
+                work.filings.append((index, decided))
+            elif isinstance(decided, ParsedUpdate):
+                work.updates.append((index, decided))
             else:
-                answers[index] = decided
-        filed = self._casebook.file_many(session, [f for _, f in filings], now, txn.filing)
-        for (index, _), result in zip(filings, filed, strict=True):
+                work.answers[index] = decided
+        return work
+
+    def _receive_updates(
+        self,
+        session: Session,
+        fresh: list[_Work],
+        updates: list[tuple[int, ParsedUpdate]],
+        now: datetime,
+        answers: dict[int, Receipt],
+        txn: _Txn,
+    ) -> None:
+        """Apply the batch's status updates together; answer each."""
+        results = self._casebook.statuses.receive_many(
+            session,
+            self._rosters.roster,
+            [(parsed.update, fresh[index].encoded()) for index, parsed in updates],
+            now,
+        )
+        for (index, parsed), refusal in zip(updates, results, strict=True):
+            if refusal is not None:
+                txn.refusals[index] = refusal
+                continue
             w = fresh[index]
             answers[index] = accepted(
                 w.item.envelope,
                 w.item_id,
-                result.outcome,
+                Outcome.ACCEPTED,
                 self.member_id,
                 now,
-                case_id=result.case_id,
+                case_id=parsed.update.case_id,
             )
-        outbox.enqueue_many(session, forwards, now)
-        txn.filing.fanout.destinations.update(f.destination for f in forwards)
-        order = sorted(answers)
-        signed = self._sign_receipts([answers[i] for i in order])
-        for index, receipt in zip(order, signed, strict=True):
-            txn.receipts[index] = receipt
-            txn.rows.append(self._row(fresh[index], answers[index].outcome, receipt, sender, now))
-        for index, original in copies.items():
-            txn.receipts[index] = txn.receipts[original]
-        inbound.insert_items(session, txn.rows)
 
     def _dispose(
-        self, session: Session, w: _Work, now: datetime, forwards: list[outbox.NewOutboxItem]
-    ) -> Receipt | Rejection | Filing:
-        """Apply a status update, queue a forward, or say what to file."""
+        self, w: _Work, now: datetime, forwards: list[outbox.NewOutboxItem]
+    ) -> Receipt | Rejection | Filing | ParsedUpdate:
+        """Queue a forward, or say what to file or apply."""
         env = w.item.envelope
         parsed = w.parsed
         if not isinstance(parsed, ParsedReport):
             assert parsed is not None
-            refusal = self._casebook.statuses.receive(
-                session, self._rosters.roster, parsed.update, w.encoded(), now
-            )
-            if refusal is not None:
-                return refusal
-            return accepted(
-                env, w.item_id, Outcome.ACCEPTED, self.member_id, now, case_id=parsed.update.case_id
-            )
+            return parsed
         route = route_report(
             self._rosters.roster,
             self.member_id,

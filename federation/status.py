@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -24,13 +23,14 @@ from crypto.dsse import Envelope
 from federation.core.case import CaseEventKind
 from federation.core.case_status import CaseStatus, is_open
 from federation.core.ids import new_uuid7
-from federation.core.reasons import STATUS_UPDATE_TYPE, Rejection, RejectReason
+from federation.core.reasons import STATUS_UPDATE_TYPE, Rejection
 from federation.core.roster import Roster
-from federation.core.status_update import Placement, StatusUpdate, check_transition, place
+from federation.core.status_update import StatusUpdate
+from federation.status_intake import receive_updates
 from federation.store import cases as case_store
 from federation.store import outbox
 from federation.store import status as store
-from federation.store.models import CaseRow, StatusUpdateRow, TrackedCaseRow
+from federation.store.models import CaseRow, StatusUpdateRow
 from federation.wire.convert import encode_envelope, encode_status_update
 
 Signer = Callable[[str, bytes], Envelope]
@@ -106,7 +106,7 @@ class StatusBook:
             new_hosting_country=new_hosting_country,
         )
         envelope = encode_envelope(self._sign(STATUS_UPDATE_TYPE, encode_status_update(update)))
-        session.add(StatusUpdateRow(**_row_values(update, envelope, applied=True, now=now)))
+        session.add(StatusUpdateRow(**store.update_row(update, envelope, applied=True, now=now)))
         _apply_to_case(case, update)
         if status is not CaseStatus.RECEIVED:  # opening is logged as CASE_OPENED
             case_store.append_event(session, case, CaseEventKind.STATUS_CHANGED, now)
@@ -146,7 +146,7 @@ class StatusBook:
             session,
             StatusUpdateRow,
             [
-                _row_values(u, e, applied=True, now=now)
+                store.update_row(u, e, applied=True, now=now)
                 for u, e in zip(updates, envelopes, strict=True)
             ],
         )
@@ -188,97 +188,20 @@ class StatusBook:
     def receive(
         self, session: Session, roster: Roster, update: StatusUpdate, envelope: bytes, now: datetime
     ) -> Rejection | None:
-        """Check and store an update from another member; apply what is in order."""
-        if case_store.get_case(session, update.case_id) is not None:
-            return Rejection(RejectReason.NOT_RESPONSIBLE, "this node is responsible for the case")
-        ours = store.own_reports(session, self.member_id, update.report_ids)
-        tracked = store.tracked(session, update.case_id)
-        refusal = self._check_author(roster, update, tracked)
-        if refusal is not None:
-            return refusal
-        last = tracked.last_applied_sequence if tracked else 0
-        stale = place(update.sequence, last) is Placement.STALE
-        if stale or store.update_at(session, update.case_id, update.sequence) is not None:
-            if tracked is not None:
-                for report_id in ours:
-                    store.link_report(session, report_id, update.case_id, now)
-            return None  # acknowledged and ignored
-        refusal = check_transition(self._previous(session, tracked, update), update)
-        if refusal is not None:
-            return refusal
-        if tracked is None:
-            tracked = TrackedCaseRow(
-                case_id=update.case_id,
-                responsible_member_id=update.member_id,
-                status=None,
-                last_applied_sequence=0,
-                first_seen_at=now,
-                updated_at=now,
-            )
-            session.add(tracked)
-        for report_id in ours:
-            store.link_report(session, report_id, update.case_id, now)
-        session.add(StatusUpdateRow(**_row_values(update, envelope, applied=False, now=now)))
-        session.flush()
-        self._apply_in_order(session, tracked, now)
-        return None
+        """Check and store one update from another member (see receive_many)."""
+        [result] = self.receive_many(session, roster, [(update, envelope)], now)
+        return result
 
-    @staticmethod
-    def _check_author(
-        roster: Roster, update: StatusUpdate, tracked: TrackedCaseRow | None
-    ) -> Rejection | None:
-        """Only the member responsible for a case may write about it.
-
-        A case we track belongs to the member that opened it (its first
-        update's signer). A case we do not know yet is accepted from any
-        hotline or secretariat: after a move, the new owner's first update can
-        reach us before the old owner's MOVED does, and refusing it would be
-        final. Every update stays attributable through its signature.
-        """
-        if tracked is not None and tracked.responsible_member_id != update.member_id:
-            return Rejection(
-                RejectReason.NOT_RESPONSIBLE, "another member is responsible for this case"
-            )
-        member = roster.member(update.member_id)
-        if member is None or not member.role.runs_node:
-            return Rejection(RejectReason.NOT_RESPONSIBLE, "only hotlines own cases")
-        return None
-
-    @staticmethod
-    def _previous(
-        session: Session, tracked: TrackedCaseRow | None, update: StatusUpdate
-    ) -> CaseStatus | None:
-        last = tracked.last_applied_sequence if tracked else 0
-        if update.sequence == last + 1:
-            return CaseStatus(tracked.status) if tracked and tracked.status else None
-        before = store.update_at(session, update.case_id, update.sequence - 1)
-        return CaseStatus(before.status) if before else None
-
-    @staticmethod
-    def _apply_in_order(session: Session, tracked: TrackedCaseRow, now: datetime) -> None:
-        while (
-            row := store.update_at(session, tracked.case_id, tracked.last_applied_sequence + 1)
-        ) is not None:
-            row.applied = True
-            tracked.status = row.status
-            tracked.last_applied_sequence = row.sequence
-            tracked.updated_at = now
-
-
-def _row_values(
-    update: StatusUpdate, envelope: bytes, *, applied: bool, now: datetime
-) -> dict[str, Any]:
-    return {
-        "update_id": update.update_id,
-        "case_id": update.case_id,
-        "author_member_id": update.member_id,
-        "sequence": update.sequence,
-        "status": int(update.status),
-        "observed_at": update.observed_at,
-        "envelope": envelope,
-        "applied": applied,
-        "recorded_at": now,
-    }
+    def receive_many(
+        self,
+        session: Session,
+        roster: Roster,
+        updates: Sequence[tuple[StatusUpdate, bytes]],
+        now: datetime,
+    ) -> list[Rejection | None]:
+        """Check and store updates from other members, applying what is in order;
+        per update, why it is refused or None (see federation.status_intake)."""
+        return receive_updates(session, self.member_id, roster, updates, now)
 
 
 def _apply_to_case(case: CaseRow, update: StatusUpdate) -> None:

@@ -63,6 +63,14 @@ def cases_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, Url
     return found
 
 
+def existing_case_ids(session: Session, case_ids: Iterable[str]) -> set[str]:
+    """Which of ``case_ids`` are cases held here, in one query."""
+    ids = list(set(case_ids))
+    if not ids:
+        return set()
+    return set(session.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(ids))))
+
+
 def cases_by_id(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRow]:
     """Cases by id (for updating), in one query."""
     ids = list(set(case_ids))

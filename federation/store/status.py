@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from federation.core.status_update import StatusUpdate
 from federation.store.bulk import insert_ignoring_duplicates
 from federation.store.models import (
     InboundItemRow,
@@ -26,15 +28,6 @@ def updates_of(
     if applied_only:
         query = query.where(StatusUpdateRow.applied.is_(True))
     return list(session.scalars(query.order_by(StatusUpdateRow.case_id, StatusUpdateRow.sequence)))
-
-
-def update_at(session: Session, case_id: str, sequence: int) -> StatusUpdateRow | None:
-    """The update of a case with a given sequence, if stored."""
-    return session.scalar(
-        select(StatusUpdateRow).where(
-            StatusUpdateRow.case_id == case_id, StatusUpdateRow.sequence == sequence
-        )
-    )
 
 
 def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> list[str]:
@@ -84,6 +77,31 @@ def reports_linked_to(session: Session, case_ids: Iterable[str]) -> list[str]:
             )
         )
     )
+
+
+def tracked_many(session: Session, case_ids: Iterable[str]) -> list[TrackedCaseRow]:
+    """The remote cases we track among ``case_ids``, in one query."""
+    ids = list(set(case_ids))
+    if not ids:
+        return []
+    return list(session.scalars(select(TrackedCaseRow).where(TrackedCaseRow.case_id.in_(ids))))
+
+
+def update_row(
+    update: StatusUpdate, envelope: bytes, *, applied: bool, now: datetime
+) -> dict[str, Any]:
+    """The status_updates row of an update and its signed envelope."""
+    return {
+        "update_id": update.update_id,
+        "case_id": update.case_id,
+        "author_member_id": update.member_id,
+        "sequence": update.sequence,
+        "status": int(update.status),
+        "observed_at": update.observed_at,
+        "envelope": envelope,
+        "applied": applied,
+        "recorded_at": now,
+    }
 
 
 def tracked(session: Session, case_id: str) -> TrackedCaseRow | None:

@@ -118,3 +118,56 @@ def test_only_the_responsible_member_writes(db: Database) -> None:
     assert _receive(db, book, intruder) is RejectReason.NOT_RESPONSIBLE
     liaison = _updates(new_uuid7(), author="police-nl")[0]
     assert _receive(db, book, liaison) is RejectReason.NOT_RESPONSIBLE
+
+
+def _signed(update: StatusUpdate) -> bytes:
+    return encode_envelope(
+        sign_envelope(B_KEY, update.member_id, STATUS_UPDATE_TYPE, encode_status_update(update))
+    )
+
+
+@pytest.mark.parametrize(
+    "batches",
+    [
+        [[4, 3, 2, 1, 0]],
+        [[2, 0, 4], [1, 3]],
+        [[0, 0, 1, 4], [4, 3, 3], [2, 0]],
+    ],
+    ids=["one-batch-reversed", "two-batches", "repeats-across-batches"],
+)
+def test_batches_in_any_order_give_the_same_history(db: Database, batches: list[list[int]]) -> None:
+    """Updates delivered together (the peer's outbox drains in batches), in any
+    order and with repeats, expect the same applied history as one by one."""
+    one, two = new_uuid7(), new_uuid7()
+    updates = {one: _updates(one), two: _updates(two)}
+    book = _book()
+    for batch in batches:
+        pairs = [(u[i], _signed(u[i])) for i in batch for u in updates.values()]
+        with db.write() as session:
+            assert book.receive_many(session, ROSTER, pairs, NOW) == [None] * len(pairs)
+    for case_id in (one, two):
+        assert _history(db, case_id) == list(enumerate(CHAIN, start=1))
+        with db.read() as session:
+            tracked = store.tracked(session, case_id)
+            assert tracked is not None
+            assert (tracked.last_applied_sequence, tracked.status) == (5, int(S.CONTENT_REMOVED))
+
+
+def test_refusals_in_a_batch_leave_the_rest_applied(db: Database) -> None:
+    """A batch with an illegal transition and an update by the wrong author,
+    expect exactly those refused and the others applied."""
+    case_id = new_uuid7()
+    good = _updates(case_id)
+    illegal = StatusUpdate(new_uuid7(), case_id, (), "hotline-nl", S.CONTENT_REMOVED, 1, NOW)
+    other_case = new_uuid7()
+    impostor = _updates(other_case, author="hotline-de")[1]
+    pairs = [(u, _signed(u)) for u in (illegal, good[0], good[1], impostor)]
+    with db.write() as session:
+        results = _book().receive_many(session, ROSTER, pairs, NOW)
+    assert [r.reason if r else None for r in results] == [
+        RejectReason.ILLEGAL_TRANSITION,
+        None,
+        None,
+        None,  # unknown case, author a hotline: kept, waits for sequence 1
+    ]
+    assert _history(db, case_id) == [(1, S.RECEIVED), (2, S.ASSESSED_ILLEGAL)]

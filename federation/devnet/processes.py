@@ -73,7 +73,13 @@ def check_health(directory: Path, entry: MemberEntry, timeout: float = HEALTH_DE
 
 def _spawn(directory: Path, member_id: str, entry: MemberEntry) -> int:
     config = directory / entry.config
-    upgrade(Database(load_config(config).database_url))
+    # Disposed at once: a pooled connection left open here would share the
+    # file's WAL state with whatever later replaces or reopens the database.
+    database = Database(load_config(config).database_url)
+    try:
+        upgrade(database)
+    finally:
+        database.dispose()
     log = (_home(directory, member_id) / "node.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "federation.cli.main", "serve", "--config", str(config)],

@@ -1,11 +1,12 @@
 """Durable delivery to peers: one queue per destination over the outbox table.
 
-Each destination has a worker thread. It sends the oldest pending items in a
-batch, verifies every receipt, and retires an item only by storing the
-peer's verified receipt with it. An unreachable peer gets a persisted,
-capped, jittered backoff, so after a restart the node resumes where it left
-off; new items wake a worker at once (no polling delay) unless its peer is
-backing off.
+Each destination has worker threads (LANES of them, so that one batch can be
+on the wire while the next is claimed). A worker sends the oldest unclaimed
+pending items in a batch, verifies every receipt, and retires an item only
+by storing the peer's verified receipt with it. An unreachable peer gets a
+persisted, capped, jittered backoff, probed by one worker with a few items,
+so after a restart the node resumes where it left off; new items wake the
+workers at once (no polling delay) unless their peer is backing off.
 
 Several node processes may share one (PostgreSQL) outbox: a worker claims its
 batch with a lease in a short transaction (see federation.store.outbox), sends
@@ -50,6 +51,11 @@ IDLE_WAIT = 5.0
 #: How long a claimed batch stays ours: the send deadline plus ample time to
 #: verify and store the receipts. After a crash the items wait this long.
 LEASE = timedelta(seconds=2 * DELIVER_DEADLINE + 30)
+#: Batches in flight to one peer at a time, by default. With two, the peer verifies one
+#: batch while it stores the other, and the sender claims the next batch
+#: while one is on the wire; the order between batches is not kept, which
+#: receivers do not need (status updates are applied by sequence number).
+LANES = 2
 #: Items sent to a peer that is failing, until one attempt succeeds.
 PROBE_BATCH = 10
 #: How often a sender looks for peers with pending items it has no worker for.
@@ -76,6 +82,7 @@ class OutboxSender:
         *,
         backoff: Backoff | None = None,
         batch_size: int = 500,
+        lanes: int = LANES,
         metadata: tuple[tuple[str, str], ...] = (),
         clock: Clock = utc_now,
         metrics: NodeMetrics | None = None,
@@ -90,6 +97,7 @@ class OutboxSender:
         self.channel_for = channel_for
         self.backoff = backoff or Backoff()
         self.batch_size = batch_size
+        self.lanes = lanes
         self.metadata = metadata
         self.clock = clock
         self.metrics = metrics or NodeMetrics()
@@ -97,7 +105,7 @@ class OutboxSender:
         #: Recorded on every item this sender claims (and delivers).
         self.name = process_name()
         self.stopping = threading.Event()
-        self._workers: dict[str, _PeerWorker] = {}
+        self._workers: dict[str, list[_PeerWorker]] = {}
         self._lock = threading.Lock()
         self._scanner: threading.Thread | None = None
 
@@ -139,17 +147,20 @@ class OutboxSender:
         with self._lock:
             if self.stopping.is_set():
                 return
-            worker = self._workers.get(destination)
-            if worker is None:
-                worker = self._workers[destination] = _PeerWorker(self, destination)
-                worker.start()
-        worker.wake.set()
+            workers = self._workers.get(destination)
+            if workers is None:
+                workers = [_PeerWorker(self, destination, lane) for lane in range(self.lanes)]
+                self._workers[destination] = workers
+                for worker in workers:
+                    worker.start()
+        for worker in workers:
+            worker.wake.set()
 
     def stop(self) -> None:
         """Stop every worker (an in-flight batch finishes or times out)."""
         self.stopping.set()
         with self._lock:
-            workers = list(self._workers.values())
+            workers = [w for lanes in self._workers.values() for w in lanes]
         for worker in workers:
             worker.wake.set()
         for worker in workers:
@@ -161,10 +172,13 @@ class OutboxSender:
 class _PeerWorker(threading.Thread):
     """Delivers the queue of one destination, in order."""
 
-    def __init__(self, sender: OutboxSender, destination: str) -> None:
-        super().__init__(name=f"outbox-{destination}", daemon=True)
+    def __init__(self, sender: OutboxSender, destination: str, lane: int = 0) -> None:
+        name = f"outbox-{destination}" + (f"-{lane}" if lane else "")
+        super().__init__(name=name, daemon=True)
         self.sender = sender
         self.destination = destination
+        #: Lane 0 also probes a failing peer; the others only help a healthy one.
+        self.lane = lane
         self.wake = threading.Event()
 
     def run(self) -> None:
@@ -183,6 +197,10 @@ class _PeerWorker(threading.Thread):
             retry_at = backoff.retry_at if backoff else None
             failing = backoff is not None and backoff.failures > 0
         now = sender.clock()
+        if failing and self.lane:
+            self.wake.wait(IDLE_WAIT)
+            self.wake.clear()
+            return
         if retry_at is not None and retry_at > now:
             sender.stopping.wait((retry_at - now).total_seconds())
             return

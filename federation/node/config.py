@@ -63,6 +63,8 @@ class OutboxConfig(_Section):
     """Delivery to peers: batch size and the retry schedule of an unreachable peer."""
 
     batch_size: int = Field(default=500, ge=1, le=1000)
+    #: Batches in flight to one peer at a time (1 keeps a strict queue order).
+    lanes: int = Field(default=2, ge=1, le=4)
     backoff_base_seconds: float = Field(default=0.5, gt=0, le=60)
     backoff_cap_seconds: float = Field(default=60.0, gt=0, le=3600)
 

@@ -185,6 +185,7 @@ class Node:
             channel_for,
             metadata=metadata,
             batch_size=cfg.outbox.batch_size,
+            lanes=cfg.outbox.lanes,
             backoff=Backoff(cfg.outbox.backoff_base_seconds, cfg.outbox.backoff_cap_seconds),
             metrics=metrics,
             executor=executor,
@@ -234,10 +235,10 @@ class Node:
                 ("grpc.max_receive_message_length", limits.max_batch_bytes + _FRAME_SLACK),
                 ("grpc.max_send_message_length", _MAX_SEND),
                 ("grpc.so_reuseport", 0),
-                # Calls beyond the worker threads wait at the client, not in
-                # gRPC's intake queue: on SIGTERM that queue is cancelled
-                # (CANCELLED), whereas a waiting client gets UNAVAILABLE.
-                ("grpc.max_concurrent_streams", cfg.worker_threads),
+                # No grpc.max_concurrent_streams: set to the worker threads, it
+                # made busy channels fail calls with REFUSED_STREAM. Calls still
+                # queued when SIGTERM comes are CANCELLED without storing
+                # anything; senders retry them (tests/reliability).
                 *connection_options(cfg.admission),
             ],
         )

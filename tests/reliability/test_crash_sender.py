@@ -109,7 +109,12 @@ def test_sender_killed_before_send_and_after_reply_delivers_exactly_once(
         processes.down(net.directory, only=list(SENDERS))
         pids = {}
         for sender, (_, point) in SENDERS.items():
-            env = {**crash_env(point), "HFED_OUTBOX__BATCH_SIZE": str(BATCH)}
+            # One lane: the crash points count arrivals of one batch after another.
+            env = {
+                **crash_env(point),
+                "HFED_OUTBOX__BATCH_SIZE": str(BATCH),
+                "HFED_OUTBOX__LANES": "1",
+            }
             pids[sender] = start_node(net, sender, env)
         fed = {sender: _feed(net, sender) for sender in SENDERS}
 

@@ -1,0 +1,1 @@
+"""The benchmark suite: `bench/run --help`, figures explained in docs/benchmarks.md."""

@@ -1,9 +1,10 @@
 """Intake of signed items at this node: verify, decide, store, receipt.
 
 The path of one batch (see docs/architecture.md): checks in the protocol's
-order, signatures verified in bulk, then ONE write transaction in which each
-item is replayed (already seen), filed into a case (a report this node is
-responsible for), queued for the responsible peer (any other report), or
+order, signatures verified in bulk, then ONE write transaction (shared with
+other calls waiting at the same moment: federation.group_commit) in which
+each item is replayed (already seen), filed into a case (a report this node
+is responsible for), queued for the responsible peer (any other report), or
 applied (a status update), and answered with a signed receipt that is stored
 with it. Receipts leave only after the commit. Rejected items are answered
 but never stored, so that unauthenticated input can never occupy an
@@ -41,6 +42,7 @@ from federation.core.receipt import Receipt, accepted, rejected
 from federation.core.roster import MemberKey
 from federation.core.routing import ForwardTo, route_report
 from federation.errors import RosterExpiredError
+from federation.group_commit import GroupCommit
 from federation.metrics import NodeMetrics
 from federation.payloads import Parsed, ParsedReport, ParsedUpdate, PayloadChecker
 from federation.store import inbound, outbox
@@ -89,6 +91,8 @@ class _Work:
 
     item: IncomingItem
     sha256: bytes
+    #: The TLS peer that handed the item over.
+    sender: str
     key: MemberKey | None = None
     parsed: Parsed | None = None
     #: The item's id once its payload decoded (also for items refused later).
@@ -155,6 +159,7 @@ class DeliveryService:
         self._metrics = metrics or NodeMetrics()
         #: False only under the test fault "skip-signature-check".
         self._verify_signatures = verify_signatures
+        self._group: GroupCommit[_Work] = GroupCommit(self._commit)
 
     @property
     def member_id(self) -> str:
@@ -169,10 +174,10 @@ class DeliveryService:
         """
         if self._rosters.roster.is_expired(self._clock()):
             raise RosterExpiredError("this node's roster has expired; it accepts no new items")
-        work = [_Work(i, hashlib.sha256(i.envelope.payload).digest()) for i in items]
+        work = [_Work(i, hashlib.sha256(i.envelope.payload).digest(), sender) for i in items]
         self._authenticate(work)
         self._parse_and_check(work, sender)
-        self._store(work, sender)
+        self._store(work)
         self._count(work)
         return [w.receipt or b"" for w in work]
 
@@ -252,15 +257,29 @@ class DeliveryService:
 
     # --- storage and answers ----------------------------------------------------
 
-    def _store(self, work: list[_Work], sender: str) -> None:
-        """Commit the batch (retrying a lost race), then answer every item."""
+    def _store(self, work: list[_Work]) -> None:
+        """Commit the batch's fresh items (grouped with other calls' that wait
+        at the same time), then answer every item."""
         fresh = _live(work)
+        if fresh:
+            self._group.run(fresh)
+        self._replay_accepted(work)
+        now = self._clock()
+        for w in work:
+            if w.rejection is not None:
+                w.receipt = self._sign(
+                    rejected(w.item.envelope, w.rejection, w.item_id, self.member_id, now)
+                )
+
+    def _commit(self, fresh: list[_Work]) -> None:
+        """One write transaction for ``fresh`` (retrying a lost race); sets each
+        item's receipt or refusal, then wakes the outbox for new peer items."""
         txn = _Txn()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             txn = _Txn()
             try:
                 with self._db.write() as session:
-                    self._apply(session, fresh, sender, txn)
+                    self._apply(session, fresh, txn)
                 break
             except DBAPIError as exc:
                 # Another transaction (another node process on a shared
@@ -276,13 +295,6 @@ class DeliveryService:
         for index, w in enumerate(fresh):
             w.rejection = txn.refusals.get(index)
             w.receipt = txn.receipts.get(index)
-        self._replay_accepted(work)
-        now = self._clock()
-        for w in work:
-            if w.rejection is not None:
-                w.receipt = self._sign(
-                    rejected(w.item.envelope, w.rejection, w.item_id, self.member_id, now)
-                )
         for destination in txn.filing.fanout.destinations:
             self._notify_outbox(destination)
 
@@ -305,7 +317,7 @@ class DeliveryService:
                     w.rejection, w.receipt = None, candidate.receipt
                     break
 
-    def _apply(self, session: Session, fresh: list[_Work], sender: str, txn: _Txn) -> None:
+    def _apply(self, session: Session, fresh: list[_Work], txn: _Txn) -> None:
         """One attempt of the batch transaction.
 
         Items are decided in order; reports to file here are collected and
@@ -333,9 +345,7 @@ class DeliveryService:
         signed = self._sign_receipts([work.answers[i] for i in order])
         for index, receipt in zip(order, signed, strict=True):
             txn.receipts[index] = receipt
-            txn.rows.append(
-                self._row(fresh[index], work.answers[index].outcome, receipt, sender, now)
-            )
+            txn.rows.append(self._row(fresh[index], work.answers[index].outcome, receipt, now))
         for index, original in work.copies.items():
             if original in txn.refusals:
                 txn.refusals[index] = txn.refusals[original]
@@ -442,7 +452,7 @@ class DeliveryService:
         return Filing(parsed.report, parsed.canonical, w.encoded(), parsed.hosting_country)
 
     def _row(
-        self, w: _Work, outcome: Outcome, receipt: bytes, sender: str, now: datetime
+        self, w: _Work, outcome: Outcome, receipt: bytes, now: datetime
     ) -> inbound.NewInboundItem:
         env = w.item.envelope
         return inbound.NewInboundItem(
@@ -450,7 +460,7 @@ class DeliveryService:
             payload_type=env.payload_type,
             signer_member_id=env.signer_member_id,
             key_id=env.key_id,
-            sender_member_id=sender,
+            sender_member_id=w.sender,
             via_member_ids=w.item.via_member_ids,
             envelope=w.encoded(),
             payload_sha256=w.sha256,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,7 +21,7 @@ from federation.store import cases as store
 from federation.store import inbound
 from federation.store import status as status_store
 from federation.store.database import Database
-from federation.store.models import CaseRow, StatusUpdateRow, TrackedCaseRow
+from federation.store.models import CaseReportRow, CaseRow, StatusUpdateRow, TrackedCaseRow
 from federation.wire.convert import decode_envelope, decode_report, decode_status_update
 
 DEFAULT_PAGE = 50
@@ -66,11 +67,40 @@ def _report_view(
 
 def local_view(session: Session, row: CaseRow, now: datetime, policy: OverduePolicy) -> CaseView:
     """A case this node is responsible for, with reports, links and history."""
+    return local_views(session, [row], now, policy)[0]
+
+
+def local_views(
+    session: Session, rows: Sequence[CaseRow], now: datetime, policy: OverduePolicy
+) -> list[CaseView]:
+    """:func:`local_view` of many cases, with one query per table for all of them
+    (a liaison stream or a page shows hundreds of cases at once)."""
+    ids = [row.case_id for row in rows]
+    reports = store.reports_of_cases(session, ids)
+    links = store.links_of_cases(session, ids)
+    updates: dict[str, list[StatusUpdateRow]] = {case_id: [] for case_id in ids}
+    for update in status_store.updates_of(session, ids):
+        updates[update.case_id].append(update)
+    return [
+        _local_view(
+            row, reports[row.case_id], links[row.case_id], updates[row.case_id], now, policy
+        )
+        for row in rows
+    ]
+
+
+def _local_view(
+    row: CaseRow,
+    report_rows: list[CaseReportRow],
+    links: list[str],
+    update_rows: list[StatusUpdateRow],
+    now: datetime,
+    policy: OverduePolicy,
+) -> CaseView:
     reports = tuple(
-        _report_view(r.report_id, r.origin_member_id, r.joined_at, r.envelope)
-        for r in store.case_reports(session, row.case_id)
+        _report_view(r.report_id, r.origin_member_id, r.joined_at, r.envelope) for r in report_rows
     )
-    history, envelopes = _history(status_store.updates_of(session, [row.case_id]))
+    history, envelopes = _history(update_rows)
     return CaseView(
         case_id=row.case_id,
         canonical_url=row.canonical_url,
@@ -78,7 +108,7 @@ def local_view(session: Session, row: CaseRow, now: datetime, policy: OverduePol
         responsible_member_id=row.responsible_member_id,
         status=CaseStatus(row.status),
         reports=reports,
-        known_content_case_ids=tuple(store.linked_cases(session, row.case_id)),
+        known_content_case_ids=tuple(links),
         reappearance_of_case_id=row.reappearance_of_case_id or "",
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -185,7 +215,7 @@ def list_cases(
     overdue_before = now - policy.after if where.overdue_only else None
     with db.read() as session:
         rows = store.list_cases(session, where, size + 1, after, overdue_before)
-        views = [local_view(session, row, now, policy) for row in rows[:size]]
+        views = local_views(session, rows[:size], now, policy)
     more = len(rows) > size
     next_token = encode_token(rows[size - 1].created_at, rows[size - 1].case_id) if more else ""
     return CasePage(views, next_token)

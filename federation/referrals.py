@@ -26,7 +26,7 @@ from federation.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from federation.queries import CasePage, OverduePolicy, list_cases, local_view
+from federation.queries import CasePage, OverduePolicy, list_cases, local_view, local_views
 from federation.status import Fanout
 from federation.store import cases as store
 from federation.store.database import Database
@@ -222,12 +222,11 @@ class ReferralDesk:
         now = self._clock()
         with self._db.read() as session:
             rows = store.events_after(session, after, countries, limit)
-            views: dict[str, CaseView] = {}
-            for row in rows:
-                if row.case_id not in views:
-                    case = store.get_case(session, row.case_id)
-                    assert case is not None
-                    views[row.case_id] = local_view(session, case, now, self._overdue)
+            cases = store.cases_by_id(session, (row.case_id for row in rows))
+            views = {
+                view.case_id: view
+                for view in local_views(session, list(cases.values()), now, self._overdue)
+            }
         return [
             ReferralEvent(
                 r.sequence,

@@ -117,6 +117,21 @@ def case_reports(session: Session, case_id: str) -> list[CaseReportRow]:
     )
 
 
+def reports_of_cases(session: Session, case_ids: Iterable[str]) -> dict[str, list[CaseReportRow]]:
+    """Every report of each case, in the order they joined, in one query."""
+    ids = list(set(case_ids))
+    found: dict[str, list[CaseReportRow]] = {case_id: [] for case_id in ids}
+    if ids:
+        rows = session.scalars(
+            select(CaseReportRow)
+            .where(CaseReportRow.case_id.in_(ids))
+            .order_by(CaseReportRow.joined_at, CaseReportRow.report_id)
+        )
+        for row in rows:
+            found[row.case_id].append(row)
+    return found
+
+
 HashPair = tuple[int, bytes]
 """(algorithm, value) of a content hash."""
 
@@ -197,6 +212,21 @@ def linked_cases(session: Session, case_id: str) -> list[str]:
     return sorted(
         session.scalars(select(CaseLinkRow.linked_case_id).where(CaseLinkRow.case_id == case_id))
     )
+
+
+def links_of_cases(session: Session, case_ids: Iterable[str]) -> dict[str, list[str]]:
+    """The cases linked to each of ``case_ids`` by known content, sorted, in one query."""
+    ids = list(set(case_ids))
+    found: dict[str, list[str]] = {case_id: [] for case_id in ids}
+    if ids:
+        rows = session.execute(
+            select(CaseLinkRow.case_id, CaseLinkRow.linked_case_id)
+            .where(CaseLinkRow.case_id.in_(ids))
+            .order_by(CaseLinkRow.linked_case_id)
+        )
+        for row in rows:
+            found[row.case_id].append(row.linked_case_id)
+    return found
 
 
 #: Advisory lock key serialising appends to the case event log on PostgreSQL.

@@ -106,6 +106,9 @@ class OutboxSender:
         self.name = process_name()
         self.stopping = threading.Event()
         self._workers: dict[str, list[_PeerWorker]] = {}
+        #: Items claimed in memory (SQLite; see claim).
+        self._held: set[int] = set()
+        self._held_lock = threading.Lock()
         self._lock = threading.Lock()
         self._scanner: threading.Thread | None = None
 
@@ -141,6 +144,23 @@ class OutboxSender:
                 self._scan()
             except Exception:
                 log.exception("outbox scan error")
+
+    def claim(self, destination: str, size: int, now: datetime) -> list[store.OutgoingItem]:
+        """Claim the next batch for a peer: in memory on SQLite (one process per
+        file), with a database lease on PostgreSQL (processes share the outbox)."""
+        if not self.db.is_sqlite:
+            with self.db.write() as session:
+                return store.claim_batch(session, destination, size, self.name, now, self.lease)
+        with self._held_lock:
+            with self.db.read() as session:
+                batch = store.peek_batch(session, destination, size, now, self._held)
+            self._held.update(item.id for item in batch)
+        return batch
+
+    def unclaim(self, batch: list[store.OutgoingItem]) -> None:
+        """Forget in-memory claims (the items are retired, or free to retry)."""
+        with self._held_lock:
+            self._held.difference_update(item.id for item in batch)
 
     def notify(self, destination: str) -> None:
         """New items for ``destination`` were committed: wake (or start) its worker."""
@@ -207,10 +227,7 @@ class _PeerWorker(threading.Thread):
         # While a peer keeps failing, probe it with a few items instead of
         # loading and encoding a full batch for every attempt.
         size = PROBE_BATCH if failing else sender.batch_size
-        with sender.db.write() as session:
-            batch = store.claim_batch(
-                session, self.destination, size, sender.name, now, sender.lease
-            )
+        batch = sender.claim(self.destination, size, now)
         if not batch:
             self.wake.wait(IDLE_WAIT)
             self.wake.clear()
@@ -220,9 +237,12 @@ class _PeerWorker(threading.Thread):
         except BaseException:
             # Not sent or not recorded: let any process retry at once rather
             # than after the lease (a receipt already stored is kept).
-            with sender.db.write() as session:
-                store.release(session, [i.id for i in batch])
+            if not sender.db.is_sqlite:
+                with sender.db.write() as session:
+                    store.release(session, [i.id for i in batch])
             raise
+        finally:
+            sender.unclaim(batch)
 
     def _send(self, batch: list[store.OutgoingItem]) -> None:
         sender = self.sender
@@ -291,7 +311,7 @@ class _PeerWorker(threading.Thread):
                 # case's updates (even those sent before it joined) are ours.
                 links.append((item.item_id, result.case_id))
         with sender.db.write() as session:
-            store.finish(session, finished, now)
+            store.finish(session, finished, now, sender.name)
             status_store.link_reports(session, links, now)
             if not bad:
                 store.record_success(session, self.destination)

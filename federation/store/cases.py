@@ -53,13 +53,14 @@ def cases_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, Url
         keys,
     )
     # Ascending order: the last closed row seen for a key is its latest.
-    for row in rows:
-        held = found.get(row.url_sha256, UrlCases())
-        if row.is_open:
-            held = UrlCases(row.case_id, held.latest_closed)
+    for url_sha256, case_id, status, is_open in rows:
+        key = bytes(url_sha256)
+        held = found.get(key, UrlCases())
+        if is_open:
+            held = UrlCases(case_id, held.latest_closed)
         else:
-            held = UrlCases(held.open_case_id, ClosedCase(row.case_id, row.status))
-        found[row.url_sha256] = held
+            held = UrlCases(held.open_case_id, ClosedCase(case_id, status))
+        found[key] = held
     return found
 
 
@@ -168,10 +169,10 @@ def cases_by_hash(session: Session, hashes: Iterable[HashPair]) -> dict[HashPair
             before=(algorithm,),
         )
     ]
-    for row in rows:
-        pair = (row.algorithm, row.value)
+    for algorithm, value, case_id in rows:
+        pair = (algorithm, bytes(value))
         if pair in wanted:  # the IN lists also admit cross pairs
-            found.setdefault(pair, set()).add(row.case_id)
+            found.setdefault(pair, set()).add(case_id)
     return found
 
 

@@ -49,7 +49,10 @@ def find_receipts(session: Session, item_ids: Iterable[str]) -> dict[str, Stored
         "SELECT item_id, payload_sha256, receipt FROM inbound_items WHERE item_id IN ({in})",
         ids,
     )
-    return {r.item_id: StoredReceipt(r.item_id, r.payload_sha256, r.receipt) for r in rows}
+    return {
+        item_id: StoredReceipt(item_id, bytes(sha256), bytes(receipt))
+        for item_id, sha256, receipt in rows
+    }
 
 
 def insert_items(session: Session, items: Sequence[NewInboundItem]) -> None:

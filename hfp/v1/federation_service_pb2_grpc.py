@@ -30,6 +30,14 @@ class FederationServiceStub:
     certificate must map to a roster member with role ROLE_HOTLINE or
     ROLE_SECRETARIAT (UNAUTHENTICATED when it maps to no member,
     PERMISSION_DENIED for any other role).
+
+    On every service of a node, each calling member has limits of its own:
+    calls in flight, open streams and calls per second (the node's own member
+    is not rate-limited). A call over a limit is refused at once with
+    RESOURCE_EXHAUSTED, before anything is stored; its status carries an
+    ErrorInfo (domain hfp.v1) naming the limit, and for the rate a RetryInfo
+    and the grpc-retry-pushback-ms trailer saying when to try again. A request
+    whose bytes do not decode as the method's message is INVALID_ARGUMENT.
     """
 
     def __init__(self, channel):
@@ -60,6 +68,14 @@ class FederationServiceServicer:
     certificate must map to a roster member with role ROLE_HOTLINE or
     ROLE_SECRETARIAT (UNAUTHENTICATED when it maps to no member,
     PERMISSION_DENIED for any other role).
+
+    On every service of a node, each calling member has limits of its own:
+    calls in flight, open streams and calls per second (the node's own member
+    is not rate-limited). A call over a limit is refused at once with
+    RESOURCE_EXHAUSTED, before anything is stored; its status carries an
+    ErrorInfo (domain hfp.v1) naming the limit, and for the rate a RetryInfo
+    and the grpc-retry-pushback-ms trailer saying when to try again. A request
+    whose bytes do not decode as the method's message is INVALID_ARGUMENT.
     """
 
     def Deliver(self, request, context):
@@ -123,6 +139,14 @@ class FederationService:
     certificate must map to a roster member with role ROLE_HOTLINE or
     ROLE_SECRETARIAT (UNAUTHENTICATED when it maps to no member,
     PERMISSION_DENIED for any other role).
+
+    On every service of a node, each calling member has limits of its own:
+    calls in flight, open streams and calls per second (the node's own member
+    is not rate-limited). A call over a limit is refused at once with
+    RESOURCE_EXHAUSTED, before anything is stored; its status carries an
+    ErrorInfo (domain hfp.v1) naming the limit, and for the rate a RetryInfo
+    and the grpc-retry-pushback-ms trailer saying when to try again. A request
+    whose bytes do not decode as the method's message is INVALID_ARGUMENT.
     """
 
     @staticmethod

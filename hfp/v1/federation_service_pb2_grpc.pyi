@@ -31,6 +31,14 @@ class FederationServiceStub:
     certificate must map to a roster member with role ROLE_HOTLINE or
     ROLE_SECRETARIAT (UNAUTHENTICATED when it maps to no member,
     PERMISSION_DENIED for any other role).
+
+    On every service of a node, each calling member has limits of its own:
+    calls in flight, open streams and calls per second (the node's own member
+    is not rate-limited). A call over a limit is refused at once with
+    RESOURCE_EXHAUSTED, before anything is stored; its status carries an
+    ErrorInfo (domain hfp.v1) naming the limit, and for the rate a RetryInfo
+    and the grpc-retry-pushback-ms trailer saying when to try again. A request
+    whose bytes do not decode as the method's message is INVALID_ARGUMENT.
     """
 
     @_typing.overload
@@ -61,6 +69,14 @@ class FederationServiceAsyncStub(FederationServiceStub):
     certificate must map to a roster member with role ROLE_HOTLINE or
     ROLE_SECRETARIAT (UNAUTHENTICATED when it maps to no member,
     PERMISSION_DENIED for any other role).
+
+    On every service of a node, each calling member has limits of its own:
+    calls in flight, open streams and calls per second (the node's own member
+    is not rate-limited). A call over a limit is refused at once with
+    RESOURCE_EXHAUSTED, before anything is stored; its status carries an
+    ErrorInfo (domain hfp.v1) naming the limit, and for the rate a RetryInfo
+    and the grpc-retry-pushback-ms trailer saying when to try again. A request
+    whose bytes do not decode as the method's message is INVALID_ARGUMENT.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -87,6 +103,14 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
     certificate must map to a roster member with role ROLE_HOTLINE or
     ROLE_SECRETARIAT (UNAUTHENTICATED when it maps to no member,
     PERMISSION_DENIED for any other role).
+
+    On every service of a node, each calling member has limits of its own:
+    calls in flight, open streams and calls per second (the node's own member
+    is not rate-limited). A call over a limit is refused at once with
+    RESOURCE_EXHAUSTED, before anything is stored; its status carries an
+    ErrorInfo (domain hfp.v1) naming the limit, and for the rate a RetryInfo
+    and the grpc-retry-pushback-ms trailer saying when to try again. A request
+    whose bytes do not decode as the method's message is INVALID_ARGUMENT.
     """
 
     @_abc_1.abstractmethod

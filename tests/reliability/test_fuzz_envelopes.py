@@ -75,6 +75,7 @@ from tests.support.hostile import (
     raw_deliver,
     still_serving,
     tag,
+    unmetered_network,
     varint,
     watch,
 )
@@ -87,7 +88,6 @@ from tests.support.net import (
     make_report,
     outcome_name,
     reason_name,
-    running_network,
     sign,
     sign_report,
     small_members,
@@ -551,7 +551,7 @@ NODE_ROUND = 400
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     directory = tmp_path_factory.mktemp("fuzz-node") / "net"
-    with running_network(directory, small_members(RECEIVER)) as network:
+    with unmetered_network(directory, small_members(RECEIVER)) as network:
         yield network
 
 

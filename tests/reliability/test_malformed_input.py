@@ -44,6 +44,7 @@ from tests.support.hostile import (
     raw_deliver,
     still_serving,
     tag,
+    unmetered_network,
     varint,
     varint_field,
     watch,
@@ -57,7 +58,6 @@ from tests.support.net import (
     now,
     outcome_name,
     reason_name,
-    running_network,
     sign,
     sign_report,
     small_members,
@@ -70,7 +70,7 @@ SENDER = "hotline-dk"
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     directory = tmp_path_factory.mktemp("malformed") / "net"
-    with running_network(directory, small_members(RECEIVER)) as network:
+    with unmetered_network(directory, small_members(RECEIVER)) as network:
         yield network
 
 

@@ -33,6 +33,7 @@ from tests.support.hostile import (
     field_spans,
     flip_bit,
     flip_text,
+    unmetered_network,
     watch,
 )
 from tests.support.net import (
@@ -44,7 +45,6 @@ from tests.support.net import (
     now,
     outcome_name,
     reason_name,
-    running_network,
     sign,
     sign_report,
     small_members,
@@ -61,7 +61,7 @@ BAD_SIGNATURE = ("OUTCOME_REJECTED", "REJECT_REASON_BAD_SIGNATURE")
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     directory = tmp_path_factory.mktemp("signed-fields") / "net"
-    with running_network(directory, small_members(RECEIVER)) as network:
+    with unmetered_network(directory, small_members(RECEIVER)) as network:
         yield network
 
 

@@ -10,13 +10,15 @@ through tests/support/net.py; every call carries a deadline.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
 
+from federation.devnet.create import MemberSpec
 from hfp.v1 import federation_service_pb2 as fed_pb
 from hfp.v1 import receipt_pb2
 from tests.support.net import (
@@ -29,6 +31,7 @@ from tests.support.net import (
     item,
     make_report,
     outcome_name,
+    running_network,
     sign_report,
     verify_receipt,
 )
@@ -270,3 +273,21 @@ def deliver_many(
             signed = deliver(stub, items[start : start + batch], timeout=BULK_DEADLINE)
             receipts.extend(verify_receipt(network, r, roster) for r in signed)
     return receipts
+
+
+#: Admission settings for suites that are not about admission but send
+#: hundreds of calls a second (fuzz rounds, bit flips): the per-member rate
+#: limit would otherwise refuse them (tests/reliability/test_admission.py
+#: covers the limits themselves).
+UNMETERED = {"HFED_ADMISSION__CALLS_PER_SECOND": "10000", "HFED_ADMISSION__BURST": "100000"}
+
+
+@contextmanager
+def unmetered_network(directory: Path, members: Sequence[MemberSpec]) -> Iterator[Network]:
+    """``running_network`` whose nodes do not rate-limit their callers."""
+    with pytest.MonkeyPatch.context() as env:  # the nodes inherit the environment
+        for name, value in UNMETERED.items():
+            env.setenv(name, value)
+        with running_network(directory, members) as network:
+            env.undo()
+            yield network

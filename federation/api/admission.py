@@ -36,6 +36,7 @@ from grpc_status import rpc_status
 
 from federation.api.auth import caller_member_id
 from federation.api.errors import CATALOG, ERROR_DOMAIN
+from federation.api.interceptors import Behavior, Handler, HandlerWrapper
 from federation.errors import HfedError, ResourceExhaustedError
 
 log = structlog.get_logger(__name__)
@@ -334,10 +335,7 @@ def refusal_status(error: AdmissionRefusedError) -> grpc.Status:
     return _Status(status.code, status.details, (*status.trailing_metadata, *pushback))
 
 
-Behavior = Callable[[Any, grpc.ServicerContext], Any]
-
-
-class AdmissionInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+class AdmissionInterceptor(HandlerWrapper):
     """Applies an ``Admission`` to the calls of ``services`` (full names).
 
     A server interceptor cannot see the TLS peer (only the method and the
@@ -354,33 +352,14 @@ class AdmissionInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         hold_for_tests: bool = False,
         on_refused: RefusalHook | None = None,
     ) -> None:
+        super().__init__(services)
         self._admission = admission
-        self._services = frozenset(services)
         self._dev = dev_plaintext
         self._hold_for_tests = hold_for_tests
         self._on_refused = on_refused
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}  # type: ignore[type-arg]
-        self._lock = threading.Lock()
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],  # type: ignore[type-arg]
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
-        """The service's handler, wrapped with the admission check if it is limited."""
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method[1:].partition("/")[0] not in self._services:
-            return handler
-        # This runs on gRPC's polling thread for every call: wrap each method once.
-        with self._lock:
-            cached = self._wrapped.get(method)
-            if cached is None or cached[0] is not handler:
-                cached = (handler, self._wrap(handler, method))
-                self._wrapped[method] = cached
-        return cached[1]
-
-    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        """The handler with the admission check first."""
         codec = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,

@@ -11,7 +11,7 @@ answers INVALID_ARGUMENT with the usual catalog details.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -19,12 +19,12 @@ import structlog
 from google.protobuf.message import DecodeError
 
 from federation.api.errors import abort
+from federation.api.interceptors import Behavior, Handler, HandlerWrapper
 from federation.errors import InvalidArgumentError
 
 log = structlog.get_logger(__name__)
 
 Deserializer = Callable[[bytes], Any]
-Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
 
 class Undecodable:
@@ -53,32 +53,15 @@ def _refuse(method: str, context: grpc.ServicerContext) -> None:
     abort(context, InvalidArgumentError("the request does not decode as this method's message"))
 
 
-class DecodeGuard(grpc.ServerInterceptor):  # type: ignore[type-arg]
+class DecodeGuard(HandlerWrapper):
     """Applies the tolerant decoding to every method of ``services`` (full names)."""
 
-    def __init__(self, services: Collection[str]) -> None:
-        self._services = frozenset(services)
-        self._wrapped: dict[str, tuple[Any, Any]] = {}
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],  # type: ignore[type-arg]
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
-        """The method's handler with a deserializer that cannot raise."""
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method[1:].partition("/")[0] not in self._services:
-            return handler
-        cached = self._wrapped.get(method)
-        if cached is None or cached[0] is not handler:
-            # A racing duplicate is harmless: both wrap the same handler.
-            cached = (handler, _guarded(handler, method))
-            self._wrapped[method] = cached
-        return cached[1]
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        """The handler with a deserializer that cannot raise."""
+        return _guarded(handler, method)
 
 
-def _guarded(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+def _guarded(handler: Handler, method: str) -> Handler:
     codec = {
         "request_deserializer": tolerant(handler.request_deserializer)
         if handler.request_deserializer

@@ -47,9 +47,8 @@ TARGET_P50_MS = 20.0
 TARGET_P99_MS = 100.0
 SUBMIT_DEADLINE = 60.0
 #: Submissions in flight before the scheduler waits: the node's default
-#: per-member admission limit (calls_in_flight_per_member). More on one
-#: channel also meets the node's HTTP/2 stream limit (worker_threads, 16),
-#: beyond which calls fail with UNAVAILABLE (RST_STREAM REFUSED_STREAM).
+#: per-member admission limit (calls_in_flight_per_member); more would be
+#: refused with RESOURCE_EXHAUSTED.
 MAX_IN_FLIGHT = 8
 WARMUP_TIMEOUT = 60.0
 

@@ -27,16 +27,6 @@ class Sent:
     payload_sha256: bytes
 
 
-def verify_receipt(
-    envelope: Envelope, roster: Roster, peer: str, item_id: str, payload_sha256: bytes
-) -> Receipt:
-    """Verify one receipt's signature and that it answers exactly the item sent."""
-    [result] = verify_receipts([envelope], [Sent(item_id, payload_sha256)], roster, peer)
-    if isinstance(result, BadReceiptError):
-        raise result
-    return result
-
-
 def verify_receipts(
     envelopes: Sequence[Envelope],
     sent: Sequence[Sent],

@@ -44,11 +44,6 @@ def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> 
     )
 
 
-def link_report(session: Session, report_id: str, case_id: str, now: datetime) -> None:
-    """Link one of our reports to a remote case (idempotent)."""
-    link_reports(session, [(report_id, case_id)], now)
-
-
 def link_reports(session: Session, links: Iterable[tuple[str, str]], now: datetime) -> None:
     """Link our reports to remote cases ((report_id, case_id) pairs); existing links stay."""
     rows = [{"report_id": r, "case_id": c, "linked_at": now} for r, c in dict.fromkeys(links)]

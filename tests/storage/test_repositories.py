@@ -279,8 +279,8 @@ def test_status_updates_unique_per_case_and_sequence(db: Database) -> None:
     with db.read() as session:
         assert [u.sequence for u in status_store.updates_of(session, ["case-1"])] == [1, 2]
     with db.write() as session:
-        status_store.link_report(session, "r1", "case-1", NOW)
-        status_store.link_report(session, "r1", "case-1", NOW)  # idempotent
+        status_store.link_reports(session, [("r1", "case-1"), ("r1", "case-1")], NOW)
+        status_store.link_reports(session, [("r1", "case-1")], NOW)  # idempotent
     with db.read() as session:
         assert status_store.linked_cases_of_report(session, "r1") == ["case-1"]
         assert status_store.reports_linked_to(session, ["case-1"]) == ["r1"]

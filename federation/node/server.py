@@ -322,16 +322,21 @@ class Node:
         return port
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop: health NOT_SERVING first, refuse new calls, let in-flight ones finish."""
+        """Stop: refuse new calls and report NOT_SERVING, let in-flight ones finish."""
         parts = self._parts
         if parts is None:
             return
         self._parts = None
         grace = self.config.grace_seconds if grace is None else grace
         log.info("node stopping", grace_seconds=grace)
+        # New calls are refused from the moment anyone can see NOT_SERVING:
+        # with the health change first, a busy node (its threads holding the
+        # GIL) could still admit calls between the two. In-flight calls,
+        # health watches included, go on for ``grace``.
+        stopped = parts.server.stop(grace)
         parts.health.enter_graceful_shutdown()
         self._stopping.set()  # ends liaison streams; clients resume from their cursor
-        parts.server.stop(grace).wait()
+        stopped.wait()
         parts.outbox.stop()
         parts.watcher.stop()
         parts.sync.stop()

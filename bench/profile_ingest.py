@@ -1,0 +1,116 @@
+"""Profile the ingest path in one process: DeliveryService.deliver on a real SQLite file.
+
+No gRPC and no second process: what is left is verification, parsing,
+filing, signing and the SQLite transaction, which is where ingest spends its
+time. Prints reports/s and the CPU time per report of all threads; with
+``--profile`` also a cProfile table of the calling thread (its absolute
+figures are inflated by the profiler; read it for proportions). For the
+running node under load use py-spy instead (README "Performance").
+
+    .venv/bin/python -m bench.profile_ingest --reports 6000 --profile --sort tottime
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import os
+import pstats
+import random
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from crypto.dsse import sign_envelope
+from crypto.keys import SigningKey
+from federation.casebook import CaseBook
+from federation.core.limits import Limits
+from federation.core.reasons import REPORT_TYPE
+from federation.core.report import ContentHash, HashAlgorithm, Report
+from federation.delivery import DeliveryService, IncomingItem, NodeIdentity
+from federation.devnet.create import init_network
+from federation.devnet.smoke import synthetic_report
+from federation.node.config import load_config
+from federation.node.server import trust_anchor
+from federation.status import StatusBook
+from federation.store.database import Database
+from federation.store.migrate import upgrade
+from federation.trust import RosterHolder
+from federation.wire.convert import encode_report
+
+RECEIVER, SENDER = "hotline-nl", "hotline-dk"
+
+
+def _service(directory: Path) -> tuple[DeliveryService, SigningKey]:
+    """hotline-nl's delivery service, composed as the node composes it."""
+    manifest = init_network(directory)
+    config = load_config(directory / manifest.members[RECEIVER].config)
+    database = Database(config.database_url)
+    upgrade(database)
+    rosters = RosterHolder(trust_anchor(config), database)
+    assert config.trust.roster is not None
+    rosters.load(config.trust.roster.read_bytes())
+    identity = NodeIdentity(RECEIVER, SigningKey.load(config.signing.key))
+    pool = ThreadPoolExecutor(2, thread_name_prefix="verify")
+    statuses = StatusBook(
+        RECEIVER,
+        identity.sign,
+        sign_many=lambda kind, payloads: identity.sign_many(kind, payloads, pool),
+    )
+    service = DeliveryService(
+        identity, rosters, database, Limits(), CaseBook(RECEIVER, statuses), executor=pool
+    )
+    return service, SigningKey.load(directory / manifest.members[SENDER].signing_key)
+
+
+def _reports(count: int, rng: random.Random) -> list[Report]:
+    """Synthetic reports: 10 % hosted in DE (forwarded), 5 % repeating a URL,
+    each with a random SHA-256 and PDQ hash."""
+    made: list[Report] = []
+    for index in range(count):
+        report = synthetic_report(SENDER, "DE" if index % 10 == 0 else "NL")
+        if made and index % 20 == 1:
+            report = dataclasses.replace(report, url=rng.choice(made).url)
+        hashes = (
+            ContentHash(HashAlgorithm.SHA256, os.urandom(32)),
+            ContentHash(HashAlgorithm.PDQ, os.urandom(32)),
+        )
+        made.append(dataclasses.replace(report, hashes=hashes))
+    return made
+
+
+def main() -> None:
+    """Run the measurement described in the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=6000, help="reports to deliver")
+    parser.add_argument("--batch", type=int, default=500, help="items per deliver call")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile table")
+    parser.add_argument("--sort", default="tottime", help="cProfile sort key")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hfed-profile-") as work:
+        service, key = _service(Path(work) / "net")
+        rng = random.Random(1)  # noqa: S311 - reproducible test data, not secrets
+        items = [
+            IncomingItem(sign_envelope(key, SENDER, REPORT_TYPE, encode_report(r)), ())
+            for r in _reports(args.reports, rng)
+        ]
+        profiler = cProfile.Profile()
+        started, cpu = time.perf_counter(), time.process_time()
+        if args.profile:
+            profiler.enable()
+        for start in range(0, len(items), args.batch):
+            service.deliver(SENDER, items[start : start + args.batch])
+        profiler.disable()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(
+        f"{len(items):,} reports in {elapsed:.2f} s: {len(items) / elapsed:,.0f} reports/s, "
+        f"{cpu / len(items) * 1e6:.0f} us of CPU per report (all threads)"
+    )
+    if args.profile:
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(30)
+
+
+if __name__ == "__main__":
+    main()

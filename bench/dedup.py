@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.pdq_bench import THRESHOLD, flip_bits, make_items, make_queries, time_queries
-from bench.preload import bulk_insert, schema_key
+from bench.preload import bulk_insert, cached_database
 from bench.progress import say
 from bench.report import Results
 from federation.core.pdq_index import PdqIndex
 from federation.core.report import HashAlgorithm
 from federation.store.cases import cases_with_hashes
 from federation.store.database import Database
-from federation.store.migrate import upgrade
 
 TARGET_EXACT_P99_MS = 1.0
 TARGET_PDQ_P99_MS = 10.0
@@ -75,26 +74,17 @@ def _fill_chunk(conn: sqlite3.Connection, chunk: int, total: int, rng: np.random
 
 def filled_database(work: Path, count: int) -> Path:
     """A migrated database holding ``count`` SHA-256 hashes (cached between runs)."""
-    path = work / f"dedup-{count}.db"
-    marker = path.with_suffix(".ok")
-    key = schema_key(work)
-    if path.exists() and marker.exists() and marker.read_text() == key:
-        return path
-    marker.unlink(missing_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    db = Database(f"sqlite:///{path}")
-    try:
-        upgrade(db)
-    finally:
-        db.dispose()
-    say(f"dedup: filling {count:,} hashes into {path.name} (cached for later runs)")
-    rng = np.random.default_rng(7)
-    bulk_insert(
-        path, ["cases", "case_hashes"], lambda conn, chunk: _fill_chunk(conn, chunk, count, rng)
-    )
-    marker.write_text(key)
-    return path
+
+    def fill(path: Path) -> None:
+        say(f"dedup: filling {count:,} hashes into {path.name} (cached for later runs)")
+        rng = np.random.default_rng(7)
+        bulk_insert(
+            path,
+            ["cases", "case_hashes"],
+            lambda conn, chunk: _fill_chunk(conn, chunk, count, rng),
+        )
+
+    return cached_database(work, f"dedup-{count}.db", fill)
 
 
 def _samples(path: Path, count: int, rng: random.Random) -> list[bytes]:

@@ -24,8 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from federation.core.ids import new_uuid7
-from federation.store.database import Database
-from federation.store.migrate import current_revision, upgrade
+from federation.store.migrate import upgrade_url
 
 #: Sizes of the stored blobs, as the node writes them for a two-hash report.
 ENVELOPE_BYTES = 380
@@ -284,12 +283,9 @@ def schema_key(work: Path) -> str:
     """The newest schema revision (migrating a scratch database) and FORMAT."""
     probe = work / "schema-probe.db"
     probe.unlink(missing_ok=True)
-    db = Database(f"sqlite:///{probe}")
     try:
-        upgrade(db)
-        return f"{current_revision(db)} format {FORMAT}"
+        return f"{upgrade_url(f'sqlite:///{probe}')} format {FORMAT}"
     finally:
-        db.dispose()
         probe.unlink(missing_ok=True)
 
 
@@ -300,20 +296,26 @@ def template(work: Path, cases: int, say: Callable[[str], None]) -> Path:
     bootstrap roster at start), so any benchmark network's node can use a
     copy. A template is rebuilt when the schema revision or FORMAT changes.
     """
-    path = work / f"ingest-{cases}.db"
+
+    def fill(path: Path) -> None:
+        say(f"preload: building a database of {cases:,} cases (cached for later runs)")
+        fill_cases(path, cases, "pre")
+
+    return cached_database(work, f"ingest-{cases}.db", fill)
+
+
+def cached_database(work: Path, name: str, fill: Callable[[Path], None]) -> Path:
+    """The SQLite database ``work/name``, migrated and filled by ``fill`` once,
+    then kept between runs; rebuilt when the schema revision or FORMAT changes."""
+    path = work / name
     marker = path.with_suffix(".ok")
     key = schema_key(work)
     if path.exists() and marker.exists() and marker.read_text() == key:
         return path
-    say(f"preload: building a database of {cases:,} cases (cached for later runs)")
     marker.unlink(missing_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    db = Database(f"sqlite:///{path}")
-    try:
-        upgrade(db)
-    finally:
-        db.dispose()
-    fill_cases(path, cases, "pre")
+    upgrade_url(f"sqlite:///{path}")
+    fill(path)
     marker.write_text(key)
     return path

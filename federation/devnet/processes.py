@@ -16,8 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from federation.devnet.manifest import Manifest, MemberEntry
 from federation.node.config import load_config
-from federation.store.database import Database
-from federation.store.migrate import upgrade
+from federation.store.migrate import upgrade_url
 from peers.channel import ClientIdentity, secure_channel
 
 HEALTH_DEADLINE = 2.0
@@ -75,11 +74,7 @@ def _spawn(directory: Path, member_id: str, entry: MemberEntry) -> int:
     config = directory / entry.config
     # Disposed at once: a pooled connection left open here would share the
     # file's WAL state with whatever later replaces or reopens the database.
-    database = Database(load_config(config).database_url)
-    try:
-        upgrade(database)
-    finally:
-        database.dispose()
+    upgrade_url(load_config(config).database_url)
     log = (_home(directory, member_id) / "node.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "federation.cli.main", "serve", "--config", str(config)],

@@ -44,6 +44,17 @@ def upgrade(db: Database) -> None:
         command.upgrade(config, "head")
 
 
+def upgrade_url(url: str) -> str | None:
+    """Migrate the database at ``url`` to the newest revision and close the
+    connections opened for it (none outlives the call); the revision."""
+    database = Database(url)
+    try:
+        upgrade(database)
+        return current_revision(database)
+    finally:
+        database.dispose()
+
+
 def require_current(db: Database) -> None:
     """Refuse to run on a schema older (or newer) than the code."""
     current, head = current_revision(db), head_revision(db.url)

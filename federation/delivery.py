@@ -265,11 +265,14 @@ class DeliveryService:
             self._group.run(fresh)
         self._replay_accepted(work)
         now = self._clock()
-        for w in work:
-            if w.rejection is not None:
-                w.receipt = self._sign(
-                    rejected(w.item.envelope, w.rejection, w.item_id, self.member_id, now)
-                )
+        refusals = [
+            (w, rejected(w.item.envelope, w.rejection, w.item_id, self.member_id, now))
+            for w in work
+            if w.rejection is not None
+        ]
+        signed = self._sign_receipts([receipt for _, receipt in refusals])
+        for (w, _), receipt in zip(refusals, signed, strict=True):
+            w.receipt = receipt
 
     def _commit(self, fresh: list[_Work]) -> None:
         """One write transaction for ``fresh`` (retrying a lost race); sets each
@@ -468,10 +471,6 @@ class DeliveryService:
             receipt=receipt,
             received_at=now,
         )
-
-    def _sign(self, receipt: Receipt) -> bytes:
-        """Sign a receipt; returns the serialized SignedEnvelope."""
-        return encode_envelope(self._identity.sign(RECEIPT_TYPE, encode_receipt(receipt)))
 
     def _sign_receipts(self, receipts: Sequence[Receipt]) -> list[bytes]:
         """Sign many receipts in parallel; serialized SignedEnvelopes, in order."""

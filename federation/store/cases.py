@@ -109,13 +109,7 @@ def reporters_of(session: Session, case_ids: Iterable[str]) -> dict[str, set[str
 
 def case_reports(session: Session, case_id: str) -> list[CaseReportRow]:
     """Every report of a case, in the order they joined."""
-    return list(
-        session.scalars(
-            select(CaseReportRow)
-            .where(CaseReportRow.case_id == case_id)
-            .order_by(CaseReportRow.joined_at, CaseReportRow.report_id)
-        )
-    )
+    return reports_of_cases(session, [case_id])[case_id]
 
 
 def reports_of_cases(session: Session, case_ids: Iterable[str]) -> dict[str, list[CaseReportRow]]:
@@ -210,9 +204,7 @@ def insert_links(session: Session, pairs: Iterable[tuple[str, str]]) -> None:
 
 def linked_cases(session: Session, case_id: str) -> list[str]:
     """Cases linked to this one by known content, sorted."""
-    return sorted(
-        session.scalars(select(CaseLinkRow.linked_case_id).where(CaseLinkRow.case_id == case_id))
-    )
+    return links_of_cases(session, [case_id])[case_id]
 
 
 def links_of_cases(session: Session, case_ids: Iterable[str]) -> dict[str, list[str]]:

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from federation.store.models import RosterRow
+from federation.store.bulk import insert_ignoring_duplicates
+from federation.store.models import RosterRow, table_of
 
 
 def latest_roster(session: Session) -> bytes | None:
@@ -18,7 +19,15 @@ def latest_roster(session: Session) -> bytes | None:
 
 
 def save_roster(session: Session, version: int, signed_roster: bytes, now: datetime) -> None:
-    """Record a newly installed roster."""
-    # merge, not add: a deliberately faulty node (accept-stale-roster) may
-    # install a version it already holds.
-    session.merge(RosterRow(version=version, signed_roster=signed_roster, installed_at=now))
+    """Record a newly installed roster; a version already stored is kept.
+
+    Several processes sharing a PostgreSQL database install the same
+    bootstrap roster when they start together, and a deliberately faulty
+    node (accept-stale-roster) may install a version it already holds: the
+    first row written for a version stands, and the others are not errors.
+    """
+    insert_ignoring_duplicates(
+        session,
+        table_of(RosterRow),
+        [{"version": version, "signed_roster": signed_roster, "installed_at": now}],
+    )

@@ -86,7 +86,8 @@ def serve(cert: Path, key: Path, ca: Path, reply_file: Path, port_file: Path) ->
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     port_file.write_text(str(port))
-    done.wait()
+    while not done.wait(0.5):  # wake up for the handler (see federation.node.server.serve)
+        pass
     server.stop(grace=1).wait(5)
 
 

@@ -350,6 +350,10 @@ class Node:
             self._parts.server.wait_for_termination()
 
 
+#: How often the main thread wakes to run pending signal handlers.
+SIGNAL_POLL_SECONDS = 0.5
+
+
 def serve(config: NodeConfig) -> None:
     """Run a node until SIGTERM or SIGINT, then shut down gracefully."""
     node = Node(config)
@@ -362,5 +366,10 @@ def serve(config: NodeConfig) -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    stop.wait()
+    # Python runs signal handlers only in the main thread, when it wakes up.
+    # The kernel may deliver SIGTERM to any of gRPC's threads, which does
+    # not interrupt a main thread blocked in an untimed wait: it would sleep
+    # through the signal for good. Waking twice a second bounds the delay.
+    while not stop.wait(SIGNAL_POLL_SECONDS):
+        pass
     node.stop()

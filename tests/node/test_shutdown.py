@@ -8,6 +8,10 @@ the node back with its data.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +45,8 @@ from tests.support.net import (
 NODE = "hotline-nl"
 SENDER = "hotline-dk"
 BATCH = 500
+#: Linux x86-64 system call number of tgkill(2).
+TGKILL_SYSCALL = 234
 #: Attempts at catching calls in flight (a busy machine may delay the client).
 ATTEMPTS = 3
 
@@ -168,3 +174,25 @@ def test_sigterm_drains_in_flight_calls_and_keeps_data(snet: Network) -> None:
     for call in everything:
         assert count_inbound(snet, NODE, call.report_ids[0]) == 1
         assert count_inbound(snet, NODE, call.report_ids[-1]) == 1
+
+
+def _tgkill(pid: int, tid: int, signum: int) -> None:
+    """Send a signal to one thread of a process (Linux tgkill)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(TGKILL_SYSCALL, pid, tid, signum) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill failed")
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="tgkill syscall number is x86-64's")
+def test_sigterm_delivered_to_a_grpc_thread_still_stops_the_node(snet: Network) -> None:
+    """The kernel may hand a process-wide SIGTERM to any thread; sent to a
+    thread other than the main one, the node must still stop cleanly (it
+    once slept through it forever in an untimed wait)."""
+    pid = snet.pid(NODE)
+    threads = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+    assert threads, "the node runs no thread besides its main one"
+    _tgkill(pid, threads[-1], signal.SIGTERM)
+    assert wait_exited(pid, processes.STOP_GRACE + 5), "node slept through SIGTERM"
+    assert _stopped_cleanly(snet)
+    start(snet.directory)
+    assert _health(snet) == health_pb2.HealthCheckResponse.SERVING

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -353,19 +352,10 @@ class Node:
 
 #: How often the main thread wakes to run pending signal handlers.
 SIGNAL_POLL_SECONDS = 0.5
-#: How long a thread may hold the GIL while another waits for it (Python's
-#: default is 5 ms). The write transaction's thread gives up the GIL at every
-#: SQLite statement, fsync and signature it waits for, and with the default
-#: it then queues up to 5 ms behind threads decoding the next calls: the
-#: write lock is held longer, and a queue drains at the pace of those waits.
-#: Measured with bench/run --quick: catch-up 1,676 -> 2,004 items/s at
-#: 0.2 ms, ingest +5 %. See README "Performance".
-GIL_SWITCH_SECONDS = 0.0002
 
 
 def serve(config: NodeConfig) -> None:
     """Run a node until SIGTERM or SIGINT, then shut down gracefully."""
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     node = Node(config)
     node.start()
     stop = threading.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 
 MEMBER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -49,7 +50,7 @@ def new_uuid7() -> str:
     ordering keeps database indexes on ids append-mostly.
     """
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = int.from_bytes(_random_bytes(10), "big")
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
     value |= ((rand >> 62) & 0xFFF) << 64
@@ -57,3 +58,29 @@ def new_uuid7() -> str:
     value |= rand & ((1 << 62) - 1)
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+#: Bytes fetched from the OS at a time for new ids.
+_RANDOM_CHUNK = 4096
+_random = threading.local()
+
+
+def _forget_random_bytes() -> None:
+    # A forked child must not hand out the ids its parent is about to.
+    _random.buffer = b""
+
+
+os.register_at_fork(after_in_child=_forget_random_bytes)
+
+
+def _random_bytes(count: int) -> bytes:
+    """``count`` bytes from the OS's CSPRNG, read ahead in chunks per thread.
+
+    os.urandom gives up the GIL for its system call; one call per id made
+    the ingest transaction's thread queue for the GIL twice per report.
+    """
+    buffer: bytes = getattr(_random, "buffer", b"")
+    if len(buffer) < count:
+        buffer = os.urandom(_RANDOM_CHUNK)
+    _random.buffer = buffer[count:]
+    return buffer[:count]

@@ -42,6 +42,7 @@ from federation.wire.convert import decode_envelope, envelope_from_proto
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
 from peers.backoff import Backoff
+from peers.channel import ChannelPool
 from peers.receipts import BadReceiptError, Sent, verify_receipts
 
 log = structlog.get_logger(__name__)
@@ -94,7 +95,8 @@ class OutboxSender:
         self.executor = executor
         self.db = db
         self.rosters = rosters
-        self.channel_for = channel_for
+        #: Channels to peers, kept open between batches.
+        self.channels = ChannelPool(channel_for)
         self.backoff = backoff or Backoff()
         self.batch_size = batch_size
         self.lanes = lanes
@@ -108,6 +110,8 @@ class OutboxSender:
         self._workers: dict[str, list[_PeerWorker]] = {}
         #: Items claimed in memory (SQLite; see claim).
         self._held: set[int] = set()
+        #: Each peer's (failing, retry_at) as this process last learned it.
+        self._peers: dict[str, tuple[bool, datetime | None]] = {}
         self._held_lock = threading.Lock()
         self._lock = threading.Lock()
         self._scanner: threading.Thread | None = None
@@ -162,8 +166,41 @@ class OutboxSender:
         with self._held_lock:
             self._held.difference_update(item.id for item in batch)
 
+    def peer_state(self, destination: str) -> tuple[bool, datetime | None]:
+        """Whether ``destination`` is failing, and when to try it again.
+
+        Read from storage once (a failure recorded before a restart still
+        counts), then kept in memory as this process's deliveries succeed or
+        fail: reading it before every batch cost a transaction per batch.
+        Processes sharing a PostgreSQL outbox each follow their own failures;
+        the failure count they record is shared, so the delay still grows.
+        """
+        with self._lock:
+            known = self._peers.get(destination)
+        if known is not None:
+            return known
+        with self.db.read() as session:
+            backoff = store.get_backoff(session, destination)
+        state = (
+            backoff is not None and backoff.failures > 0,
+            backoff.retry_at if backoff else None,
+        )
+        with self._lock:
+            return self._peers.setdefault(destination, state)
+
+    def note_peer(self, destination: str, failing: bool, retry_at: datetime | None) -> None:
+        """Remember the outcome of the latest delivery attempt to a peer."""
+        with self._lock:
+            self._peers[destination] = (failing, retry_at)
+
     def notify(self, destination: str) -> None:
-        """New items for ``destination`` were committed: wake (or start) its worker."""
+        """New items for ``destination`` were committed: wake (or start) its worker.
+
+        One lane is woken, the first idle one: a lane that claims a full
+        batch wakes the next (see _PeerWorker), so a backlog is drained on
+        every lane while a trickle of single items costs one lookup each,
+        not one per lane.
+        """
         with self._lock:
             if self.stopping.is_set():
                 return
@@ -173,8 +210,8 @@ class OutboxSender:
                 self._workers[destination] = workers
                 for worker in workers:
                     worker.start()
-        for worker in workers:
-            worker.wake.set()
+        idle = [w for w in workers if w.idle]
+        (idle or workers)[0].wake.set()
 
     def stop(self) -> None:
         """Stop every worker (an in-flight batch finishes or times out)."""
@@ -187,6 +224,7 @@ class OutboxSender:
             worker.join(timeout=DELIVER_DEADLINE + 5)
         if self._scanner is not None:
             self._scanner.join(timeout=5)
+        self.channels.close()
 
 
 class _PeerWorker(threading.Thread):
@@ -200,6 +238,8 @@ class _PeerWorker(threading.Thread):
         #: Lane 0 also probes a failing peer; the others only help a healthy one.
         self.lane = lane
         self.wake = threading.Event()
+        #: Waiting for work (read by notify to pick a lane to wake).
+        self.idle = False
 
     def run(self) -> None:
         while not self.sender.stopping.is_set():
@@ -210,16 +250,18 @@ class _PeerWorker(threading.Thread):
                 log.exception("outbox worker error", peer=self.destination)
                 self.sender.stopping.wait(IDLE_WAIT)
 
+    def _idle(self) -> None:
+        self.idle = True
+        self.wake.wait(IDLE_WAIT)
+        self.wake.clear()
+        self.idle = False
+
     def _step(self) -> None:
         sender = self.sender
-        with sender.db.read() as session:
-            backoff = store.get_backoff(session, self.destination)
-            retry_at = backoff.retry_at if backoff else None
-            failing = backoff is not None and backoff.failures > 0
+        failing, retry_at = sender.peer_state(self.destination)
         now = sender.clock()
         if failing and self.lane:
-            self.wake.wait(IDLE_WAIT)
-            self.wake.clear()
+            self._idle()
             return
         if retry_at is not None and retry_at > now:
             sender.stopping.wait((retry_at - now).total_seconds())
@@ -229,9 +271,10 @@ class _PeerWorker(threading.Thread):
         size = PROBE_BATCH if failing else sender.batch_size
         batch = sender.claim(self.destination, size, now)
         if not batch:
-            self.wake.wait(IDLE_WAIT)
-            self.wake.clear()
+            self._idle()
             return
+        if len(batch) == size:  # more may be waiting: get the next lane going
+            sender.notify(self.destination)
         try:
             self._send(batch)
         except BaseException:
@@ -257,12 +300,13 @@ class _PeerWorker(threading.Thread):
             if item.moved_by is not None:
                 forwarded.moved_by.MergeFromString(item.moved_by)
         faultpoints.reach(faultpoints.OUTBOX_BEFORE_SEND)
+        channel = sender.channels.get(member.endpoint)
         try:
-            with sender.channel_for(member.endpoint) as channel:
-                reply = pb_grpc.FederationServiceStub(channel).Deliver(
-                    request, timeout=DELIVER_DEADLINE, metadata=sender.metadata
-                )
+            reply = pb_grpc.FederationServiceStub(channel).Deliver(
+                request, timeout=DELIVER_DEADLINE, metadata=sender.metadata
+            )
         except grpc.RpcError as exc:
+            sender.channels.discard(member.endpoint, channel)
             self._failed(batch, f"{exc.code().name}: {exc.details()}")
             return
         faultpoints.reach(faultpoints.OUTBOX_AFTER_REPLY)
@@ -310,11 +354,14 @@ class _PeerWorker(threading.Thread):
                 # Our own report joined a case there: remember which, so the
                 # case's updates (even those sent before it joined) are ours.
                 links.append((item.item_id, result.case_id))
+        was_failing, _ = sender.peer_state(self.destination)
         with sender.db.write() as session:
             store.finish(session, finished, now, sender.name)
             status_store.link_reports(session, links, now)
-            if not bad:
+            if not bad and was_failing:
                 store.record_success(session, self.destination)
+        if not bad:
+            sender.note_peer(self.destination, False, None)
         if bad:
             self._failed(bad, "peer sent receipts that do not verify")
         log.info("delivered to peer", peer=self.destination, items=len(batch) - len(bad))
@@ -346,6 +393,7 @@ class _PeerWorker(threading.Thread):
             retry_at = store.record_failure(
                 session, self.destination, error, sender.clock(), sender.backoff.delay
             )
+        sender.note_peer(self.destination, True, retry_at)
         log.warning(
             "delivery to peer failed",
             peer=self.destination,

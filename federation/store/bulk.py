@@ -146,7 +146,7 @@ def select_in(
     parameters that precede the IN list in ``query``. Rows are plain tuples
     in the order of the query's columns.
     """
-    mark = "?" if session.connection().dialect.paramstyle == "qmark" else "%s"
+    mark = _mark(session)
     rows: list[tuple[Any, ...]] = []
     with _driver_cursor(session, query) as cursor:
         for start in range(0, len(values), IN_CHUNK):
@@ -155,6 +155,57 @@ def select_in(
             cursor.execute(sql, (*before, *chunk))
             rows.extend(tuple(row) for row in cursor.fetchall())
     return rows
+
+
+def _mark(session: Session) -> str:
+    """The driver's placeholder: ``?`` (sqlite3) or ``%s`` (psycopg)."""
+    return "?" if session.connection().dialect.paramstyle == "qmark" else "%s"
+
+
+def bind_value(session: Session, table: Table, column: str, value: Any) -> Any:
+    """``value`` as the driver should receive it for ``table.column`` (the
+    column type's bind processing, e.g. a UTC datetime on SQLite)."""
+    dialect = session.connection().dialect
+    processor = _processor(table, column, dialect)
+    return value if processor is None or value is None else processor(value)
+
+
+def fetch(
+    session: Session, table: Table, columns: Sequence[str], where: str, params: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """``SELECT columns FROM table WHERE where`` on the driver cursor, each value
+    converted by its column type's result processing (JSON, UTC datetimes).
+
+    ``where`` may end with ORDER BY / LIMIT; its placeholders are written ``?``
+    and its parameters must already be in driver form (see bind_value). For
+    the small, frequent reads of the outbox, whose cost through the ORM was
+    mostly building and caching the statement.
+    """
+    dialect = session.connection().dialect
+    processors = [
+        table.c[name].type.dialect_impl(dialect).result_processor(dialect, None) for name in columns
+    ]
+    # Identifiers come from the schema (table.c above rejects unknown names)
+    # and ``where`` from our code; every value travels as a bound parameter.
+    select_sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}"  # noqa: S608
+    sql = select_sql.replace("?", _mark(session))
+    with _driver_cursor(session, sql) as cursor:
+        cursor.execute(sql, tuple(params))
+        rows = cursor.fetchall()
+    return [
+        tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True))
+        for row in rows
+    ]
+
+
+def execute_many(session: Session, sql: str, params: Sequence[Sequence[Any]]) -> None:
+    """Run one statement (placeholders written ``?``) once per parameter tuple,
+    in one executemany on the driver cursor. Parameters in driver form."""
+    if not params:
+        return
+    sql = sql.replace("?", _mark(session))
+    with _driver_cursor(session, sql) as cursor:
+        cursor.executemany(sql, [tuple(p) for p in params])
 
 
 def insert_ignoring_duplicates(

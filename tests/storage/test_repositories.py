@@ -304,6 +304,52 @@ def _enqueue(db: Database, count: int, destination: str = "hotline-nl") -> None:
             )
 
 
+def test_outbox_peek_leaves_out_held_and_leased_items_and_converts_values(
+    db: Database,
+) -> None:
+    _enqueue(db, 4)
+    _enqueue(db, 1, "hotline-de")
+    with db.read() as session:
+        everything = outbox.peek_batch(session, "hotline-nl", 10, NOW, ())
+    assert len(everything) == 4 and [i.id for i in everything] == sorted(i.id for i in everything)
+    first, second = everything[0], everything[1]
+    assert first.moved_by == b"moved" and first.via_member_ids == ()
+    assert second.via_member_ids == ("hotline-de",) and second.moved_by is None
+    assert first.created_at == NOW and first.created_at.tzinfo is not None
+    assert first.envelope == b"\x00env\x00"
+    with db.write() as session:  # another process holds a lease on the third
+        outbox.claim_batch(session, "hotline-de", 1, "proc-x", NOW, LEASE)
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == everything[2].id)
+            .values(lease_until=NOW + LEASE)
+        )
+    with db.read() as session:
+        held = {first.id}
+        assert [i.id for i in outbox.peek_batch(session, "hotline-nl", 10, NOW, held)] == [
+            second.id,
+            everything[3].id,
+        ]
+        later = NOW + LEASE + LEASE
+        assert [i.id for i in outbox.peek_batch(session, "hotline-nl", 2, later, held)] == [
+            second.id,
+            everything[2].id,
+        ]
+    with db.write() as session:
+        done = outbox.Finished(second.id, outbox.OutboxState.DELIVERED, b"receipt")
+        outbox.finish(session, [done], NOW, "proc-mem")
+    with db.read() as session:
+        row = session.get(OutboxRow, second.id)
+        assert row is not None
+        assert (row.state, row.receipt, row.claimed_by, row.finished_at, row.attempts) == (
+            outbox.OutboxState.DELIVERED,
+            b"receipt",
+            "proc-mem",
+            NOW,
+            1,
+        )
+
+
 def test_outbox_claim_finish_in_queue_order(db: Database) -> None:
     _enqueue(db, 5)
     _enqueue(db, 2, "hotline-de")

@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -21,11 +22,43 @@ from federation.store import cases as store
 from federation.store import inbound
 from federation.store import status as status_store
 from federation.store.database import Database
-from federation.store.models import CaseReportRow, CaseRow, StatusUpdateRow, TrackedCaseRow
+from federation.store.models import CaseRow, TrackedCaseRow
 from federation.wire.convert import decode_envelope, decode_report, decode_status_update
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
+
+
+class ShownCase(Protocol):
+    """What a case's view is made from: an ORM case row, or a CaseRecord read
+    without the ORM on the busy paths (liaison streams)."""
+
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def canonical_url(self) -> str: ...
+    @property
+    def hosting_country(self) -> str: ...
+    @property
+    def responsible_member_id(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def reappearance_of_case_id(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def notice_sent_at(self) -> datetime | None: ...
+    @property
+    def police_acknowledged_at(self) -> datetime | None: ...
+    @property
+    def police_reference(self) -> str | None: ...
+    @property
+    def hold_until(self) -> datetime | None: ...
+    @property
+    def hold_reason(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +75,7 @@ class OverduePolicy:
 
     after: timedelta = timedelta(hours=72)
 
-    def is_overdue(self, row: CaseRow, now: datetime) -> bool:
+    def is_overdue(self, row: ShownCase, now: datetime) -> bool:
         """True when the case's notice is older than the deadline and not resolved."""
         return (
             row.status == CaseStatus.NOTICE_SENT
@@ -52,9 +85,9 @@ class OverduePolicy:
 
 
 def _history(
-    rows: list[StatusUpdateRow],
+    signed: Sequence[bytes],
 ) -> tuple[tuple[StatusUpdate, ...], tuple[Envelope, ...]]:
-    envelopes = tuple(decode_envelope(r.envelope) for r in rows)
+    envelopes = tuple(decode_envelope(e) for e in signed)
     return tuple(decode_status_update(e.payload) for e in envelopes), envelopes
 
 
@@ -71,16 +104,14 @@ def local_view(session: Session, row: CaseRow, now: datetime, policy: OverduePol
 
 
 def local_views(
-    session: Session, rows: Sequence[CaseRow], now: datetime, policy: OverduePolicy
+    session: Session, rows: Sequence[ShownCase], now: datetime, policy: OverduePolicy
 ) -> list[CaseView]:
     """:func:`local_view` of many cases, with one query per table for all of them
     (a liaison stream or a page shows hundreds of cases at once)."""
     ids = [row.case_id for row in rows]
-    reports = store.reports_of_cases(session, ids)
+    reports = store.report_records(session, ids)
     links = store.links_of_cases(session, ids)
-    updates: dict[str, list[StatusUpdateRow]] = {case_id: [] for case_id in ids}
-    for update in status_store.updates_of(session, ids):
-        updates[update.case_id].append(update)
+    updates = status_store.applied_envelopes(session, ids)
     return [
         _local_view(
             row, reports[row.case_id], links[row.case_id], updates[row.case_id], now, policy
@@ -90,17 +121,17 @@ def local_views(
 
 
 def _local_view(
-    row: CaseRow,
-    report_rows: list[CaseReportRow],
+    row: ShownCase,
+    report_rows: list[store.ReportRecord],
     links: list[str],
-    update_rows: list[StatusUpdateRow],
+    update_envelopes: list[bytes],
     now: datetime,
     policy: OverduePolicy,
 ) -> CaseView:
     reports = tuple(
         _report_view(r.report_id, r.origin_member_id, r.joined_at, r.envelope) for r in report_rows
     )
-    history, envelopes = _history(update_rows)
+    history, envelopes = _history(update_envelopes)
     return CaseView(
         case_id=row.case_id,
         canonical_url=row.canonical_url,
@@ -138,7 +169,7 @@ def _tracked_view(session: Session, tracked: TrackedCaseRow, via_report: str = "
         chain = [c for c in earlier if c != tracked.case_id and _moved(session, c)] + chain
     rows = status_store.updates_of(session, chain)
     rows.sort(key=lambda r: (chain.index(r.case_id), r.sequence))
-    history, envelopes = _history(rows)
+    history, envelopes = _history([r.envelope for r in rows])
     first = reports[0].report if reports else None
     return CaseView(
         case_id=tracked.case_id,

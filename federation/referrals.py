@@ -222,7 +222,7 @@ class ReferralDesk:
         now = self._clock()
         with self._db.read() as session:
             rows = store.events_after(session, after, countries, limit)
-            cases = store.cases_by_id(session, (row.case_id for row in rows))
+            cases = store.case_records(session, (row.case_id for row in rows))
             views = {
                 view.case_id: view
                 for view in local_views(session, list(cases.values()), now, self._overdue)

@@ -134,7 +134,12 @@ IN_CHUNK = 500
 
 
 def select_in(
-    session: Session, query: str, values: Sequence[Any], *, before: Sequence[Any] = ()
+    session: Session,
+    query: str,
+    values: Sequence[Any],
+    *,
+    before: Sequence[Any] = (),
+    after: Sequence[Any] = (),
 ) -> list[tuple[Any, ...]]:
     """Run ``query`` with its ``{in}`` replaced by a list of placeholders, in
     chunks of IN_CHUNK values; the rows of all chunks. Other placeholders in
@@ -142,9 +147,10 @@ def select_in(
 
     For the batch lookups of the ingest path, where building an expanding IN
     through SQLAlchemy costs more than the indexed lookups themselves. Values
-    must already be in driver form (str, int, bytes); ``before`` are
-    parameters that precede the IN list in ``query``. Rows are plain tuples
-    in the order of the query's columns.
+    must already be in driver form (str, int, bytes); ``before`` and
+    ``after`` are parameters that precede and follow the IN list in
+    ``query`` (a LIMIT after the list applies per chunk). Rows are plain
+    tuples in the order of the query's columns.
     """
     mark = _mark(session)
     rows: list[tuple[Any, ...]] = []
@@ -152,7 +158,7 @@ def select_in(
         for start in range(0, len(values), IN_CHUNK):
             chunk = values[start : start + IN_CHUNK]
             sql = query.replace("?", mark).replace("{in}", ", ".join([mark] * len(chunk)))
-            cursor.execute(sql, (*before, *chunk))
+            cursor.execute(sql, (*before, *chunk, *after))
             rows.extend(tuple(row) for row in cursor.fetchall())
     return rows
 
@@ -192,6 +198,34 @@ def fetch(
     with _driver_cursor(session, sql) as cursor:
         cursor.execute(sql, tuple(params))
         rows = cursor.fetchall()
+    return [
+        tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True))
+        for row in rows
+    ]
+
+
+def fetch_in(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    where: str,
+    values: Sequence[Any],
+    *,
+    before: Sequence[Any] = (),
+    after: Sequence[Any] = (),
+) -> list[tuple[Any, ...]]:
+    """Like :func:`fetch` for a ``where`` holding an ``{in}`` list of ``values``
+    (chunked, with ``before`` and ``after`` parameters, as in
+    :func:`select_in`); rows of all chunks, converted."""
+    dialect = session.connection().dialect
+    processors = [
+        table.c[name].type.dialect_impl(dialect).result_processor(dialect, None) for name in columns
+    ]
+    # Identifiers from the schema, ``where`` from our code (see fetch).
+    query = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}"  # noqa: S608
+    rows = select_in(session, query, values, before=before, after=after)
+    if not any(processors):
+        return rows
     return [
         tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True))
         for row in rows

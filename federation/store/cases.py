@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from federation.core.case import CaseFilter
 from federation.core.case_status import CaseStatus
-from federation.store.bulk import insert_ignoring_duplicates, insert_many, select_in
+from federation.store.bulk import fetch_in, insert_ignoring_duplicates, insert_many, select_in
 from federation.store.models import (
     Base,
     CaseEventRow,
@@ -22,6 +22,69 @@ from federation.store.models import (
     CaseRow,
     table_of,
 )
+
+
+class CaseRecord(NamedTuple):
+    """The columns of a case that its views show, read without the ORM.
+
+    Liaison streams and case pages read cases many times a second; loading
+    them as ORM objects cost far more than the queries themselves.
+    """
+
+    case_id: str
+    canonical_url: str
+    hosting_country: str
+    responsible_member_id: str
+    status: int
+    reappearance_of_case_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    notice_sent_at: datetime | None
+    police_acknowledged_at: datetime | None
+    police_reference: str | None
+    hold_until: datetime | None
+    hold_reason: str | None
+
+
+class ReportRecord(NamedTuple):
+    """A report of a case (see CaseRecord)."""
+
+    case_id: str
+    report_id: str
+    origin_member_id: str
+    joined_at: datetime
+    envelope: bytes
+
+
+class EventRecord(NamedTuple):
+    """An entry of the case event log (see CaseRecord)."""
+
+    sequence: int
+    case_id: str
+    kind: int
+    status: int
+    hosting_country: str
+    occurred_at: datetime
+
+
+def case_records(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRecord]:
+    """Cases by id, for showing them, in one query."""
+    rows = fetch_in(
+        session, table_of(CaseRow), CaseRecord._fields, "case_id IN ({in})", sorted(set(case_ids))
+    )
+    return {row[0]: CaseRecord(*row) for row in rows}
+
+
+def report_records(session: Session, case_ids: Iterable[str]) -> dict[str, list[ReportRecord]]:
+    """Every report of each case, in the order they joined, in one query."""
+    ids = sorted(set(case_ids))
+    found: dict[str, list[ReportRecord]] = {case_id: [] for case_id in ids}
+    rows = fetch_in(
+        session, table_of(CaseReportRow), ReportRecord._fields, "case_id IN ({in})", ids
+    )
+    for row in sorted(rows, key=lambda r: (r[3], r[1])):
+        found[row[0]].append(ReportRecord(*row))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,16 +272,13 @@ def linked_cases(session: Session, case_id: str) -> list[str]:
 
 def links_of_cases(session: Session, case_ids: Iterable[str]) -> dict[str, list[str]]:
     """The cases linked to each of ``case_ids`` by known content, sorted, in one query."""
-    ids = list(set(case_ids))
+    ids = sorted(set(case_ids))
     found: dict[str, list[str]] = {case_id: [] for case_id in ids}
-    if ids:
-        rows = session.execute(
-            select(CaseLinkRow.case_id, CaseLinkRow.linked_case_id)
-            .where(CaseLinkRow.case_id.in_(ids))
-            .order_by(CaseLinkRow.linked_case_id)
-        )
-        for row in rows:
-            found[row.case_id].append(row.linked_case_id)
+    rows = select_in(
+        session, "SELECT case_id, linked_case_id FROM case_links WHERE case_id IN ({in})", ids
+    )
+    for case_id, linked in sorted(rows, key=lambda r: r[1]):
+        found[case_id].append(linked)
     return found
 
 
@@ -327,16 +387,20 @@ def cases_reported_between(
 
 def events_after(
     session: Session, after: int, countries: Iterable[str], limit: int
-) -> list[CaseEventRow]:
+) -> list[EventRecord]:
     """Case events after a log position, for the given hosting countries."""
-    return list(
-        session.scalars(
-            select(CaseEventRow)
-            .where(CaseEventRow.sequence > after, CaseEventRow.hosting_country.in_(list(countries)))
-            .order_by(CaseEventRow.sequence)
-            .limit(limit)
-        )
+    rows = fetch_in(
+        session,
+        table_of(CaseEventRow),
+        EventRecord._fields,
+        "sequence > ? AND hosting_country IN ({in}) ORDER BY sequence LIMIT ?",
+        sorted(set(countries)),
+        before=(after,),
+        after=(limit,),
     )
+    # Several chunks of countries (never in practice) would each bring a page.
+    rows.sort(key=lambda r: r[0])
+    return [EventRecord(*row) for row in rows[:limit]]
 
 
 def expired_holds(session: Session, now: datetime) -> list[CaseRow]:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from federation.core.status_update import StatusUpdate
-from federation.store.bulk import insert_ignoring_duplicates
+from federation.store.bulk import insert_ignoring_duplicates, select_in
 from federation.store.models import (
     InboundItemRow,
     ReportCaseLinkRow,
@@ -28,6 +28,23 @@ def updates_of(
     if applied_only:
         query = query.where(StatusUpdateRow.applied.is_(True))
     return list(session.scalars(query.order_by(StatusUpdateRow.case_id, StatusUpdateRow.sequence)))
+
+
+def applied_envelopes(session: Session, case_ids: Iterable[str]) -> dict[str, list[bytes]]:
+    """The signed envelopes of each case's applied updates, in sequence order,
+    in one query (a case's history as its views show it)."""
+    ids = sorted(set(case_ids))
+    found: dict[str, list[bytes]] = {case_id: [] for case_id in ids}
+    rows = select_in(
+        session,
+        "SELECT case_id, sequence, envelope FROM status_updates"
+        " WHERE applied = ? AND case_id IN ({in})",
+        ids,
+        before=(True,),
+    )
+    for case_id, _, envelope in sorted(rows, key=lambda r: (r[0], r[1])):
+        found[case_id].append(envelope)
+    return found
 
 
 def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> list[str]:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from federation.core.case_status import CaseStatus
@@ -83,7 +82,7 @@ def receive_updates(
 def _read(session: Session, me: str, updates: Sequence[StatusUpdate]) -> _Batch:
     case_ids = {u.case_id for u in updates}
     held: dict[str, dict[int, _Held]] = {c: {} for c in case_ids}
-    for row in store.updates_of(session, case_ids, applied_only=False):
+    for row in store.held_updates(session, case_ids):
         held[row.case_id][row.sequence] = _Held(row.status, row.applied, update_id=row.update_id)
     return _Batch(
         ours_responsible=case_store.existing_case_ids(session, case_ids),
@@ -95,7 +94,7 @@ def _read(session: Session, me: str, updates: Sequence[StatusUpdate]) -> _Batch:
                 row.last_applied_sequence,
                 row.first_seen_at,
             )
-            for row in store.tracked_many(session, case_ids)
+            for row in store.tracked_records(session, case_ids)
         },
         held=held,
         own_reports=set(store.own_reports(session, me, {r for u in updates for r in u.report_ids})),
@@ -177,10 +176,9 @@ def _apply_in_order(batch: _Batch, tracked: _Tracked, held: dict[int, _Held]) ->
 
 def _write(session: Session, batch: _Batch, now: datetime) -> None:
     """One statement per table for everything the batch decided."""
-    tracked = table_of(TrackedCaseRow)
     insert_many(
         session,
-        tracked,
+        table_of(TrackedCaseRow),
         [
             {
                 "case_id": t.case_id,
@@ -194,30 +192,19 @@ def _write(session: Session, batch: _Batch, now: datetime) -> None:
             if t.new
         ],
     )
-    changed = [t for t in batch.tracked.values() if t.changed and not t.new]
-    if changed:
-        session.execute(
-            update(tracked)
-            .where(tracked.c.case_id == bindparam("b_case"))
-            .values(
-                status=bindparam("b_status"),
-                last_applied_sequence=bindparam("b_last"),
-                updated_at=now,
-            ),
-            [
-                {"b_case": t.case_id, "b_status": t.status, "b_last": t.last_applied}
-                for t in changed
-            ],
-        )
+    store.save_progress(
+        session,
+        [
+            (t.case_id, t.status, t.last_applied)
+            for t in batch.tracked.values()
+            if t.changed and not t.new
+        ],
+        now,
+    )
     insert_many(
         session,
         table_of(StatusUpdateRow),
         [h.row for updates in batch.held.values() for h in updates.values() if h.row is not None],
     )
-    if batch.newly_applied:
-        rows = table_of(StatusUpdateRow)
-        session.execute(
-            update(rows).where(rows.c.update_id == bindparam("b_id")).values(applied=True),
-            [{"b_id": update_id} for update_id in batch.newly_applied],
-        )
+    store.mark_applied(session, batch.newly_applied)
     store.link_reports(session, batch.links, now)

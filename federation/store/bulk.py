@@ -35,16 +35,23 @@ class _Compiled:
     positional: bool
 
 
-_cache: dict[tuple[str, str, tuple[str, ...]], _Compiled] = {}
+_cache: dict[tuple[str, str, tuple[str, ...], bool], _Compiled] = {}
 _cache_lock = threading.Lock()
 
 
-def _compile(table: Table, names: tuple[str, ...], dialect: Dialect) -> _Compiled:
-    key = (dialect.name, table.name, names)
+def _compile(
+    table: Table, names: tuple[str, ...], dialect: Dialect, ignore_duplicates: bool = False
+) -> _Compiled:
+    key = (dialect.name, table.name, names, ignore_duplicates)
     found = _cache.get(key)
     if found is not None:
         return found
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
+    statement: Any = insert(table)
+    if ignore_duplicates:
+        # ON CONFLICT DO NOTHING, spelled by each dialect's own insert().
+        dialect_insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
+        statement = dialect_insert(table).on_conflict_do_nothing()
+    compiled = statement.compile(dialect=dialect, column_keys=list(names))
     order = tuple(compiled.positiontup or names) if compiled.positional else names
     processors = tuple(_processor(table, name, dialect) for name in order)
     made = _Compiled(str(compiled), order, processors, compiled.positional)
@@ -62,17 +69,24 @@ def _processor(table: Table, name: str, dialect: Dialect) -> _Processor:
     return column_type.dialect_impl(dialect).bind_processor(dialect)
 
 
-def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_many(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    ignore_duplicates: bool = False,
+) -> None:
     """INSERT ``rows`` (dicts with the same keys) into ``table`` in one executemany.
 
     Runs on the session's connection, so it is part of the caller's
     transaction. Columns left out get their server-side defaults only (no
-    Python-side defaults are applied: give every value the row needs).
+    Python-side defaults are applied: give every value the row needs). With
+    ``ignore_duplicates`` a row whose key is already stored is skipped.
     """
     if not rows:
         return
     connection = session.connection()
-    plan = _compile(table, tuple(rows[0]), connection.dialect)
+    plan = _compile(table, tuple(rows[0]), connection.dialect, ignore_duplicates)
     columns = [[row[name] for row in rows] for name in plan.names]
     converted = [
         values if p is None else _convert(p, values)
@@ -246,8 +260,4 @@ def insert_ignoring_duplicates(
     session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """INSERT rows, skipping any whose key is already stored (ON CONFLICT DO NOTHING)."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    statement = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    session.execute(statement.on_conflict_do_nothing(), list(rows))
+    insert_many(session, table, rows, ignore_duplicates=True)

@@ -129,10 +129,10 @@ def cases_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, Url
 
 def existing_case_ids(session: Session, case_ids: Iterable[str]) -> set[str]:
     """Which of ``case_ids`` are cases held here, in one query."""
-    ids = list(set(case_ids))
-    if not ids:
-        return set()
-    return set(session.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(ids))))
+    rows = select_in(
+        session, "SELECT case_id FROM cases WHERE case_id IN ({in})", sorted(set(case_ids))
+    )
+    return {row[0] for row in rows}
 
 
 def cases_by_id(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRow]:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from federation.core.status_update import StatusUpdate
-from federation.store.bulk import insert_ignoring_duplicates, select_in
+from federation.store.bulk import (
+    bind_value,
+    execute_many,
+    fetch_in,
+    insert_ignoring_duplicates,
+    select_in,
+)
 from federation.store.models import (
-    InboundItemRow,
     ReportCaseLinkRow,
     StatusUpdateRow,
     TrackedCaseRow,
@@ -49,15 +54,78 @@ def applied_envelopes(session: Session, case_ids: Iterable[str]) -> dict[str, li
 
 def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> list[str]:
     """Which of ``report_ids`` this node authored (and so holds)."""
-    ids = list(report_ids)
-    if not ids:
-        return []
-    return list(
-        session.scalars(
-            select(InboundItemRow.item_id).where(
-                InboundItemRow.item_id.in_(ids), InboundItemRow.signer_member_id == member_id
-            )
-        )
+    rows = select_in(
+        session,
+        "SELECT item_id FROM inbound_items WHERE signer_member_id = ? AND item_id IN ({in})",
+        sorted(set(report_ids)),
+        before=(member_id,),
+    )
+    return [row[0] for row in rows]
+
+
+class HeldUpdate(NamedTuple):
+    """A stored update of a remote case, as the reporter side applies it."""
+
+    case_id: str
+    sequence: int
+    status: int
+    applied: bool
+    update_id: str
+
+
+def held_updates(session: Session, case_ids: Iterable[str]) -> list[HeldUpdate]:
+    """Every stored update (applied or waiting for a gap) of the given cases."""
+    rows = select_in(
+        session,
+        "SELECT case_id, sequence, status, applied, update_id FROM status_updates"
+        " WHERE case_id IN ({in})",
+        sorted(set(case_ids)),
+    )
+    return [HeldUpdate(c, q, s, bool(a), u) for c, q, s, a, u in rows]
+
+
+class TrackedRecord(NamedTuple):
+    """A remote case we track (see tracked_records)."""
+
+    case_id: str
+    responsible_member_id: str
+    status: int | None
+    last_applied_sequence: int
+    first_seen_at: datetime
+
+
+def tracked_records(session: Session, case_ids: Iterable[str]) -> list[TrackedRecord]:
+    """The remote cases we track among ``case_ids``, in one query, without the ORM."""
+    rows = fetch_in(
+        session,
+        table_of(TrackedCaseRow),
+        TrackedRecord._fields,
+        "case_id IN ({in})",
+        sorted(set(case_ids)),
+    )
+    return [TrackedRecord(*row) for row in rows]
+
+
+def save_progress(
+    session: Session, tracked: Iterable[tuple[str, int | None, int]], now: datetime
+) -> None:
+    """Record the status and last applied sequence of tracked cases
+    ((case_id, status, last_applied_sequence) triples)."""
+    updated_at = bind_value(session, table_of(TrackedCaseRow), "updated_at", now)
+    execute_many(
+        session,
+        "UPDATE tracked_cases SET status = ?, last_applied_sequence = ?, updated_at = ?"
+        " WHERE case_id = ?",
+        [(status, last, updated_at, case_id) for case_id, status, last in tracked],
+    )
+
+
+def mark_applied(session: Session, update_ids: Iterable[str]) -> None:
+    """Mark stored updates as applied (their gap was filled)."""
+    execute_many(
+        session,
+        "UPDATE status_updates SET applied = ? WHERE update_id = ?",
+        [(True, update_id) for update_id in update_ids],
     )
 
 

@@ -286,6 +286,12 @@ class _PeerWorker(threading.Thread):
             raise
         finally:
             sender.unclaim(batch)
+        if len(batch) < size and not sender.peer_state(self.destination)[0]:
+            # Delivered, and the queue was empty behind this batch when it
+            # was claimed: anything committed since has woken a lane (this
+            # one, if no other was idle), so look again only when woken.
+            # (After a failure the next step waits out the backoff instead.)
+            self._idle()
 
     def _send(self, batch: list[store.OutgoingItem]) -> None:
         sender = self.sender

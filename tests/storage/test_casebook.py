@@ -17,6 +17,7 @@ from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
 from federation.core.reasons import REPORT_TYPE, Outcome
 from federation.core.report import ContentHash, HashAlgorithm, Report
+from federation.queries import OverduePolicy, local_views
 from federation.status import StatusBook
 from federation.store import cases as store
 from federation.store import status as status_store
@@ -209,3 +210,31 @@ def test_exact_hash_lookup_spans_several_in_lists(db: Database) -> None:
         found = store.cases_by_hash(session, [(int(HashAlgorithm.SHA1), v[:20]) for v in values])
     assert set(found) == {(int(HashAlgorithm.SHA1), v[:20]) for v in values[:30]}
     assert all(ids == {case_id} for ids in found.values())
+
+
+def test_case_views_read_without_the_orm_match_the_stored_case(db: Database) -> None:
+    """The liaison streams' views (records read on the driver cursor) show what
+    the ORM rows hold: reports in joining order, sorted links, the history."""
+    book = CaseBook("hotline-nl", _statuses())
+    shared = ContentHash(HashAlgorithm.SHA256, os.urandom(32))
+    first = _file(db, book, _report("https://example.com/v/1", shared))[1]
+    _file(db, book, _report("https://example.com/v/1", origin="hotline-de"))
+    other = _file(db, book, _report("https://example.net/v/2", shared))[1]
+    policy = OverduePolicy()
+    with db.read() as session:
+        records = store.case_records(session, [first, other, "no-such-case"])
+        rows = store.cases_by_id(session, [first, other])
+        from_records = local_views(session, [records[first], records[other]], NOW, policy)
+        from_rows = local_views(session, [rows[first], rows[other]], NOW, policy)
+        events = store.events_after(session, 0, ["NL"], 10)
+    assert set(records) == {first, other}
+    assert from_records == from_rows
+    view = from_records[0]
+    assert [r.report.origin_member_id for r in view.reports] == ["hotline-dk", "hotline-de"]
+    assert view.known_content_case_ids == (other,)
+    assert [u.status for u in view.history] == [CaseStatus.RECEIVED]
+    assert view.created_at == NOW and view.created_at.tzinfo is not None
+    assert [(e.case_id, e.sequence) for e in events] == sorted(
+        ((e.case_id, e.sequence) for e in events), key=lambda pair: pair[1]
+    )
+    assert {e.case_id for e in events} == {first, other} and len(events) == 3

@@ -81,4 +81,3 @@ def test_node_refuses_an_old_schema(new_database_url: Callable[[], str]) -> None
         require_current(db)
     finally:
         db.dispose()
-

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from federation.core.case import CaseEventKind
 from federation.core.case_status import REAPPEARANCE_AFTER, CaseStatus
 from federation.core.ids import new_uuid7
-from federation.core.pdq_index import PdqIndex, pairs_within
+from federation.core.pdq_index import PdqIndex, PdqSnapshot, pairs_within
 from federation.core.reasons import Outcome
 from federation.core.report import HashAlgorithm, Report
 from federation.status import Fanout, OpenedCase, StatusBook
@@ -119,9 +119,41 @@ class CaseBook:
         """A fresh case id."""
         return self._new_id()
 
-    def pdq_matches(self, values: Sequence[bytes]) -> list[list[str]]:
-        """For each PDQ hash, the cases holding one within the threshold."""
-        return [[case_id for case_id, _ in found] for found in self.pdq.search_many(values)]
+    def pdq_matches(
+        self, values: Sequence[bytes], known: Sequence[PdqSearch | None] | None = None
+    ) -> list[list[str]]:
+        """For each PDQ hash, the cases holding one within the threshold.
+
+        ``known``: for each value, a search made before the transaction (see
+        :meth:`search_pdq`); then only what was indexed since is searched
+        here. At a million stored hashes the full search is most of a batch's
+        transaction, so running it beforehand, beside other batches'
+        transactions, keeps it out of the one section that runs alone.
+        """
+        if known is None or any(
+            k is None or v not in k.found for k, v in zip(known, values, strict=True)
+        ):
+            return [[case_id for case_id, _ in found] for found in self.pdq.search_many(values)]
+        matches = [list(k.found[v]) for k, v in zip(known, values, strict=True) if k is not None]
+        by_snapshot: dict[PdqSnapshot, list[int]] = {}
+        for index, k in enumerate(known):
+            assert k is not None
+            by_snapshot.setdefault(k.snapshot, []).append(index)
+        for snapshot, indexes in by_snapshot.items():
+            later = self.pdq.search_since(snapshot, [values[i] for i in indexes])
+            if later is None:  # the index changed in a way a log cannot tell
+                return self.pdq_matches(values)
+            for index, found in zip(indexes, later, strict=True):
+                matches[index].extend(c for c, _ in found if c not in matches[index])
+        return matches
+
+    def search_pdq(self, values: Sequence[bytes]) -> PdqSearch:
+        """Search PDQ hashes ahead of the transaction that will file them
+        (see :meth:`pdq_matches`); safe to call from any thread."""
+        snapshot, found = self.pdq.search_many_at(values)
+        return PdqSearch(
+            snapshot, {v: [c for c, _ in f] for v, f in zip(values, found, strict=True)}
+        )
 
     def index_pdq(self, entries: Sequence[tuple[str, bytes]], batch: FilingBatch) -> None:
         """Add (case_id, PDQ hash) entries to the index (undone if the batch rolls back)."""
@@ -138,17 +170,28 @@ class CaseBook:
 
 
 @dataclass(frozen=True, slots=True)
+class PdqSearch:
+    """PDQ near matches found before a transaction, and the index's state then."""
+
+    snapshot: PdqSnapshot
+    #: PDQ hash -> cases within the threshold at ``snapshot``.
+    found: dict[bytes, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
 class Filing:
     """One report to file.
 
     ``hosting_country`` overrides the report's own when a case elsewhere was
-    MOVED here.
+    MOVED here; ``pdq`` is the report's PDQ hashes searched in advance, if
+    they were.
     """
 
     report: Report
     canonical: str
     envelope: bytes
     hosting_country: str = ""
+    pdq: PdqSearch | None = None
 
 
 @dataclass(slots=True)
@@ -205,10 +248,14 @@ class _Plan:
                 if h.algorithm in EXACT_LINK_ALGORITHMS
             ),
         )
-        pdqs = [
-            h.value for f in filings for h in f.report.hashes if h.algorithm is HashAlgorithm.PDQ
+        pdq_of = [
+            (h.value, f.pdq)
+            for f in filings
+            for h in f.report.hashes
+            if h.algorithm is HashAlgorithm.PDQ
         ]
-        self.pdq_near = self.book.pdq_matches(pdqs)
+        pdqs = [value for value, _ in pdq_of]
+        self.pdq_near = self.book.pdq_matches(pdqs, [known for _, known in pdq_of])
         self.pdq_pairs = pairs_within(pdqs, self.book.pdq.threshold)
         joined = [case.case_id for case in self.open.values()]
         self.reporters = store.reporters_of(session, joined)

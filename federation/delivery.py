@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from crypto.dsse import Envelope, pae, sign_envelope, sign_many, verify_many
 from crypto.keys import SigningKey
-from federation.casebook import CaseBook, Filing, FilingBatch
+from federation.casebook import CaseBook, Filing, FilingBatch, PdqSearch
 from federation.clock import Clock, utc_now
 from federation.core import envelope_checks as checks
 from federation.core.limits import Limits
@@ -39,8 +39,9 @@ from federation.core.reasons import (
     RejectReason,
 )
 from federation.core.receipt import Receipt, accepted, rejected
+from federation.core.report import HashAlgorithm
 from federation.core.roster import MemberKey
-from federation.core.routing import ForwardTo, route_report
+from federation.core.routing import ForwardTo, HandleHere, Route, route_report
 from federation.errors import RosterExpiredError
 from federation.group_commit import GroupCommit
 from federation.metrics import NodeMetrics
@@ -99,6 +100,8 @@ class _Work:
     item_id: str = ""
     rejection: Rejection | None = None
     receipt: bytes | None = None
+    #: The report's PDQ hashes searched before the transaction (see _search_pdq).
+    pdq: PdqSearch | None = None
     _encoded: bytes | None = None
 
     def encoded(self) -> bytes:
@@ -177,6 +180,7 @@ class DeliveryService:
         work = [_Work(i, hashlib.sha256(i.envelope.payload).digest(), sender) for i in items]
         self._authenticate(work)
         self._parse_and_check(work, sender)
+        self._search_pdq(work)
         self._store(work)
         self._count(work)
         return [w.receipt or b"" for w in work]
@@ -254,6 +258,39 @@ class DeliveryService:
                 w.rejection = parsed
             else:
                 w.parsed = parsed
+
+    def _search_pdq(self, work: list[_Work]) -> None:
+        """Search the PDQ hashes of reports this node will file, before the
+        transaction: the search runs beside other calls' transactions, and
+        the transaction only checks what was indexed since (CaseBook.pdq_matches)."""
+        filed_here = [
+            w
+            for w in _live(work)
+            if isinstance(w.parsed, ParsedReport)
+            and isinstance(self._route(w, w.parsed), HandleHere)
+        ]
+        values = [
+            h.value
+            for w in filed_here
+            if isinstance(w.parsed, ParsedReport)
+            for h in w.parsed.report.hashes
+            if h.algorithm is HashAlgorithm.PDQ
+        ]
+        if not values:
+            return
+        found = self._casebook.search_pdq(values)
+        for w in filed_here:
+            w.pdq = found
+
+    def _route(self, w: _Work, parsed: ParsedReport) -> Route:
+        """Where a parsed report goes (see route_report)."""
+        return route_report(
+            self._rosters.roster,
+            self.member_id,
+            parsed.hosting_country,
+            w.item.via_member_ids,
+            self._limits,
+        )
 
     # --- storage and answers ----------------------------------------------------
 
@@ -429,13 +466,7 @@ class DeliveryService:
         if not isinstance(parsed, ParsedReport):
             assert parsed is not None
             return parsed
-        route = route_report(
-            self._rosters.roster,
-            self.member_id,
-            parsed.hosting_country,
-            w.item.via_member_ids,
-            self._limits,
-        )
+        route = self._route(w, parsed)
         if isinstance(route, Rejection):
             return route
         if isinstance(route, ForwardTo):
@@ -452,7 +483,9 @@ class DeliveryService:
             return accepted(
                 env, w.item_id, Outcome.FORWARDED, self.member_id, now, forwarded_to=route.member_id
             )
-        return Filing(parsed.report, parsed.canonical, w.encoded(), parsed.hosting_country)
+        return Filing(
+            parsed.report, parsed.canonical, w.encoded(), parsed.hosting_country, pdq=w.pdq
+        )
 
     def _row(
         self, w: _Work, outcome: Outcome, receipt: bytes, now: datetime

@@ -42,19 +42,32 @@ checked against the slot's current hash and liveness.
 with writes are safe; callers should still serialise their writes (as
 :class:`~federation.casebook.CaseBook` does) so that add/undo sequences stay
 meaningful. A merge of the delta (every few thousand additions, about 0.3 s at
-1 M entries) holds the lock, so a search may wait for it.
+1 M entries) holds the lock, so a search may wait for it. A search holds the
+lock only to take references to the tables: the gather and popcount (most of
+its time at a million entries, and numpy runs them without the GIL) happen
+outside it, so searches run beside each other and beside additions. Arrays
+are replaced, never changed in place, except where a removal frees a slot;
+a search that overlapped a removal is run again under the lock.
+
+**Snapshots.** :meth:`search_many_at` also says where the index stood
+(:class:`PdqSnapshot`), and :meth:`search_since` finds the entries added
+after that point, by brute force over a short log of recent additions. So a
+batch can be searched before its write transaction and completed cheaply
+inside it, with the same answer as a search inside it (or ``None``, asking
+for a full search, after a removal or once the log no longer reaches back).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["PDQ_BYTES", "PdqIndex", "hamming"]
+__all__ = ["PDQ_BYTES", "PdqIndex", "PdqSnapshot", "hamming"]
 
 #: Length of a PDQ hash (256 bits).
 PDQ_BYTES: Final = 32
@@ -136,6 +149,35 @@ def pairs_within(pdqs: Sequence[bytes], threshold: int) -> list[tuple[int, int]]
 _TABLE_BASE: Final = (np.arange(_TABLES, dtype=np.intp) * _BUCKETS).reshape(_TABLES, 1)
 
 
+#: Additions remembered for search_since (entries); older snapshots get None.
+_LOG_ENTRIES: Final = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class PdqSnapshot:
+    """Where an index stood when a search ran: entries added and removals made
+    since it was created (see :meth:`PdqIndex.search_since`)."""
+
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """References to the arrays a search reads, taken under the lock."""
+
+    starts: npt.NDArray[np.int64]
+    order: npt.NDArray[np.int32]
+    n_base: int
+    delta_keys: _IntArray
+    delta_order: _IntArray
+    rows: npt.NDArray[np.uint8]
+    alive: npt.NDArray[np.bool_]
+    slot_kid: npt.NDArray[np.int32]
+    key_of: list[str]
+    snapshot: PdqSnapshot
+
+
 class PdqIndex:
     """Keys (opaque ids such as case ids) by PDQ hash, searchable by distance.
 
@@ -180,6 +222,13 @@ class PdqIndex:
         self._delta_keys = np.zeros(0, dtype=np.intp)
         self._delta_order = np.zeros(0, dtype=np.intp)
 
+        # Counters of additions and removals ever made, and the recent
+        # additions as (entries added before them, their slots).
+        self._added = 0
+        self._removed = 0
+        self._log: list[tuple[int, _IntArray]] = []
+        self._logged = 0
+
     @property
     def threshold(self) -> int:
         """The largest distance this index answers (set at construction)."""
@@ -203,7 +252,9 @@ class PdqIndex:
             self._next[slot] = self._head[kid]
             self._head[kid] = slot
             self._count += 1
-            self._add_to_delta(np.array([slot], dtype=np.intp))
+            added = np.array([slot], dtype=np.intp)
+            self._note_added(added)
+            self._add_to_delta(added)
 
     def add_many(self, items: Iterable[tuple[str, bytes]]) -> None:
         """Store many (key, hash) pairs at once (start-up loading).
@@ -231,6 +282,7 @@ class PdqIndex:
             self._slot_kid[first : first + count] = kids
             self._link(slots, kids)
             self._count += count
+            self._note_added(slots.astype(np.intp))
             if count > self._delta_limit():
                 # Cheaper to rebuild everything than to grow the delta.
                 self._rebuild()
@@ -299,38 +351,102 @@ class PdqIndex:
         One vectorised pass for the whole batch: per query, numpy's fixed cost
         per call would otherwise exceed the work itself.
         """
+        return self.search_many_at(pdqs, threshold)[1]
+
+    def search_many_at(
+        self, pdqs: Sequence[bytes], threshold: int | None = None
+    ) -> tuple[PdqSnapshot, list[list[tuple[str, int]]]]:
+        """:meth:`search_many`, and the snapshot of the index it answered from."""
+        limit = self._limit(threshold)
+        if not pdqs:
+            return self.snapshot(), []
+        rows = _as_rows(pdqs)
+        with self._lock:
+            view = self._view()
+        found = self._search(view, rows, limit)
+        with self._lock:
+            if self._removed == view.snapshot.removed:
+                return view.snapshot, found
+            # A removal overlapped the search (a slot it read may have been
+            # reused): answer from a view no writer can change meanwhile.
+            view = self._view()
+            return view.snapshot, self._search(view, rows, limit)
+
+    def snapshot(self) -> PdqSnapshot:
+        """Where the index stands now."""
+        with self._lock:
+            return PdqSnapshot(self._added, self._removed)
+
+    def search_since(
+        self, snapshot: PdqSnapshot, pdqs: Sequence[bytes], threshold: int | None = None
+    ) -> list[list[tuple[str, int]]] | None:
+        """For each hash, the keys added after ``snapshot`` that hold a hash
+        within ``threshold`` bits (as :meth:`search`); ``None`` when the index
+        changed otherwise since then (a removal) or the log of additions no
+        longer reaches back to it: then only a full search gives the answer."""
+        limit = self._limit(threshold)
+        rows = _as_rows(pdqs) if pdqs else np.zeros((0, PDQ_BYTES), dtype=np.uint8)
+        with self._lock:
+            if self._removed != snapshot.removed or snapshot.added < self._logged:
+                return None
+            slots = [new for before, new in self._log if before >= snapshot.added]
+            if not slots or not pdqs:
+                return [[] for _ in pdqs]
+            candidates = np.concatenate(slots)
+            words = self._rows[candidates].view(np.uint64)
+            kids = self._slot_kid[candidates]
+            key_of = self._key_of
+        wanted = rows.view(np.uint64)
+        distances = np.zeros((len(pdqs), candidates.size), dtype=np.int32)
+        for column in range(PDQ_BYTES // 8):
+            distances += np.bitwise_count(wanted[:, column, None] ^ words[None, :, column])
+        found: list[list[tuple[str, int]]] = []
+        for row in distances:
+            best: dict[int, int] = {}
+            for at in np.flatnonzero(row <= limit).tolist():
+                kid, distance = int(kids[at]), int(row[at])
+                if distance < best.get(kid, _BITS + 1):
+                    best[kid] = distance
+            one = [(key_of[k], d) for k, d in best.items()]
+            one.sort(key=lambda pair: (pair[1], pair[0]))
+            found.append(one)
+        return found
+
+    def _limit(self, threshold: int | None) -> int:
         limit = self._threshold if threshold is None else threshold
         if not 0 <= limit <= self._threshold:
             raise ValueError(f"threshold must be between 0 and {self._threshold}")
-        if not pdqs:
-            return []
-        rows = _as_rows(pdqs)
+        return limit
+
+    def _search(
+        self, view: _View, rows: npt.NDArray[np.uint8], limit: int
+    ) -> list[list[tuple[str, int]]]:
+        """The vectorised search over one view (no lock needed)."""
+        count = rows.shape[0]
         masks = self._masks(limit // _TABLES)
         # Probe buckets: in table j, each query's substring XOR each mask.
         substrings = rows.view(np.uint16).astype(np.intp)
         probes = (substrings[:, :, None] ^ masks[None, None, :]) + _TABLE_BASE[None, :, :]
-        probes = probes.reshape(len(pdqs), -1)
-        with self._lock:
-            candidates, queries = self._candidates(probes)
-            if candidates.size == 0:
-                return [[] for _ in pdqs]
-            # np.take of whole rows is one cache line per candidate; the four
-            # 64-bit columns are then combined with 1-D ops, which numpy runs
-            # much faster than an axis=1 reduction over rows of four.
-            words = np.take(self._rows.view(np.uint64), candidates, axis=0)
-            wanted = np.take(rows.view(np.uint64), queries, axis=0)
-            distances = np.bitwise_count(words[:, 0] ^ wanted[:, 0]).astype(np.int32)
-            for column in range(1, PDQ_BYTES // 8):
-                distances += np.bitwise_count(words[:, column] ^ wanted[:, column])
-            hit = (distances <= limit) & self._alive[candidates]
-            kids = self._slot_kid[candidates[hit]].tolist()
-            best: list[dict[int, int]] = [{} for _ in pdqs]
-            for query, kid, distance in zip(
-                queries[hit].tolist(), kids, distances[hit].tolist(), strict=True
-            ):
-                if distance < best[query].get(kid, _BITS + 1):
-                    best[query][kid] = distance
-            found = [[(self._key_of[k], d) for k, d in one.items()] for one in best]
+        candidates, queries = _candidates(view, probes.reshape(count, -1))
+        if candidates.size == 0:
+            return [[] for _ in range(count)]
+        # np.take of whole rows is one cache line per candidate; the four
+        # 64-bit columns are then combined with 1-D ops, which numpy runs
+        # much faster than an axis=1 reduction over rows of four.
+        words = np.take(view.rows.view(np.uint64), candidates, axis=0)
+        wanted = np.take(rows.view(np.uint64), queries, axis=0)
+        distances = np.bitwise_count(words[:, 0] ^ wanted[:, 0]).astype(np.int32)
+        for column in range(1, PDQ_BYTES // 8):
+            distances += np.bitwise_count(words[:, column] ^ wanted[:, column])
+        hit = (distances <= limit) & view.alive[candidates]
+        kids = view.slot_kid[candidates[hit]].tolist()
+        best: list[dict[int, int]] = [{} for _ in range(count)]
+        for query, kid, distance in zip(
+            queries[hit].tolist(), kids, distances[hit].tolist(), strict=True
+        ):
+            if distance < best[query].get(kid, _BITS + 1):
+                best[query][kid] = distance
+        found = [[(view.key_of[k], d) for k, d in one.items()] for one in best]
         for one in found:
             one.sort(key=lambda pair: (pair[1], pair[0]))
         return found
@@ -345,25 +461,31 @@ class PdqIndex:
             masks = self._mask_cache[radius] = _masks(radius)
         return masks
 
-    def _candidates(self, probes: _IntArray) -> tuple[_IntArray, _IntArray]:
-        """Slots in the probed buckets of each query (rows of ``probes``),
-        and the query each belongs to. Slots may repeat; dead ones are included."""
-        count = probes.shape[0]
-        flat = probes.ravel()
-        found: list[tuple[_IntArray, _IntArray]] = []
-        if self._n_base:
-            low = self._starts[flat]
-            found.append(_ranges(low, self._starts[flat + 1] - low, self._order, count))
+    def _view(self) -> _View:
+        """References for a search (lock held): arrays are replaced, not
+        changed, by additions and merges."""
         if self._delta_entries:
             self._sort_delta()
-            low = np.searchsorted(self._delta_keys, flat, side="left")
-            high = np.searchsorted(self._delta_keys, flat, side="right")
-            found.append(_ranges(low, high - low, self._delta_order, count))
-        found = [pair for pair in found if pair[0].size]
-        if not found:
-            empty = np.zeros(0, dtype=np.intp)
-            return empty, empty
-        return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+        return _View(
+            starts=self._starts,
+            order=self._order,
+            n_base=self._n_base,
+            delta_keys=self._delta_keys if self._delta_entries else _EMPTY,
+            delta_order=self._delta_order if self._delta_entries else _EMPTY,
+            rows=self._rows,
+            alive=self._alive,
+            slot_kid=self._slot_kid,
+            key_of=self._key_of,
+            snapshot=PdqSnapshot(self._added, self._removed),
+        )
+
+    def _note_added(self, slots: _IntArray) -> None:
+        """Log an addition for search_since, forgetting the oldest beyond the bound."""
+        self._log.append((self._added, slots))
+        self._added += int(slots.size)
+        while self._log and self._added - self._log[0][0] > _LOG_ENTRIES:
+            self._log.pop(0)
+            self._logged = self._log[0][0] if self._log else self._added
 
     def _sort_delta(self) -> None:
         """Bring the delta's sorted keys up to date with its latest additions."""
@@ -423,6 +545,7 @@ class PdqIndex:
         return first
 
     def _release(self, slot: int) -> None:
+        self._removed += 1
         self._alive[slot] = False
         self._slot_kid[slot] = -1
         self._next[slot] = -1
@@ -460,6 +583,28 @@ class PdqIndex:
         self._delta_entries = self._delta_sorted = 0
         self._delta_keys = np.zeros(0, dtype=np.intp)
         self._delta_order = np.zeros(0, dtype=np.intp)
+
+
+_EMPTY: Final = np.zeros(0, dtype=np.intp)
+
+
+def _candidates(view: _View, probes: _IntArray) -> tuple[_IntArray, _IntArray]:
+    """Slots in the probed buckets of each query (rows of ``probes``),
+    and the query each belongs to. Slots may repeat; dead ones are included."""
+    count = probes.shape[0]
+    flat = probes.ravel()
+    found: list[tuple[_IntArray, _IntArray]] = []
+    if view.n_base:
+        low = view.starts[flat]
+        found.append(_ranges(low, view.starts[flat + 1] - low, view.order, count))
+    if view.delta_keys.size:
+        low = np.searchsorted(view.delta_keys, flat, side="left")
+        high = np.searchsorted(view.delta_keys, flat, side="right")
+        found.append(_ranges(low, high - low, view.delta_order, count))
+    found = [pair for pair in found if pair[0].size]
+    if not found:
+        return _EMPTY, _EMPTY
+    return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
 
 def _grown(array: npt.NDArray[_T], capacity: int, fill: object) -> npt.NDArray[_T]:

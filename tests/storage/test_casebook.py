@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
-from federation.casebook import CaseBook, Filing, FilingBatch
+from federation.casebook import CaseBook, Filing, FilingBatch, PdqSearch
 from federation.core.canonical_url import canonical_url
 from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
@@ -238,3 +238,57 @@ def test_case_views_read_without_the_orm_match_the_stored_case(db: Database) -> 
         ((e.case_id, e.sequence) for e in events), key=lambda pair: pair[1]
     )
     assert {e.case_id for e in events} == {first, other} and len(events) == 3
+
+
+def _file_searched(db: Database, book: CaseBook, report: Report, search: PdqSearch) -> str:
+    """File ``report`` with its PDQ hashes searched earlier (as Deliver does)."""
+    envelope = encode_envelope(
+        sign_envelope(KEY, report.origin_member_id, REPORT_TYPE, encode_report(report))
+    )
+    filing = Filing(report, canonical_url(report.url), envelope, pdq=search)
+    with db.write() as session:
+        [filed] = book.file_many(session, [filing], NOW, FilingBatch())
+    return filed.case_id
+
+
+def test_pdq_searched_before_the_transaction_still_links_what_was_filed_since(
+    db: Database,
+) -> None:
+    """Deliver searches PDQ hashes before its transaction; a near match filed by
+    another batch in between must still be linked, and a case rolled back in
+    between must not be."""
+    book = CaseBook("hotline-nl", _statuses())
+    old = os.urandom(32)
+    _, before = _file(
+        db, book, _report("https://example.com/u1", ContentHash(HashAlgorithm.PDQ, old))
+    )
+    value = _flip(old, 3)
+    search = book.search_pdq([value])
+    assert search.found[value] == [before]
+    # Another batch files a near match meanwhile.
+    _, meanwhile = _file(
+        db, book, _report("https://example.com/u2", ContentHash(HashAlgorithm.PDQ, _flip(value, 4)))
+    )
+    mine = _file_searched(
+        db, book, _report("https://example.com/u3", ContentHash(HashAlgorithm.PDQ, value)), search
+    )
+    with db.read() as session:
+        assert sorted(store.linked_cases(session, mine)) == sorted([before, meanwhile])
+
+    # A filing rolled back after the search: the index changed in a way the
+    # log cannot tell, so the transaction searches in full, and links nothing gone.
+    value2 = os.urandom(32)
+    search2 = book.search_pdq([value2])
+    doomed = _report("https://example.com/u4", ContentHash(HashAlgorithm.PDQ, _flip(value2, 2)))
+    envelope = encode_envelope(sign_envelope(KEY, "hotline-dk", REPORT_TYPE, encode_report(doomed)))
+    batch = FilingBatch()
+    with pytest.raises(RuntimeError), db.write() as session:
+        book.file(session, doomed, canonical_url(doomed.url), envelope, NOW, batch)
+        raise RuntimeError("simulated failure before commit")
+    book.undo(batch)
+    assert book.pdq.search_since(search2.snapshot, [value2]) is None
+    alone = _file_searched(
+        db, book, _report("https://example.com/u5", ContentHash(HashAlgorithm.PDQ, value2)), search2
+    )
+    with db.read() as session:
+        assert store.linked_cases(session, alone) == []

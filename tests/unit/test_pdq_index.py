@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from federation.core import pdq_index
 from federation.core.pdq_index import PDQ_BYTES, PdqIndex, hamming
 
 Entries = list[tuple[str, bytes]]
@@ -336,3 +337,54 @@ def test_reads_concurrent_with_writes() -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+# --- snapshots: search before, complete later ---
+
+
+def test_search_since_finds_what_was_added_after_the_snapshot() -> None:
+    rng = random.Random(21)
+    old = [(f"old-{i}", random_hash(rng)) for i in range(3000)]
+    index = PdqIndex()
+    load_mixed(index, old)
+    queries = [random_hash(rng) for _ in range(20)]
+    snapshot, before = index.search_many_at(queries)
+    assert before == [brute_force(old, q, 31) for q in queries]
+    # Others file meanwhile: near neighbours of some queries, and noise.
+    new = [(f"new-{i}", flip_bits(q, 5 + i, rng)) for i, q in enumerate(queries[:10])]
+    new += [(f"noise-{i}", random_hash(rng)) for i in range(500)]
+    load_single(index, new[:5])
+    index.add_many(new[5:])
+    since = index.search_since(snapshot, queries)
+    assert since is not None
+    assert since == [brute_force(new, q, 31) for q in queries]
+    # Together they are exactly what a search now finds.
+    for query, early, late in zip(queries, before, since, strict=True):
+        merged = sorted(dict(early + late).items(), key=lambda pair: (pair[1], pair[0]))
+        assert merged == index.search(query)
+    assert index.search_since(index.snapshot(), queries) == [[] for _ in queries]
+
+
+def test_search_since_asks_for_a_full_search_after_a_removal() -> None:
+    rng = random.Random(22)
+    index = PdqIndex()
+    index.add_many((f"case-{i}", random_hash(rng)) for i in range(100))
+    query = random_hash(rng)
+    snapshot, _ = index.search_many_at([query])
+    index.add("late", query)
+    index.remove_entry("late", query)  # a rolled-back filing
+    assert index.search_since(snapshot, [query]) is None
+    assert index.search_since(index.snapshot(), [query]) == [[]]
+
+
+def test_search_since_asks_for_a_full_search_when_the_log_is_outgrown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pdq_index, "_LOG_ENTRIES", 50)
+    rng = random.Random(23)
+    index = PdqIndex()
+    snapshot = index.snapshot()
+    index.add_many((f"case-{i}", random_hash(rng)) for i in range(40))
+    assert index.search_since(snapshot, [random_hash(rng)]) == [[]]
+    index.add_many((f"more-{i}", random_hash(rng)) for i in range(40))
+    assert index.search_since(snapshot, [random_hash(rng)]) is None

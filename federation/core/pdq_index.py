@@ -397,19 +397,18 @@ class PdqIndex:
             kids = self._slot_kid[candidates]
             key_of = self._key_of
         wanted = rows.view(np.uint64)
-        distances = np.zeros((len(pdqs), candidates.size), dtype=np.int32)
-        for column in range(PDQ_BYTES // 8):
+        distances = np.bitwise_count(wanted[:, 0, None] ^ words[None, :, 0]).astype(np.int16)
+        for column in range(1, PDQ_BYTES // 8):
             distances += np.bitwise_count(wanted[:, column, None] ^ words[None, :, column])
-        found: list[list[tuple[str, int]]] = []
-        for row in distances:
-            best: dict[int, int] = {}
-            for at in np.flatnonzero(row <= limit).tolist():
-                kid, distance = int(kids[at]), int(row[at])
-                if distance < best.get(kid, _BITS + 1):
-                    best[kid] = distance
-            one = [(key_of[k], d) for k, d in best.items()]
+        best: list[dict[int, int]] = [{} for _ in pdqs]
+        queries, ats = np.nonzero(distances <= limit)  # few: near matches only
+        for query, at in zip(queries.tolist(), ats.tolist(), strict=True):
+            kid, distance = int(kids[at]), int(distances[query, at])
+            if distance < best[query].get(kid, _BITS + 1):
+                best[query][kid] = distance
+        found = [[(key_of[k], d) for k, d in one.items()] for one in best]
+        for one in found:
             one.sort(key=lambda pair: (pair[1], pair[0]))
-            found.append(one)
         return found
 
     def _limit(self, threshold: int | None) -> int:

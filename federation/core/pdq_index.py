@@ -46,8 +46,9 @@ meaningful. A merge of the delta (every few thousand additions, about 0.3 s at
 lock only to take references to the tables: the gather and popcount (most of
 its time at a million entries, and numpy runs them without the GIL) happen
 outside it, so searches run beside each other and beside additions. Arrays
-are replaced, never changed in place, except where a removal frees a slot;
-a search that overlapped a removal is run again under the lock.
+are replaced, never changed in place, except where a removal frees a slot
+and an addition takes it again; a search that overlapped either is run
+again under the lock.
 
 **Snapshots.** :meth:`search_many_at` also says where the index stood
 (:class:`PdqSnapshot`), and :meth:`search_since` finds the entries added
@@ -226,6 +227,9 @@ class PdqIndex:
         # additions as (entries added before them, their slots).
         self._added = 0
         self._removed = 0
+        #: Freed slots taken again: the only in-place change to rows a search
+        #: outside the lock could read half-written (see search_many_at).
+        self._reused = 0
         self._log: list[tuple[int, _IntArray]] = []
         self._logged = 0
 
@@ -244,7 +248,11 @@ class PdqIndex:
         """Store ``pdq`` under ``key``; ValueError unless it is 32 bytes."""
         row = _as_row(pdq)
         with self._lock:
-            slot = self._free.pop() if self._free else self._grow(1)
+            if self._free:
+                slot = self._free.pop()
+                self._reused += 1
+            else:
+                slot = self._grow(1)
             self._rows[slot] = row
             self._alive[slot] = True
             kid = self._intern(key)
@@ -363,12 +371,14 @@ class PdqIndex:
         rows = _as_rows(pdqs)
         with self._lock:
             view = self._view()
+            reused = self._reused
         found = self._search(view, rows, limit)
         with self._lock:
-            if self._removed == view.snapshot.removed:
+            if self._removed == view.snapshot.removed and self._reused == reused:
                 return view.snapshot, found
-            # A removal overlapped the search (a slot it read may have been
-            # reused): answer from a view no writer can change meanwhile.
+            # A removal or a slot's reuse overlapped the search: it may have
+            # read a slot's row and key from before and after the change.
+            # Answer from a view no writer can change meanwhile.
             view = self._view()
             return view.snapshot, self._search(view, rows, limit)
 

@@ -388,3 +388,40 @@ def test_search_since_asks_for_a_full_search_when_the_log_is_outgrown(
     assert index.search_since(snapshot, [random_hash(rng)]) == [[]]
     index.add_many((f"more-{i}", random_hash(rng)) for i in range(40))
     assert index.search_since(snapshot, [random_hash(rng)]) is None
+
+
+def test_searches_beside_slot_reuse_never_pair_a_key_with_another_hash() -> None:
+    """Searches run outside the lock while removals free slots and additions
+    take them again: every (key, distance) answered must be the key's own."""
+    rng = random.Random(24)
+    query = random_hash(rng)
+    hashes = {f"near-{i}": flip_bits(query, 10 + i % 20, rng) for i in range(200)}
+    hashes.update({f"far-{i}": random_hash(rng) for i in range(2000)})
+    index = PdqIndex()
+    index.add_many(hashes.items())
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for _ in range(2000):
+                if stop.is_set():
+                    break
+                for key, distance in index.search(query):
+                    assert distance == hamming(query, hashes[key]) <= 31, key
+        except BaseException as exc:  # surfaced to the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    keys = sorted(hashes)
+    writer_rng = random.Random(25)
+    for _ in range(20_000):  # remove then add again: the freed slot is reused
+        key = writer_rng.choice(keys)
+        index.remove(key)
+        index.add(key, hashes[key])
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -201,21 +201,11 @@ def fetch(
     the small, frequent reads of the outbox, whose cost through the ORM was
     mostly building and caching the statement.
     """
-    dialect = session.connection().dialect
-    processors = [
-        table.c[name].type.dialect_impl(dialect).result_processor(dialect, None) for name in columns
-    ]
-    # Identifiers come from the schema (table.c above rejects unknown names)
-    # and ``where`` from our code; every value travels as a bound parameter.
-    select_sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}"  # noqa: S608
-    sql = select_sql.replace("?", _mark(session))
+    sql = _select(table, columns, where).replace("?", _mark(session))
     with _driver_cursor(session, sql) as cursor:
         cursor.execute(sql, tuple(params))
-        rows = cursor.fetchall()
-    return [
-        tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True))
-        for row in rows
-    ]
+        rows = [tuple(row) for row in cursor.fetchall()]
+    return _converted(session, table, columns, rows)
 
 
 def fetch_in(
@@ -231,13 +221,25 @@ def fetch_in(
     """Like :func:`fetch` for a ``where`` holding an ``{in}`` list of ``values``
     (chunked, with ``before`` and ``after`` parameters, as in
     :func:`select_in`); rows of all chunks, converted."""
+    rows = select_in(session, _select(table, columns, where), values, before=before, after=after)
+    return _converted(session, table, columns, rows)
+
+
+def _select(table: Table, columns: Sequence[str], where: str) -> str:
+    # Identifiers come from the schema (table.c rejects unknown names) and
+    # ``where`` from our code; every value travels as a bound parameter.
+    names = ", ".join(table.c[name].name for name in columns)
+    return f"SELECT {names} FROM {table.name} WHERE {where}"  # noqa: S608
+
+
+def _converted(
+    session: Session, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """``rows`` with each value put through its column type's result processing."""
     dialect = session.connection().dialect
     processors = [
         table.c[name].type.dialect_impl(dialect).result_processor(dialect, None) for name in columns
     ]
-    # Identifiers from the schema, ``where`` from our code (see fetch).
-    query = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}"  # noqa: S608
-    rows = select_in(session, query, values, before=before, after=after)
     if not any(processors):
         return rows
     return [

@@ -24,7 +24,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from federation.store.bulk import bind_value, execute_many, fetch, insert_many
+from federation.store.bulk import bind_value, execute_many, fetch, fetch_in, insert_many
 from federation.store.models import OutboxRow, PeerBackoffRow, table_of
 
 
@@ -115,33 +115,9 @@ _OUTGOING_COLUMNS = (
 )
 
 
-def _outgoing(session: Session, where: Any, limit: int) -> list[OutgoingItem]:
-    rows = session.execute(
-        select(
-            OutboxRow.id,
-            OutboxRow.item_id,
-            OutboxRow.payload_type,
-            OutboxRow.envelope,
-            OutboxRow.via_member_ids,
-            OutboxRow.moved_by,
-            OutboxRow.created_at,
-        )
-        .where(where)
-        .order_by(OutboxRow.id)
-        .limit(limit)
-    )
-    return [
-        OutgoingItem(
-            r.id,
-            r.item_id,
-            r.payload_type,
-            r.envelope,
-            tuple(r.via_member_ids),
-            r.moved_by,
-            r.created_at,
-        )
-        for r in rows
-    ]
+def _item(row: tuple[Any, ...]) -> OutgoingItem:
+    """An OutgoingItem from a row of _OUTGOING_COLUMNS."""
+    return OutgoingItem(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], row[6])
 
 
 def _claimable(destination: str, now: datetime) -> Any:
@@ -174,13 +150,13 @@ def peek_batch(
         + " ORDER BY id LIMIT ?",
         (
             destination,
-            int(OutboxState.PENDING),
+            _PENDING,
             bind_value(session, table, "lease_until", now),
             *skip,
             limit,
         ),
     )
-    return [OutgoingItem(r[0], r[1], r[2], r[3], tuple(r[4]), r[5], r[6]) for r in rows]
+    return [_item(row) for row in rows]
 
 
 def claim_batch(
@@ -214,7 +190,8 @@ def claim_batch(
         .where(OutboxRow.id.in_(ids))
         .values(claimed_by=claimant[:128], lease_until=now + lease)
     )
-    return _outgoing(session, OutboxRow.id.in_(ids), len(ids))
+    rows = fetch_in(session, table_of(OutboxRow), _OUTGOING_COLUMNS, "id IN ({in})", ids)
+    return [_item(row) for row in sorted(rows, key=lambda row: row[0])]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,13 +25,11 @@ from federation.store.models import (
 )
 
 
-def updates_of(
-    session: Session, case_ids: Iterable[str], applied_only: bool = True
-) -> list[StatusUpdateRow]:
-    """Updates of the given cases, by case then sequence."""
-    query = select(StatusUpdateRow).where(StatusUpdateRow.case_id.in_(list(case_ids)))
-    if applied_only:
-        query = query.where(StatusUpdateRow.applied.is_(True))
+def updates_of(session: Session, case_ids: Iterable[str]) -> list[StatusUpdateRow]:
+    """The applied updates of the given cases, by case then sequence."""
+    query = select(StatusUpdateRow).where(
+        StatusUpdateRow.case_id.in_(list(case_ids)), StatusUpdateRow.applied.is_(True)
+    )
     return list(session.scalars(query.order_by(StatusUpdateRow.case_id, StatusUpdateRow.sequence)))
 
 

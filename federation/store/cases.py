@@ -170,24 +170,9 @@ def reporters_of(session: Session, case_ids: Iterable[str]) -> dict[str, set[str
     return found
 
 
-def case_reports(session: Session, case_id: str) -> list[CaseReportRow]:
+def case_reports(session: Session, case_id: str) -> list[ReportRecord]:
     """Every report of a case, in the order they joined."""
-    return reports_of_cases(session, [case_id])[case_id]
-
-
-def reports_of_cases(session: Session, case_ids: Iterable[str]) -> dict[str, list[CaseReportRow]]:
-    """Every report of each case, in the order they joined, in one query."""
-    ids = list(set(case_ids))
-    found: dict[str, list[CaseReportRow]] = {case_id: [] for case_id in ids}
-    if ids:
-        rows = session.scalars(
-            select(CaseReportRow)
-            .where(CaseReportRow.case_id.in_(ids))
-            .order_by(CaseReportRow.joined_at, CaseReportRow.report_id)
-        )
-        for row in rows:
-            found[row.case_id].append(row)
-    return found
+    return report_records(session, [case_id])[case_id]
 
 
 HashPair = tuple[int, bytes]

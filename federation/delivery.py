@@ -100,6 +100,8 @@ class _Work:
     item_id: str = ""
     rejection: Rejection | None = None
     receipt: bytes | None = None
+    #: Where a parsed report goes (see _parse_and_check).
+    route: Route | None = None
     #: The report's PDQ hashes searched before the transaction (see _search_pdq).
     pdq: PdqSearch | None = None
     _encoded: bytes | None = None
@@ -256,41 +258,37 @@ class DeliveryService:
             )
             if isinstance(parsed, Rejection):
                 w.rejection = parsed
-            else:
-                w.parsed = parsed
+                continue
+            w.parsed = parsed
+            if isinstance(parsed, ParsedReport):
+                w.route = route_report(
+                    roster,
+                    self.member_id,
+                    parsed.hosting_country,
+                    w.item.via_member_ids,
+                    self._limits,
+                )
 
     def _search_pdq(self, work: list[_Work]) -> None:
         """Search the PDQ hashes of reports this node will file, before the
         transaction: the search runs beside other calls' transactions, and
         the transaction only checks what was indexed since (CaseBook.pdq_matches)."""
         filed_here = [
-            w
+            (w, parsed)
             for w in _live(work)
-            if isinstance(w.parsed, ParsedReport)
-            and isinstance(self._route(w, w.parsed), HandleHere)
+            if isinstance(w.route, HandleHere) and isinstance(parsed := w.parsed, ParsedReport)
         ]
         values = [
             h.value
-            for w in filed_here
-            if isinstance(w.parsed, ParsedReport)
-            for h in w.parsed.report.hashes
+            for _, parsed in filed_here
+            for h in parsed.report.hashes
             if h.algorithm is HashAlgorithm.PDQ
         ]
         if not values:
             return
         found = self._casebook.search_pdq(values)
-        for w in filed_here:
+        for w, _ in filed_here:
             w.pdq = found
-
-    def _route(self, w: _Work, parsed: ParsedReport) -> Route:
-        """Where a parsed report goes (see route_report)."""
-        return route_report(
-            self._rosters.roster,
-            self.member_id,
-            parsed.hosting_country,
-            w.item.via_member_ids,
-            self._limits,
-        )
 
     # --- storage and answers ----------------------------------------------------
 
@@ -466,7 +464,8 @@ class DeliveryService:
         if not isinstance(parsed, ParsedReport):
             assert parsed is not None
             return parsed
-        route = self._route(w, parsed)
+        route = w.route
+        assert route is not None  # set for every parsed report
         if isinstance(route, Rejection):
             return route
         if isinstance(route, ForwardTo):

@@ -130,14 +130,16 @@ class CaseBook:
         transaction, so running it beforehand, beside other batches'
         transactions, keeps it out of the one section that runs alone.
         """
-        if known is None or any(
-            k is None or v not in k.found for k, v in zip(known, values, strict=True)
-        ):
+        searched = [
+            k
+            for k, v in zip(known or [None] * len(values), values, strict=True)
+            if k is not None and v in k.found
+        ]
+        if len(searched) < len(values):
             return [[case_id for case_id, _ in found] for found in self.pdq.search_many(values)]
-        matches = [list(k.found[v]) for k, v in zip(known, values, strict=True) if k is not None]
+        matches = [list(k.found[v]) for k, v in zip(searched, values, strict=True)]
         by_snapshot: dict[PdqSnapshot, list[int]] = {}
-        for index, k in enumerate(known):
-            assert k is not None
+        for index, k in enumerate(searched):
             by_snapshot.setdefault(k.snapshot, []).append(index)
         for snapshot, indexes in by_snapshot.items():
             later = self.pdq.search_since(snapshot, [values[i] for i in indexes])

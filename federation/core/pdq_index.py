@@ -410,16 +410,14 @@ class PdqIndex:
         distances = np.bitwise_count(wanted[:, 0, None] ^ words[None, :, 0]).astype(np.int16)
         for column in range(1, PDQ_BYTES // 8):
             distances += np.bitwise_count(wanted[:, column, None] ^ words[None, :, column])
-        best: list[dict[int, int]] = [{} for _ in pdqs]
         queries, ats = np.nonzero(distances <= limit)  # few: near matches only
-        for query, at in zip(queries.tolist(), ats.tolist(), strict=True):
-            kid, distance = int(kids[at]), int(distances[query, at])
-            if distance < best[query].get(kid, _BITS + 1):
-                best[query][kid] = distance
-        found = [[(key_of[k], d) for k, d in one.items()] for one in best]
-        for one in found:
-            one.sort(key=lambda pair: (pair[1], pair[0]))
-        return found
+        return _nearest(
+            len(pdqs),
+            queries.tolist(),
+            kids[ats].tolist(),
+            distances[queries, ats].tolist(),
+            key_of,
+        )
 
     def _limit(self, threshold: int | None) -> int:
         limit = self._threshold if threshold is None else threshold
@@ -448,17 +446,13 @@ class PdqIndex:
         for column in range(1, PDQ_BYTES // 8):
             distances += np.bitwise_count(words[:, column] ^ wanted[:, column])
         hit = (distances <= limit) & view.alive[candidates]
-        kids = view.slot_kid[candidates[hit]].tolist()
-        best: list[dict[int, int]] = [{} for _ in range(count)]
-        for query, kid, distance in zip(
-            queries[hit].tolist(), kids, distances[hit].tolist(), strict=True
-        ):
-            if distance < best[query].get(kid, _BITS + 1):
-                best[query][kid] = distance
-        found = [[(view.key_of[k], d) for k, d in one.items()] for one in best]
-        for one in found:
-            one.sort(key=lambda pair: (pair[1], pair[0]))
-        return found
+        return _nearest(
+            count,
+            queries[hit].tolist(),
+            view.slot_kid[candidates[hit]].tolist(),
+            distances[hit].tolist(),
+            view.key_of,
+        )
 
     # --- internals (called with the lock held, except _masks) ---
 
@@ -479,8 +473,8 @@ class PdqIndex:
             starts=self._starts,
             order=self._order,
             n_base=self._n_base,
-            delta_keys=self._delta_keys if self._delta_entries else _EMPTY,
-            delta_order=self._delta_order if self._delta_entries else _EMPTY,
+            delta_keys=self._delta_keys,
+            delta_order=self._delta_order,
             rows=self._rows,
             alive=self._alive,
             slot_kid=self._slot_kid,
@@ -595,6 +589,21 @@ class PdqIndex:
 
 
 _EMPTY: Final = np.zeros(0, dtype=np.intp)
+
+
+def _nearest(
+    count: int, queries: list[int], kids: list[int], distances: list[int], key_of: list[str]
+) -> list[list[tuple[str, int]]]:
+    """Per query (0 .. count-1), each key found with its smallest distance,
+    sorted by distance then key, from parallel lists of hits."""
+    best: list[dict[int, int]] = [{} for _ in range(count)]
+    for query, kid, distance in zip(queries, kids, distances, strict=True):
+        if distance < best[query].get(kid, _BITS + 1):
+            best[query][kid] = distance
+    found = [[(key_of[k], d) for k, d in one.items()] for one in best]
+    for one in found:
+        one.sort(key=lambda pair: (pair[1], pair[0]))
+    return found
 
 
 def _candidates(view: _View, probes: _IntArray) -> tuple[_IntArray, _IntArray]:

@@ -37,12 +37,16 @@ def _report(url: str, *hashes: ContentHash, origin: str = "hotline-dk") -> Repor
     return Report(new_uuid7(), origin, NOW, url, tuple(hashes), 1, 1, "NL")
 
 
-def _file(db: Database, book: CaseBook, report: Report) -> tuple[Outcome, str]:
+def _file(
+    db: Database, book: CaseBook, report: Report, search: PdqSearch | None = None
+) -> tuple[Outcome, str]:
+    """File one report; ``search``: its PDQ hashes searched earlier (as Deliver does)."""
     envelope = encode_envelope(
         sign_envelope(KEY, report.origin_member_id, REPORT_TYPE, encode_report(report))
     )
+    filing = Filing(report, canonical_url(report.url), envelope, pdq=search)
     with db.write() as session:
-        filed = book.file(session, report, canonical_url(report.url), envelope, NOW, FilingBatch())
+        [filed] = book.file_many(session, [filing], NOW, FilingBatch())
     return filed.outcome, filed.case_id
 
 
@@ -240,17 +244,6 @@ def test_case_views_read_without_the_orm_match_the_stored_case(db: Database) -> 
     assert {e.case_id for e in events} == {first, other} and len(events) == 3
 
 
-def _file_searched(db: Database, book: CaseBook, report: Report, search: PdqSearch) -> str:
-    """File ``report`` with its PDQ hashes searched earlier (as Deliver does)."""
-    envelope = encode_envelope(
-        sign_envelope(KEY, report.origin_member_id, REPORT_TYPE, encode_report(report))
-    )
-    filing = Filing(report, canonical_url(report.url), envelope, pdq=search)
-    with db.write() as session:
-        [filed] = book.file_many(session, [filing], NOW, FilingBatch())
-    return filed.case_id
-
-
 def test_pdq_searched_before_the_transaction_still_links_what_was_filed_since(
     db: Database,
 ) -> None:
@@ -269,7 +262,7 @@ def test_pdq_searched_before_the_transaction_still_links_what_was_filed_since(
     _, meanwhile = _file(
         db, book, _report("https://example.com/u2", ContentHash(HashAlgorithm.PDQ, _flip(value, 4)))
     )
-    mine = _file_searched(
+    _, mine = _file(
         db, book, _report("https://example.com/u3", ContentHash(HashAlgorithm.PDQ, value)), search
     )
     with db.read() as session:
@@ -287,7 +280,7 @@ def test_pdq_searched_before_the_transaction_still_links_what_was_filed_since(
         raise RuntimeError("simulated failure before commit")
     book.undo(batch)
     assert book.pdq.search_since(search2.snapshot, [value2]) is None
-    alone = _file_searched(
+    _, alone = _file(
         db, book, _report("https://example.com/u5", ContentHash(HashAlgorithm.PDQ, value2)), search2
     )
     with db.read() as session:

@@ -14,6 +14,7 @@ from federation.core.case import CaseFilter
 from federation.core.case_status import CaseStatus
 from federation.store.bulk import fetch_in, insert_ignoring_duplicates, insert_many, select_in
 from federation.store.models import (
+    EXACT_HASHES_ONLY,
     Base,
     CaseEventRow,
     CaseHashRow,
@@ -194,8 +195,17 @@ def hashes_of(session: Session, case_ids: Iterable[str]) -> dict[str, set[HashPa
     return found
 
 
+# The partial index's condition, repeated for SQLite to use that index.
+_BY_HASH = (
+    "SELECT algorithm, value, case_id FROM case_hashes"  # noqa: S608 - constants; values are bound
+    f" WHERE algorithm = ? AND {EXACT_HASHES_ONLY} AND value IN ({{in}})"
+)
+
+
 def cases_by_hash(session: Session, hashes: Iterable[HashPair]) -> dict[HashPair, set[str]]:
-    """Cases holding each (algorithm, value) pair exactly, in one indexed query."""
+    """Cases holding each (algorithm, value) pair exactly, in one indexed query
+    per algorithm. Not for PDQ hashes: the index leaves them out (they are
+    matched by distance, in memory), so none would be found."""
     wanted = set(hashes)
     found: dict[HashPair, set[str]] = {}
     if not wanted:
@@ -205,8 +215,7 @@ def cases_by_hash(session: Session, hashes: Iterable[HashPair]) -> dict[HashPair
         for algorithm in sorted({a for a, _ in wanted})
         for row in select_in(
             session,
-            "SELECT algorithm, value, case_id FROM case_hashes"
-            " WHERE algorithm = ? AND value IN ({in})",
+            _BY_HASH,
             sorted({v for a, v in wanted if a == algorithm}),
             before=(algorithm,),
         )

@@ -16,9 +16,7 @@ of a database preloaded by ``bench.preload`` (cached in the work directory).
 from __future__ import annotations
 
 import math
-import os
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,24 +94,8 @@ def _run(net: BenchNet, plan: IngestPlan, tag: str, prior: float, rng: random.Ra
 
 
 def _install_database(net: BenchNet, work: Path, cases: int) -> None:
-    """Give the stopped node a database holding ``cases`` preloaded cases.
-
-    The copy gets a new inode (copied beside, then renamed over the old file):
-    a connection some library left open on the old file in this process must
-    not share SQLite's per-inode WAL state with the new one. The copy is
-    flushed to disk before the node starts: gigabytes of a fresh copy still
-    being written back would compete with the node's own fsyncs during the
-    timed run (at 1M cases that is a 4 GB file).
-    """
-    template = preload.template(work, cases, say)
-    target = net.db_path(NL)
-    scratch = target.with_suffix(".copy")
-    shutil.copyfile(template, scratch)
-    with scratch.open("rb+") as copied:
-        os.fsync(copied.fileno())
-    for suffix in ("-wal", "-shm"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    os.replace(scratch, target)
+    """Give the stopped node a database holding ``cases`` preloaded cases."""
+    preload.install_copy(preload.template(work, cases, say), net.db_path(NL))
 
 
 def _session(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
@@ -302,6 +303,25 @@ def template(work: Path, cases: int, say: Callable[[str], None]) -> Path:
         fill_cases(path, cases, "pre")
 
     return cached_database(work, f"ingest-{cases}.db", fill)
+
+
+def install_copy(template: Path, target: Path) -> None:
+    """Put a copy of ``template`` at ``target``, for a node that is stopped.
+
+    The copy gets a new inode (copied beside, then renamed over the old file):
+    a connection some library left open on the old file in this process must
+    not share SQLite's per-inode WAL state with the new one. The copy is
+    flushed to disk before the node starts: gigabytes of a fresh copy still
+    being written back would compete with the node's own fsyncs during a
+    timed run (at 1M cases that is a 4 GB file).
+    """
+    scratch = target.with_suffix(".copy")
+    shutil.copyfile(template, scratch)
+    with scratch.open("rb+") as copied:
+        os.fsync(copied.fileno())
+    for suffix in ("-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    os.replace(scratch, target)
 
 
 def cached_database(work: Path, name: str, fill: Callable[[Path], None]) -> Path:

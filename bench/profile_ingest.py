@@ -8,6 +8,9 @@ figures are inflated by the profiler; read it for proportions). For the
 running node under load use py-spy instead (README "Performance").
 
     .venv/bin/python -m bench.profile_ingest --reports 6000 --profile --sort tottime
+
+``--store N`` starts from a copy of the cached N-case database of the ingest
+benchmark (bench/.work, built on first use) to see what a large store costs.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench import preload
+from bench.main import DEFAULT_WORK
+from bench.progress import say
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
 from federation.casebook import CaseBook
@@ -43,11 +49,16 @@ from federation.wire.convert import encode_report
 RECEIVER, SENDER = "hotline-nl", "hotline-dk"
 
 
-def _service(directory: Path) -> tuple[DeliveryService, SigningKey]:
-    """hotline-nl's delivery service, composed as the node composes it."""
+def _service(directory: Path, stored: int) -> tuple[DeliveryService, SigningKey]:
+    """hotline-nl's delivery service, composed as the node composes it, on a
+    database holding ``stored`` preloaded cases."""
     manifest = init_network(directory)
     config = load_config(directory / manifest.members[RECEIVER].config)
-    database = Database(config.database_url)
+    if stored:
+        database_file = Path(config.database_url.removeprefix("sqlite:///"))
+        database_file.parent.mkdir(parents=True, exist_ok=True)
+        preload.install_copy(preload.template(DEFAULT_WORK, stored, say), database_file)
+    database = Database(config.database_url, background_checkpoints=True)
     upgrade(database)
     rosters = RosterHolder(trust_anchor(config), database)
     assert config.trust.roster is not None
@@ -88,9 +99,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="items per deliver call")
     parser.add_argument("--profile", action="store_true", help="print a cProfile table")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key")
+    parser.add_argument(
+        "--store", type=int, default=0, help="start from the benchmark's N-case database"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hfed-profile-") as work:
-        service, key = _service(Path(work) / "net")
+        service, key = _service(Path(work) / "net", args.store)
         rng = random.Random(1)  # noqa: S311 - reproducible test data, not secrets
         items = [
             IncomingItem(sign_envelope(key, SENDER, REPORT_TYPE, encode_report(r)), ())

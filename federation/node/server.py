@@ -157,7 +157,7 @@ class Node:
     def start(self) -> None:
         """Open storage, load trust, bind and start serving."""
         cfg = self.config
-        db = Database(cfg.database_url)
+        db = Database(cfg.database_url, background_checkpoints=True)
         require_current(db)
         faults = set(cfg.testing.faults)
         for fault in sorted(faults):

@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from federation.store.checkpoint import WRITER_CHECKPOINT_PAGES, WalCheckpointer
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the writer; synchronous=FULL fsyncs the WAL on
@@ -27,6 +29,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         # bigger cache and memory-mapped reads keep it off the read path.
         "cache_size=-32768",  # 32 MiB per connection
         "mmap_size=268435456",  # 256 MiB, shared with the OS page cache
+        # Checkpoints normally run on a thread of their own (checkpoint.py);
+        # a writer runs one itself only when the log grows past this.
+        f"wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
@@ -83,9 +88,15 @@ class Database:
     checked before use, READ COMMITTED, ``synchronous_commit=on`` (a commit
     returns only once its WAL is flushed), so several node processes can
     share one database.
+
+    ``background_checkpoints`` (SQLite files only; for long-running nodes)
+    moves WAL checkpoints out of the writers' commits onto a thread of their
+    own (see checkpoint.py).
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, background_checkpoints: bool = False
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.is_postgresql = url.startswith("postgresql")
@@ -120,6 +131,12 @@ class Database:
         #: Called after every committed write transaction (e.g. to wake
         #: liaison streams waiting for new case events).
         self.after_write: list[Callable[[], None]] = []
+        self._checkpointer: WalCheckpointer | None = None
+        path = self.engine.url.database
+        if background_checkpoints and self.is_sqlite and path and path != ":memory:":
+            self._checkpointer = WalCheckpointer(path)
+            self._checkpointer.start()
+            self.after_write.append(self._checkpointer.wake)
 
     @property
     def dialect(self) -> str:
@@ -162,5 +179,8 @@ class Database:
             self._writer_lock.release()
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop background checkpoints and close every pooled connection."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Callable
@@ -353,11 +354,35 @@ class Node:
 #: How often the main thread wakes to run pending signal handlers.
 SIGNAL_POLL_SECONDS = 0.5
 
+#: Collector thresholds of a serving node (CPython's defaults: 700, 10, 10).
+GC_THRESHOLDS = (10_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Make Python's cycle collector cheap for a long-running node.
+
+    Profiles of ingest showed the collector taking about 15 % of the time:
+    with the default thresholds it ran every few hundred allocations, and
+    each full collection walked every object loaded at start-up (gRPC,
+    protobuf, SQLAlchemy, the roster) although none of them ever becomes
+    garbage. Freezing what exists once the node is up takes those out of
+    every later collection, and a larger young generation lets most of a
+    batch's short-lived objects die by reference counting before a
+    collection looks at them (in-process: 1,914-1,975 -> 2,135-2,229
+    reports/s). The cost: a start-up object that later ends up in a
+    reference cycle is never freed, which is why this runs in the node's
+    process entry point only, not where tests start nodes in-process.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
 
 def serve(config: NodeConfig) -> None:
     """Run a node until SIGTERM or SIGINT, then shut down gracefully."""
     node = Node(config)
     node.start()
+    tune_gc()
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

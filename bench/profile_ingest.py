@@ -39,7 +39,7 @@ from federation.delivery import DeliveryService, IncomingItem, NodeIdentity
 from federation.devnet.create import init_network
 from federation.devnet.smoke import synthetic_report
 from federation.node.config import load_config
-from federation.node.server import trust_anchor
+from federation.node.server import trust_anchor, tune_gc
 from federation.status import StatusBook
 from federation.store.database import Database
 from federation.store.migrate import upgrade
@@ -110,6 +110,7 @@ def main() -> None:
             IncomingItem(sign_envelope(key, SENDER, REPORT_TYPE, encode_report(r)), ())
             for r in _reports(args.reports, rng)
         ]
+        tune_gc()  # as the node's process does once it serves
         profiler = cProfile.Profile()
         started, cpu = time.perf_counter(), time.process_time()
         if args.profile:

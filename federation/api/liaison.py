@@ -238,5 +238,8 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
                 )
                 after = event.sequence
                 sent.add(event.case_id)
-            if not events:
+            # A short page means the stream has caught up: wait for the next
+            # commit rather than read an empty page first. The bell count was
+            # taken before the read, so a commit during it is not missed.
+            if len(events) < EVENT_PAGE:
                 self._bell.wait(seen, IDLE_WAIT_SECONDS)

@@ -61,6 +61,7 @@ for a full search, after a removal or once the log no longer reaches back).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -230,7 +231,7 @@ class PdqIndex:
         #: Freed slots taken again: the only in-place change to rows a search
         #: outside the lock could read half-written (see search_many_at).
         self._reused = 0
-        self._log: list[tuple[int, _IntArray]] = []
+        self._log: deque[tuple[int, _IntArray]] = deque()
         self._logged = 0
 
     @property
@@ -399,7 +400,13 @@ class PdqIndex:
         with self._lock:
             if self._removed != snapshot.removed or snapshot.added < self._logged:
                 return None
-            slots = [new for before, new in self._log if before >= snapshot.added]
+            # Newest last, and a snapshot is recent: walk back only to it, not
+            # over the whole log (up to _LOG_ENTRIES single additions).
+            slots: list[_IntArray] = []
+            for before, new in reversed(self._log):
+                if before < snapshot.added:
+                    break
+                slots.append(new)
             if not slots or not pdqs:
                 return [[] for _ in pdqs]
             candidates = np.concatenate(slots)
@@ -487,7 +494,7 @@ class PdqIndex:
         self._log.append((self._added, slots))
         self._added += int(slots.size)
         while self._log and self._added - self._log[0][0] > _LOG_ENTRIES:
-            self._log.pop(0)
+            self._log.popleft()
             self._logged = self._log[0][0] if self._log else self._added
 
     def _sort_delta(self) -> None:

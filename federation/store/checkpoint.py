@@ -46,8 +46,6 @@ class WalCheckpointer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        #: Checkpoints run so far (read by tests and benchmarks).
-        self.runs = 0
 
     def start(self) -> None:
         """Start the thread (its connection opens at the first commit)."""
@@ -97,7 +95,6 @@ class WalCheckpointer:
             # themselves past WRITER_CHECKPOINT_PAGES: nothing is lost by waiting.
             log.warning("background checkpoint failed", error=str(exc))
             return
-        self.runs += 1
         log.debug(
             "checkpoint",
             busy=busy,

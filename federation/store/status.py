@@ -157,14 +157,6 @@ def reports_linked_to(session: Session, case_ids: Iterable[str]) -> list[str]:
     )
 
 
-def tracked_many(session: Session, case_ids: Iterable[str]) -> list[TrackedCaseRow]:
-    """The remote cases we track among ``case_ids``, in one query."""
-    ids = list(set(case_ids))
-    if not ids:
-        return []
-    return list(session.scalars(select(TrackedCaseRow).where(TrackedCaseRow.case_id.in_(ids))))
-
-
 def update_row(
     update: StatusUpdate, envelope: bytes, *, applied: bool, now: datetime
 ) -> dict[str, Any]:

@@ -37,17 +37,31 @@ def _report(url: str, *hashes: ContentHash, origin: str = "hotline-dk") -> Repor
     return Report(new_uuid7(), origin, NOW, url, tuple(hashes), 1, 1, "NL")
 
 
+def _envelope(report: Report) -> bytes:
+    """The report signed by its origin, serialized as Deliver stores it."""
+    return encode_envelope(
+        sign_envelope(KEY, report.origin_member_id, REPORT_TYPE, encode_report(report))
+    )
+
+
 def _file(
     db: Database, book: CaseBook, report: Report, search: PdqSearch | None = None
 ) -> tuple[Outcome, str]:
     """File one report; ``search``: its PDQ hashes searched earlier (as Deliver does)."""
-    envelope = encode_envelope(
-        sign_envelope(KEY, report.origin_member_id, REPORT_TYPE, encode_report(report))
-    )
-    filing = Filing(report, canonical_url(report.url), envelope, pdq=search)
+    filing = Filing(report, canonical_url(report.url), _envelope(report), pdq=search)
     with db.write() as session:
         [filed] = book.file_many(session, [filing], NOW, FilingBatch())
     return filed.outcome, filed.case_id
+
+
+def _file_rolled_back(db: Database, book: CaseBook, report: Report) -> None:
+    """File one report in a transaction that fails before its commit, then undo
+    the index's additions as Deliver does after a rollback."""
+    batch = FilingBatch()
+    with pytest.raises(RuntimeError), db.write() as session:
+        book.file(session, report, canonical_url(report.url), _envelope(report), NOW, batch)
+        raise RuntimeError("simulated failure before commit")
+    book.undo(batch)
 
 
 def _close(db: Database, case_id: str, status: CaseStatus) -> None:
@@ -146,12 +160,7 @@ def test_rolled_back_filing_leaves_no_trace_in_the_index(db: Database) -> None:
     book = CaseBook("hotline-nl", _statuses())
     value = os.urandom(32)
     report = _report("https://example.com/t", ContentHash(HashAlgorithm.PDQ, value))
-    envelope = encode_envelope(sign_envelope(KEY, "hotline-dk", REPORT_TYPE, encode_report(report)))
-    batch = FilingBatch()
-    with pytest.raises(RuntimeError), db.write() as session:
-        book.file(session, report, canonical_url(report.url), envelope, NOW, batch)
-        raise RuntimeError("simulated failure before commit")
-    book.undo(batch)
+    _file_rolled_back(db, book, report)
     assert book.pdq.search(value) == []
     outcome, _ = _file(db, book, replace(report, report_id=new_uuid7()))
     assert outcome is Outcome.ACCEPTED
@@ -168,14 +177,7 @@ def test_one_batch_files_like_one_report_at_a_time(db: Database) -> None:
         _report("https://example.com/batch/1", origin="hotline-de"),
         _report("https://example.com/batch/3", ContentHash(HashAlgorithm.PDQ, _flip(pdq, 9))),
     ]
-    filings = [
-        Filing(
-            r,
-            canonical_url(r.url),
-            encode_envelope(sign_envelope(KEY, r.origin_member_id, REPORT_TYPE, encode_report(r))),
-        )
-        for r in reports
-    ]
+    filings = [Filing(r, canonical_url(r.url), _envelope(r)) for r in reports]
     with db.write() as session:
         filed = book.file_many(session, filings, NOW, FilingBatch())
     assert [f.outcome for f in filed] == [
@@ -273,12 +275,7 @@ def test_pdq_searched_before_the_transaction_still_links_what_was_filed_since(
     value2 = os.urandom(32)
     search2 = book.search_pdq([value2])
     doomed = _report("https://example.com/u4", ContentHash(HashAlgorithm.PDQ, _flip(value2, 2)))
-    envelope = encode_envelope(sign_envelope(KEY, "hotline-dk", REPORT_TYPE, encode_report(doomed)))
-    batch = FilingBatch()
-    with pytest.raises(RuntimeError), db.write() as session:
-        book.file(session, doomed, canonical_url(doomed.url), envelope, NOW, batch)
-        raise RuntimeError("simulated failure before commit")
-    book.undo(batch)
+    _file_rolled_back(db, book, doomed)
     assert book.pdq.search_since(search2.snapshot, [value2]) is None
     _, alone = _file(
         db, book, _report("https://example.com/u5", ContentHash(HashAlgorithm.PDQ, value2)), search2

@@ -256,10 +256,3 @@ def execute_many(session: Session, sql: str, params: Sequence[Sequence[Any]]) ->
     sql = sql.replace("?", _mark(session))
     with _driver_cursor(session, sql) as cursor:
         cursor.executemany(sql, [tuple(p) for p in params])
-
-
-def insert_ignoring_duplicates(
-    session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """INSERT rows, skipping any whose key is already stored (ON CONFLICT DO NOTHING)."""
-    insert_many(session, table, rows, ignore_duplicates=True)

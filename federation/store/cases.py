@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from federation.core.case import CaseFilter
 from federation.core.case_status import CaseStatus
-from federation.store.bulk import fetch_in, insert_ignoring_duplicates, insert_many, select_in
+from federation.store.bulk import fetch_in, insert_many, select_in
 from federation.store.models import (
     EXACT_HASHES_ONLY,
     Base,
@@ -256,7 +256,7 @@ def insert_links(session: Session, pairs: Iterable[tuple[str, str]]) -> None:
         if x != y
         for a, b in ((x, y), (y, x))
     ]
-    insert_ignoring_duplicates(session, table_of(CaseLinkRow), rows)
+    insert_many(session, table_of(CaseLinkRow), rows, ignore_duplicates=True)
 
 
 def linked_cases(session: Session, case_id: str) -> list[str]:

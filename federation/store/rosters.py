@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from federation.store.bulk import insert_ignoring_duplicates
+from federation.store.bulk import insert_many
 from federation.store.models import RosterRow, table_of
 
 
@@ -26,8 +26,9 @@ def save_roster(session: Session, version: int, signed_roster: bytes, now: datet
     node (accept-stale-roster) may install a version it already holds: the
     first row written for a version stands, and the others are not errors.
     """
-    insert_ignoring_duplicates(
+    insert_many(
         session,
         table_of(RosterRow),
         [{"version": version, "signed_roster": signed_roster, "installed_at": now}],
+        ignore_duplicates=True,
     )

@@ -14,7 +14,7 @@ from federation.store.bulk import (
     bind_value,
     execute_many,
     fetch_in,
-    insert_ignoring_duplicates,
+    insert_many,
     select_in,
 )
 from federation.store.models import (
@@ -130,7 +130,7 @@ def mark_applied(session: Session, update_ids: Iterable[str]) -> None:
 def link_reports(session: Session, links: Iterable[tuple[str, str]], now: datetime) -> None:
     """Link our reports to remote cases ((report_id, case_id) pairs); existing links stay."""
     rows = [{"report_id": r, "case_id": c, "linked_at": now} for r, c in dict.fromkeys(links)]
-    insert_ignoring_duplicates(session, table_of(ReportCaseLinkRow), rows)
+    insert_many(session, table_of(ReportCaseLinkRow), rows, ignore_duplicates=True)
 
 
 def linked_cases_of_report(session: Session, report_id: str) -> list[str]:

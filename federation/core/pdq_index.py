@@ -32,11 +32,16 @@ ordered by substring value plus an offset array: compressed sparse rows)
 rebuilt in bulk with numpy, and a small dynamic "delta" of recent additions
 that is merged into the base when it grows past a bound. The delta is a
 second set of tables in the same shape, except that its buckets are found by
-binary search over sorted keys instead of a dense offset array; it is
-re-sorted lazily, once per search after additions, so a batch of additions
-costs one sort. A removed entry's slot is only marked dead and may be reused; stale
-table entries it leaves behind are harmless because every candidate is
-checked against the slot's current hash and liveness.
+binary search over sorted keys (a search of a large batch of queries makes a
+dense offset array for it instead, once per change); it is re-sorted lazily,
+once per search after additions, so a batch of additions costs one sort.
+Hashes are stored word-major, four 64-bit words per slot, and candidates are
+checked a word at a time, a chunk of queries at a time: a random candidate
+is out of reach after one or two words, so most of the full hash is never
+read, and a chunk's arrays stay in the CPU caches. A removed entry's slot
+is only marked dead and may be reused; stale table entries it leaves behind
+are harmless because every candidate is checked against the slot's current
+hash and liveness.
 
 **Threads.** Every public method takes one internal lock, so reads concurrent
 with writes are safe; callers should still serialise their writes (as
@@ -83,6 +88,16 @@ _BUCKETS: Final = 1 << 16
 _DELTA_MIN: Final = 4096
 _DELTA_MAX: Final = 16384
 _INITIAL_CAPACITY: Final = 1024
+
+_WORDS: Final = PDQ_BYTES // 8  # 64-bit words per hash
+#: Queries searched together: at 1 M entries each has about 4,150
+#: candidates, so a chunk's arrays (a few MiB) stay in the CPU caches
+#: through every pass instead of streaming through memory.
+_QUERY_CHUNK: Final = 64
+#: From this many queries a search looks up the delta's buckets in a dense
+#: offset array (as the base's), made once per change of the delta (a few
+#: ms); fewer queries binary-search its sorted keys (tens of us a query).
+_DENSE_DELTA_QUERIES: Final = 128
 
 _IntArray = npt.NDArray[np.intp]
 _T = TypeVar("_T", bound=np.generic)
@@ -173,7 +188,10 @@ class _View:
     n_base: int
     delta_keys: _IntArray
     delta_order: _IntArray
-    rows: npt.NDArray[np.uint8]
+    #: Bucket offsets into delta_order, as ``starts`` for the base; only
+    #: for searches of many queries (see _DENSE_DELTA_QUERIES), else None.
+    delta_starts: npt.NDArray[np.int64] | None
+    words: npt.NDArray[np.uint64]
     alive: npt.NDArray[np.bool_]
     slot_kid: npt.NDArray[np.int32]
     key_of: list[str]
@@ -196,8 +214,12 @@ class PdqIndex:
         self._lock = threading.Lock()
         self._mask_cache: dict[int, _IntArray] = {}
 
-        # Per slot: hash bytes, liveness, key id, next slot of the same key.
-        self._rows = np.zeros((_INITIAL_CAPACITY, PDQ_BYTES), dtype=np.uint8)
+        # Per slot: hash, liveness, key id, next slot of the same key. The
+        # hash is stored as four 64-bit words, word-major (``_words[w]`` is
+        # word w of every slot), so a search can check one word of all its
+        # candidates, drop those already too far, and read the next word only
+        # for the rest (see _search_chunk).
+        self._words = np.zeros((_WORDS, _INITIAL_CAPACITY), dtype=np.uint64)
         self._alive = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
         self._slot_kid = np.full(_INITIAL_CAPACITY, -1, dtype=np.int32)
         self._next = np.full(_INITIAL_CAPACITY, -1, dtype=np.int32)
@@ -223,6 +245,7 @@ class PdqIndex:
         self._delta_sorted = 0
         self._delta_keys = np.zeros(0, dtype=np.intp)
         self._delta_order = np.zeros(0, dtype=np.intp)
+        self._delta_starts: npt.NDArray[np.int64] | None = None
 
         # Counters of additions and removals ever made, and the recent
         # additions as (entries added before them, their slots).
@@ -254,7 +277,7 @@ class PdqIndex:
                 self._reused += 1
             else:
                 slot = self._grow(1)
-            self._rows[slot] = row
+            self._words[:, slot] = row.view(np.uint64)
             self._alive[slot] = True
             kid = self._intern(key)
             self._slot_kid[slot] = kid
@@ -285,7 +308,7 @@ class PdqIndex:
         with self._lock:
             first = self._grow(count)
             slots = np.arange(first, first + count, dtype=np.int32)
-            self._rows[first : first + count] = rows
+            self._words[:, first : first + count] = rows.view(np.uint64).T
             self._alive[first : first + count] = True
             kids = np.fromiter((self._intern(key) for key in keys), dtype=np.int32, count=count)
             self._slot_kid[first : first + count] = kids
@@ -323,7 +346,7 @@ class PdqIndex:
             slot = int(self._head[kid])
             while slot >= 0:
                 following = int(self._next[slot])
-                if np.array_equal(self._rows[slot], row):
+                if np.array_equal(self._words[:, slot], row.view(np.uint64)):
                     if previous < 0:
                         self._head[kid] = following
                     else:
@@ -370,8 +393,9 @@ class PdqIndex:
         if not pdqs:
             return self.snapshot(), []
         rows = _as_rows(pdqs)
+        dense = len(pdqs) >= _DENSE_DELTA_QUERIES
         with self._lock:
-            view = self._view()
+            view = self._view(dense)
             reused = self._reused
         found = self._search(view, rows, limit)
         with self._lock:
@@ -380,7 +404,7 @@ class PdqIndex:
             # A removal or a slot's reuse overlapped the search: it may have
             # read a slot's row and key from before and after the change.
             # Answer from a view no writer can change meanwhile.
-            view = self._view()
+            view = self._view(dense)
             return view.snapshot, self._search(view, rows, limit)
 
     def snapshot(self) -> PdqSnapshot:
@@ -410,21 +434,20 @@ class PdqIndex:
             if not slots or not pdqs:
                 return [[] for _ in pdqs]
             candidates = np.concatenate(slots)
-            words = self._rows[candidates].view(np.uint64)
+            words = self._words[:, candidates]
             kids = self._slot_kid[candidates]
             key_of = self._key_of
         wanted = rows.view(np.uint64)
-        distances = np.bitwise_count(wanted[:, 0, None] ^ words[None, :, 0]).astype(np.int16)
-        for column in range(1, PDQ_BYTES // 8):
-            distances += np.bitwise_count(wanted[:, column, None] ^ words[None, :, column])
-        queries, ats = np.nonzero(distances <= limit)  # few: near matches only
-        return _nearest(
-            len(pdqs),
-            queries.tolist(),
-            kids[ats].tolist(),
-            distances[queries, ats].tolist(),
-            key_of,
-        )
+        # Every (query, addition) pair on the first word, then only the pairs
+        # still within reach (about half) on the following words.
+        first = np.bitwise_count(wanted[:, 0, None] ^ words[0][None, :]).astype(np.int16)
+        queries, ats = np.nonzero(first <= limit)
+        distances = first[queries, ats]
+        for word in range(1, _WORDS):
+            distances += np.bitwise_count(wanted[queries, word] ^ words[word][ats])
+            near = np.flatnonzero(distances <= limit)
+            queries, ats, distances = queries[near], ats[near], distances[near]
+        return _nearest(len(pdqs), queries.tolist(), kids[ats].tolist(), distances.tolist(), key_of)
 
     def _limit(self, threshold: int | None) -> int:
         limit = self._threshold if threshold is None else threshold
@@ -435,31 +458,13 @@ class PdqIndex:
     def _search(
         self, view: _View, rows: npt.NDArray[np.uint8], limit: int
     ) -> list[list[tuple[str, int]]]:
-        """The vectorised search over one view (no lock needed)."""
-        count = rows.shape[0]
+        """The vectorised search over one view (no lock needed), a chunk of
+        queries at a time."""
         masks = self._masks(limit // _TABLES)
-        # Probe buckets: in table j, each query's substring XOR each mask.
-        substrings = rows.view(np.uint16).astype(np.intp)
-        probes = (substrings[:, :, None] ^ masks[None, None, :]) + _TABLE_BASE[None, :, :]
-        candidates, queries = _candidates(view, probes.reshape(count, -1))
-        if candidates.size == 0:
-            return [[] for _ in range(count)]
-        # np.take of whole rows is one cache line per candidate; the four
-        # 64-bit columns are then combined with 1-D ops, which numpy runs
-        # much faster than an axis=1 reduction over rows of four.
-        words = np.take(view.rows.view(np.uint64), candidates, axis=0)
-        wanted = np.take(rows.view(np.uint64), queries, axis=0)
-        distances = np.bitwise_count(words[:, 0] ^ wanted[:, 0]).astype(np.int32)
-        for column in range(1, PDQ_BYTES // 8):
-            distances += np.bitwise_count(words[:, column] ^ wanted[:, column])
-        hit = (distances <= limit) & view.alive[candidates]
-        return _nearest(
-            count,
-            queries[hit].tolist(),
-            view.slot_kid[candidates[hit]].tolist(),
-            distances[hit].tolist(),
-            view.key_of,
-        )
+        found: list[list[tuple[str, int]]] = []
+        for start in range(0, rows.shape[0], _QUERY_CHUNK):
+            found.extend(_search_chunk(view, rows[start : start + _QUERY_CHUNK], masks, limit))
+        return found
 
     # --- internals (called with the lock held, except _masks) ---
 
@@ -471,18 +476,25 @@ class PdqIndex:
             masks = self._mask_cache[radius] = _masks(radius)
         return masks
 
-    def _view(self) -> _View:
+    def _view(self, dense: bool = False) -> _View:
         """References for a search (lock held): arrays are replaced, not
-        changed, by additions and merges."""
+        changed, by additions and merges. ``dense``: with the delta's bucket
+        offsets, made now if the delta changed since they were last made."""
         if self._delta_entries:
             self._sort_delta()
+            if dense and self._delta_starts is None:
+                counts = np.bincount(self._delta_keys, minlength=_TABLES * _BUCKETS)
+                starts = np.zeros(_TABLES * _BUCKETS + 1, dtype=np.int64)
+                np.cumsum(counts, out=starts[1:])
+                self._delta_starts = starts
         return _View(
             starts=self._starts,
             order=self._order,
             n_base=self._n_base,
             delta_keys=self._delta_keys,
             delta_order=self._delta_order,
-            rows=self._rows,
+            delta_starts=self._delta_starts if dense and self._delta_entries else None,
+            words=self._words,
             alive=self._alive,
             slot_kid=self._slot_kid,
             key_of=self._key_of,
@@ -502,7 +514,7 @@ class PdqIndex:
         if self._delta_sorted == self._delta_entries:
             return
         new = self._delta_slots[self._delta_sorted : self._delta_entries]
-        keys = (self._rows[new].view(np.uint16).astype(np.intp) + _TABLE_BASE[:, 0]).ravel()
+        keys = (_substrings(self._words, new).astype(np.intp) + _TABLE_BASE[:, 0]).ravel()
         slots = np.repeat(new, _TABLES)
         order = np.argsort(keys, kind="stable")
         keys, slots = keys[order], slots[order]
@@ -512,6 +524,7 @@ class PdqIndex:
         self._delta_keys = np.insert(self._delta_keys, at, keys)
         self._delta_order = np.insert(self._delta_order, at, slots)
         self._delta_sorted = self._delta_entries
+        self._delta_starts = None
 
     def _intern(self, key: str) -> int:
         kid = self._kid_of.get(key)
@@ -545,9 +558,9 @@ class PdqIndex:
         needed = first + count
         if needed > self._alive.size:
             capacity = max(needed, 2 * self._alive.size)
-            rows = np.zeros((capacity, PDQ_BYTES), dtype=np.uint8)
-            rows[:first] = self._rows[:first]
-            self._rows = rows
+            words = np.zeros((_WORDS, capacity), dtype=np.uint64)
+            words[:, :first] = self._words[:, :first]
+            self._words = words
             self._alive = _grown(self._alive, capacity, False)
             self._slot_kid = _grown(self._slot_kid, capacity, -1)
             self._next = _grown(self._next, capacity, -1)
@@ -579,7 +592,7 @@ class PdqIndex:
         slots = np.flatnonzero(self._alive[: self._size]).astype(np.int32)
         n = int(slots.size)
         # One contiguous row per table: substring j of every live slot.
-        substrings = np.ascontiguousarray(self._rows[slots].view(np.uint16).T)
+        substrings = np.ascontiguousarray(_substrings(self._words, slots).T)
         order = np.empty(_TABLES * n, dtype=np.int32)
         counts = np.empty(_TABLES * _BUCKETS, dtype=np.int64)
         for j in range(_TABLES):
@@ -593,6 +606,7 @@ class PdqIndex:
         self._delta_entries = self._delta_sorted = 0
         self._delta_keys = np.zeros(0, dtype=np.intp)
         self._delta_order = np.zeros(0, dtype=np.intp)
+        self._delta_starts = None
 
 
 _EMPTY: Final = np.zeros(0, dtype=np.intp)
@@ -613,6 +627,46 @@ def _nearest(
     return found
 
 
+def _search_chunk(
+    view: _View, rows: npt.NDArray[np.uint8], masks: _IntArray, limit: int
+) -> list[list[tuple[str, int]]]:
+    """Search a few queries (see _QUERY_CHUNK) over one view."""
+    count = rows.shape[0]
+    # Probe buckets: in table j, each query's substring XOR each mask.
+    substrings = rows.view(np.uint16).astype(np.intp)
+    probes = (substrings[:, :, None] ^ masks[None, None, :]) + _TABLE_BASE[None, :, :]
+    candidates, queries = _candidates(view, probes.reshape(count, -1))
+    # Distances a word at a time: a random candidate is already too far
+    # after the first word about half the time, and after the second almost
+    # always, so the later (random, cache-missing) reads are for near
+    # matches only. Each word of the candidates is one contiguous gather.
+    wanted = np.ascontiguousarray(rows.view(np.uint64).T)
+    distances = np.zeros(candidates.size, dtype=np.int16)
+    for word in range(_WORDS):
+        distances += np.bitwise_count(
+            np.take(view.words[word], candidates) ^ np.take(wanted[word], queries)
+        )
+        near = np.flatnonzero(distances <= limit)
+        if near.size < distances.size:
+            candidates, queries, distances = candidates[near], queries[near], distances[near]
+    hit = view.alive[candidates]
+    return _nearest(
+        count,
+        queries[hit].tolist(),
+        view.slot_kid[candidates[hit]].tolist(),
+        distances[hit].tolist(),
+        view.key_of,
+    )
+
+
+def _substrings(
+    words: npt.NDArray[np.uint64], slots: npt.NDArray[np.integer[Any]]
+) -> npt.NDArray[np.uint16]:
+    """The sixteen 16-bit substrings of each slot's hash, one row per slot,
+    in the order of the hash's bytes (as a query's bytes viewed as uint16)."""
+    return np.ascontiguousarray(words[:, slots].T).view(np.uint16)
+
+
 def _candidates(view: _View, probes: _IntArray) -> tuple[_IntArray, _IntArray]:
     """Slots in the probed buckets of each query (rows of ``probes``),
     and the query each belongs to. Slots may repeat; dead ones are included."""
@@ -622,7 +676,10 @@ def _candidates(view: _View, probes: _IntArray) -> tuple[_IntArray, _IntArray]:
     if view.n_base:
         low = view.starts[flat]
         found.append(_ranges(low, view.starts[flat + 1] - low, view.order, count))
-    if view.delta_keys.size:
+    if view.delta_starts is not None:
+        low = view.delta_starts[flat]
+        found.append(_ranges(low, view.delta_starts[flat + 1] - low, view.delta_order, count))
+    elif view.delta_keys.size:
         low = np.searchsorted(view.delta_keys, flat, side="left")
         high = np.searchsorted(view.delta_keys, flat, side="right")
         found.append(_ranges(low, high - low, view.delta_order, count))

@@ -236,6 +236,32 @@ def test_matches_linear_scan(loader: str) -> None:
         assert index.search(query) == brute_force(entries, query, 31)
 
 
+@pytest.mark.parametrize("loader", LOADERS)
+def test_many_queries_at_once_match_linear_scan(loader: str) -> None:
+    # Enough queries to span several chunks and to take the delta's dense
+    # bucket offsets; then additions, and a second batch must see them.
+    rng = random.Random(77)
+    entries: Entries = [(f"case-{i}", random_hash(rng)) for i in range(4000)]
+    entries += [
+        (f"near-{i}", flip_bits(rng.choice(entries)[1], rng.randint(0, 40), rng))
+        for i in range(800)
+    ]
+    index = PdqIndex()
+    LOADERS[loader](index, entries)
+
+    def queries() -> list[bytes]:
+        picked = [flip_bits(rng.choice(entries)[1], rng.randint(0, 40), rng) for _ in range(250)]
+        return picked + [random_hash(rng) for _ in range(50)]
+
+    first = queries()
+    assert index.search_many(first) == [brute_force(entries, q, 31) for q in first]
+    later: Entries = [(f"later-{i}", flip_bits(q, 3, rng)) for i, q in enumerate(first[:100])]
+    load_single(index, later)
+    entries += later
+    second = first[:100] + queries()
+    assert index.search_many(second) == [brute_force(entries, q, 31) for q in second]
+
+
 def test_lower_thresholds_match_linear_scan() -> None:
     rng = random.Random(9)
     base: Entries = [(f"case-{i}", random_hash(rng)) for i in range(2000)]

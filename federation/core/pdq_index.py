@@ -129,7 +129,10 @@ def _as_rows(pdqs: Sequence[bytes]) -> npt.NDArray[np.uint8]:
 
 
 def _ranges(
-    low: _IntArray, lengths: _IntArray, order: npt.NDArray[np.integer[Any]], queries: int
+    low: npt.NDArray[np.integer[Any]],
+    lengths: npt.NDArray[np.integer[Any]],
+    order: npt.NDArray[np.integer[Any]],
+    queries: int,
 ) -> tuple[_IntArray, _IntArray]:
     """Concatenate ``order[low[k] : low[k] + lengths[k]]`` over every probe k
     without a Python loop, and say which query (row of probes) each came from."""
@@ -190,7 +193,7 @@ class _View:
     delta_order: _IntArray
     #: Bucket offsets into delta_order, as ``starts`` for the base; only
     #: for searches of many queries (see _DENSE_DELTA_QUERIES), else None.
-    delta_starts: npt.NDArray[np.int64] | None
+    delta_starts: npt.NDArray[np.int32] | None
     words: npt.NDArray[np.uint64]
     alive: npt.NDArray[np.bool_]
     slot_kid: npt.NDArray[np.int32]
@@ -245,7 +248,7 @@ class PdqIndex:
         self._delta_sorted = 0
         self._delta_keys = np.zeros(0, dtype=np.intp)
         self._delta_order = np.zeros(0, dtype=np.intp)
-        self._delta_starts: npt.NDArray[np.int64] | None = None
+        self._delta_starts: npt.NDArray[np.int32] | None = None
 
         # Counters of additions and removals ever made, and the recent
         # additions as (entries added before them, their slots).
@@ -483,9 +486,11 @@ class PdqIndex:
         if self._delta_entries:
             self._sort_delta()
             if dense and self._delta_starts is None:
+                # int32: the delta holds at most 16 * _DELTA_MAX keys, and
+                # half the bytes make both this and the look-ups cheaper.
                 counts = np.bincount(self._delta_keys, minlength=_TABLES * _BUCKETS)
-                starts = np.zeros(_TABLES * _BUCKETS + 1, dtype=np.int64)
-                np.cumsum(counts, out=starts[1:])
+                starts = np.zeros(_TABLES * _BUCKETS + 1, dtype=np.int32)
+                np.cumsum(counts, out=starts[1:], dtype=np.int32)
                 self._delta_starts = starts
         return _View(
             starts=self._starts,
@@ -677,8 +682,8 @@ def _candidates(view: _View, probes: _IntArray) -> tuple[_IntArray, _IntArray]:
         low = view.starts[flat]
         found.append(_ranges(low, view.starts[flat + 1] - low, view.order, count))
     if view.delta_starts is not None:
-        low = view.delta_starts[flat]
-        found.append(_ranges(low, view.delta_starts[flat + 1] - low, view.delta_order, count))
+        first = view.delta_starts[flat]
+        found.append(_ranges(first, view.delta_starts[flat + 1] - first, view.delta_order, count))
     elif view.delta_keys.size:
         low = np.searchsorted(view.delta_keys, flat, side="left")
         high = np.searchsorted(view.delta_keys, flat, side="right")

@@ -24,7 +24,14 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from crypto.dsse import Envelope, pae, sign_envelope, sign_many, verify_many
+from crypto.dsse import (
+    Envelope,
+    pae,
+    sign_envelope,
+    sign_many,
+    verify_envelope_signature,
+    verify_many,
+)
 from crypto.keys import SigningKey
 from federation.casebook import CaseBook, Filing, FilingBatch, PdqSearch
 from federation.clock import Clock, utc_now
@@ -45,7 +52,7 @@ from federation.core.routing import ForwardTo, HandleHere, Route, route_report
 from federation.errors import RosterExpiredError
 from federation.group_commit import GroupCommit
 from federation.metrics import NodeMetrics
-from federation.payloads import Parsed, ParsedReport, ParsedUpdate, PayloadChecker
+from federation.payloads import Parsed, ParsedReport, ParsedUpdate, PayloadChecker, item_id_of
 from federation.store import inbound, outbox
 from federation.store.database import Database, lost_a_race
 from federation.trust import RosterHolder
@@ -57,6 +64,9 @@ log = structlog.get_logger(__name__)
 DELIVERABLE_TYPES = frozenset({REPORT_TYPE, STATUS_UPDATE_TYPE})
 #: Attempts of a batch transaction that lost a race on a unique key.
 COMMIT_ATTEMPTS = 3
+#: Refusals before parsing that a roster change can turn an accepted item
+#: into (see DeliveryService._replay_accepted).
+_KEY_REFUSALS = frozenset({RejectReason.UNKNOWN_SIGNER, RejectReason.KEY_NOT_VALID})
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,21 +349,45 @@ class DeliveryService:
     def _replay_accepted(self, work: list[_Work]) -> None:
         """Answer a refused item with its stored receipt if we accepted it before.
 
-        A sender retries until it holds a receipt; if the signer's key was
-        revoked (or the member removed) in between, the retry no longer
-        verifies, yet the same bytes were accepted and must get the same
-        answer. Only the exact envelope (payload and signature) qualifies.
+        A sender retries until it holds a receipt; if the roster changed in
+        between (the signer's key revoked or dropped, the signer removed, the
+        routing changed), the retry is refused now, yet the same bytes were
+        accepted and must get the same answer. The stored item is found by
+        its id: the parse gave it when the refusal came later, else it is
+        read from the payload once a key the signer held in an installed
+        roster verifies the signature (so verification still comes before
+        parsing). Only the exact envelope (payload and signature) qualifies.
         """
-        refused = [w for w in work if w.rejection is not None]
+        refused: dict[str, list[_Work]] = {}
+        for w in work:
+            if w.rejection is not None:
+                item_id = w.item_id or self._former_item_id(w)
+                if item_id:
+                    refused.setdefault(item_id, []).append(w)
         if not refused:
             return
         with self._db.read() as session:
-            stored = inbound.find_by_payload(session, (w.sha256 for w in refused))
-        for w in refused:
-            for candidate in stored.get(w.sha256, ()):
-                if decode_envelope(candidate.envelope) == w.item.envelope:
-                    w.rejection, w.receipt = None, candidate.receipt
-                    break
+            stored = inbound.find_answered(session, refused)
+        for item_id, candidates in refused.items():
+            earlier = stored.get(item_id)
+            if earlier is None:
+                continue
+            envelope = decode_envelope(earlier.envelope)
+            for w in candidates:
+                if envelope == w.item.envelope:
+                    w.rejection, w.receipt = None, earlier.receipt
+
+    def _former_item_id(self, w: _Work) -> str:
+        """The id of an item refused before parsing for its signer or key, if
+        a key the signer held in some installed roster verifies it; else ""."""
+        assert w.rejection is not None
+        if w.rejection.reason not in _KEY_REFUSALS or not self._verify_signatures:
+            return ""
+        envelope = w.item.envelope
+        key = self._rosters.former_key(envelope.signer_member_id, envelope.key_id)
+        if key is None or not verify_envelope_signature(envelope, key):
+            return ""
+        return item_id_of(envelope)
 
     def _apply(self, session: Session, fresh: list[_Work], txn: _Txn) -> None:
         """One attempt of the batch transaction.

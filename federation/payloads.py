@@ -55,6 +55,14 @@ def _decode(payload_type: str, payload: bytes) -> Report | StatusUpdate | Reject
         return Rejection(RejectReason.MALFORMED_PAYLOAD, str(exc))
 
 
+def item_id_of(envelope: Envelope) -> str:
+    """The id inside a verified item's payload ("" when it does not decode)."""
+    decoded = _decode(envelope.payload_type, envelope.payload)
+    if isinstance(decoded, Report):
+        return decoded.report_id
+    return decoded.update_id if isinstance(decoded, StatusUpdate) else ""
+
+
 @dataclass(frozen=True, slots=True)
 class PayloadChecker:
     """Post-signature checks of this node."""

@@ -91,6 +91,9 @@ class RosterHolder:
         self._clock = clock
         self._lock = threading.Lock()
         self._installed: InstalledRoster | None = None
+        #: (member id, key id) -> public key over every installed roster,
+        #: loaded on first use (see former_key).
+        self._former: dict[tuple[str, str], bytes] | None = None
         #: True only under the test fault "accept-stale-roster".
         self._allow_stale = allow_stale
 
@@ -145,5 +148,46 @@ class RosterHolder:
                         session, candidate.roster.version, signed_roster, self._clock()
                     )
                 self._installed = candidate
+                if self._former is not None:
+                    self._former.update(_keys_of(candidate.roster))
                 log.info("roster installed", version=candidate.roster.version)
             return decision, self.installed.roster.version
+
+    def former_key(self, member_id: str, key_id: str) -> bytes | None:
+        """The public key ``key_id`` of ``member_id`` had in any installed
+        roster, the current one included (revoked keys too); None if it never
+        was one of its keys.
+
+        Only for recognising a retry of an item accepted before the roster
+        changed (see DeliveryService): such a key verifies nothing new.
+        """
+        installed = self.installed.roster.member(member_id)
+        key = installed.keys.get(key_id) if installed is not None else None
+        if key is not None:
+            return key.public_key
+        with self._lock:
+            if self._former is None:
+                self._former = self._load_former()
+            return self._former.get((member_id, key_id))
+
+    def _load_former(self) -> dict[tuple[str, str], bytes]:
+        # Stored rosters were threshold-verified before they were saved, and
+        # the roots may have rotated since: parsed here, not verified again.
+        with self._db.read() as session:
+            stored = roster_store.all_rosters(session)
+        keys: dict[tuple[str, str], bytes] = {}
+        for signed in stored:
+            try:
+                keys.update(_keys_of(decode_roster(decode_signed_roster(signed)[0])))
+            except MalformedMessageError:
+                log.warning("a stored roster no longer parses; its keys are not consulted")
+        return keys
+
+
+def _keys_of(roster: Roster) -> dict[tuple[str, str], bytes]:
+    """Every (member id, key id) of a roster with its public key."""
+    return {
+        (member.member_id, key.key_id): key.public_key
+        for member in roster.members.values()
+        for key in member.keys.values()
+    }

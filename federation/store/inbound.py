@@ -84,22 +84,18 @@ def count_items(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(InboundItemRow)) or 0)
 
 
-def find_by_payload(
-    session: Session, digests: Iterable[bytes]
-) -> dict[bytes, list[StoredEnvelope]]:
-    """Stored items by payload digest, with their envelopes, in one query."""
-    wanted = sorted(set(digests))
-    found: dict[bytes, list[StoredEnvelope]] = {}
-    if not wanted:
-        return found
-    rows = session.execute(
-        select(
-            InboundItemRow.payload_sha256, InboundItemRow.envelope, InboundItemRow.receipt
-        ).where(InboundItemRow.payload_sha256.in_(wanted))
+def find_answered(session: Session, item_ids: Iterable[str]) -> dict[str, StoredEnvelope]:
+    """Stored items by id, with their envelopes and receipts, in one query."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return {}
+    rows = select_in(
+        session, "SELECT item_id, envelope, receipt FROM inbound_items WHERE item_id IN ({in})", ids
     )
-    for row in rows:
-        found.setdefault(row.payload_sha256, []).append(StoredEnvelope(row.envelope, row.receipt))
-    return found
+    return {
+        item_id: StoredEnvelope(bytes(envelope), bytes(receipt))
+        for item_id, envelope, receipt in rows
+    }
 
 
 @dataclass(frozen=True, slots=True)

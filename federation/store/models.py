@@ -72,9 +72,10 @@ class InboundItemRow(Base):
     via_member_ids: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     #: Serialized hfp.v1.SignedEnvelope with the payload bytes as received.
     envelope: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    #: Indexed so that a retry of an item accepted earlier is recognised even
-    #: when its signature no longer verifies (key revoked since): see delivery.
-    payload_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, index=True)
+    #: Tells a redelivery of this item from another item reusing its id.
+    #: Not indexed: every item is found by its id (see delivery), and an
+    #: index of random digests costs a page write per item in a large store.
+    payload_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     outcome: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     #: Serialized signed receipt (hfp.v1.SignedEnvelope of a Receipt).
     receipt: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)

@@ -18,6 +18,11 @@ def latest_roster(session: Session) -> bytes | None:
     )
 
 
+def all_rosters(session: Session) -> list[bytes]:
+    """Every installed SignedRoster, oldest first."""
+    return list(session.scalars(select(RosterRow.signed_roster).order_by(RosterRow.version)))
+
+
 def save_roster(session: Session, version: int, signed_roster: bytes, now: datetime) -> None:
     """Record a newly installed roster; a version already stored is kept.
 

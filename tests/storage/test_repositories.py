@@ -72,7 +72,7 @@ def test_inbound_items_round_trip_and_replay(db: Database) -> None:
     with db.read() as session:
         found = inbound.find_receipts(session, [i.item_id for i in items] + ["missing"])
         envelopes = inbound.find_envelopes(session, [items[0].item_id])
-        by_digest = inbound.find_by_payload(session, [items[1].payload_sha256])
+        answered = inbound.find_answered(session, [items[1].item_id, "missing"])
         assert inbound.count_items(session) == 3
     assert set(found) == {i.item_id for i in items}
     first = found[items[0].item_id]
@@ -80,7 +80,9 @@ def test_inbound_items_round_trip_and_replay(db: Database) -> None:
     envelope, received_at = envelopes[items[0].item_id]
     assert envelope == items[0].envelope  # binary exact, NUL and 0xff included
     assert received_at == NOW and received_at.utcoffset() == timedelta(0)
-    assert [s.envelope for s in by_digest[items[1].payload_sha256]] == [items[1].envelope]
+    assert list(answered) == [items[1].item_id]
+    stored = answered[items[1].item_id]
+    assert (stored.envelope, stored.receipt) == (items[1].envelope, items[1].receipt)
 
 
 def test_duplicate_inbound_item_raises_integrity_error(db: Database) -> None:

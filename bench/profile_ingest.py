@@ -70,9 +70,9 @@ def _service(directory: Path, stored: int) -> tuple[DeliveryService, SigningKey]
         identity.sign,
         sign_many=lambda kind, payloads: identity.sign_many(kind, payloads, pool),
     )
-    service = DeliveryService(
-        identity, rosters, database, Limits(), CaseBook(RECEIVER, statuses), executor=pool
-    )
+    casebook = CaseBook(RECEIVER, statuses)
+    casebook.load(database)  # the stored PDQ hashes, as the node loads them at start
+    service = DeliveryService(identity, rosters, database, Limits(), casebook, executor=pool)
     return service, SigningKey.load(directory / manifest.members[SENDER].signing_key)
 
 

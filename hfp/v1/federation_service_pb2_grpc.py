@@ -87,7 +87,12 @@ class FederationServiceServicer:
         (FAILED_PRECONDITION), shutdown or storage unavailable (UNAVAILABLE,
         safe to retry). Receipts are returned only after every item and the
         work it causes are committed durably, so a sender retries until it holds
-        a receipt and the receiver answers a repeat with the stored receipt.
+        a receipt and the receiver answers a repeat with the stored receipt. That
+        holds for the exact bytes of an accepted item even after a roster change
+        would refuse them (the signing key revoked or dropped, the signer
+        removed): the receiver finds the item by its id, which it reads from the
+        payload only once a key the signer held in some installed roster
+        verifies the signature. Any other bytes get the refusal.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

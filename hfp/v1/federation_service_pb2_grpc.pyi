@@ -54,7 +54,12 @@ class FederationServiceStub:
     (FAILED_PRECONDITION), shutdown or storage unavailable (UNAVAILABLE,
     safe to retry). Receipts are returned only after every item and the
     work it causes are committed durably, so a sender retries until it holds
-    a receipt and the receiver answers a repeat with the stored receipt.
+    a receipt and the receiver answers a repeat with the stored receipt. That
+    holds for the exact bytes of an accepted item even after a roster change
+    would refuse them (the signing key revoked or dropped, the signer
+    removed): the receiver finds the item by its id, which it reads from the
+    payload only once a key the signer held in some installed roster
+    verifies the signature. Any other bytes get the refusal.
     """
     GetRoster: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetRosterRequest, _federation_service_pb2.GetRosterResponse]
     """Returns the node's roster when it is newer than known_version."""
@@ -89,7 +94,12 @@ class FederationServiceAsyncStub(FederationServiceStub):
     (FAILED_PRECONDITION), shutdown or storage unavailable (UNAVAILABLE,
     safe to retry). Receipts are returned only after every item and the
     work it causes are committed durably, so a sender retries until it holds
-    a receipt and the receiver answers a repeat with the stored receipt.
+    a receipt and the receiver answers a repeat with the stored receipt. That
+    holds for the exact bytes of an accepted item even after a roster change
+    would refuse them (the signing key revoked or dropped, the signer
+    removed): the receiver finds the item by its id, which it reads from the
+    payload only once a key the signer held in some installed roster
+    verifies the signature. Any other bytes get the refusal.
     """
     GetRoster: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetRosterRequest, _federation_service_pb2.GetRosterResponse]  # type: ignore[assignment]
     """Returns the node's roster when it is newer than known_version."""
@@ -127,7 +137,12 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         (FAILED_PRECONDITION), shutdown or storage unavailable (UNAVAILABLE,
         safe to retry). Receipts are returned only after every item and the
         work it causes are committed durably, so a sender retries until it holds
-        a receipt and the receiver answers a repeat with the stored receipt.
+        a receipt and the receiver answers a repeat with the stored receipt. That
+        holds for the exact bytes of an accepted item even after a roster change
+        would refuse them (the signing key revoked or dropped, the signer
+        removed): the receiver finds the item by its id, which it reads from the
+        payload only once a key the signer held in some installed roster
+        verifies the signature. Any other bytes get the refusal.
         """
 
     @_abc_1.abstractmethod

@@ -89,9 +89,9 @@ class PayloadChecker:
         if isinstance(decoded, Rejection):
             return "", decoded
         known_id = decoded.report_id if isinstance(decoded, Report) else decoded.update_id
-        return known_id, self._check(decoded, envelope, key, via, moved_by, sender, roster, now)
+        return known_id, self.check(decoded, envelope, key, via, moved_by, sender, roster, now)
 
-    def _check(
+    def check(
         self,
         decoded: Report | StatusUpdate,
         envelope: Envelope,
@@ -102,6 +102,8 @@ class PayloadChecker:
         roster: Roster,
         now: datetime,
     ) -> Parsed | Rejection:
+        """The checks after parsing, in the protocol's order, of an item
+        decoded from ``envelope`` (or encoded into it by this node)."""
         if isinstance(decoded, Report):
             signed_at, author = decoded.created_at, decoded.origin_member_id
             content = check_report(decoded, now, self.limits)

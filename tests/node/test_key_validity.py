@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 import grpc
@@ -17,6 +18,9 @@ import pytest
 from crypto.keys import SigningKey
 from federation.core.roster import MemberKey, Roster
 from hfp.v1 import federation_service_pb2 as fed_pb
+from hfp.v1 import hotline_service_pb2 as hotline_pb
+from hfp.v1 import hotline_service_pb2_grpc as hotline_grpc
+from hfp.v1 import report_pb2
 from tests.support.net import (
     DEADLINE,
     Network,
@@ -158,3 +162,37 @@ def test_items_signed_by_a_removed_member_are_unknown_signer(keys: Keys) -> None
         "OUTCOME_REJECTED",
         "REJECT_REASON_UNKNOWN_SIGNER",
     )
+
+
+def test_own_intake_is_refused_once_the_nodes_key_is_revoked(tmp_path: Path) -> None:
+    # SubmitReport does not verify the signature the node has just made, but
+    # its key must still be a live roster key of the node.
+    with running_network(tmp_path / "net", small_members(RECEIVER)) as net:
+        own = net.signing_key(RECEIVER)
+        replacement = SigningKey.generate()
+        installed = fetch_roster(net, SENDER, RECEIVER).roster
+        roster = new_roster(
+            installed,
+            installed.version + 1,
+            keys={
+                RECEIVER: [
+                    MemberKey(own.key_id, own.public_key, revoked=True),
+                    MemberKey(replacement.key_id, replacement.public_key),
+                ]
+            },
+        )
+        publish_roster(net, RECEIVER, roster)
+        report = report_pb2.Report(
+            url="https://own-intake.example.test/a",
+            hosting_country="NL",
+            hashes=[
+                report_pb2.ContentHash(algorithm=report_pb2.HASH_ALGORITHM_SHA256, value=bytes(32))
+            ],
+        )
+        with net.channel(RECEIVER, RECEIVER) as channel:
+            reply = hotline_grpc.HotlineServiceStub(channel).SubmitReport(
+                hotline_pb.SubmitReportRequest(report=report), timeout=DEADLINE
+            )
+        receipt = reply.receipt
+        assert outcome_name(receipt) == "OUTCOME_REJECTED"
+        assert reason_name(receipt) == "REJECT_REASON_KEY_NOT_VALID"

@@ -31,8 +31,10 @@ from tests.support.net import (
     new_roster,
     now,
     outcome_name,
+    publish_next_roster,
     publish_roster,
     reason_name,
+    revoked_and_replaced,
     rpc_code,
     running_network,
     sign_report,
@@ -168,20 +170,8 @@ def test_own_intake_is_refused_once_the_nodes_key_is_revoked(tmp_path: Path) -> 
     # SubmitReport does not verify the signature the node has just made, but
     # its key must still be a live roster key of the node.
     with running_network(tmp_path / "net", small_members(RECEIVER)) as net:
-        own = net.signing_key(RECEIVER)
-        replacement = SigningKey.generate()
-        installed = fetch_roster(net, SENDER, RECEIVER).roster
-        roster = new_roster(
-            installed,
-            installed.version + 1,
-            keys={
-                RECEIVER: [
-                    MemberKey(own.key_id, own.public_key, revoked=True),
-                    MemberKey(replacement.key_id, replacement.public_key),
-                ]
-            },
-        )
-        publish_roster(net, RECEIVER, roster)
+        keys = revoked_and_replaced(net.signing_key(RECEIVER))
+        publish_next_roster(net, RECEIVER, keys={RECEIVER: keys})
         report = report_pb2.Report(
             url="https://own-intake.example.test/a",
             hosting_country="NL",
@@ -193,6 +183,5 @@ def test_own_intake_is_refused_once_the_nodes_key_is_revoked(tmp_path: Path) -> 
             reply = hotline_grpc.HotlineServiceStub(channel).SubmitReport(
                 hotline_pb.SubmitReportRequest(report=report), timeout=DEADLINE
             )
-        receipt = reply.receipt
-        assert outcome_name(receipt) == "OUTCOME_REJECTED"
-        assert reason_name(receipt) == "REJECT_REASON_KEY_NOT_VALID"
+        assert outcome_name(reply.receipt) == "OUTCOME_REJECTED"
+        assert reason_name(reply.receipt) == "REJECT_REASON_KEY_NOT_VALID"

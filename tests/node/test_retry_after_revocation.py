@@ -14,16 +14,17 @@ from pathlib import Path
 
 from crypto.keys import SigningKey
 from federation.core.roster import MemberKey
+from hfp.v1 import envelope_pb2
 from hfp.v1 import federation_service_pb2 as fed_pb
 from tests.support.net import (
+    Network,
     deliver,
-    fetch_roster,
     item,
     make_report,
-    new_roster,
     outcome_name,
-    publish_roster,
+    publish_next_roster,
     reason_name,
+    revoked_and_replaced,
     running_network,
     sign_report,
     small_members,
@@ -33,27 +34,20 @@ from tests.support.net import (
 SENDER, RECEIVER, RELAYED = "hotline-dk", "hotline-nl", "hotline-de"
 
 
+def _accepted(net: Network, sent: fed_pb.ForwardedItem) -> envelope_pb2.SignedEnvelope:
+    """Deliver ``sent`` from hotline-dk to hotline-nl; its receipt, checked ACCEPTED."""
+    with net.stub(SENDER, RECEIVER) as stub:
+        (receipt,) = deliver(stub, [sent])
+    assert outcome_name(verify_receipt(net, receipt)) == "OUTCOME_ACCEPTED"
+    return receipt
+
+
 def test_retry_after_revocation_replays_the_stored_receipt(tmp_path: Path) -> None:
     with running_network(tmp_path / "net", small_members(RECEIVER)) as net:
         original = net.signing_key(SENDER)
         accepted = item(sign_report(make_report(SENDER, "NL"), original))
-        with net.stub(SENDER, RECEIVER) as stub:
-            (first,) = deliver(stub, [accepted])
-        assert outcome_name(verify_receipt(net, first)) == "OUTCOME_ACCEPTED"
-
-        replacement = SigningKey.generate()
-        installed = fetch_roster(net, SENDER, RECEIVER).roster
-        roster = new_roster(
-            installed,
-            installed.version + 1,
-            keys={
-                SENDER: [
-                    MemberKey(original.key_id, original.public_key, revoked=True),
-                    MemberKey(replacement.key_id, replacement.public_key),
-                ]
-            },
-        )
-        publish_roster(net, RECEIVER, roster)
+        first = _accepted(net, accepted)
+        roster = publish_next_roster(net, RECEIVER, keys={SENDER: revoked_and_replaced(original)})
 
         fresh = item(sign_report(make_report(SENDER, "NL"), original))
         with net.stub(SENDER, RECEIVER) as stub:
@@ -68,18 +62,11 @@ def test_retry_after_the_key_is_dropped_replays_only_the_exact_bytes(tmp_path: P
         original = net.signing_key(SENDER)
         report = make_report(SENDER, "NL")
         accepted = item(sign_report(report, original))
-        with net.stub(SENDER, RECEIVER) as stub:
-            (first,) = deliver(stub, [accepted])
-        assert outcome_name(verify_receipt(net, first)) == "OUTCOME_ACCEPTED"
-
+        first = _accepted(net, accepted)
         replacement = SigningKey.generate()
-        installed = fetch_roster(net, SENDER, RECEIVER).roster
-        roster = new_roster(
-            installed,
-            installed.version + 1,
-            keys={SENDER: [MemberKey(replacement.key_id, replacement.public_key)]},
+        roster = publish_next_roster(
+            net, RECEIVER, keys={SENDER: [MemberKey(replacement.key_id, replacement.public_key)]}
         )
-        publish_roster(net, RECEIVER, roster)
 
         forged_signature = fed_pb.ForwardedItem()
         forged_signature.CopyFrom(accepted)
@@ -97,13 +84,8 @@ def test_retry_after_the_signer_is_removed_replays_the_stored_receipt(tmp_path: 
     # hotline-de leaves the network and hotline-dk retries the relay.
     with running_network(tmp_path / "net", small_members(RECEIVER)) as net:
         relayed = item(sign_report(make_report(RELAYED, "NL"), net.signing_key(RELAYED)), [SENDER])
-        with net.stub(SENDER, RECEIVER) as stub:
-            (first,) = deliver(stub, [relayed])
-        assert outcome_name(verify_receipt(net, first)) == "OUTCOME_ACCEPTED"
-
-        installed = fetch_roster(net, SENDER, RECEIVER).roster
-        roster = new_roster(installed, installed.version + 1, drop=[RELAYED])
-        publish_roster(net, RECEIVER, roster)
+        first = _accepted(net, relayed)
+        roster = publish_next_roster(net, RECEIVER, drop=[RELAYED])
 
         fresh = item(sign_report(make_report(RELAYED, "NL"), net.signing_key(RELAYED)), [SENDER])
         with net.stub(SENDER, RECEIVER) as stub:

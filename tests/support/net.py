@@ -358,6 +358,31 @@ def publish_roster(
     return publish(network, caller, target, sign_roster(encode_roster(roster), roots))
 
 
+def revoked_and_replaced(key: SigningKey) -> list[MemberKey]:
+    """Roster keys for a member whose ``key`` is revoked beside a new one."""
+    replacement = SigningKey.generate()
+    return [
+        MemberKey(key.key_id, key.public_key, revoked=True),
+        MemberKey(replacement.key_id, replacement.public_key),
+    ]
+
+
+def publish_next_roster(
+    network: Network,
+    target: str,
+    *,
+    keys: dict[str, Sequence[MemberKey]] | None = None,
+    drop: Iterable[str] = (),
+    caller: str = "hotline-dk",
+) -> Roster:
+    """The roster ``target`` holds, one version on, with new keys for some
+    members or some members dropped, published to it; the new roster."""
+    installed = fetch_roster(network, caller, target).roster
+    roster = new_roster(installed, installed.version + 1, keys=keys, drop=drop)
+    publish_roster(network, target, roster, caller)
+    return roster
+
+
 # --- storage -------------------------------------------------------------------
 
 

@@ -187,8 +187,7 @@ class DeliveryService:
         Raises RosterExpiredError when the node's roster has expired; every
         item-level problem becomes a REJECTED receipt instead.
         """
-        if self._rosters.roster.is_expired(self._clock()):
-            raise RosterExpiredError("this node's roster has expired; it accepts no new items")
+        self._require_current_roster()
         work = [_Work(i, hashlib.sha256(i.envelope.payload).digest(), sender) for i in items]
         self._authenticate(work)
         self._parse_and_check(work, sender)
@@ -204,20 +203,25 @@ class DeliveryService:
         live roster key of this node (its id names the public key, so that
         key made the signature), and every check after parsing still runs.
         """
-        if self._rosters.roster.is_expired(self._clock()):
-            raise RosterExpiredError("this node's roster has expired; it accepts no new items")
-        item = IncomingItem(envelope, ())
-        work = [_Work(item, hashlib.sha256(envelope.payload).digest(), self.member_id)]
-        for w in self._with_keys(work):
-            assert w.key is not None
-            w.item_id = report.report_id
+        self._require_current_roster()
+        own = _Work(
+            IncomingItem(envelope, ()), hashlib.sha256(envelope.payload).digest(), self.member_id
+        )
+        if self._with_keys([own]):
+            assert own.key is not None
+            own.item_id = report.report_id
             roster = self._rosters.roster
             checked = self._checker.check(
-                report, envelope, w.key, (), None, self.member_id, roster, self._clock()
+                report, envelope, own.key, (), None, self.member_id, roster, self._clock()
             )
-            self._judge(w, checked, roster)
-        [receipt] = self._finish(work)
+            self._judge(own, checked, roster)
+        [receipt] = self._finish([own])
         return receipt
+
+    def _require_current_roster(self) -> None:
+        """Raise RosterExpiredError once the node's roster has expired."""
+        if self._rosters.roster.is_expired(self._clock()):
+            raise RosterExpiredError("this node's roster has expired; it accepts no new items")
 
     def _finish(self, work: list[_Work]) -> list[bytes]:
         """Store the checked items and answer each."""

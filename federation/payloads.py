@@ -55,12 +55,14 @@ def _decode(payload_type: str, payload: bytes) -> Report | StatusUpdate | Reject
         return Rejection(RejectReason.MALFORMED_PAYLOAD, str(exc))
 
 
+def _id_of(decoded: Report | StatusUpdate) -> str:
+    return decoded.report_id if isinstance(decoded, Report) else decoded.update_id
+
+
 def item_id_of(envelope: Envelope) -> str:
     """The id inside a verified item's payload ("" when it does not decode)."""
     decoded = _decode(envelope.payload_type, envelope.payload)
-    if isinstance(decoded, Report):
-        return decoded.report_id
-    return decoded.update_id if isinstance(decoded, StatusUpdate) else ""
+    return "" if isinstance(decoded, Rejection) else _id_of(decoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +90,9 @@ class PayloadChecker:
         decoded = _decode(envelope.payload_type, envelope.payload)
         if isinstance(decoded, Rejection):
             return "", decoded
-        known_id = decoded.report_id if isinstance(decoded, Report) else decoded.update_id
-        return known_id, self.check(decoded, envelope, key, via, moved_by, sender, roster, now)
+        return _id_of(decoded), self.check(
+            decoded, envelope, key, via, moved_by, sender, roster, now
+        )
 
     def check(
         self,

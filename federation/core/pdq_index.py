@@ -442,16 +442,14 @@ class PdqIndex:
             words = self._words[:, candidates]
             kids = self._slot_kid[candidates]
             key_of = self._key_of
-        wanted = rows.view(np.uint64)
+        wanted = np.ascontiguousarray(rows.view(np.uint64).T)
         # Every (query, addition) pair on the first word, then only the pairs
         # still within reach (about half) on the following words.
-        first = np.bitwise_count(wanted[:, 0, None] ^ words[0][None, :]).astype(np.int16)
+        first = np.bitwise_count(wanted[0][:, None] ^ words[0][None, :]).astype(np.int16)
         queries, ats = np.nonzero(first <= limit)
-        distances = first[queries, ats]
-        for word in range(1, _WORDS):
-            distances += np.bitwise_count(wanted[queries, word] ^ words[word][ats])
-            near = np.flatnonzero(distances <= limit)
-            queries, ats, distances = queries[near], ats[near], distances[near]
+        queries, ats, distances = _narrow(
+            words, wanted, queries, ats, first[queries, ats], 1, limit
+        )
         return _nearest(len(pdqs), queries.tolist(), kids[ats].tolist(), distances.tolist(), key_of)
 
     def _limit(self, threshold: int | None) -> int:
@@ -643,19 +641,11 @@ def _search_chunk(
     substrings = rows.view(np.uint16).astype(np.intp)
     probes = (substrings[:, :, None] ^ masks[None, None, :]) + _TABLE_BASE[None, :, :]
     candidates, queries = _candidates(view, probes.reshape(count, -1))
-    # Distances a word at a time: a random candidate is already too far
-    # after the first word about half the time, and after the second almost
-    # always, so the later (random, cache-missing) reads are for near
-    # matches only. Each word of the candidates is one contiguous gather.
     wanted = np.ascontiguousarray(rows.view(np.uint64).T)
     distances = np.zeros(candidates.size, dtype=np.int16)
-    for word in range(_WORDS):
-        distances += np.bitwise_count(
-            np.take(view.words[word], candidates) ^ np.take(wanted[word], queries)
-        )
-        near = np.flatnonzero(distances <= limit)
-        if near.size < distances.size:
-            candidates, queries, distances = candidates[near], queries[near], distances[near]
+    queries, candidates, distances = _narrow(
+        view.words, wanted, queries, candidates, distances, 0, limit
+    )
     hit = view.alive[candidates]
     return _nearest(
         count,
@@ -664,6 +654,34 @@ def _search_chunk(
         distances[hit].tolist(),
         view.key_of,
     )
+
+
+def _narrow(
+    words: npt.NDArray[np.uint64],
+    wanted: npt.NDArray[np.uint64],
+    queries: _IntArray,
+    slots: _IntArray,
+    distances: npt.NDArray[np.int16],
+    first_word: int,
+    limit: int,
+) -> tuple[_IntArray, _IntArray, npt.NDArray[np.int16]]:
+    """The (query, slot) pairs still within ``limit`` once the words from
+    ``first_word`` on are added to their ``distances``; both hash arrays are
+    word-major (``words[w][slot]``, ``wanted[w][query]``).
+
+    A word at a time: a random candidate is already too far after the first
+    word about half the time, and after the second almost always, so the
+    later (random, cache-missing) reads are for near matches only, and each
+    word of the pairs is one contiguous gather.
+    """
+    for word in range(first_word, _WORDS):
+        distances = distances + np.bitwise_count(
+            np.take(words[word], slots) ^ np.take(wanted[word], queries)
+        )
+        near = np.flatnonzero(distances <= limit)
+        if near.size < distances.size:
+            queries, slots, distances = queries[near], slots[near], distances[near]
+    return queries, slots, distances
 
 
 def _substrings(

@@ -12,8 +12,6 @@ import urllib.request
 from contextlib import closing
 from pathlib import Path
 
-from crypto.keys import SigningKey
-from federation.core.roster import MemberKey
 from federation.devnet import processes
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
@@ -21,9 +19,8 @@ from hfp.v1 import receipt_pb2, report_pb2
 from tests.support.net import (
     DEADLINE,
     create_network,
-    fetch_roster,
-    new_roster,
-    publish_roster,
+    publish_next_roster,
+    revoked_and_replaced,
     small_members,
     start,
     stop,
@@ -45,24 +42,7 @@ def test_refused_forward_is_kept_and_surfaced(tmp_path: Path) -> None:
     try:
         # B alone learns that A's key is revoked (A is down and misses the push).
         processes.down(net.directory, only=[A])
-        installed = fetch_roster(net, B, B).roster
-        old = net.signing_key(A)
-        fresh = SigningKey.generate()
-        publish_roster(
-            net,
-            B,
-            new_roster(
-                installed,
-                installed.version + 1,
-                keys={
-                    A: [
-                        MemberKey(old.key_id, old.public_key, revoked=True),
-                        MemberKey(fresh.key_id, fresh.public_key),
-                    ]
-                },
-            ),
-            caller=B,
-        )
+        publish_next_roster(net, B, keys={A: revoked_and_replaced(net.signing_key(A))}, caller=B)
         processes.up(net.directory, only=[A])
         report = report_pb2.Report(
             url=f"https://refused.example.com/{os.urandom(4).hex()}", hosting_country="NL"

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from federation.casebook import CaseBook
 from federation.core.case_status import CaseStatus, may_follow
+from federation.core.handover import heir_of
 from federation.core.ids import is_country
 from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
@@ -24,6 +25,7 @@ from federation.store import cases as case_store
 from federation.store import outbox
 from federation.store.database import Database
 from federation.store.models import CaseRow
+from federation.wire.convert import encode_proofs
 
 
 def _validate(
@@ -94,9 +96,10 @@ def _reroute(
     session: Session, case: CaseRow, moved: Issued, roster: Roster, now: datetime, fanout: Fanout
 ) -> None:
     """Send the reports of a moved case, unchanged, to the member now responsible,
-    with the signed MOVED update that entitles it to act on them."""
+    with the chain of signed MOVED updates that entitles it to act on them."""
     me = moved.update.member_id
-    target = roster.responsible_for(moved.update.new_hosting_country).member_id
+    target = heir_of(moved.update, roster)
+    step = encode_proofs([moved.envelope])
     for report in case_store.case_reports(session, case.case_id):
         outbox.enqueue(
             session,
@@ -106,6 +109,7 @@ def _reroute(
             report.envelope,
             (me,),
             now,
-            moved_by=moved.envelope,
+            # A report moved here before goes on with its whole chain.
+            proofs=(report.moved_chain or b"") + step,
         )
         fanout.destinations.add(target)

@@ -22,7 +22,7 @@ from federation.core.ids import new_uuid7
 from federation.core.pdq_index import PdqIndex, PdqSnapshot, pairs_within
 from federation.core.reasons import Outcome
 from federation.core.report import HashAlgorithm, Report
-from federation.status import Fanout, OpenedCase, StatusBook
+from federation.status import Fanout, Join, OpenedCase, StatusBook
 from federation.store import cases as store
 from federation.store.database import Database
 from federation.store.models import CaseHashRow, CaseReportRow, CaseRow
@@ -52,6 +52,10 @@ class FilingBatch:
     added: list[tuple[str, bytes]] = field(default_factory=list)
     #: Peers that got outbox items (status fan-out) in this transaction.
     fanout: Fanout = field(default_factory=Fanout)
+    #: Reporters whose report joined an existing case for the first time:
+    #: they are sent its history once their reports' receipts are signed
+    #: (StatusBook.catch_up).
+    joins: list[Join] = field(default_factory=list)
 
 
 def url_key(canonical_url: str) -> bytes:
@@ -185,8 +189,9 @@ class Filing:
     """One report to file.
 
     ``hosting_country`` overrides the report's own when a case elsewhere was
-    MOVED here; ``pdq`` is the report's PDQ hashes searched in advance, if
-    they were.
+    MOVED here, and ``chain`` is then the MOVED chain it came with (see
+    CaseReportRow.moved_chain); ``pdq`` is the report's PDQ hashes searched
+    in advance, if they were.
     """
 
     report: Report
@@ -194,6 +199,7 @@ class Filing:
     envelope: bytes
     hosting_country: str = ""
     pdq: PdqSearch | None = None
+    chain: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -203,6 +209,8 @@ class _NewCase:
     row: dict[str, Any]
     report_ids: list[str]
     reporters: set[str]
+    #: Reporter -> the MOVED chain of its report, for reports moved here.
+    chains: dict[str, bytes] = field(default_factory=dict)
 
 
 class _Plan:
@@ -225,7 +233,6 @@ class _Plan:
         self.hashes: list[dict[str, Any]] = []
         self.links: set[tuple[str, str]] = set()
         self.events: list[dict[str, Any]] = []
-        self.joins: list[tuple[str, str]] = []
         # PDQ hashes of the batch in order of appearance: the indexed cases
         # near each, pairs of them near each other, and the case each went to.
         self.pdq_near: list[list[str]] = []
@@ -269,12 +276,14 @@ class _Plan:
         existing, new = self.open.get(key), self.new_cases.get(key)
         if existing is not None:
             case_id, outcome = existing.case_id, Outcome.DUPLICATE
-            self._join_existing(existing, report)
+            self._join_existing(existing, filing)
         elif new is not None:
             case_id, outcome = new.row["case_id"], Outcome.DUPLICATE
             new.row["first_reported_at"] = min(new.row["first_reported_at"], report.created_at)
             new.report_ids.append(report.report_id)
             new.reporters.add(report.origin_member_id)
+            if filing.chain is not None:
+                new.chains.setdefault(report.origin_member_id, filing.chain)
             self._event(new.row, CaseEventKind.REPORT_JOINED)
         else:
             country = filing.hosting_country or report.hosting_country
@@ -286,6 +295,7 @@ class _Plan:
                 "origin_member_id": report.origin_member_id,
                 "envelope": filing.envelope,
                 "joined_at": self.now,
+                "moved_chain": filing.chain,
             }
         )
         self._hashes(case_id, report)
@@ -305,19 +315,21 @@ class _Plan:
         self.book.statuses.open_cases(
             session,
             [
-                OpenedCase(c.row["case_id"], tuple(c.report_ids), frozenset(c.reporters))
+                OpenedCase(c.row["case_id"], tuple(c.report_ids), frozenset(c.reporters), c.chains)
                 for c in opened
             ],
             self.now,
             fanout,
         )
-        self.book.statuses.catch_up(session, self.joins, self.now, fanout)
 
-    def _join_existing(self, case: CaseRow, report: Report) -> None:
+    def _join_existing(self, case: CaseRow, filing: Filing) -> None:
+        report = filing.report
         reporters = self.reporters.setdefault(case.case_id, set())
         if report.origin_member_id not in reporters:
             reporters.add(report.origin_member_id)
-            self.joins.append((case.case_id, report.origin_member_id))
+            self.batch.joins.append(
+                Join(case.case_id, report.origin_member_id, report.report_id, filing.chain)
+            )
         case.updated_at = self.now
         case.first_reported_at = min(case.first_reported_at or self.now, report.created_at)
         self._event(
@@ -351,9 +363,9 @@ class _Plan:
             "updated_at": self.now,
             "first_reported_at": filing.report.created_at,
         }
-        self.new_cases[key] = _NewCase(
-            row, [filing.report.report_id], {filing.report.origin_member_id}
-        )
+        origin = filing.report.origin_member_id
+        chains = {origin: filing.chain} if filing.chain is not None else {}
+        self.new_cases[key] = _NewCase(row, [filing.report.report_id], {origin}, chains)
         self._event(row, CaseEventKind.CASE_OPENED)
         return str(row["case_id"])
 

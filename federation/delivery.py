@@ -52,11 +52,25 @@ from federation.core.routing import ForwardTo, HandleHere, Route, route_report
 from federation.errors import RosterExpiredError
 from federation.group_commit import GroupCommit
 from federation.metrics import NodeMetrics
-from federation.payloads import Parsed, ParsedReport, ParsedUpdate, PayloadChecker, item_id_of
+from federation.payloads import (
+    NO_PROOFS,
+    Parsed,
+    ParsedReport,
+    ParsedUpdate,
+    PayloadChecker,
+    Proofs,
+    item_id_of,
+)
+from federation.status_intake import ReceivedUpdate
 from federation.store import inbound, outbox
 from federation.store.database import Database, lost_a_race
 from federation.trust import RosterHolder
-from federation.wire.convert import decode_envelope, encode_envelope, encode_receipt
+from federation.wire.convert import (
+    decode_envelope,
+    encode_envelope,
+    encode_proofs,
+    encode_receipt,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +89,7 @@ class IncomingItem:
 
     envelope: Envelope
     via_member_ids: tuple[str, ...]
-    moved_by: Envelope | None = None
+    proofs: Proofs = NO_PROOFS
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,24 @@ class _Work:
     #: The report's PDQ hashes searched before the transaction (see _search_pdq).
     pdq: PdqSearch | None = None
     _encoded: bytes | None = None
+
+    @property
+    def move_id(self) -> str:
+        """For a report moved here, the id of the MOVED that sent it."""
+        parsed = self.parsed
+        return parsed.move_id if isinstance(parsed, ParsedReport) else ""
+
+    @property
+    def idempotency_key(self) -> str:
+        """The item's idempotency key: its id, or for a moved delivery its id
+        and the MOVED's (spec section 10.2)."""
+        move_id = self.move_id
+        return f"{self.item_id}/{move_id}" if move_id else self.item_id
+
+    def chain(self) -> bytes | None:
+        """The MOVED chain the item came with, as stored and sent on."""
+        moved_by = self.item.proofs.moved_by
+        return encode_proofs(encode_envelope(e) for e in moved_by) if moved_by else None
 
     def encoded(self) -> bytes:
         """The serialized envelope (stored with the item, its case or forward)."""
@@ -212,7 +244,7 @@ class DeliveryService:
             own.item_id = report.report_id
             roster = self._rosters.roster
             checked = self._checker.check(
-                report, envelope, own.key, (), None, self.member_id, roster, self._clock()
+                report, envelope, own.key, (), NO_PROOFS, self.member_id, roster, self._clock()
             )
             self._judge(own, checked, roster)
         [receipt] = self._finish([own])
@@ -299,7 +331,7 @@ class DeliveryService:
                 w.item.envelope,
                 w.key,
                 w.item.via_member_ids,
-                w.item.moved_by,
+                w.item.proofs,
                 sender,
                 roster,
                 now,
@@ -398,7 +430,7 @@ class DeliveryService:
         """
         refused: dict[str, list[_Work]] = {}
         for w in work:
-            if w.rejection is not None:
+            if w.rejection is not None and self._may_replay(w):
                 item_id = w.item_id or self._former_item_id(w)
                 if item_id:
                     refused.setdefault(item_id, []).append(w)
@@ -414,6 +446,16 @@ class DeliveryService:
             for w in candidates:
                 if envelope == w.item.envelope:
                     w.rejection, w.receipt = None, earlier.receipt
+
+    def _may_replay(self, w: _Work) -> bool:
+        """A stored receipt answers only a sender that passes the checks a
+        first delivery gets (spec section 10.7): the signer itself, or the
+        last forwarder on a path without this node. Anyone else could learn
+        from it whether we hold the item and which case it joined."""
+        path = checks.check_path(
+            w.sender, w.item.envelope, w.item.via_member_ids, self.member_id, self._limits
+        )
+        return path is None
 
     def _former_item_id(self, w: _Work) -> str:
         """The id of an item refused before parsing for its signer or key, if
@@ -456,6 +498,13 @@ class DeliveryService:
         for index, receipt in zip(order, signed, strict=True):
             txn.receipts[index] = receipt
             txn.rows.append(self._row(fresh[index], work.answers[index].outcome, receipt, now))
+        self._casebook.statuses.catch_up(
+            session,
+            txn.filing.joins,
+            {fresh[index].item_id: txn.receipts[index] for index, _ in work.filings},
+            now,
+            txn.filing.fanout,
+        )
         for index, original in work.copies.items():
             if original in txn.refusals:
                 txn.refusals[index] = txn.refusals[original]
@@ -466,13 +515,13 @@ class DeliveryService:
     def _triage(self, session: Session, fresh: list[_Work], now: datetime, txn: _Txn) -> _Triage:
         """Sort the batch's items: replays and id clashes answered at once,
         repeats within the batch, and what to file, apply or forward."""
-        stored = inbound.find_receipts(session, (w.item_id for w in fresh))
+        stored = _stored_receipts(session, fresh)
         work = _Triage()
-        first: dict[str, int] = {}  # item id -> its first occurrence in this batch
+        first: dict[str, int] = {}  # idempotency key -> its first occurrence in this batch
         for index, w in enumerate(fresh):
-            earlier = stored.get(w.item_id)
+            earlier = stored.get(w.idempotency_key)
             same = (earlier.payload_sha256 if earlier else None) or (
-                fresh[first[w.item_id]].sha256 if w.item_id in first else None
+                fresh[first[w.idempotency_key]].sha256 if w.idempotency_key in first else None
             )
             if same is not None:
                 if same != w.sha256:
@@ -482,13 +531,13 @@ class DeliveryService:
                 elif earlier is not None:
                     txn.receipts[index] = earlier.receipt
                 else:
-                    work.copies[index] = first[w.item_id]
+                    work.copies[index] = first[w.idempotency_key]
                 continue
             decided = self._dispose(w, now, work.forwards)
             if isinstance(decided, Rejection):
                 txn.refusals[index] = decided
                 continue
-            first[w.item_id] = index
+            first[w.idempotency_key] = index
             if isinstance(decided, Filing):
                 work.filings.append((index, decided))
             elif isinstance(decided, ParsedUpdate):
@@ -510,7 +559,12 @@ class DeliveryService:
         results = self._casebook.statuses.receive_many(
             session,
             self._rosters.roster,
-            [(parsed.update, fresh[index].encoded()) for index, parsed in updates],
+            [
+                ReceivedUpdate(
+                    parsed.update, fresh[index].encoded(), parsed.chain, parsed.joined_report
+                )
+                for index, parsed in updates
+            ],
             now,
         )
         for (index, parsed), refusal in zip(updates, results, strict=True):
@@ -548,14 +602,19 @@ class DeliveryService:
                     env.payload_type,
                     w.encoded(),
                     route.via_member_ids,
-                    encode_envelope(w.item.moved_by) if w.item.moved_by else None,
+                    w.chain(),
                 )
             )
             return accepted(
                 env, w.item_id, Outcome.FORWARDED, self.member_id, now, forwarded_to=route.member_id
             )
         return Filing(
-            parsed.report, parsed.canonical, w.encoded(), parsed.hosting_country, pdq=w.pdq
+            parsed.report,
+            parsed.canonical,
+            w.encoded(),
+            parsed.hosting_country,
+            pdq=w.pdq,
+            chain=w.chain(),
         )
 
     def _row(
@@ -574,7 +633,20 @@ class DeliveryService:
             outcome=int(outcome),
             receipt=receipt,
             received_at=now,
+            expected_owner=self._expected_owner(w),
+            move_id=w.move_id,
+            proofs=w.chain(),
         )
+
+    def _expected_owner(self, w: _Work) -> str | None:
+        """Who may speak for a report of our own intake (spec section 10.1):
+        the member it was routed to now, under the roster we hold."""
+        if w.sender != self.member_id or w.item.envelope.signer_member_id != self.member_id:
+            return None
+        route = w.route
+        if isinstance(route, ForwardTo):
+            return route.member_id
+        return self.member_id if isinstance(route, HandleHere) else None
 
     def _sign_receipts(self, receipts: Sequence[Receipt]) -> list[bytes]:
         """Sign many receipts in parallel; serialized SignedEnvelopes, in order."""
@@ -582,6 +654,16 @@ class DeliveryService:
             RECEIPT_TYPE, [encode_receipt(r) for r in receipts], self._executor
         )
         return [encode_envelope(e) for e in envelopes]
+
+
+def _stored_receipts(session: Session, fresh: list[_Work]) -> dict[str, inbound.StoredReceipt]:
+    """Receipts stored for the batch's items, by idempotency key (_Work.idempotency_key)."""
+    stored = inbound.find_receipts(session, (w.item_id for w in fresh if not w.move_id))
+    moved = inbound.find_moved_receipts(
+        session, ((w.item_id, w.move_id) for w in fresh if w.move_id)
+    )
+    stored.update({f"{report_id}/{move_id}": r for (report_id, move_id), r in moved.items()})
+    return stored
 
 
 def _live(work: list[_Work]) -> list[_Work]:

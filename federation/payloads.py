@@ -12,14 +12,21 @@ from datetime import datetime
 
 from crypto.dsse import Envelope, verify_envelope_signature
 from federation.core import envelope_checks as checks
+from federation.core import handover
 from federation.core.canonical_url import UrlError, canonical_url
-from federation.core.case_status import CaseStatus
 from federation.core.limits import Limits
-from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE, Rejection, RejectReason
+from federation.core.reasons import (
+    RECEIPT_TYPE,
+    REPORT_TYPE,
+    STATUS_UPDATE_TYPE,
+    Outcome,
+    Rejection,
+    RejectReason,
+)
 from federation.core.report import Report, check_report
 from federation.core.roster import MemberKey, Roster
 from federation.core.status_update import StatusUpdate, check_status_update
-from federation.wire.convert import decode_report, decode_status_update
+from federation.wire.convert import decode_receipt, decode_report, decode_status_update
 from federation.wire.errors import EmbeddedMediaError, MalformedMessageError
 
 
@@ -29,16 +36,28 @@ class ParsedReport:
 
     report: Report
     canonical: str
-    #: The report's hosting country, or the new one named by a MOVED update.
+    #: The report's hosting country, or the new one named by its last MOVED.
     hosting_country: str
-    moved: bool = False
+    #: The verified MOVED updates that re-routed it (ForwardedItem.moved_by).
+    chain: tuple[StatusUpdate, ...] = ()
+
+    @property
+    def move_id(self) -> str:
+        """The update id of the MOVED that sent this delivery ("" if none):
+        with the report id, the idempotency key of a moved delivery."""
+        return self.chain[-1].update_id if self.chain else ""
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedUpdate:
-    """An authenticated, valid status update."""
+    """An authenticated, valid status update and the proofs it came with."""
 
     update: StatusUpdate
+    #: Verified MOVED updates handing a report over to the update's signer.
+    chain: tuple[StatusUpdate, ...] = ()
+    #: The report the signer's verified receipt (ForwardedItem.joined_receipt)
+    #: says it filed into the update's case ("" without one).
+    joined_report: str = ""
 
 
 Parsed = ParsedReport | ParsedUpdate
@@ -77,7 +96,7 @@ class PayloadChecker:
         envelope: Envelope,
         key: MemberKey,
         via: tuple[str, ...],
-        moved_by: Envelope | None,
+        proofs: Proofs,
         sender: str,
         roster: Roster,
         now: datetime,
@@ -90,9 +109,7 @@ class PayloadChecker:
         decoded = _decode(envelope.payload_type, envelope.payload)
         if isinstance(decoded, Rejection):
             return "", decoded
-        return _id_of(decoded), self.check(
-            decoded, envelope, key, via, moved_by, sender, roster, now
-        )
+        return _id_of(decoded), self.check(decoded, envelope, key, via, proofs, sender, roster, now)
 
     def check(
         self,
@@ -100,7 +117,7 @@ class PayloadChecker:
         envelope: Envelope,
         key: MemberKey,
         via: tuple[str, ...],
-        moved_by: Envelope | None,
+        proofs: Proofs,
         sender: str,
         roster: Roster,
         now: datetime,
@@ -121,50 +138,116 @@ class PayloadChecker:
         )
         if refusal is not None:
             return refusal
+        chain = verify_chain(proofs.moved_by, roster, self.limits)
+        if isinstance(chain, Rejection):
+            return chain
         if isinstance(decoded, StatusUpdate):
-            if moved_by is not None:
-                return Rejection(RejectReason.MALFORMED_PAYLOAD, "moved_by is only for reports")
-            return ParsedUpdate(decoded)
-        return self._report(decoded, via, moved_by, roster)
+            return self._update(decoded, chain, proofs.joined_receipt, roster)
+        return self._report(decoded, via, chain, roster)
+
+    def _update(
+        self,
+        update: StatusUpdate,
+        chain: tuple[StatusUpdate, ...],
+        joined_receipt: Envelope | None,
+        roster: Roster,
+    ) -> ParsedUpdate | Rejection:
+        joined = ""
+        if joined_receipt is not None:
+            found = verify_joined_receipt(joined_receipt, update, roster)
+            if isinstance(found, Rejection):
+                return found
+            joined = found
+        return ParsedUpdate(update, chain, joined)
 
     def _report(
-        self, report: Report, via: tuple[str, ...], moved_by: Envelope | None, roster: Roster
+        self, report: Report, via: tuple[str, ...], chain: tuple[StatusUpdate, ...], roster: Roster
     ) -> ParsedReport | Rejection:
         try:
             canonical = canonical_url(report.url)
         except UrlError as exc:
             return Rejection(RejectReason.MALFORMED_PAYLOAD, f"url: {exc}")
-        if moved_by is None:
+        if not chain:
             return ParsedReport(report, canonical, report.hosting_country)
-        move = verify_move(moved_by, report.report_id, via, roster)
-        if isinstance(move, Rejection):
-            return move
-        return ParsedReport(report, canonical, move.new_hosting_country, moved=True)
+        refusal = handover.check_links(chain, report.report_id, roster)
+        if refusal is not None:
+            return refusal
+        if chain[-1].member_id not in via:
+            return Rejection(RejectReason.SENDER_MISMATCH, "moved_by is not signed by a forwarder")
+        return ParsedReport(report, canonical, chain[-1].new_hosting_country, chain)
 
 
-def verify_move(
-    envelope: Envelope, report_id: str, via: tuple[str, ...], roster: Roster
-) -> StatusUpdate | Rejection:
-    """Check a ForwardedItem.moved_by: a MOVED update, signed by a forwarder
-    of this item, that names this report."""
-    if envelope.payload_type != STATUS_UPDATE_TYPE:
-        return Rejection(RejectReason.MALFORMED_PAYLOAD, "moved_by must be a status update")
-    if envelope.signer_member_id not in via:
-        return Rejection(RejectReason.SENDER_MISMATCH, "moved_by is not signed by a forwarder")
+@dataclass(frozen=True, slots=True)
+class Proofs:
+    """What a ForwardedItem carries beside its envelope to prove a hand-over."""
+
+    moved_by: tuple[Envelope, ...] = ()
+    joined_receipt: Envelope | None = None
+
+
+NO_PROOFS = Proofs()
+
+
+def _verified(
+    envelope: Envelope, payload_type: str, roster: Roster, what: str
+) -> MemberKey | Rejection:
+    """The signer's live key, once ``envelope`` (a proof) verifies with it."""
+    if envelope.payload_type != payload_type:
+        return Rejection(RejectReason.MALFORMED_PAYLOAD, f"{what} must be a {payload_type}")
     key = checks.find_signing_key(envelope, roster)
     if isinstance(key, Rejection):
         return key
     if not verify_envelope_signature(envelope, key.public_key):
-        return Rejection(RejectReason.BAD_SIGNATURE, "moved_by signature does not verify")
-    decoded = _decode(STATUS_UPDATE_TYPE, envelope.payload)
-    if isinstance(decoded, Rejection):
-        return decoded
-    assert isinstance(decoded, StatusUpdate)
-    refusal = checks.check_key_window(key, decoded.observed_at) or checks.check_author(
-        decoded.member_id, envelope
-    )
-    if refusal is not None:
-        return refusal
-    if decoded.status is not CaseStatus.MOVED or report_id not in decoded.report_ids:
-        return Rejection(RejectReason.MALFORMED_PAYLOAD, "moved_by does not move this report")
-    return decoded
+        return Rejection(RejectReason.BAD_SIGNATURE, f"{what} signature does not verify")
+    return key
+
+
+def verify_chain(
+    envelopes: tuple[Envelope, ...], roster: Roster, limits: Limits
+) -> tuple[StatusUpdate, ...] | Rejection:
+    """Verify and decode each update of a ForwardedItem.moved_by chain (the
+    links between them are checked by federation.core.handover)."""
+    if len(envelopes) > limits.max_move_chain:
+        return Rejection(
+            RejectReason.LIMIT_EXCEEDED, f"moved_by holds more than {limits.max_move_chain} updates"
+        )
+    chain: list[StatusUpdate] = []
+    for envelope in envelopes:
+        key = _verified(envelope, STATUS_UPDATE_TYPE, roster, "moved_by")
+        if isinstance(key, Rejection):
+            return key
+        decoded = _decode(STATUS_UPDATE_TYPE, envelope.payload)
+        if isinstance(decoded, Rejection):
+            return decoded
+        assert isinstance(decoded, StatusUpdate)
+        refusal = checks.check_key_window(key, decoded.observed_at) or checks.check_author(
+            decoded.member_id, envelope
+        )
+        if refusal is not None:
+            return refusal
+        chain.append(decoded)
+    return tuple(chain)
+
+
+def verify_joined_receipt(
+    envelope: Envelope, update: StatusUpdate, roster: Roster
+) -> str | Rejection:
+    """The report a ForwardedItem.joined_receipt shows the update's signer
+    filed into the update's case; a Rejection when it shows nothing of the kind."""
+    key = _verified(envelope, RECEIPT_TYPE, roster, "joined_receipt")
+    if isinstance(key, Rejection):
+        return key
+    try:
+        receipt = decode_receipt(envelope.payload)
+    except MalformedMessageError as exc:
+        return Rejection(RejectReason.MALFORMED_PAYLOAD, f"joined_receipt: {exc}")
+    if not (
+        envelope.signer_member_id == update.member_id == receipt.receiver_member_id
+        and receipt.case_id == update.case_id
+        and receipt.payload_type == REPORT_TYPE
+        and receipt.outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE)
+    ):
+        return Rejection(
+            RejectReason.NOT_RESPONSIBLE, "joined_receipt does not tie a report to this case"
+        )
+    return receipt.item_id

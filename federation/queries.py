@@ -205,8 +205,7 @@ def get_case(
     """A case by its id or by the id of one of its reports (ours or tracked)."""
     with db.read() as session:
         if report_id:
-            linked = status_store.linked_cases_of_report(session, report_id)
-            case_id = store.case_id_of_report(session, report_id) or (linked[-1] if linked else "")
+            case_id = _case_of_report(session, report_id)
         row = store.get_case(session, case_id) if case_id else None
         if row is not None:
             return local_view(session, row, now, policy)
@@ -214,6 +213,18 @@ def get_case(
         if tracked is not None:
             return _tracked_view(session, tracked, report_id)
     raise NotFoundError("no such case")
+
+
+def _case_of_report(session: Session, report_id: str) -> str:
+    """The case a report is in now: ours, unless we moved it away and its new
+    owner has written to us since; else the remote case it was linked to last."""
+    local = store.get_case(session, store.case_id_of_report(session, report_id) or "")
+    latest = status_store.latest_link(session, report_id)
+    if latest is None:
+        return local.case_id if local else ""
+    if local is None or (local.status == CaseStatus.MOVED and latest[1] > local.created_at):
+        return latest[0]
+    return local.case_id
 
 
 def encode_token(created_at: datetime, case_id: str) -> str:

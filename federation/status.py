@@ -13,7 +13,7 @@ past a gap is kept until the gap is filled.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,12 +26,13 @@ from federation.core.ids import new_uuid7
 from federation.core.reasons import STATUS_UPDATE_TYPE, Rejection
 from federation.core.roster import Roster
 from federation.core.status_update import StatusUpdate
-from federation.status_intake import receive_updates
+from federation.status_intake import ReceivedUpdate, receive_updates
 from federation.store import cases as case_store
 from federation.store import outbox
 from federation.store import status as store
+from federation.store.cases import ReportRecord
 from federation.store.models import CaseRow, StatusUpdateRow
-from federation.wire.convert import encode_envelope, encode_status_update
+from federation.wire.convert import encode_envelope, encode_proofs, encode_status_update
 
 Signer = Callable[[str, bytes], Envelope]
 #: Signs many payloads of one type (in parallel where it can), in order.
@@ -60,6 +61,29 @@ class OpenedCase:
     case_id: str
     report_ids: tuple[str, ...]
     reporters: frozenset[str]
+    #: Reporter -> the MOVED chain of its report, for reports moved here.
+    chains: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A member's first report in an existing case of ours."""
+
+    case_id: str
+    reporter: str
+    report_id: str
+    #: The report's MOVED chain, when it was moved here.
+    chain: bytes | None = None
+
+
+def reporter_chains(reports: Iterable[ReportRecord]) -> dict[str, bytes]:
+    """Per reporter, the MOVED chain of its first report in the case that was
+    moved here: the proof its status updates must carry (spec section 10.1)."""
+    chains: dict[str, bytes] = {}
+    for report in reports:
+        if report.moved_chain is not None:
+            chains.setdefault(report.origin_member_id, report.moved_chain)
+    return chains
 
 
 class StatusBook:
@@ -110,9 +134,17 @@ class StatusBook:
         _apply_to_case(case, update)
         if status is not CaseStatus.RECEIVED:  # opening is logged as CASE_OPENED
             case_store.append_event(session, case, CaseEventKind.STATUS_CHANGED, now)
+        chains = reporter_chains(reports)
         for reporter in sorted({r.origin_member_id for r in reports} - {self.member_id}):
             outbox.enqueue(
-                session, reporter, update.update_id, STATUS_UPDATE_TYPE, envelope, (), now
+                session,
+                reporter,
+                update.update_id,
+                STATUS_UPDATE_TYPE,
+                envelope,
+                (),
+                now,
+                proofs=chains.get(reporter),
             )
             fanout.destinations.add(reporter)
         return Issued(update, envelope)
@@ -151,7 +183,13 @@ class StatusBook:
             ],
         )
         queued = [
-            outbox.NewOutboxItem(reporter, update.update_id, STATUS_UPDATE_TYPE, envelope)
+            outbox.NewOutboxItem(
+                reporter,
+                update.update_id,
+                STATUS_UPDATE_TYPE,
+                envelope,
+                proofs=case.chains.get(reporter),
+            )
             for case, update, envelope in zip(opened, updates, envelopes, strict=True)
             for reporter in sorted(case.reporters - {self.member_id})
         ]
@@ -161,42 +199,59 @@ class StatusBook:
     def catch_up(
         self,
         session: Session,
-        joins: Iterable[tuple[str, str]],
+        joins: Iterable[Join],
+        receipts: Mapping[str, bytes],
         now: datetime,
         fanout: Fanout,
     ) -> None:
         """Send each newly joined reporter the whole history of its case, in order.
 
-        ``joins``: (case_id, reporter) pairs.
+        Those updates name only the reports the case had when each was
+        signed, so each carries the signed receipt (``receipts``: report id
+        -> serialized receipt) by which the reporter's report joined: the
+        reporter's proof that the update concerns its report.
         """
-        wanted = [(c, r) for c, r in joins if r != self.member_id]
+        wanted = [j for j in joins if j.reporter != self.member_id]
         if not wanted:
             return
         history: dict[str, list[StatusUpdateRow]] = {}
-        for row in store.updates_of(session, {c for c, _ in wanted}):
+        for row in store.updates_of(session, {j.case_id for j in wanted}):
             history.setdefault(row.case_id, []).append(row)
-        queued = [
-            outbox.NewOutboxItem(reporter, row.update_id, STATUS_UPDATE_TYPE, row.envelope)
-            for case_id, reporter in wanted
-            for row in history.get(case_id, ())
-        ]
+        queued: list[outbox.NewOutboxItem] = []
+        for join in wanted:
+            proofs = encode_proofs(joined_receipt=receipts[join.report_id]) + (join.chain or b"")
+            queued.extend(
+                outbox.NewOutboxItem(
+                    join.reporter, row.update_id, STATUS_UPDATE_TYPE, row.envelope, proofs=proofs
+                )
+                for row in history.get(join.case_id, ())
+            )
         outbox.enqueue_many(session, queued, now)
         fanout.destinations.update(item.destination for item in queued)
 
     # --- reporter side --------------------------------------------------------------
 
     def receive(
-        self, session: Session, roster: Roster, update: StatusUpdate, envelope: bytes, now: datetime
+        self,
+        session: Session,
+        roster: Roster,
+        update: StatusUpdate,
+        envelope: bytes,
+        now: datetime,
+        *,
+        chain: tuple[StatusUpdate, ...] = (),
+        joined_report: str = "",
     ) -> Rejection | None:
         """Check and store one update from another member (see receive_many)."""
-        [result] = self.receive_many(session, roster, [(update, envelope)], now)
+        received = ReceivedUpdate(update, envelope, chain, joined_report)
+        [result] = self.receive_many(session, roster, [received], now)
         return result
 
     def receive_many(
         self,
         session: Session,
         roster: Roster,
-        updates: Sequence[tuple[StatusUpdate, bytes]],
+        updates: Sequence[ReceivedUpdate],
         now: datetime,
     ) -> list[Rejection | None]:
         """Check and store updates from other members, applying what is in order;

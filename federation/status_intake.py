@@ -4,6 +4,14 @@ Updates for cases of other members that hold our reports are applied
 strictly in sequence order; an older or repeated one is acknowledged and
 ignored, one past a gap is kept (unapplied) until the gap is filled.
 
+Only the member that owns one of our reports may write about it (spec
+section 10.1): the report's expected owner (recorded when we sent it), or a
+member the owner handed it to by a chain of signed MOVED updates carried with
+the update. An update that names none of our reports must carry the signed
+receipt by which its signer filed one of them into the case. Anything else
+is refused and leaves nothing behind. A held update is checked against the
+transition table again when its turn comes (section 10.3).
+
 A batch from a peer (its outbox drains hundreds at once after an outage) is
 decided against state read up front in a few indexed queries and written in
 one statement per table, exactly as if its updates had arrived one by one.
@@ -16,9 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.orm import Session
 
-from federation.core.case_status import CaseStatus
+from federation.core import handover
+from federation.core.case_status import CaseStatus, may_follow
 from federation.core.reasons import Rejection, RejectReason
 from federation.core.roster import Roster
 from federation.core.status_update import Placement, StatusUpdate, check_transition, place
@@ -26,6 +36,28 @@ from federation.store import cases as case_store
 from federation.store import status as store
 from federation.store.bulk import insert_many
 from federation.store.models import StatusUpdateRow, TrackedCaseRow, table_of
+
+log = structlog.get_logger(__name__)
+
+#: The one answer to an update from a member that may not write about the
+#: case here: the same text whether the case is ours, tracked or unknown, so
+#: that a probe learns nothing about which case ids exist (section 10.7).
+NOT_YOURS = Rejection(
+    RejectReason.NOT_RESPONSIBLE, "the signer is not responsible for a report of ours in this case"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedUpdate:
+    """An authenticated update from another member, with what came with it."""
+
+    update: StatusUpdate
+    #: The signed envelope, stored as received.
+    envelope: bytes
+    #: Verified MOVED updates handing one of our reports to the signer.
+    chain: tuple[StatusUpdate, ...] = ()
+    #: One of our reports a verified receipt of the signer puts in this case.
+    joined_report: str = ""
 
 
 @dataclass(slots=True)
@@ -50,6 +82,7 @@ class _Held:
     #: The row to insert for an update received in this batch (None: stored).
     row: dict[str, Any] | None = None
     update_id: str = ""
+    refused: bool = False
 
 
 @dataclass(slots=True)
@@ -57,33 +90,40 @@ class _Batch:
     ours_responsible: set[str]
     tracked: dict[str, _Tracked]
     held: dict[str, dict[int, _Held]]
-    own_reports: set[str]
+    #: Our reports among those the batch names -> their expected owners.
+    owners: dict[str, str]
     links: list[tuple[str, str]] = field(default_factory=list)
     newly_applied: list[str] = field(default_factory=list)
+    newly_refused: list[str] = field(default_factory=list)
 
 
 def receive_updates(
     session: Session,
     me: str,
     roster: Roster,
-    updates: Sequence[tuple[StatusUpdate, bytes]],
+    updates: Sequence[ReceivedUpdate],
     now: datetime,
 ) -> list[Rejection | None]:
-    """Check, store and apply (in order) updates from other members, with their
-    signed envelopes; per update, the reason it is refused or None."""
+    """Check, store and apply (in order) updates from other members; per
+    update, the reason it is refused or None."""
     if not updates:
         return []
-    batch = _read(session, me, [u for u, _ in updates])
-    results = [_receive(batch, roster, u, envelope, now) for u, envelope in updates]
+    batch = _read(session, me, updates)
+    results = [_receive(batch, roster, u, now) for u in updates]
     _write(session, batch, now)
     return results
 
 
-def _read(session: Session, me: str, updates: Sequence[StatusUpdate]) -> _Batch:
-    case_ids = {u.case_id for u in updates}
+def _read(session: Session, me: str, updates: Sequence[ReceivedUpdate]) -> _Batch:
+    case_ids = {u.update.case_id for u in updates}
     held: dict[str, dict[int, _Held]] = {c: {} for c in case_ids}
     for row in store.held_updates(session, case_ids):
-        held[row.case_id][row.sequence] = _Held(row.status, row.applied, update_id=row.update_id)
+        held[row.case_id][row.sequence] = _Held(
+            row.status, row.applied, update_id=row.update_id, refused=row.refused
+        )
+    named = {r for u in updates for r in u.update.report_ids} | {
+        u.joined_report for u in updates if u.joined_report
+    }
     return _Batch(
         ours_responsible=case_store.existing_case_ids(session, case_ids),
         tracked={
@@ -97,20 +137,30 @@ def _read(session: Session, me: str, updates: Sequence[StatusUpdate]) -> _Batch:
             for row in store.tracked_records(session, case_ids)
         },
         held=held,
-        own_reports=set(store.own_reports(session, me, {r for u in updates for r in u.report_ids})),
+        owners=store.own_reports(session, me, named),
     )
 
 
 def _receive(
-    batch: _Batch, roster: Roster, update: StatusUpdate, envelope: bytes, now: datetime
+    batch: _Batch, roster: Roster, received: ReceivedUpdate, now: datetime
 ) -> Rejection | None:
+    update = received.update
     if update.case_id in batch.ours_responsible:
-        return Rejection(RejectReason.NOT_RESPONSIBLE, "this node is responsible for the case")
-    ours = [r for r in update.report_ids if r in batch.own_reports]
+        return NOT_YOURS
+    ours = _proven_reports(batch.owners, received, roster)
+    if not ours:
+        return NOT_YOURS
     tracked = batch.tracked.get(update.case_id)
-    refusal = _check_author(roster, update, tracked)
-    if refusal is not None:
-        return refusal
+    if tracked is not None and tracked.responsible != update.member_id:
+        # Two members that each own one of our reports claim one case id:
+        # the first stays; the operator learns of the clash here.
+        log.warning(
+            "case id claimed by a second member",
+            case_id=update.case_id,
+            holder=tracked.responsible,
+            claimant=update.member_id,
+        )
+        return NOT_YOURS
     held = batch.held[update.case_id]
     last = tracked.last_applied if tracked else 0
     if place(update.sequence, last) is Placement.STALE or update.sequence in held:
@@ -125,31 +175,29 @@ def _receive(
             update.case_id, update.member_id, None, 0, now, new=True
         )
     batch.links.extend((r, update.case_id) for r in ours)
-    row = store.update_row(update, envelope, applied=False, now=now)
+    row = store.update_row(update, received.envelope, applied=False, now=now)
     held[update.sequence] = _Held(int(update.status), False, row=row)
     _apply_in_order(batch, tracked, held)
     return None
 
 
-def _check_author(
-    roster: Roster, update: StatusUpdate, tracked: _Tracked | None
-) -> Rejection | None:
-    """Only the member responsible for a case may write about it.
-
-    A case we track belongs to the member that opened it (its first update's
-    signer). A case we do not know yet is accepted from any hotline or
-    secretariat: after a move, the new owner's first update can reach us
-    before the old owner's MOVED does, and refusing it would be final. Every
-    update stays attributable through its signature.
-    """
-    if tracked is not None and tracked.responsible != update.member_id:
-        return Rejection(
-            RejectReason.NOT_RESPONSIBLE, "another member is responsible for this case"
-        )
-    member = roster.member(update.member_id)
-    if member is None or not member.role.runs_node:
-        return Rejection(RejectReason.NOT_RESPONSIBLE, "only hotlines own cases")
-    return None
+def _proven_reports(owners: dict[str, str], received: ReceivedUpdate, roster: Roster) -> list[str]:
+    """Our reports the update is about and its signer has shown it owns:
+    named in it (or by its joined receipt), and the signer is their
+    expected owner or was handed them by the update's MOVED chain."""
+    update, chain = received.update, received.chain
+    named = (
+        [*update.report_ids, received.joined_report]
+        if received.joined_report
+        else update.report_ids
+    )
+    return [
+        report_id
+        for report_id in dict.fromkeys(named)
+        if report_id in owners
+        and (not chain or handover.check_links(chain, report_id, roster) is None)
+        and handover.proves_owner(owners[report_id], chain, update.member_id, roster)
+    ]
 
 
 def _previous(
@@ -163,15 +211,38 @@ def _previous(
 
 
 def _apply_in_order(batch: _Batch, tracked: _Tracked, held: dict[int, _Held]) -> None:
+    """Apply held updates that are next in sequence; one that the transition
+    table does not allow after the current status uses up its sequence
+    number but is refused, never applied."""
     while (following := held.get(tracked.last_applied + 1)) is not None:
+        tracked.last_applied += 1
+        tracked.changed = True
+        current = CaseStatus(tracked.status) if tracked.status else None
+        if following.refused or not may_follow(current, CaseStatus(following.status)):
+            _refuse_held(batch, tracked, following)
+            continue
         following.applied = True
         if following.row is not None:
             following.row["applied"] = True
         else:
             batch.newly_applied.append(following.update_id)
         tracked.status = following.status
-        tracked.last_applied += 1
-        tracked.changed = True
+
+
+def _refuse_held(batch: _Batch, tracked: _Tracked, held: _Held) -> None:
+    if held.refused:
+        return
+    held.refused = True
+    log.warning(
+        "held status update refused: illegal when its turn came",
+        case_id=tracked.case_id,
+        sequence=tracked.last_applied,
+        responsible=tracked.responsible,
+    )
+    if held.row is not None:
+        held.row["refused_reason"] = int(RejectReason.ILLEGAL_TRANSITION)
+    else:
+        batch.newly_refused.append(held.update_id)
 
 
 def _write(session: Session, batch: _Batch, now: datetime) -> None:
@@ -207,4 +278,5 @@ def _write(session: Session, batch: _Batch, now: datetime) -> None:
         [h.row for updates in batch.held.values() for h in updates.values() if h.row is not None],
     )
     store.mark_applied(session, batch.newly_applied)
+    store.mark_refused(session, batch.newly_refused, RejectReason.ILLEGAL_TRANSITION)
     store.link_reports(session, batch.links, now)

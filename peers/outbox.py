@@ -303,8 +303,9 @@ class _PeerWorker(threading.Thread):
         for item in batch:
             forwarded = request.items.add(via_member_ids=item.via_member_ids)
             forwarded.envelope.MergeFromString(item.envelope)
-            if item.moved_by is not None:
-                forwarded.moved_by.MergeFromString(item.moved_by)
+            if item.proofs is not None:
+                # Stored as a ForwardedItem holding only its proof fields.
+                forwarded.MergeFromString(item.proofs)
         faultpoints.reach(faultpoints.OUTBOX_BEFORE_SEND)
         channel = sender.channels.get(member.endpoint)
         try:

@@ -13,6 +13,7 @@ from federation.core.limits import Limits
 from federation.core.roster import RosterUpdate
 from federation.delivery import DeliveryService, IncomingItem
 from federation.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
+from federation.payloads import NO_PROOFS, Proofs
 from federation.trust import RosterHolder, RosterRejectedError, serialize_signed_roster
 from federation.wire.convert import envelope_from_proto, signed_roster_from_proto
 from hfp.v1 import federation_service_pb2 as pb
@@ -59,11 +60,7 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
                 f"batch is larger than {self._limits.max_batch_bytes} bytes"
             )
         items = [
-            IncomingItem(
-                envelope_from_proto(i.envelope),
-                tuple(i.via_member_ids),
-                envelope_from_proto(i.moved_by) if i.HasField("moved_by") else None,
-            )
+            IncomingItem(envelope_from_proto(i.envelope), tuple(i.via_member_ids), _proofs(i))
             for i in request.items
         ]
         receipts = self._delivery.deliver(sender, items)
@@ -102,3 +99,13 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         if decision is RosterUpdate.INSTALL:
             self._on_roster_installed()
         return pb.PublishRosterResponse(version=version)
+
+
+def _proofs(item: pb.ForwardedItem) -> Proofs:
+    """The hand-over proofs an item carries (most carry none)."""
+    if not item.moved_by and not item.HasField("joined_receipt"):
+        return NO_PROOFS
+    return Proofs(
+        tuple(envelope_from_proto(e) for e in item.moved_by),
+        envelope_from_proto(item.joined_receipt) if item.HasField("joined_receipt") else None,
+    )

@@ -32,6 +32,8 @@ class Limits:
     max_note_chars: int = 2000
     #: Entries in ForwardedItem.via_member_ids (protocol: 4).
     max_via_entries: int = 4
+    #: Signed MOVED updates in ForwardedItem.moved_by (a hand-over chain).
+    max_move_chain: int = 8
     #: How far in the receiver's future an item's timestamp may be (protocol: 5 min).
     max_clock_skew: timedelta = timedelta(minutes=5)
 

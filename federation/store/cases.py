@@ -55,6 +55,8 @@ class ReportRecord(NamedTuple):
     origin_member_id: str
     joined_at: datetime
     envelope: bytes
+    #: The MOVED chain of a report moved here (see CaseReportRow.moved_chain).
+    moved_chain: bytes | None = None
 
 
 class EventRecord(NamedTuple):
@@ -152,8 +154,14 @@ def get_case(session: Session, case_id: str) -> CaseRow | None:
 
 
 def case_id_of_report(session: Session, report_id: str) -> str | None:
-    """The case a report belongs to, if it is held here."""
-    return session.scalar(select(CaseReportRow.case_id).where(CaseReportRow.report_id == report_id))
+    """The case a report belongs to, if it is held here: the newest, when it
+    came back after a MOVED and joined a second one."""
+    return session.scalar(
+        select(CaseReportRow.case_id)
+        .where(CaseReportRow.report_id == report_id)
+        .order_by(CaseReportRow.joined_at.desc())
+        .limit(1)
+    )
 
 
 def reporters_of(session: Session, case_ids: Iterable[str]) -> dict[str, set[str]]:

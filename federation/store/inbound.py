@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from federation.store.bulk import insert_many, select_in
-from federation.store.models import InboundItemRow, table_of
+from federation.store.models import InboundItemRow, MovedDeliveryRow, table_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,16 @@ class NewInboundItem:
     outcome: int
     receipt: bytes
     received_at: datetime
+    #: For a report of our own intake: the member responsible for it then.
+    expected_owner: str | None = None
+    #: For a report moved here: the update id of the MOVED that sent it, and
+    #: the proofs it came with (stored in moved_deliveries, not here).
+    move_id: str = ""
+    proofs: bytes | None = None
+
+
+#: The key of a moved delivery: (report_id, update id of the MOVED).
+MoveKey = tuple[str, str]
 
 
 def find_receipts(session: Session, item_ids: Iterable[str]) -> dict[str, StoredReceipt]:
@@ -55,11 +65,31 @@ def find_receipts(session: Session, item_ids: Iterable[str]) -> dict[str, Stored
     }
 
 
+def find_moved_receipts(session: Session, keys: Iterable[MoveKey]) -> dict[MoveKey, StoredReceipt]:
+    """Stored receipts of moved deliveries, by (report_id, move update id)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    rows = select_in(
+        session,
+        "SELECT report_id, move_update_id, payload_sha256, receipt FROM moved_deliveries"
+        " WHERE report_id IN ({in})",
+        sorted({report_id for report_id, _ in wanted}),
+    )
+    return {
+        (report_id, move_id): StoredReceipt(report_id, bytes(sha256), bytes(receipt))
+        for report_id, move_id, sha256, receipt in rows
+        if (report_id, move_id) in wanted
+    }
+
+
 def insert_items(session: Session, items: Sequence[NewInboundItem]) -> None:
-    """Insert items. An id that another transaction stored first raises
-    IntegrityError, so the whole batch is retried and replays that row: a
-    silent skip would commit this batch's side effects (cases, forwards) for
-    an item that is already answered."""
+    """Insert items (moved deliveries into their own table). An id that
+    another transaction stored first raises IntegrityError, so the whole
+    batch is retried and replays that row: a silent skip would commit this
+    batch's side effects (cases, forwards) for an item that is already
+    answered."""
+    _insert_moved(session, [i for i in items if i.move_id])
     rows = [
         {
             "item_id": i.item_id,
@@ -73,10 +103,31 @@ def insert_items(session: Session, items: Sequence[NewInboundItem]) -> None:
             "outcome": i.outcome,
             "receipt": i.receipt,
             "received_at": i.received_at,
+            "expected_owner_member_id": i.expected_owner,
+        }
+        for i in items
+        if not i.move_id
+    ]
+    insert_many(session, table_of(InboundItemRow), rows)
+
+
+def _insert_moved(session: Session, items: Sequence[NewInboundItem]) -> None:
+    rows = [
+        {
+            "report_id": i.item_id,
+            "move_update_id": i.move_id,
+            "sender_member_id": i.sender_member_id,
+            "via_member_ids": list(i.via_member_ids),
+            "envelope": i.envelope,
+            "proofs": i.proofs or b"",
+            "payload_sha256": i.payload_sha256,
+            "outcome": i.outcome,
+            "receipt": i.receipt,
+            "received_at": i.received_at,
         }
         for i in items
     ]
-    insert_many(session, table_of(InboundItemRow), rows)
+    insert_many(session, table_of(MovedDeliveryRow), rows)
 
 
 def count_items(session: Session) -> int:

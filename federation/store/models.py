@@ -80,6 +80,36 @@ class InboundItemRow(Base):
     #: Serialized signed receipt (hfp.v1.SignedEnvelope of a Receipt).
     receipt: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    #: For a report this node authored: the member responsible for it when it
+    #: was taken in (this node, or the member it was forwarded to). Only that
+    #: member, or one it handed the report to by signed MOVED updates, may
+    #: send us its status (spec section 10.1). NULL for other items.
+    expected_owner_member_id: Mapped[str | None] = mapped_column(String(63))
+
+
+class MovedDeliveryRow(Base):
+    """A report re-routed to us after a MOVED, with the receipt that answered it.
+
+    Kept apart from inbound_items: a moved delivery is a new routing decision
+    for a report this node may already hold (as its author, a forwarder or an
+    earlier owner), so its idempotency key is the report id together with
+    the update id of the MOVED that sent it.
+    """
+
+    __tablename__ = "moved_deliveries"
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    move_update_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sender_member_id: Mapped[str] = mapped_column(String(63), nullable=False)
+    via_member_ids: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    #: The report's SignedEnvelope as received.
+    envelope: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    #: The proofs it came with (see OutboxRow.proofs).
+    proofs: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    payload_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    outcome: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    receipt: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class CaseRow(Base):
@@ -146,6 +176,10 @@ class StatusUpdateRow(Base):
     envelope: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     applied: Mapped[bool] = mapped_column(Boolean, nullable=False)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    #: Set (a RejectReason value) for a received update that was held for a
+    #: sequence gap and turned out illegal when its turn came: it is never
+    #: applied, and its sequence number is used up (spec section 10.3).
+    refused_reason: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 class TrackedCaseRow(Base):
@@ -177,14 +211,20 @@ class CaseReportRow(Base):
 
     __tablename__ = "case_reports"
 
+    #: A report is in one case at a time here, but one that comes back after
+    #: MOVED (sent away, then moved back) joins a new case beside the old one.
     report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     case_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("cases.case_id"), nullable=False, index=True
+        String(36), ForeignKey("cases.case_id"), primary_key=True, index=True
     )
     origin_member_id: Mapped[str] = mapped_column(String(63), nullable=False, index=True)
     #: Serialized hfp.v1.SignedEnvelope of the report, as received.
     envelope: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    #: For a report moved here: the MOVED chain it came with (a serialized
+    #: ForwardedItem holding only moved_by), which every status update sent
+    #: to its author carries as proof that this node now owns it.
+    moved_chain: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class CaseHashRow(Base):
@@ -268,9 +308,11 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    #: For a report re-routed after CASE_STATUS_MOVED: the signed MOVED update
-    #: that lets the new responsible member route it (ForwardedItem.moved_by).
-    moved_by: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: Hand-over proofs sent beside the envelope: a serialized
+    #: hfp.v1.ForwardedItem holding only ``moved_by`` (the MOVED chain of a
+    #: re-routed report, or of the reporter's report for a status update) and
+    #: ``joined_receipt`` (see federation_service.proto). Unset for most items.
+    proofs: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: The peer's signed receipt (serialized SignedEnvelope): proof of delivery.
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

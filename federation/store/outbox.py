@@ -48,7 +48,8 @@ class OutgoingItem:
     payload_type: str
     envelope: bytes
     via_member_ids: tuple[str, ...]
-    moved_by: bytes | None = None
+    #: Hand-over proofs sent beside the envelope (see OutboxRow.proofs).
+    proofs: bytes | None = None
     created_at: datetime | None = None
 
 
@@ -61,7 +62,8 @@ class NewOutboxItem:
     payload_type: str
     envelope: bytes
     via_member_ids: tuple[str, ...] = ()
-    moved_by: bytes | None = None
+    #: Hand-over proofs sent beside the envelope (see OutboxRow.proofs).
+    proofs: bytes | None = None
 
 
 def enqueue(
@@ -72,12 +74,12 @@ def enqueue(
     envelope: bytes,
     via: Sequence[str],
     now: datetime,
-    moved_by: bytes | None = None,
+    proofs: bytes | None = None,
 ) -> None:
     """Queue one item for a peer, in the caller's transaction."""
     enqueue_many(
         session,
-        [NewOutboxItem(destination, item_id, payload_type, envelope, tuple(via), moved_by)],
+        [NewOutboxItem(destination, item_id, payload_type, envelope, tuple(via), proofs)],
         now,
     )
 
@@ -93,7 +95,7 @@ def enqueue_many(session: Session, items: Sequence[NewOutboxItem], now: datetime
             "payload_type": i.payload_type,
             "envelope": i.envelope,
             "via_member_ids": list(i.via_member_ids),
-            "moved_by": i.moved_by,
+            "proofs": i.proofs,
             "state": int(OutboxState.PENDING),
             "attempts": 0,
             "created_at": now,
@@ -110,7 +112,7 @@ _OUTGOING_COLUMNS = (
     "payload_type",
     "envelope",
     "via_member_ids",
-    "moved_by",
+    "proofs",
     "created_at",
 )
 

@@ -50,15 +50,17 @@ def applied_envelopes(session: Session, case_ids: Iterable[str]) -> dict[str, li
     return found
 
 
-def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> list[str]:
-    """Which of ``report_ids`` this node authored (and so holds)."""
+def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> dict[str, str]:
+    """Which of ``report_ids`` this node authored, each with its expected
+    owner (see InboundItemRow.expected_owner_member_id)."""
     rows = select_in(
         session,
-        "SELECT item_id FROM inbound_items WHERE signer_member_id = ? AND item_id IN ({in})",
+        "SELECT item_id, expected_owner_member_id FROM inbound_items"
+        " WHERE signer_member_id = ? AND item_id IN ({in})",
         sorted(set(report_ids)),
         before=(member_id,),
     )
-    return [row[0] for row in rows]
+    return {item_id: owner for item_id, owner in rows if owner}
 
 
 class HeldUpdate(NamedTuple):
@@ -69,17 +71,18 @@ class HeldUpdate(NamedTuple):
     status: int
     applied: bool
     update_id: str
+    refused: bool
 
 
 def held_updates(session: Session, case_ids: Iterable[str]) -> list[HeldUpdate]:
     """Every stored update (applied or waiting for a gap) of the given cases."""
     rows = select_in(
         session,
-        "SELECT case_id, sequence, status, applied, update_id FROM status_updates"
-        " WHERE case_id IN ({in})",
+        "SELECT case_id, sequence, status, applied, update_id, refused_reason"
+        " FROM status_updates WHERE case_id IN ({in})",
         sorted(set(case_ids)),
     )
-    return [HeldUpdate(c, q, s, bool(a), u) for c, q, s, a, u in rows]
+    return [HeldUpdate(c, q, s, bool(a), u, r is not None) for c, q, s, a, u, r in rows]
 
 
 class TrackedRecord(NamedTuple):
@@ -127,6 +130,15 @@ def mark_applied(session: Session, update_ids: Iterable[str]) -> None:
     )
 
 
+def mark_refused(session: Session, update_ids: Iterable[str], reason: int) -> None:
+    """Record held updates as refused when their turn came (never applied)."""
+    execute_many(
+        session,
+        "UPDATE status_updates SET refused_reason = ? WHERE update_id = ?",
+        [(int(reason), update_id) for update_id in update_ids],
+    )
+
+
 def link_reports(session: Session, links: Iterable[tuple[str, str]], now: datetime) -> None:
     """Link our reports to remote cases ((report_id, case_id) pairs); existing links stay."""
     rows = [{"report_id": r, "case_id": c, "linked_at": now} for r, c in dict.fromkeys(links)]
@@ -142,6 +154,17 @@ def linked_cases_of_report(session: Session, report_id: str) -> list[str]:
             .order_by(ReportCaseLinkRow.linked_at, ReportCaseLinkRow.case_id)
         )
     )
+
+
+def latest_link(session: Session, report_id: str) -> tuple[str, datetime] | None:
+    """The remote case one of our reports was linked to last, and when."""
+    row = session.execute(
+        select(ReportCaseLinkRow.case_id, ReportCaseLinkRow.linked_at)
+        .where(ReportCaseLinkRow.report_id == report_id)
+        .order_by(ReportCaseLinkRow.linked_at.desc(), ReportCaseLinkRow.case_id.desc())
+        .limit(1)
+    ).first()
+    return (row.case_id, row.linked_at) if row else None
 
 
 def reports_linked_to(session: Session, case_ids: Iterable[str]) -> list[str]:
@@ -171,6 +194,7 @@ def update_row(
         "envelope": envelope,
         "applied": applied,
         "recorded_at": now,
+        "refused_reason": None,
     }
 
 

@@ -27,6 +27,7 @@ from federation.wire.times import optional_datetime, required_datetime, to_times
 from hfp.v1 import (
     case_pb2,
     envelope_pb2,
+    federation_service_pb2,
     hotline_service_pb2,
     receipt_pb2,
     report_pb2,
@@ -150,6 +151,23 @@ def decode_envelope(data: bytes) -> Envelope:
     message = envelope_pb2.SignedEnvelope()
     _parse(message, data, "envelope")
     return envelope_from_proto(message)
+
+
+def encode_proofs(moved_by: Iterable[bytes] = (), joined_receipt: bytes | None = None) -> bytes:
+    """The hand-over proof fields of a ForwardedItem, from serialized
+    SignedEnvelopes, as the bytes of a ForwardedItem holding only them.
+
+    This is how proofs are stored (outbox, case reports) and sent (merged
+    into the outgoing item). Protobuf appends repeated fields on merge, so
+    two such encodings put one after the other are one longer chain: a MOVED
+    chain grows by one update by appending ``encode_proofs([move])``.
+    """
+    message = federation_service_pb2.ForwardedItem()
+    for envelope in moved_by:
+        message.moved_by.add().MergeFromString(envelope)
+    if joined_receipt is not None:
+        message.joined_receipt.MergeFromString(joined_receipt)
+    return message.SerializeToString()
 
 
 # --- reports -------------------------------------------------------------------

@@ -29,6 +29,7 @@ class ForwardedItem(_message.Message):
     ENVELOPE_FIELD_NUMBER: _builtins.int
     VIA_MEMBER_IDS_FIELD_NUMBER: _builtins.int
     MOVED_BY_FIELD_NUMBER: _builtins.int
+    JOINED_RECEIPT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _envelope_pb2.SignedEnvelope:
         """The item, exactly as its author signed it; forwarders never change it."""
@@ -42,15 +43,44 @@ class ForwardedItem(_message.Message):
         """
 
     @_builtins.property
-    def moved_by(self) -> _envelope_pb2.SignedEnvelope:
-        """Only when a responsible member re-routes the reports of a case it marked
-        CASE_STATUS_MOVED: that signed StatusUpdate (status MOVED, listing this
-        report in report_ids, signed by the member that is the last entry of
-        via_member_ids). The receiver then routes the report by the update's
-        new_hosting_country instead of the report's own hosting_country, which
-        its author signed and nobody else may change. Unset otherwise; an item
-        whose moved_by does not verify is refused like the report itself would
-        be (BAD_SIGNATURE, MALFORMED_PAYLOAD, SENDER_MISMATCH).
+    def moved_by(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.SignedEnvelope]:
+        """The hand-over proof of a report whose case was marked CASE_STATUS_MOVED:
+        the signed MOVED updates that took the report from member to member,
+        oldest first, at most 8 (LIMIT_EXCEEDED beyond). Each is a StatusUpdate
+        with status MOVED that lists the report in report_ids; each one after the
+        first is signed by the member responsible (under the receiver's roster)
+        for the previous one's new_hosting_country.
+
+        On a report: set by the member that re-routes it after a MOVED (and kept
+        by anyone forwarding it further); the last update must be signed by a
+        member on via_member_ids, and the receiver routes the report by that
+        update's new_hosting_country instead of the report's own hosting_country,
+        which only its author may sign. A moved delivery is a new routing
+        decision: its idempotency key is the pair (report_id, update_id of the
+        last MOVED), so a receipt stored for an earlier delivery of the same
+        report (as its author, a forwarder or an earlier owner) never answers it.
+
+        On a status update delivered to a reporter: the proof that the update's
+        signer now owns the reporter's report. The first update must be signed by
+        the member the reporter sent the report to (its expected owner) and the
+        last one's new_hosting_country must be the update signer's
+        responsibility. Without a valid chain, a status update is accepted only
+        from the expected owner.
+
+        An item whose chain does not verify is refused like the item itself
+        would be (BAD_SIGNATURE, MALFORMED_PAYLOAD, SENDER_MISMATCH,
+        NOT_RESPONSIBLE).
+        """
+
+    @_builtins.property
+    def joined_receipt(self) -> _envelope_pb2.SignedEnvelope:
+        """Only on a status update that names none of the receiving reporter's
+        reports (the history of a case sent to a member whose report joined it
+        later): the receipt (payload_type hfp.v1.Receipt) with which the update's
+        signer filed that report into this case (outcome ACCEPTED or DUPLICATE,
+        case_id equal to the update's, item_id one of the reporter's reports).
+        A reporter accepts an update only for reports it can tie to the signer:
+        named in report_ids, or named by this receipt.
         """
 
     def __init__(
@@ -58,11 +88,12 @@ class ForwardedItem(_message.Message):
         *,
         envelope: _envelope_pb2.SignedEnvelope | None = ...,
         via_member_ids: _abc.Iterable[_builtins.str] | None = ...,
-        moved_by: _envelope_pb2.SignedEnvelope | None = ...,
+        moved_by: _abc.Iterable[_envelope_pb2.SignedEnvelope] | None = ...,
+        joined_receipt: _envelope_pb2.SignedEnvelope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "moved_by", b"moved_by"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "joined_receipt", b"joined_receipt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "moved_by", b"moved_by", "via_member_ids", b"via_member_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "joined_receipt", b"joined_receipt", "moved_by", b"moved_by", "via_member_ids", b"via_member_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

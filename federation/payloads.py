@@ -174,6 +174,14 @@ class PayloadChecker:
             return refusal
         if chain[-1].member_id not in via:
             return Rejection(RejectReason.SENDER_MISMATCH, "moved_by is not signed by a forwarder")
+        # The chain must start where the report's own hosting country put it
+        # (under our roster): a member that merely relayed the report cannot
+        # move it.
+        if chain[0].member_id != roster.responsible_for(report.hosting_country).member_id:
+            return Rejection(
+                RejectReason.NOT_RESPONSIBLE,
+                "moved_by does not start at the member responsible for the report",
+            )
         return ParsedReport(report, canonical, chain[-1].new_hosting_country, chain)
 
 

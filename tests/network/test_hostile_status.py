@@ -34,7 +34,6 @@ from tests.support.net import (
     DEADLINE,
     Network,
     deliver,
-    envelope_to_proto,
     item,
     make_report,
     reason_name,
@@ -63,7 +62,11 @@ def hotline(net: Network, member: str) -> Iterator[pb_grpc.HotlineServiceStub]:
 
 
 def submit(net: Network, at: str, country: str) -> receipt_pb2.Receipt:
-    url = f"https://hostile.example.com/{os.urandom(6).hex()}"
+    return submit_url(net, at, f"https://hostile.example.com/{os.urandom(6).hex()}", country)
+
+
+def submit_url(net: Network, at: str, url: str, country: str) -> receipt_pb2.Receipt:
+    """SubmitReport at ``at``: its receipt."""
     report = report_pb2.Report(url=url, hosting_country=country)
     with hotline(net, at) as stub:
         return stub.SubmitReport(pb.SubmitReportRequest(report=report), timeout=DEADLINE).receipt
@@ -218,7 +221,10 @@ def test_a_forged_move_chain_is_refused(net: Network) -> None:
     ours = submit(net, NL, "XA")
     case_id = new_uuid7()
     [opened] = send(
-        net, OWNER, NL, [update_item(net, OWNER, case_id, [ours.item_id], S.CASE_STATUS_RECEIVED, 1)]
+        net,
+        OWNER,
+        NL,
+        [update_item(net, OWNER, case_id, [ours.item_id], S.CASE_STATUS_RECEIVED, 1)],
     )
     assert opened.outcome == receipt_pb2.OUTCOME_ACCEPTED
     # DE signs a MOVED "from the owner" itself, then claims the report.

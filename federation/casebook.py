@@ -275,7 +275,7 @@ class _Plan:
             new.row["first_reported_at"] = min(new.row["first_reported_at"], report.created_at)
             new.report_ids.append(report.report_id)
             new.reporters.add(report.origin_member_id)
-            self._event(new.row, CaseEventKind.REPORT_JOINED)
+            self._event(new.row, CaseEventKind.REPORT_JOINED, report.report_id)
         else:
             country = filing.hosting_country or report.hosting_country
             case_id, outcome = self._open(filing, key, country), Outcome.ACCEPTED
@@ -327,6 +327,7 @@ class _Plan:
                 "hosting_country": case.hosting_country,
             },
             CaseEventKind.REPORT_JOINED,
+            report.report_id,
         )
 
     def _open(self, filing: Filing, key: bytes, country: str) -> str:
@@ -354,13 +355,18 @@ class _Plan:
         self.new_cases[key] = _NewCase(
             row, [filing.report.report_id], {filing.report.origin_member_id}
         )
-        self._event(row, CaseEventKind.CASE_OPENED)
+        self._event(row, CaseEventKind.CASE_OPENED, filing.report.report_id)
         return str(row["case_id"])
 
-    def _event(self, case: dict[str, Any], kind: CaseEventKind) -> None:
+    def _event(self, case: dict[str, Any], kind: CaseEventKind, report_id: str) -> None:
         self.events.append(
             store.event_row(
-                case["case_id"], int(kind), case["status"], case["hosting_country"], self.now
+                case["case_id"],
+                int(kind),
+                case["status"],
+                case["hosting_country"],
+                self.now,
+                report_id,
             )
         )
 

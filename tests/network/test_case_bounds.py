@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing
 
@@ -233,3 +235,17 @@ def test_list_case_reports_refuses_bad_requests(flooded: Flooded) -> None:
             grpc.StatusCode.INVALID_ARGUMENT,
             grpc.StatusCode.NOT_FOUND,
         )
+
+
+def test_case_show_says_how_many_reports_and_pages_through_all(flooded: Flooded) -> None:
+    hfed = [sys.executable, "-m", "federation.cli.main", "case", "show"]
+    where = ["--devnet", str(flooded.net.directory), "--member", OWNER, flooded.case_id]
+    shown = subprocess.run(
+        [*hfed, *where], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert f"reports (100 of {TOTAL}" in shown and "--all" in shown
+    everything = subprocess.run(
+        [*hfed, *where, "--all"], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert f"reports ({TOTAL}):" in everything
+    assert all(report_id in everything for report_id in flooded.report_ids)

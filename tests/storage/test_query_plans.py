@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from federation.core.report import HashAlgorithm
 from federation.store import cases as case_store
+from federation.store import status as status_store
 from federation.store.database import Database
 from federation.store.migrate import upgrade
 
@@ -74,10 +76,6 @@ def test_exact_hash_lookup_uses_the_partial_hash_index(sqlite_db: Database) -> N
 def test_a_large_case_is_read_one_page_at_a_time_on_its_indexes(sqlite_db: Database) -> None:
     """The reads of a case's reports, history and reporter-side links stop
     after one page on an index, however many rows the case has."""
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    from federation.store import status as status_store  # noqa: PLC0415
-
     at = datetime(2026, 6, 1, tzinfo=UTC)
     reads: list[Callable[[Session], object]] = [
         lambda s: case_store.report_page(s, "c", None, 100),

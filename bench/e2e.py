@@ -92,9 +92,11 @@ class Watch:
                 self.error = exc
 
     def _note(self, response: lpb.WatchReferralsResponse, now: float) -> None:
-        for report in response.event.case.reports:
-            if report.report_id in self.wanted and report.report_id not in self.seen:
-                self.seen[report.report_id] = now
+        # An event carries the report that opened or joined its case (never
+        # the case's whole list).
+        report_id = response.event.report.report_id
+        if report_id in self.wanted and report_id not in self.seen:
+            self.seen[report_id] = now
         if len(self.seen) == len(self.wanted):
             self.all_seen.set()
 

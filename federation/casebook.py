@@ -284,7 +284,7 @@ class _Plan:
             new.reporters.add(report.origin_member_id)
             if filing.chain is not None:
                 new.chains.setdefault(report.origin_member_id, filing.chain)
-            self._event(new.row, CaseEventKind.REPORT_JOINED)
+            self._event(new.row, CaseEventKind.REPORT_JOINED, report.report_id)
         else:
             country = filing.hosting_country or report.hosting_country
             case_id, outcome = self._open(filing, key, country), Outcome.ACCEPTED
@@ -339,6 +339,7 @@ class _Plan:
                 "hosting_country": case.hosting_country,
             },
             CaseEventKind.REPORT_JOINED,
+            report.report_id,
         )
 
     def _open(self, filing: Filing, key: bytes, country: str) -> str:
@@ -366,13 +367,18 @@ class _Plan:
         origin = filing.report.origin_member_id
         chains = {origin: filing.chain} if filing.chain is not None else {}
         self.new_cases[key] = _NewCase(row, [filing.report.report_id], {origin}, chains)
-        self._event(row, CaseEventKind.CASE_OPENED)
+        self._event(row, CaseEventKind.CASE_OPENED, filing.report.report_id)
         return str(row["case_id"])
 
-    def _event(self, case: dict[str, Any], kind: CaseEventKind) -> None:
+    def _event(self, case: dict[str, Any], kind: CaseEventKind, report_id: str) -> None:
         self.events.append(
             store.event_row(
-                case["case_id"], int(kind), case["status"], case["hosting_country"], self.now
+                case["case_id"],
+                int(kind),
+                case["status"],
+                case["hosting_country"],
+                self.now,
+                report_id,
             )
         )
 

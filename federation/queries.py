@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +14,15 @@ from sqlalchemy.orm import Session
 
 from crypto.dsse import Envelope
 from federation.core.canonical_url import UrlError, canonical_url
-from federation.core.case import CaseFilter, CaseReportView, CaseView
+from federation.core.case import (
+    HISTORY_HEAD,
+    HISTORY_TAIL,
+    MAX_CASE_LINKS,
+    MAX_CASE_REPORTS,
+    CaseFilter,
+    CaseReportView,
+    CaseView,
+)
 from federation.core.case_status import CaseStatus
 from federation.core.stats import CaseFacts, TakedownStats, takedown_stats
 from federation.core.status_update import StatusUpdate
@@ -99,22 +108,38 @@ def _report_view(
 
 
 def local_view(session: Session, row: CaseRow, now: datetime, policy: OverduePolicy) -> CaseView:
-    """A case this node is responsible for, with reports, links and history."""
+    """A case this node is responsible for, with its (bounded) reports, links and history."""
     return local_views(session, [row], now, policy)[0]
 
 
 def local_views(
-    session: Session, rows: Sequence[ShownCase], now: datetime, policy: OverduePolicy
+    session: Session,
+    rows: Sequence[ShownCase],
+    now: datetime,
+    policy: OverduePolicy,
+    *,
+    report_limit: int = MAX_CASE_REPORTS,
 ) -> list[CaseView]:
-    """:func:`local_view` of many cases, with one query per table for all of them
-    (a liaison stream or a page shows hundreds of cases at once)."""
+    """:func:`local_view` of many cases, with a few queries for all of them (a
+    liaison stream or a page shows hundreds of cases at once). Each list is
+    bounded (see federation.core.case); ``report_limit`` 0 leaves the reports
+    out (a case event carries only the one it is about)."""
     ids = [row.case_id for row in rows]
-    reports = store.report_records(session, ids)
-    links = store.links_of_cases(session, ids)
-    updates = status_store.applied_envelopes(session, ids)
+    counts = store.report_counts(session, ids)
+    reports = store.earliest_reports(session, counts, report_limit) if report_limit else {}
+    link_counts = store.link_counts(session, ids)
+    links = store.first_links(session, link_counts, MAX_CASE_LINKS)
+    history_counts = status_store.applied_counts(session, ids)
+    updates = status_store.bounded_history(session, history_counts, HISTORY_HEAD, HISTORY_TAIL)
     return [
-        _local_view(
-            row, reports[row.case_id], links[row.case_id], updates[row.case_id], now, policy
+        dataclasses.replace(
+            _local_view(
+                row, reports.get(row.case_id, []), links[row.case_id], updates[row.case_id]
+            ),
+            overdue=policy.is_overdue(row, now),
+            report_count=counts[row.case_id],
+            history_count=history_counts[row.case_id],
+            link_count=link_counts[row.case_id],
         )
         for row in rows
     ]
@@ -125,12 +150,7 @@ def _local_view(
     report_rows: list[store.ReportRecord],
     links: list[str],
     update_envelopes: list[bytes],
-    now: datetime,
-    policy: OverduePolicy,
 ) -> CaseView:
-    reports = tuple(
-        _report_view(r.report_id, r.origin_member_id, r.joined_at, r.envelope) for r in report_rows
-    )
     history, envelopes = _history(update_envelopes)
     return CaseView(
         case_id=row.case_id,
@@ -138,7 +158,7 @@ def _local_view(
         hosting_country=row.hosting_country,
         responsible_member_id=row.responsible_member_id,
         status=CaseStatus(row.status),
-        reports=reports,
+        reports=tuple(report_view(r) for r in report_rows),
         known_content_case_ids=tuple(links),
         reappearance_of_case_id=row.reappearance_of_case_id or "",
         created_at=row.created_at,
@@ -149,27 +169,43 @@ def _local_view(
         police_reference=row.police_reference or "",
         hold_until=row.hold_until,
         hold_reason=row.hold_reason or "",
-        overdue=policy.is_overdue(row, now),
+    )
+
+
+def report_view(record: store.ReportRecord) -> CaseReportView:
+    """The view of one stored report of a case held here."""
+    return _report_view(
+        record.report_id, record.origin_member_id, record.joined_at, record.envelope
+    )
+
+
+def _tracked_reports(session: Session, report_ids: Sequence[str]) -> tuple[CaseReportView, ...]:
+    """Our own reports (stored as we sent them), in the order given."""
+    stored = inbound.find_envelopes(session, report_ids)
+    return tuple(
+        _report_view(
+            rid, decode_envelope(stored[rid][0]).signer_member_id, stored[rid][1], stored[rid][0]
+        )
+        for rid in report_ids
+        if rid in stored
     )
 
 
 def _tracked_view(session: Session, tracked: TrackedCaseRow, via_report: str = "") -> CaseView:
-    """A case at another member, seen from a reporter: our reports in it and
-    its history. Looked up by one of our reports, the history also holds the
-    cases that report went through before a MOVED (the chain)."""
-    report_ids = status_store.reports_linked_to(session, [tracked.case_id])
-    stored = inbound.find_envelopes(session, report_ids)
-    reports = tuple(
-        _report_view(rid, decode_envelope(env).signer_member_id, at, env)
-        for rid, (env, at) in sorted(stored.items())
+    """A case at another member, seen from a reporter: our reports in it (the
+    first hundred by id, and their count) and its history. Looked up by one
+    of our reports, the history also holds the cases that report went
+    through before a MOVED (the chain)."""
+    report_count = status_store.linked_report_count(session, tracked.case_id)
+    reports = _tracked_reports(
+        session, status_store.linked_report_page(session, tracked.case_id, "", MAX_CASE_REPORTS)
     )
     chain = [tracked.case_id]
     if via_report:
         earlier = status_store.linked_cases_of_report(session, via_report)
         chain = [c for c in earlier if c != tracked.case_id and _moved(session, c)] + chain
-    rows = status_store.updates_of(session, chain)
-    rows.sort(key=lambda r: (chain.index(r.case_id), r.sequence))
-    history, envelopes = _history([r.envelope for r in rows])
+    signed, history_count = _chain_history(session, chain)
+    history, envelopes = _history(signed)
     first = reports[0].report if reports else None
     return CaseView(
         case_id=tracked.case_id,
@@ -184,7 +220,33 @@ def _tracked_view(session: Session, tracked: TrackedCaseRow, via_report: str = "
         updated_at=tracked.updated_at,
         history=history,
         history_envelopes=envelopes,
+        report_count=report_count,
+        history_count=history_count,
     )
+
+
+def _chain_history(session: Session, chain: Sequence[str]) -> tuple[list[bytes], int]:
+    """The applied updates of the cases of a MOVED chain, oldest case first,
+    bounded as one history (its first and latest updates), and their total."""
+    counts = status_store.applied_counts(session, chain)
+    total = sum(counts.values())
+    if total <= HISTORY_HEAD + HISTORY_TAIL:
+        held = status_store.applied_envelopes(session, chain)
+        return [e for case_id in chain for e in held[case_id]], total
+    head: list[bytes] = []
+    for case_id in chain:
+        wanted = HISTORY_HEAD - len(head)
+        if wanted <= 0:
+            break
+        head += [e for _, e in status_store.applied_page(session, case_id, 0, wanted)]
+    tail: list[bytes] = []  # newest first while collecting
+    for case_id in reversed(chain):
+        wanted = HISTORY_TAIL - len(tail)
+        if wanted <= 0:
+            break
+        page = status_store.applied_page(session, case_id, 0, wanted, newest_first=True)
+        tail += [e for _, e in page]
+    return head + tail[::-1], total
 
 
 def _moved(session: Session, case_id: str) -> bool:
@@ -225,6 +287,134 @@ def _case_of_report(session: Session, report_id: str) -> str:
     if local is None or (local.status == CaseStatus.MOVED and latest[1] > local.created_at):
         return latest[0]
     return local.case_id
+
+
+#: Page sizes of ListCaseReports and ListCaseHistory: the default, and the
+#: most one page holds (larger requests are served this many).
+ITEM_PAGE_DEFAULT = 50
+ITEM_PAGE_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPage:
+    """One page of a case's reports, the token for the next, and their total."""
+
+    reports: list[CaseReportView]
+    next_page_token: str
+    report_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of a case's applied updates (with their signed forms)."""
+
+    history: tuple[StatusUpdate, ...]
+    envelopes: tuple[Envelope, ...]
+    next_page_token: str
+    history_count: int
+
+
+def item_page_size(requested: int) -> int:
+    """The page size served for a request: the default for 0, at most ITEM_PAGE_MAX."""
+    if requested < 0:
+        raise InvalidArgumentError("page_size must not be negative")
+    return min(requested or ITEM_PAGE_DEFAULT, ITEM_PAGE_MAX)
+
+
+def _item_token(kind: str, case_id: str, position: str) -> str:
+    """Opaque token naming where the next page of one case's list starts."""
+    return base64.urlsafe_b64encode(f"{kind}|{case_id}|{position}".encode()).decode()
+
+
+def _item_position(token: str, kind: str, case_id: str) -> str | None:
+    """The position in a token made by _item_token for this list of this case
+    (None for an empty token); INVALID_ARGUMENT for anything else."""
+    if not token:
+        return None
+    try:
+        made_for, case, position = base64.urlsafe_b64decode(token.encode()).decode().split("|", 2)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        made_for, case, position = "", "", ""
+    if made_for != kind or case != case_id:
+        raise InvalidArgumentError("page_token is not valid for this case")
+    return position
+
+
+def _report_key(position: str | None) -> store.ReportKey | None:
+    if position is None:
+        return None
+    joined, _, report_id = position.partition("|")
+    try:
+        at = datetime.fromisoformat(joined)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None or not report_id:
+        raise InvalidArgumentError("page_token is not valid for this case")
+    return at, report_id
+
+
+def local_report_page(session: Session, case_id: str, page_size: int, token: str) -> ReportPage:
+    """A page of the reports of a case held here, in the order they joined."""
+    size = item_page_size(page_size)
+    after = _report_key(_item_position(token, "r1", case_id))
+    rows = store.report_page(session, case_id, after, size + 1)
+    more = rows[size] if len(rows) > size else None
+    last = rows[size - 1] if more is not None else None
+    next_token = (
+        _item_token("r1", case_id, f"{last.joined_at.isoformat()}|{last.report_id}")
+        if last is not None
+        else ""
+    )
+    count = store.report_counts(session, [case_id])[case_id]
+    return ReportPage([report_view(r) for r in rows[:size]], next_token, count)
+
+
+def _tracked_report_page(session: Session, case_id: str, page_size: int, token: str) -> ReportPage:
+    size = item_page_size(page_size)
+    after = _item_position(token, "t1", case_id) or ""
+    ids = status_store.linked_report_page(session, case_id, after, size + 1)
+    next_token = _item_token("t1", case_id, ids[size - 1]) if len(ids) > size else ""
+    count = status_store.linked_report_count(session, case_id)
+    return ReportPage(list(_tracked_reports(session, ids[:size])), next_token, count)
+
+
+def case_reports(db: Database, case_id: str, page_size: int, token: str) -> ReportPage:
+    """A page of a case's reports: every report of a case held here, or our
+    own reports in another member's case."""
+    item_page_size(page_size)  # a bad size is refused before any read
+    with db.read() as session:
+        if case_id and store.get_case(session, case_id) is not None:
+            return local_report_page(session, case_id, page_size, token)
+        if case_id and status_store.tracked(session, case_id) is not None:
+            return _tracked_report_page(session, case_id, page_size, token)
+    raise NotFoundError("no such case")
+
+
+def history_page(session: Session, case_id: str, page_size: int, token: str) -> HistoryPage:
+    """A page of a case's applied updates, in sequence order (a case held
+    here or tracked; the caller has checked which and that it may see it)."""
+    size = item_page_size(page_size)
+    position = _item_position(token, "h1", case_id)
+    if position is not None and not position.isdigit():
+        raise InvalidArgumentError("page_token is not valid for this case")
+    rows = status_store.applied_page(session, case_id, int(position or 0), size + 1)
+    next_token = _item_token("h1", case_id, str(rows[size - 1][0])) if len(rows) > size else ""
+    history, envelopes = _history([e for _, e in rows[:size]])
+    count = status_store.applied_counts(session, [case_id])[case_id]
+    return HistoryPage(history, envelopes, next_token, count)
+
+
+def case_history(db: Database, case_id: str, page_size: int, token: str) -> HistoryPage:
+    """A page of the applied history of a case held or tracked here."""
+    item_page_size(page_size)
+    with db.read() as session:
+        known = case_id and (
+            store.get_case(session, case_id) is not None
+            or status_store.tracked(session, case_id) is not None
+        )
+        if known:
+            return history_page(session, case_id, page_size, token)
+    raise NotFoundError("no such case")
 
 
 def encode_token(created_at: datetime, case_id: str) -> str:

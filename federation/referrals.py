@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from federation.casebook import CaseBook
 from federation.clock import Clock, utc_now
-from federation.core.case import CaseEventKind, CaseFilter, CaseView
+from federation.core.case import CaseEventKind, CaseFilter, CaseReportView, CaseView
 from federation.core.case_status import CaseStatus
 from federation.core.roster import Member, Roster
 from federation.errors import (
@@ -26,7 +26,19 @@ from federation.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from federation.queries import CasePage, OverduePolicy, list_cases, local_view, local_views
+from federation.queries import (
+    CasePage,
+    HistoryPage,
+    OverduePolicy,
+    ReportPage,
+    history_page,
+    item_page_size,
+    list_cases,
+    local_report_page,
+    local_view,
+    local_views,
+    report_view,
+)
 from federation.status import Fanout
 from federation.store import cases as store
 from federation.store.database import Database
@@ -54,7 +66,10 @@ class ReferralEvent:
     case_id: str
     status: CaseStatus
     occurred_at: datetime
+    #: The case as it stands, without its reports (see ``report``).
     case: CaseView
+    #: The report that opened or joined the case, for those kinds of event.
+    report: CaseReportView | None = None
 
     @property
     def cursor(self) -> str:
@@ -205,6 +220,24 @@ class ReferralDesk:
             case = self._case(session, countries, case_id)
             return local_view(session, case, self._clock(), self._overdue)
 
+    def reports(
+        self, countries: frozenset[str], case_id: str, page_size: int, token: str
+    ) -> ReportPage:
+        """A page of a referral's reports, in the order they joined."""
+        item_page_size(page_size)  # a bad size is refused before any read
+        with self._db.read() as session:
+            self._case(session, countries, case_id)
+            return local_report_page(session, case_id, page_size, token)
+
+    def history(
+        self, countries: frozenset[str], case_id: str, page_size: int, token: str
+    ) -> HistoryPage:
+        """A page of a referral's applied status updates, in sequence order."""
+        item_page_size(page_size)
+        with self._db.read() as session:
+            self._case(session, countries, case_id)
+            return history_page(session, case_id, page_size, token)
+
     def check_cursor(self, after: int) -> None:
         """Refuse a cursor beyond the newest event: it cannot come from this node's
         log (another node, or this node's data was reset), and accepting it
@@ -218,15 +251,20 @@ class ReferralDesk:
             )
 
     def events(self, countries: frozenset[str], after: int, limit: int) -> list[ReferralEvent]:
-        """Events after a log position, in commit order, with the cases as they stand."""
+        """Events after a log position, in commit order, with the cases as they
+        stand (without their report lists) and the report each opening or
+        joining event is about, so that no event grows with a case's size."""
         now = self._clock()
         with self._db.read() as session:
             rows = store.events_after(session, after, countries, limit)
             cases = store.case_records(session, (row.case_id for row in rows))
             views = {
                 view.case_id: view
-                for view in local_views(session, list(cases.values()), now, self._overdue)
+                for view in local_views(
+                    session, list(cases.values()), now, self._overdue, report_limit=0
+                )
             }
+            reports = store.reports_by_id(session, (r.report_id for r in rows if r.report_id))
         return [
             ReferralEvent(
                 r.sequence,
@@ -235,6 +273,7 @@ class ReferralDesk:
                 CaseStatus(r.status),
                 r.occurred_at,
                 views[r.case_id],
+                report_view(reports[r.report_id]) if r.report_id in reports else None,
             )
             for r in rows
         ]

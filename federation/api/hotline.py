@@ -12,6 +12,7 @@ from crypto.keys import SigningKey
 from federation.actions import record_status
 from federation.api.auth import authorize
 from federation.api.errors import translate_errors
+from federation.api.pages import bounded_cases
 from federation.casebook import CaseBook
 from federation.clock import Clock, utc_now
 from federation.core.canonical_url import UrlError, canonical_url
@@ -23,14 +24,23 @@ from federation.core.report import Report, check_report
 from federation.core.roster import Role
 from federation.delivery import DeliveryService
 from federation.errors import InvalidArgumentError, PermissionDeniedError
-from federation.queries import OverduePolicy, get_case, list_cases, stats
+from federation.queries import (
+    OverduePolicy,
+    case_history,
+    case_reports,
+    get_case,
+    list_cases,
+    stats,
+)
 from federation.store.database import Database
 from federation.trust import RosterHolder
 from federation.wire.convert import (
     case_filter_from_proto,
+    case_report_to_proto,
     case_to_proto,
     decode_envelope,
     encode_report,
+    envelope_to_proto,
     report_from_proto,
     stats_to_proto,
     status_update_to_proto,
@@ -152,8 +162,34 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
             self._clock(),
             self._overdue,
         )
-        return pb.ListCasesResponse(
-            cases=[case_to_proto(v) for v in page.cases], next_page_token=page.next_page_token
+        cases, next_token = bounded_cases(page)
+        return pb.ListCasesResponse(cases=cases, next_page_token=next_token)
+
+    @translate_errors
+    def ListCaseReports(  # noqa: N802
+        self, request: pb.ListCaseReportsRequest, context: grpc.ServicerContext
+    ) -> pb.ListCaseReportsResponse:
+        """A page of a case's reports in the order they joined (ours, for another member's case)."""
+        self._own_member(context)
+        page = case_reports(self._db, request.case_id, request.page_size, request.page_token)
+        return pb.ListCaseReportsResponse(
+            reports=[case_report_to_proto(r) for r in page.reports],
+            next_page_token=page.next_page_token,
+            report_count=page.report_count,
+        )
+
+    @translate_errors
+    def ListCaseHistory(  # noqa: N802
+        self, request: pb.ListCaseHistoryRequest, context: grpc.ServicerContext
+    ) -> pb.ListCaseHistoryResponse:
+        """A page of a case's applied status updates, in sequence order."""
+        self._own_member(context)
+        page = case_history(self._db, request.case_id, request.page_size, request.page_token)
+        return pb.ListCaseHistoryResponse(
+            history=[status_update_to_proto(u) for u in page.history],
+            history_envelopes=[envelope_to_proto(e) for e in page.envelopes],
+            next_page_token=page.next_page_token,
+            history_count=page.history_count,
         )
 
     @translate_errors

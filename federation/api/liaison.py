@@ -12,6 +12,7 @@ import structlog
 
 from federation.api.auth import authorize, caller_member_id
 from federation.api.errors import abort, code_name, translate_errors
+from federation.api.pages import bounded_cases
 from federation.bell import Bell
 from federation.clock import Clock, utc_now
 from federation.core.roster import Member, Role
@@ -20,7 +21,13 @@ from federation.referrals import ReferralDesk, decode_cursor
 from federation.store import audit
 from federation.store.database import Database
 from federation.trust import RosterHolder
-from federation.wire.convert import case_filter_from_proto, case_to_proto
+from federation.wire.convert import (
+    case_filter_from_proto,
+    case_report_to_proto,
+    case_to_proto,
+    envelope_to_proto,
+    status_update_to_proto,
+)
 from federation.wire.errors import MalformedMessageError
 from federation.wire.times import optional_datetime, to_timestamp
 from hfp.v1 import case_pb2
@@ -36,11 +43,15 @@ IDLE_WAIT_SECONDS = 1.0
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _case_ids(response: object) -> list[str]:
+def _case_ids(request: object, response: object) -> list[str]:
     if hasattr(response, "cases"):
         return [c.case_id for c in response.cases]
     case = getattr(response, "case", None)
-    return [case.case_id] if case is not None and case.case_id else []
+    if case is not None and case.case_id:
+        return [case.case_id]
+    # A page of one case's reports or history names the case in its request.
+    asked = getattr(request, "case_id", "")
+    return [asked] if asked else []
 
 
 def audited(method: F) -> F:
@@ -60,7 +71,7 @@ def audited(method: F) -> F:
                 exc.public_message,
             )
             raise
-        self.audit(context, method.__name__, _case_ids(response), "OK", "")
+        self.audit(context, method.__name__, _case_ids(request, response), "OK", "")
         return response
 
     return wrapper  # type: ignore[return-value]
@@ -148,8 +159,36 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
             request.page_size,
             request.page_token,
         )
-        return pb.ListReferralsResponse(
-            cases=[case_to_proto(v) for v in page.cases], next_page_token=page.next_page_token
+        cases, next_token = bounded_cases(page)
+        return pb.ListReferralsResponse(cases=cases, next_page_token=next_token)
+
+    @translate_errors
+    @audited
+    def ListCaseReports(  # noqa: N802
+        self, request: pb.LiaisonServiceListCaseReportsRequest, context: grpc.ServicerContext
+    ) -> pb.LiaisonServiceListCaseReportsResponse:
+        """A page of a referral's reports, in the order they joined."""
+        _, countries = self._liaison(context)
+        page = self._desk.reports(countries, request.case_id, request.page_size, request.page_token)
+        return pb.LiaisonServiceListCaseReportsResponse(
+            reports=[case_report_to_proto(r) for r in page.reports],
+            next_page_token=page.next_page_token,
+            report_count=page.report_count,
+        )
+
+    @translate_errors
+    @audited
+    def ListCaseHistory(  # noqa: N802
+        self, request: pb.LiaisonServiceListCaseHistoryRequest, context: grpc.ServicerContext
+    ) -> pb.LiaisonServiceListCaseHistoryResponse:
+        """A page of a referral's applied status updates, in sequence order."""
+        _, countries = self._liaison(context)
+        page = self._desk.history(countries, request.case_id, request.page_size, request.page_token)
+        return pb.LiaisonServiceListCaseHistoryResponse(
+            history=[status_update_to_proto(u) for u in page.history],
+            history_envelopes=[envelope_to_proto(e) for e in page.envelopes],
+            next_page_token=page.next_page_token,
+            history_count=page.history_count,
         )
 
     @translate_errors
@@ -233,6 +272,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
                         status=int(event.status),  # type: ignore[arg-type]
                         occurred_at=to_timestamp(event.occurred_at),
                         case=case_to_proto(event.case),
+                        report=case_report_to_proto(event.report) if event.report else None,
                     ),
                     cursor=event.cursor,
                 )

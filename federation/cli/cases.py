@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import grpc
@@ -24,13 +25,24 @@ def _status_name(value: int) -> str:
     return status_pb2.CaseStatus.Name(value).removeprefix("CASE_STATUS_")  # type: ignore[arg-type]
 
 
+def report_total(case: case_pb2.Case) -> int:
+    """How many reports the case holds (a node before report_count sent them all)."""
+    return max(case.report_count, len(case.reports))
+
+
+def _reporters(case: case_pb2.Case) -> str:
+    """Authors of the listed reports; "..." when the case holds more than listed."""
+    names = sorted({r.origin_member_id for r in case.reports})
+    return ",".join(names + (["..."] if report_total(case) > len(case.reports) else []))
+
+
 def _summary(case: case_pb2.Case) -> dict[str, Any]:
     return {
         "case_id": case.case_id,
         "status": _status_name(case.status),
         "country": case.hosting_country,
-        "reports": len(case.reports),
-        "reporters": ",".join(sorted({r.origin_member_id for r in case.reports})),
+        "reports": report_total(case),
+        "reporters": _reporters(case),
         "created": case.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
         "url": case.canonical_url,
     }
@@ -47,14 +59,25 @@ def case() -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="List every report and every status update, however many (paged from the node).",
+)
 def show(
     config_path: Path | None,
     devnet_dir: Path | None,
     member: str | None,
     case_or_report_id: str,
     fmt: str,
+    everything: bool,
 ) -> None:
-    """Show one case, by its id or the id of any of its reports."""
+    """Show one case, by its id or the id of any of its reports.
+
+    A case shows its first 100 reports and, past 100 updates, its first 10
+    and latest 90; --all pages through the rest.
+    """
     if not is_uuid(case_or_report_id):
         raise click.UsageError(f"{case_or_report_id!r} is not a case or report id (a UUID)")
     target = resolve(config_path, devnet_dir, member)
@@ -62,12 +85,61 @@ def show(
         stub = pb_grpc.HotlineServiceStub(ch)
         try:
             found = _get(stub, target.metadata, case_or_report_id)
+            if everything:
+                _fill(stub, target.metadata, found)
         except grpc.RpcError as exc:
             raise rpc_failure(exc, target) from exc
     if fmt == "json":
         click.echo(MessageToDict(found, preserving_proto_field_name=True))
         return
     _print_case(found)
+
+
+#: Most pages --all reads of one list (a million entries at 100 a page).
+MAX_PAGES = 10_000
+
+
+def _fill(stub: pb_grpc.HotlineServiceStub, metadata: Any, case: case_pb2.Case) -> None:
+    """Replace the case's bounded lists with every report and update, paged."""
+    if report_total(case) > len(case.reports):
+        reports = _pages(
+            lambda token: stub.ListCaseReports(
+                pb.ListCaseReportsRequest(case_id=case.case_id, page_size=100, page_token=token),
+                timeout=DEADLINE,
+                metadata=metadata,
+            )
+        )
+        del case.reports[:]
+        case.reports.extend(r for page in reports for r in page.reports)
+    if case.history_count > len(case.history):
+        # The case's own updates (in a reporter's view of a moved case, the
+        # cases before the move are not paged here).
+        history = _pages(
+            lambda token: stub.ListCaseHistory(
+                pb.ListCaseHistoryRequest(case_id=case.case_id, page_size=100, page_token=token),
+                timeout=DEADLINE,
+                metadata=metadata,
+            )
+        )
+        del case.history[:], case.history_envelopes[:]
+        for page in history:
+            case.history.extend(page.history)
+            case.history_envelopes.extend(page.history_envelopes)
+
+
+Paged = TypeVar("Paged", pb.ListCaseReportsResponse, pb.ListCaseHistoryResponse)
+
+
+def _pages(call: Callable[[str], Paged]) -> list[Paged]:
+    """Every page of a list, following next_page_token (at most MAX_PAGES)."""
+    pages: list[Paged] = []
+    token = ""
+    for _ in range(MAX_PAGES):
+        pages.append(call(token))
+        token = pages[-1].next_page_token
+        if not token:
+            break
+    return pages
 
 
 def _get(stub: pb_grpc.HotlineServiceStub, metadata: Any, some_id: str) -> case_pb2.Case:
@@ -96,7 +168,7 @@ def _print_case(c: case_pb2.Case) -> None:
     ):
         if value:
             click.echo(f"  {label:<16} {value}")
-    click.echo(f"\nreports ({len(c.reports)}):")
+    click.echo(f"\nreports ({_shown(len(c.reports), report_total(c), 'the first ones')}):")
     print_table(
         ("REPORT", "FROM", "RECEIVED", "URL AS REPORTED"),
         [
@@ -110,7 +182,8 @@ def _print_case(c: case_pb2.Case) -> None:
         ],
     )
     if c.history:
-        click.echo(f"\nhistory ({len(c.history)}):")
+        total = max(c.history_count, len(c.history))
+        click.echo(f"\nhistory ({_shown(len(c.history), total, 'the first and the latest')}):")
         print_table(
             ("SEQ", "STATUS", "OBSERVED", "NOTE"),
             [
@@ -123,6 +196,13 @@ def _print_case(c: case_pb2.Case) -> None:
                 for u in c.history
             ],
         )
+
+
+def _shown(listed: int, total: int, which: str) -> str:
+    """How many entries are listed: "N", or "N of M (which); --all lists every one"."""
+    if listed >= total:
+        return str(total)
+    return f"{listed} of {total}, {which}; --all lists every one"
 
 
 @case.command("list")

@@ -238,6 +238,18 @@ def active_hold(case: case_pb2.Case, now: datetime) -> datetime | None:
     return until if until is not None and until > now else None
 
 
+def report_total(case: case_pb2.Case) -> int:
+    """How many reports the case holds (a node before report_count sent them all)."""
+    return max(case.report_count, len(case.reports))
+
+
+def reporters_text(case: case_pb2.Case) -> str:
+    """Authors of the reports listed with the case, ';'-separated; ';...' ends
+    the list when the case holds more reports than it lists (see `reports`)."""
+    names = sorted({r.origin_member_id for r in case.reports})
+    return ";".join(names + (["..."] if report_total(case) > len(case.reports) else []))
+
+
 def referral_row(case: case_pb2.Case, now: datetime) -> dict[str, Any]:
     """One line of ``list``."""
     first = first_reported(case)
@@ -249,7 +261,7 @@ def referral_row(case: case_pb2.Case, now: datetime) -> dict[str, Any]:
         "case_id": case.case_id,
         "status": status_name(case.status),
         "country": case.hosting_country,
-        "reports": len(case.reports),
+        "reports": report_total(case),
         "first_reported": "" if first is None else iso(first),
         "acknowledged": acknowledged,
         "hold_until": "" if hold is None else iso(hold),
@@ -269,8 +281,8 @@ def export_row(case: case_pb2.Case) -> dict[str, Any]:
         "hosting_country": case.hosting_country,
         "canonical_url": case.canonical_url,
         "first_reported_at": "" if first is None else iso(first),
-        "reports": len(case.reports),
-        "reporters": ";".join(sorted({r.origin_member_id for r in case.reports})),
+        "reports": report_total(case),
+        "reporters": reporters_text(case),
         "police_acknowledged_at": _stamp_text(case, "police_acknowledged_at"),
         "police_reference": case.police_reference,
         "hold_until": _stamp_text(case, "hold_until"),
@@ -434,6 +446,7 @@ def liaison(context: click.Context, profile_path: Path | None) -> None:
     \b
       hfed liaison list                           your referrals, newest first
       hfed liaison watch                          follow new referrals live
+      hfed liaison reports CASE                   every report of one referral
       hfed liaison ack CASE --reference REF       confirm you received one
       hfed liaison hold CASE --reason TEXT --until 14d
                                                   delay the takedown notice
@@ -472,8 +485,9 @@ def list_referrals(
 ) -> None:
     """List your referrals, newest first.
 
-    Columns: case id, status, country, number of reports, first reported,
-    acknowledged (your reference, or yes), active hold until, URL.
+    Columns: case id, status, country, number of reports (all of them; see
+    `reports CASE` for the list), first reported, acknowledged (your
+    reference, or yes), active hold until, URL.
     """
     profile = open_profile(profile_path)
     filters = case_pb2.CaseFilter(
@@ -496,6 +510,62 @@ def list_referrals(
     unary(profile, pages)
     now = utc_now()
     emit(fmt, LIST_COLUMNS, [referral_row(c, now) for c in cases])
+
+
+REPORT_COLUMNS = ("report_id", "from", "received", "url")
+#: Reports per ListCaseReports call (the most a page holds).
+REPORT_PAGE = 100
+
+
+@liaison.command()
+@profile_option
+@click.argument("case", metavar="CASE")
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Show at most this many reports.",
+)
+@FORMAT_OPTION
+def reports(profile_path: Path | None, case: str, limit: int, fmt: Format) -> None:
+    """List the reports of referral CASE, in the order they joined it.
+
+    A referral in `list` and `export` carries its first 100 reports and the
+    total; this pages through all of them (up to --limit).
+    Columns: report id, reporting hotline, received, URL as reported.
+    """
+    case_id = case_argument(case)
+    profile = open_profile(profile_path)
+    found: list[case_pb2.CaseReport] = []
+    total = 0
+
+    def pages(stub: pb_grpc.LiaisonServiceStub) -> None:
+        nonlocal total
+        token = ""
+        while len(found) < limit:
+            request = pb.LiaisonServiceListCaseReportsRequest(
+                case_id=case_id, page_size=min(limit - len(found), REPORT_PAGE), page_token=token
+            )
+            page = stub.ListCaseReports(request, timeout=DEADLINE)
+            found.extend(page.reports[: limit - len(found)])
+            total, token = page.report_count, page.next_page_token
+            if not token or not page.reports:
+                break
+
+    unary(profile, pages, case_id)
+    rows = [
+        {
+            "report_id": r.report_id,
+            "from": r.origin_member_id,
+            "received": _stamp_text(r, "received_at"),
+            "url": r.report.url,
+        }
+        for r in found
+    ]
+    emit(fmt, REPORT_COLUMNS, rows)
+    more = f"; --limit {total} shows them all" if total > len(found) else ""
+    click.echo(f"{len(found)} of {total} reports of case {case_id}{more}", err=True)
 
 
 @liaison.command()
@@ -621,7 +691,10 @@ def export(
     Columns: case_id, status, hosting_country, canonical_url,
     first_reported_at, reports, reporters, police_acknowledged_at,
     police_reference, hold_until, hold_reason, history.
-    history lists every status as STATUS@time, separated by ';'.
+    history lists every status as STATUS@time, separated by ';' (past 100
+    updates, the first 10 and the latest 90). reports is the total;
+    reporters are those of the first 100 reports, ending ';...' when there
+    are more (`hfed liaison reports CASE` lists every report).
     """
     now = utc_now()
     since = _when_option(since_text, "--since", now, ago=True)

@@ -11,6 +11,16 @@ from federation.core.case_status import CaseStatus
 from federation.core.report import Report
 from federation.core.status_update import StatusUpdate
 
+#: Most reports a case view carries: the earliest; the rest are paged.
+MAX_CASE_REPORTS = 100
+#: A longer history is shown as its first HISTORY_HEAD updates and its latest
+#: HISTORY_TAIL: how the case began (received, assessed, police told) and
+#: where it stands now; only repeated notices make the gap between.
+HISTORY_HEAD = 10
+HISTORY_TAIL = 90
+#: Most known-content links a case view lists (in case id order).
+MAX_CASE_LINKS = 100
+
 
 @dataclass(frozen=True, slots=True)
 class CaseReportView:
@@ -25,7 +35,8 @@ class CaseReportView:
 
 @dataclass(frozen=True, slots=True)
 class CaseView:
-    """A case with its reports and links."""
+    """A case with its reports and links, each list bounded (see the limits
+    above); the counts tell how long each list really is."""
 
     case_id: str
     canonical_url: str
@@ -45,6 +56,10 @@ class CaseView:
     hold_until: datetime | None = None
     hold_reason: str = ""
     overdue: bool = False
+    #: How many reports, history entries and links there are in all.
+    report_count: int = 0
+    history_count: int = 0
+    link_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)

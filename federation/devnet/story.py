@@ -121,7 +121,7 @@ def run_story(directory: Path, say: Say) -> None:
         raise StoryError("the duplicate did not join the case")
     say(
         f"   -> recognised as a duplicate: it joins case {case.case_id} "
-        f"(now {len(demo.case(b, second).reports)} reports)."
+        f"(now {demo.case(b, second).report_count} reports)."
     )
     say(f"3. The national police liaison ({police}) sees the referral and acknowledges it.")
     with demo.channel(police, b) as ch:

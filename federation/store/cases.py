@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from federation.core.case import CaseFilter
 from federation.core.case_status import CaseStatus
-from federation.store.bulk import fetch_in, insert_many, select_in
+from federation.store.bulk import bind_value, fetch, fetch_in, insert_many, select_in
 from federation.store.models import (
     EXACT_HASHES_ONLY,
     Base,
@@ -68,6 +68,7 @@ class EventRecord(NamedTuple):
     status: int
     hosting_country: str
     occurred_at: datetime
+    report_id: str | None
 
 
 def case_records(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRecord]:
@@ -87,6 +88,80 @@ def report_records(session: Session, case_ids: Iterable[str]) -> dict[str, list[
     )
     for row in sorted(rows, key=lambda r: (r[3], r[1])):
         found[row[0]].append(ReportRecord(*row))
+    return found
+
+
+def report_counts(session: Session, case_ids: Iterable[str]) -> dict[str, int]:
+    """How many reports each case holds, in one query (an index-only count)."""
+    return _counts(session, "case_reports", "", sorted(set(case_ids)))
+
+
+def earliest_reports(
+    session: Session, counts: dict[str, int], limit: int
+) -> dict[str, list[ReportRecord]]:
+    """The first ``limit`` reports of each case of ``counts`` (from report_counts),
+    in the order they joined.
+
+    Cases within the limit are read together in one query; each larger one
+    gets a query of its own that the (case_id, joined_at, report_id) index
+    stops after ``limit`` rows, so no read grows with a case's size.
+    """
+    small = [case_id for case_id, n in counts.items() if 0 < n <= limit]
+    found = report_records(session, small) if small else {}
+    for case_id, n in counts.items():
+        if n > limit:
+            found[case_id] = report_page(session, case_id, None, limit)
+        else:
+            found.setdefault(case_id, [])
+    return found
+
+
+ReportKey = tuple[datetime, str]
+"""Where a case's report stands in its order: (joined_at, report_id)."""
+
+
+def report_page(
+    session: Session, case_id: str, after: ReportKey | None, limit: int
+) -> list[ReportRecord]:
+    """Up to ``limit`` reports of a case in the order they joined, after ``after``."""
+    table = table_of(CaseReportRow)
+    where, params = "case_id = ?", [case_id]
+    if after is not None:
+        joined = bind_value(session, table, "joined_at", after[0])
+        where += " AND (joined_at > ? OR (joined_at = ? AND report_id > ?))"
+        params += [joined, joined, after[1]]
+    rows = fetch(
+        session,
+        table,
+        ReportRecord._fields,
+        f"{where} ORDER BY joined_at, report_id LIMIT ?",
+        [*params, limit],
+    )
+    return [ReportRecord(*row) for row in rows]
+
+
+def reports_by_id(session: Session, report_ids: Iterable[str]) -> dict[str, ReportRecord]:
+    """Reports of cases held here, by report id, in one query."""
+    rows = fetch_in(
+        session,
+        table_of(CaseReportRow),
+        ReportRecord._fields,
+        "report_id IN ({in})",
+        sorted(set(report_ids)),
+    )
+    return {row[1]: ReportRecord(*row) for row in rows}
+
+
+def _counts(session: Session, table: str, extra: str, case_ids: list[str]) -> dict[str, int]:
+    """Rows per case of ``table`` (whose ``case_id`` is indexed), in one query."""
+    found = dict.fromkeys(case_ids, 0)
+    rows = select_in(
+        session,
+        f"SELECT case_id, COUNT(*) FROM {table} WHERE {extra}"  # noqa: S608 - constants
+        " case_id IN ({in}) GROUP BY case_id",
+        case_ids,
+    )
+    found.update((case_id, int(n)) for case_id, n in rows)
     return found
 
 
@@ -267,6 +342,32 @@ def insert_links(session: Session, pairs: Iterable[tuple[str, str]]) -> None:
     insert_many(session, table_of(CaseLinkRow), rows, ignore_duplicates=True)
 
 
+def link_counts(session: Session, case_ids: Iterable[str]) -> dict[str, int]:
+    """How many cases each of ``case_ids`` is linked to, in one query."""
+    return _counts(session, "case_links", "", sorted(set(case_ids)))
+
+
+def first_links(session: Session, counts: dict[str, int], limit: int) -> dict[str, list[str]]:
+    """The first ``limit`` linked case ids (in id order) of each case of
+    ``counts`` (from link_counts); as earliest_reports, larger cases are
+    read one by one, each read stopped by the primary key index."""
+    small = [case_id for case_id, n in counts.items() if 0 < n <= limit]
+    found = links_of_cases(session, small) if small else {}
+    for case_id, n in counts.items():
+        if n > limit:
+            rows = select_in(
+                session,
+                "SELECT linked_case_id FROM case_links WHERE case_id IN ({in})"
+                " ORDER BY linked_case_id LIMIT ?",
+                [case_id],
+                after=(limit,),
+            )
+            found[case_id] = [row[0] for row in rows]
+        else:
+            found.setdefault(case_id, [])
+    return found
+
+
 def linked_cases(session: Session, case_id: str) -> list[str]:
     """Cases linked to this one by known content, sorted."""
     return links_of_cases(session, [case_id])[case_id]
@@ -316,15 +417,22 @@ def append_event(session: Session, case: CaseRow, kind: int, now: datetime) -> N
 
 
 def event_row(
-    case_id: str, kind: int, status: int, hosting_country: str, now: datetime
+    case_id: str,
+    kind: int,
+    status: int,
+    hosting_country: str,
+    now: datetime,
+    report_id: str | None = None,
 ) -> dict[str, Any]:
-    """The row of one case event, for append_events."""
+    """The row of one case event, for append_events; ``report_id`` names the
+    report that opened or joined the case (those events carry it)."""
     return {
         "case_id": case_id,
         "kind": kind,
         "status": status,
         "hosting_country": hosting_country,
         "occurred_at": now,
+        "report_id": report_id,
     }
 
 

@@ -200,6 +200,11 @@ class ReportCaseLinkRow(Base):
     """Which remote case(s) one of our reports belongs to (a move makes a chain)."""
 
     __tablename__ = "report_case_links"
+    __table_args__ = (
+        # Our reports in one remote case, in id order (the reporter's view
+        # of that case reads one page of them).
+        Index("ix_report_case_links_case", "case_id", "report_id"),
+    )
 
     report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     case_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -210,13 +215,18 @@ class CaseReportRow(Base):
     """A report linked to a case held here."""
 
     __tablename__ = "case_reports"
+    __table_args__ = (
+        # A case's reports in the order they joined: its views read the first
+        # hundred and ListCaseReports pages on from a (joined_at, report_id)
+        # key, each read stopped after one page however large the case. It
+        # also serves every look-up by case_id alone.
+        Index("ix_case_reports_case_order", "case_id", "joined_at", "report_id"),
+    )
 
     #: A report is in one case at a time here, but one that comes back after
     #: MOVED (sent away, then moved back) joins a new case beside the old one.
     report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    case_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("cases.case_id"), primary_key=True, index=True
-    )
+    case_id: Mapped[str] = mapped_column(String(36), ForeignKey("cases.case_id"), primary_key=True)
     origin_member_id: Mapped[str] = mapped_column(String(63), nullable=False, index=True)
     #: Serialized hfp.v1.SignedEnvelope of the report, as received.
     envelope: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
@@ -282,6 +292,10 @@ class CaseEventRow(Base):
     status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     hosting_country: Mapped[str] = mapped_column(String(2), nullable=False, index=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    #: The report that opened (CASE_OPENED) or joined (REPORT_JOINED) the
+    #: case; the event carries it instead of the case's whole report list.
+    #: NULL for other kinds, and for events logged before migration 0009.
+    report_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class OutboxRow(Base):

@@ -50,6 +50,56 @@ def applied_envelopes(session: Session, case_ids: Iterable[str]) -> dict[str, li
     return found
 
 
+def applied_counts(session: Session, case_ids: Iterable[str]) -> dict[str, int]:
+    """How many applied updates each case's history holds, in one query."""
+    ids = sorted(set(case_ids))
+    found = dict.fromkeys(ids, 0)
+    rows = select_in(
+        session,
+        "SELECT case_id, COUNT(*) FROM status_updates WHERE applied = ? AND case_id IN ({in})"
+        " GROUP BY case_id",
+        ids,
+        before=(True,),
+    )
+    found.update((case_id, int(n)) for case_id, n in rows)
+    return found
+
+
+def applied_page(
+    session: Session, case_id: str, after: int, limit: int, *, newest_first: bool = False
+) -> list[tuple[int, bytes]]:
+    """(sequence, envelope) of up to ``limit`` applied updates of a case, in
+    sequence order after ``after`` (or the newest ``limit``, newest first);
+    the (case_id, sequence) index stops the read after one page."""
+    order = "DESC" if newest_first else "ASC"
+    rows = select_in(
+        session,
+        "SELECT sequence, envelope FROM status_updates"  # noqa: S608 - constants
+        f" WHERE applied = ? AND sequence > ? AND case_id IN ({{in}}) ORDER BY sequence {order}"
+        " LIMIT ?",
+        [case_id],
+        before=(True, after),
+        after=(limit,),
+    )
+    return [(int(seq), bytes(envelope)) for seq, envelope in rows]
+
+
+def bounded_history(
+    session: Session, counts: dict[str, int], head: int, tail: int
+) -> dict[str, list[bytes]]:
+    """Each case's applied updates in sequence order (counts from
+    applied_counts): all of a history of at most head + tail, else its first
+    ``head`` and latest ``tail``. Short histories are read in one query."""
+    small = [case_id for case_id, n in counts.items() if n <= head + tail]
+    found = applied_envelopes(session, small)
+    for case_id, n in counts.items():
+        if n > head + tail:
+            first = applied_page(session, case_id, 0, head)
+            latest = applied_page(session, case_id, 0, tail, newest_first=True)
+            found[case_id] = [e for _, e in first] + [e for _, e in reversed(latest)]
+    return found
+
+
 def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> dict[str, str]:
     """Which of ``report_ids`` this node authored, each with its expected
     owner (see InboundItemRow.expected_owner_member_id)."""
@@ -178,6 +228,27 @@ def reports_linked_to(session: Session, case_ids: Iterable[str]) -> list[str]:
             )
         )
     )
+
+
+def linked_report_count(session: Session, case_id: str) -> int:
+    """How many of our reports are linked to a remote case."""
+    rows = select_in(
+        session, "SELECT COUNT(*) FROM report_case_links WHERE case_id IN ({in})", [case_id]
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+def linked_report_page(session: Session, case_id: str, after: str, limit: int) -> list[str]:
+    """Up to ``limit`` of our reports linked to a remote case, in id order after ``after``."""
+    rows = select_in(
+        session,
+        "SELECT report_id FROM report_case_links WHERE report_id > ? AND case_id IN ({in})"
+        " ORDER BY report_id LIMIT ?",
+        [case_id],
+        before=(after,),
+        after=(limit,),
+    )
+    return [row[0] for row in rows]
 
 
 def update_row(

@@ -14,7 +14,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from crypto.dsse import Envelope
 from crypto.threshold import RootSignature
-from federation.core.case import CaseFilter, CaseView
+from federation.core.case import CaseFilter, CaseReportView, CaseView
 from federation.core.case_status import CaseStatus
 from federation.core.reasons import Outcome, RejectReason
 from federation.core.receipt import Receipt
@@ -431,15 +431,22 @@ def case_to_proto(view: CaseView) -> case_pb2.Case:
     message.police_reference = view.police_reference
     message.hold_reason = view.hold_reason
     message.overdue = view.overdue
-    for r in view.reports:
-        message.reports.add(
-            report_id=r.report_id,
-            origin_member_id=r.origin_member_id,
-            received_at=to_timestamp(r.received_at),
-            report=report_to_proto(r.report),
-            envelope=envelope_to_proto(r.envelope),
-        )
+    message.report_count = view.report_count
+    message.history_count = view.history_count
+    message.known_content_case_count = view.link_count
+    message.reports.extend(case_report_to_proto(r) for r in view.reports)
     return message
+
+
+def case_report_to_proto(view: CaseReportView) -> case_pb2.CaseReport:
+    """The wire form of one report of a case."""
+    return case_pb2.CaseReport(
+        report_id=view.report_id,
+        origin_member_id=view.origin_member_id,
+        received_at=to_timestamp(view.received_at),
+        report=report_to_proto(view.report),
+        envelope=envelope_to_proto(view.envelope),
+    )
 
 
 def case_filter_from_proto(message: case_pb2.CaseFilter) -> CaseFilter:

@@ -142,6 +142,9 @@ class Case(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     OVERDUE_FIELD_NUMBER: _builtins.int
+    REPORT_COUNT_FIELD_NUMBER: _builtins.int
+    HISTORY_COUNT_FIELD_NUMBER: _builtins.int
+    KNOWN_CONTENT_CASE_COUNT_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     """Case id, a UUID chosen by the responsible member."""
     canonical_url: _builtins.str
@@ -166,18 +169,35 @@ class Case(_message.Message):
     """True when NOTICE_SENT was recorded longer ago than the node's takedown
     deadline (72 hours by default) and the content is not yet removed.
     """
+    report_count: _builtins.int
+    """How many reports the case holds (all of them, not only those in
+    `reports`). In a reporter's view of another member's case: how many of
+    this node's own reports are in it.
+    """
+    history_count: _builtins.int
+    """How many status updates the case's applied history holds."""
+    known_content_case_count: _builtins.int
+    """How many cases are linked by known content."""
     @_builtins.property
     def reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseReport]:
-        """Every report linked to the case, in the order they joined."""
+        """The reports linked to the case in the order they joined, at most the
+        first 100 (report_count tells how many there are; ListCaseReports pages
+        through all of them). In a CaseEvent this list is always empty.
+        """
 
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[_status_pb2.StatusUpdate]:
-        """Every applied status update, in sequence order."""
+        """The applied status updates in sequence order. When there are more than
+        100 (repeated notices), the first 10 and the latest 90: the sequence
+        numbers show the gap, history_count the total, and ListCaseHistory
+        pages through all of them.
+        """
 
     @_builtins.property
     def known_content_case_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Other cases that showed the same content (exact hash equality or PDQ
-        near match). Linked, never merged.
+        near match). Linked, never merged. At most 100, in case id order
+        (known_content_case_count tells how many there are).
         """
 
     @_builtins.property
@@ -192,7 +212,9 @@ class Case(_message.Message):
 
     @_builtins.property
     def history_envelopes(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.SignedEnvelope]:
-        """The signed forms of `history`, same order, for re-verification."""
+        """The signed forms of `history`, same order and same bound, for
+        re-verification.
+        """
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
@@ -222,10 +244,13 @@ class Case(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         overdue: _builtins.bool = ...,
+        report_count: _builtins.int = ...,
+        history_count: _builtins.int = ...,
+        known_content_case_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "hold_until", b"hold_until", "police_acknowledged_at", b"police_acknowledged_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_url", b"canonical_url", "case_id", b"case_id", "created_at", b"created_at", "history", b"history", "history_envelopes", b"history_envelopes", "hold_reason", b"hold_reason", "hold_until", b"hold_until", "hosting_country", b"hosting_country", "known_content_case_ids", b"known_content_case_ids", "overdue", b"overdue", "police_acknowledged_at", b"police_acknowledged_at", "police_reference", b"police_reference", "reappearance_of_case_id", b"reappearance_of_case_id", "reports", b"reports", "responsible_member_id", b"responsible_member_id", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_url", b"canonical_url", "case_id", b"case_id", "created_at", b"created_at", "history", b"history", "history_count", b"history_count", "history_envelopes", b"history_envelopes", "hold_reason", b"hold_reason", "hold_until", b"hold_until", "hosting_country", b"hosting_country", "known_content_case_count", b"known_content_case_count", "known_content_case_ids", b"known_content_case_ids", "overdue", b"overdue", "police_acknowledged_at", b"police_acknowledged_at", "police_reference", b"police_reference", "reappearance_of_case_id", b"reappearance_of_case_id", "report_count", b"report_count", "reports", b"reports", "responsible_member_id", b"responsible_member_id", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -293,6 +318,7 @@ class CaseEvent(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     CASE_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the node's event log; strictly increasing in commit order."""
     kind: Global___CaseEventKind.ValueType
@@ -307,7 +333,17 @@ class CaseEvent(_message.Message):
 
     @_builtins.property
     def case(self) -> Global___Case:
-        """The case as it stood after the event."""
+        """The case as it stood after the event, without its reports (`reports`
+        is empty; `report_count` is set), so that no event grows with the
+        number of reports.
+        """
+
+    @_builtins.property
+    def report(self) -> Global___CaseReport:
+        """For CASE_EVENT_KIND_CASE_OPENED the report that opened the case, for
+        CASE_EVENT_KIND_REPORT_JOINED the report that joined it; unset for the
+        other kinds.
+        """
 
     def __init__(
         self,
@@ -318,10 +354,11 @@ class CaseEvent(_message.Message):
         status: _status_pb2.CaseStatus.ValueType = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         case: Global___Case | None = ...,
+        report: Global___CaseReport | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "occurred_at", b"occurred_at", "report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "case_id", b"case_id", "kind", b"kind", "occurred_at", b"occurred_at", "sequence", b"sequence", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "case_id", b"case_id", "kind", b"kind", "occurred_at", b"occurred_at", "report", b"report", "sequence", b"sequence", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from hfp.v1 import case_pb2 as _case_pb2
+from hfp.v1 import envelope_pb2 as _envelope_pb2
 from hfp.v1 import receipt_pb2 as _receipt_pb2
 from hfp.v1 import report_pb2 as _report_pb2
 from hfp.v1 import status_pb2 as _status_pb2
@@ -169,7 +170,7 @@ class GetCaseResponse(_message.Message):
     CASE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.Case:
-        """The case with its reports and full history."""
+        """The case, its lists bounded as Case describes."""
 
     def __init__(
         self,
@@ -183,6 +184,144 @@ class GetCaseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCaseResponse: _TypeAlias = GetCaseResponse  # noqa: Y015
+
+@_typing.final
+class ListCaseReportsRequest(_message.Message):
+    """Which reports of a case to return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """The case."""
+    page_size: _builtins.int
+    """At most this many reports (default 50; larger values are served as
+    100, the most a page holds; negative is INVALID_ARGUMENT).
+    """
+    page_token: _builtins.str
+    """Opaque token from a previous response's next_page_token for the same
+    case; empty for the first page.
+    """
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCaseReportsRequest: _TypeAlias = ListCaseReportsRequest  # noqa: Y015
+
+@_typing.final
+class ListCaseReportsResponse(_message.Message):
+    """A page of a case's reports."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    REPORT_COUNT_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as page_token to get the next page; empty on the last page."""
+    report_count: _builtins.int
+    """How many reports the case holds in all (as Case.report_count)."""
+    @_builtins.property
+    def reports(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.CaseReport]:
+        """The reports of this page, in the order they joined the case."""
+
+    def __init__(
+        self,
+        *,
+        reports: _abc.Iterable[_case_pb2.CaseReport] | None = ...,
+        next_page_token: _builtins.str = ...,
+        report_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "report_count", b"report_count", "reports", b"reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCaseReportsResponse: _TypeAlias = ListCaseReportsResponse  # noqa: Y015
+
+@_typing.final
+class ListCaseHistoryRequest(_message.Message):
+    """Which status updates of a case to return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """The case."""
+    page_size: _builtins.int
+    """At most this many updates (default 50; larger values are served as
+    100; negative is INVALID_ARGUMENT).
+    """
+    page_token: _builtins.str
+    """Opaque token from a previous response's next_page_token for the same
+    case; empty for the first page.
+    """
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCaseHistoryRequest: _TypeAlias = ListCaseHistoryRequest  # noqa: Y015
+
+@_typing.final
+class ListCaseHistoryResponse(_message.Message):
+    """A page of a case's applied status history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HISTORY_FIELD_NUMBER: _builtins.int
+    HISTORY_ENVELOPES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    HISTORY_COUNT_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as page_token to get the next page; empty on the last page."""
+    history_count: _builtins.int
+    """How many updates the history holds in all (as Case.history_count)."""
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[_status_pb2.StatusUpdate]:
+        """The updates of this page, in sequence order."""
+
+    @_builtins.property
+    def history_envelopes(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.SignedEnvelope]:
+        """Their signed forms, same order, for re-verification."""
+
+    def __init__(
+        self,
+        *,
+        history: _abc.Iterable[_status_pb2.StatusUpdate] | None = ...,
+        history_envelopes: _abc.Iterable[_envelope_pb2.SignedEnvelope] | None = ...,
+        next_page_token: _builtins.str = ...,
+        history_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "history_count", b"history_count", "history_envelopes", b"history_envelopes", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCaseHistoryResponse: _TypeAlias = ListCaseHistoryResponse  # noqa: Y015
 
 @_typing.final
 class ListCasesRequest(_message.Message):
@@ -228,7 +367,10 @@ class ListCasesResponse(_message.Message):
     """Pass as page_token to get the next page; empty on the last page."""
     @_builtins.property
     def cases(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.Case]:
-        """The cases of this page."""
+        """The cases of this page. A page may hold fewer than page_size cases
+        even when more follow: it ends early rather than grow past about
+        2 MiB (always at least one case).
+        """
 
     def __init__(
         self,

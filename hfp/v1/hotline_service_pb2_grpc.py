@@ -52,6 +52,16 @@ class HotlineServiceStub:
                 request_serializer=hfp_dot_v1_dot_hotline__service__pb2.GetCaseRequest.SerializeToString,
                 response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.GetCaseResponse.FromString,
                 _registered_method=True)
+        self.ListCaseReports = channel.unary_unary(
+                '/hfp.v1.HotlineService/ListCaseReports',
+                request_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListCaseReportsRequest.SerializeToString,
+                response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListCaseReportsResponse.FromString,
+                _registered_method=True)
+        self.ListCaseHistory = channel.unary_unary(
+                '/hfp.v1.HotlineService/ListCaseHistory',
+                request_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListCaseHistoryRequest.SerializeToString,
+                response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListCaseHistoryResponse.FromString,
+                _registered_method=True)
         self.ListCases = channel.unary_unary(
                 '/hfp.v1.HotlineService/ListCases',
                 request_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListCasesRequest.SerializeToString,
@@ -91,7 +101,27 @@ class HotlineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCase(self, request, context):
-        """Returns one case, by case id or by the id of any report in it.
+        """Returns one case, by case id or by the id of any report in it. Its
+        report, history and link lists are bounded (see Case); the rest is read
+        with ListCaseReports and ListCaseHistory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCaseReports(self, request, context):
+        """Pages through every report of a case, in the order they joined (for a
+        case of another member: this node's own reports in it). NOT_FOUND for
+        an unknown case, INVALID_ARGUMENT for a negative page size or a page
+        token not made for this case.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCaseHistory(self, request, context):
+        """Pages through every applied status update of a case, in sequence order.
+        Errors as for ListCaseReports.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,6 +158,16 @@ def add_HotlineServiceServicer_to_server(servicer, server):
                     servicer.GetCase,
                     request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.GetCaseRequest.FromString,
                     response_serializer=hfp_dot_v1_dot_hotline__service__pb2.GetCaseResponse.SerializeToString,
+            ),
+            'ListCaseReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCaseReports,
+                    request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListCaseReportsRequest.FromString,
+                    response_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListCaseReportsResponse.SerializeToString,
+            ),
+            'ListCaseHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCaseHistory,
+                    request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListCaseHistoryRequest.FromString,
+                    response_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListCaseHistoryResponse.SerializeToString,
             ),
             'ListCases': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCases,
@@ -224,6 +264,60 @@ class HotlineService:
             '/hfp.v1.HotlineService/GetCase',
             hfp_dot_v1_dot_hotline__service__pb2.GetCaseRequest.SerializeToString,
             hfp_dot_v1_dot_hotline__service__pb2.GetCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCaseReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hfp.v1.HotlineService/ListCaseReports',
+            hfp_dot_v1_dot_hotline__service__pb2.ListCaseReportsRequest.SerializeToString,
+            hfp_dot_v1_dot_hotline__service__pb2.ListCaseReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCaseHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hfp.v1.HotlineService/ListCaseHistory',
+            hfp_dot_v1_dot_hotline__service__pb2.ListCaseHistoryRequest.SerializeToString,
+            hfp_dot_v1_dot_hotline__service__pb2.ListCaseHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,7 +49,20 @@ class HotlineServiceStub:
     unknown case, PERMISSION_DENIED for a case another member owns.
     """
     GetCase: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.GetCaseRequest, _hotline_service_pb2.GetCaseResponse]
-    """Returns one case, by case id or by the id of any report in it."""
+    """Returns one case, by case id or by the id of any report in it. Its
+    report, history and link lists are bounded (see Case); the rest is read
+    with ListCaseReports and ListCaseHistory.
+    """
+    ListCaseReports: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.ListCaseReportsRequest, _hotline_service_pb2.ListCaseReportsResponse]
+    """Pages through every report of a case, in the order they joined (for a
+    case of another member: this node's own reports in it). NOT_FOUND for
+    an unknown case, INVALID_ARGUMENT for a negative page size or a page
+    token not made for this case.
+    """
+    ListCaseHistory: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.ListCaseHistoryRequest, _hotline_service_pb2.ListCaseHistoryResponse]
+    """Pages through every applied status update of a case, in sequence order.
+    Errors as for ListCaseReports.
+    """
     ListCases: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.ListCasesRequest, _hotline_service_pb2.ListCasesResponse]
     """Lists cases, newest first, filtered and paginated."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.GetStatsRequest, _hotline_service_pb2.GetStatsResponse]
@@ -76,7 +89,20 @@ class HotlineServiceAsyncStub(HotlineServiceStub):
     unknown case, PERMISSION_DENIED for a case another member owns.
     """
     GetCase: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.GetCaseRequest, _hotline_service_pb2.GetCaseResponse]  # type: ignore[assignment]
-    """Returns one case, by case id or by the id of any report in it."""
+    """Returns one case, by case id or by the id of any report in it. Its
+    report, history and link lists are bounded (see Case); the rest is read
+    with ListCaseReports and ListCaseHistory.
+    """
+    ListCaseReports: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.ListCaseReportsRequest, _hotline_service_pb2.ListCaseReportsResponse]  # type: ignore[assignment]
+    """Pages through every report of a case, in the order they joined (for a
+    case of another member: this node's own reports in it). NOT_FOUND for
+    an unknown case, INVALID_ARGUMENT for a negative page size or a page
+    token not made for this case.
+    """
+    ListCaseHistory: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.ListCaseHistoryRequest, _hotline_service_pb2.ListCaseHistoryResponse]  # type: ignore[assignment]
+    """Pages through every applied status update of a case, in sequence order.
+    Errors as for ListCaseReports.
+    """
     ListCases: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.ListCasesRequest, _hotline_service_pb2.ListCasesResponse]  # type: ignore[assignment]
     """Lists cases, newest first, filtered and paginated."""
     GetStats: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.GetStatsRequest, _hotline_service_pb2.GetStatsResponse]  # type: ignore[assignment]
@@ -118,7 +144,32 @@ class HotlineServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _hotline_service_pb2.GetCaseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_hotline_service_pb2.GetCaseResponse, _abc.Awaitable[_hotline_service_pb2.GetCaseResponse]]:
-        """Returns one case, by case id or by the id of any report in it."""
+        """Returns one case, by case id or by the id of any report in it. Its
+        report, history and link lists are bounded (see Case); the rest is read
+        with ListCaseReports and ListCaseHistory.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCaseReports(
+        self,
+        request: _hotline_service_pb2.ListCaseReportsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotline_service_pb2.ListCaseReportsResponse, _abc.Awaitable[_hotline_service_pb2.ListCaseReportsResponse]]:
+        """Pages through every report of a case, in the order they joined (for a
+        case of another member: this node's own reports in it). NOT_FOUND for
+        an unknown case, INVALID_ARGUMENT for a negative page size or a page
+        token not made for this case.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCaseHistory(
+        self,
+        request: _hotline_service_pb2.ListCaseHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotline_service_pb2.ListCaseHistoryResponse, _abc.Awaitable[_hotline_service_pb2.ListCaseHistoryResponse]]:
+        """Pages through every applied status update of a case, in sequence order.
+        Errors as for ListCaseReports.
+        """
 
     @_abc_1.abstractmethod
     def ListCases(

@@ -24,35 +24,45 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from hfp.v1 import case_pb2 as hfp_dot_v1_dot_case__pb2
+from hfp.v1 import envelope_pb2 as hfp_dot_v1_dot_envelope__pb2
+from hfp.v1 import status_pb2 as hfp_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chfp/v1/liaison_service.proto\x12\x06hfp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11hfp/v1/case.proto\"b\n\x14ListReferralsRequest\x12#\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x12.hfp.v1.CaseFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x15ListReferralsResponse\x12\x1b\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x0c.hfp.v1.Case\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x15WatchReferralsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"J\n\x16WatchReferralsResponse\x12 \n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.hfp.v1.CaseEvent\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"@\n\x1a\x41\x63knowledgeReferralRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\"9\n\x1b\x41\x63knowledgeReferralResponse\x12\x1a\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x0c.hfp.v1.Case\"`\n\x12RequestHoldRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x13RequestHoldResponse\x12\x1a\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x0c.hfp.v1.Case\"%\n\x12ReleaseHoldRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\"1\n\x13ReleaseHoldResponse\x12\x1a\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x0c.hfp.v1.Case2\xa1\x03\n\x0eLiaisonService\x12L\n\rListReferrals\x12\x1c.hfp.v1.ListReferralsRequest\x1a\x1d.hfp.v1.ListReferralsResponse\x12Q\n\x0eWatchReferrals\x12\x1d.hfp.v1.WatchReferralsRequest\x1a\x1e.hfp.v1.WatchReferralsResponse0\x01\x12^\n\x13\x41\x63knowledgeReferral\x12\".hfp.v1.AcknowledgeReferralRequest\x1a#.hfp.v1.AcknowledgeReferralResponse\x12\x46\n\x0bRequestHold\x12\x1a.hfp.v1.RequestHoldRequest\x1a\x1b.hfp.v1.RequestHoldResponse\x12\x46\n\x0bReleaseHold\x12\x1a.hfp.v1.ReleaseHoldRequest\x1a\x1b.hfp.v1.ReleaseHoldResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chfp/v1/liaison_service.proto\x12\x06hfp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11hfp/v1/case.proto\x1a\x15hfp/v1/envelope.proto\x1a\x13hfp/v1/status.proto\"b\n\x14ListReferralsRequest\x12#\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x12.hfp.v1.CaseFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"M\n\x15ListReferralsResponse\x12\x1b\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x0c.hfp.v1.Case\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"^\n$LiaisonServiceListCaseReportsRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"{\n%LiaisonServiceListCaseReportsResponse\x12#\n\x07reports\x18\x01 \x03(\x0b\x32\x12.hfp.v1.CaseReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x14\n\x0creport_count\x18\x03 \x01(\x04\"^\n$LiaisonServiceListCaseHistoryRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xb1\x01\n%LiaisonServiceListCaseHistoryResponse\x12%\n\x07history\x18\x01 \x03(\x0b\x32\x14.hfp.v1.StatusUpdate\x12\x31\n\x11history_envelopes\x18\x02 \x03(\x0b\x32\x16.hfp.v1.SignedEnvelope\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x15\n\rhistory_count\x18\x04 \x01(\x04\"\'\n\x15WatchReferralsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"J\n\x16WatchReferralsResponse\x12 \n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.hfp.v1.CaseEvent\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"@\n\x1a\x41\x63knowledgeReferralRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\"9\n\x1b\x41\x63knowledgeReferralResponse\x12\x1a\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x0c.hfp.v1.Case\"`\n\x12RequestHoldRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x13RequestHoldResponse\x12\x1a\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x0c.hfp.v1.Case\"%\n\x12ReleaseHoldRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\"1\n\x13ReleaseHoldResponse\x12\x1a\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x0c.hfp.v1.Case2\x81\x05\n\x0eLiaisonService\x12L\n\rListReferrals\x12\x1c.hfp.v1.ListReferralsRequest\x1a\x1d.hfp.v1.ListReferralsResponse\x12Q\n\x0eWatchReferrals\x12\x1d.hfp.v1.WatchReferralsRequest\x1a\x1e.hfp.v1.WatchReferralsResponse0\x01\x12n\n\x0fListCaseReports\x12,.hfp.v1.LiaisonServiceListCaseReportsRequest\x1a-.hfp.v1.LiaisonServiceListCaseReportsResponse\x12n\n\x0fListCaseHistory\x12,.hfp.v1.LiaisonServiceListCaseHistoryRequest\x1a-.hfp.v1.LiaisonServiceListCaseHistoryResponse\x12^\n\x13\x41\x63knowledgeReferral\x12\".hfp.v1.AcknowledgeReferralRequest\x1a#.hfp.v1.AcknowledgeReferralResponse\x12\x46\n\x0bRequestHold\x12\x1a.hfp.v1.RequestHoldRequest\x1a\x1b.hfp.v1.RequestHoldResponse\x12\x46\n\x0bReleaseHold\x12\x1a.hfp.v1.ReleaseHoldRequest\x1a\x1b.hfp.v1.ReleaseHoldResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hfp.v1.liaison_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTREFERRALSREQUEST']._serialized_start=92
-  _globals['_LISTREFERRALSREQUEST']._serialized_end=190
-  _globals['_LISTREFERRALSRESPONSE']._serialized_start=192
-  _globals['_LISTREFERRALSRESPONSE']._serialized_end=269
-  _globals['_WATCHREFERRALSREQUEST']._serialized_start=271
-  _globals['_WATCHREFERRALSREQUEST']._serialized_end=310
-  _globals['_WATCHREFERRALSRESPONSE']._serialized_start=312
-  _globals['_WATCHREFERRALSRESPONSE']._serialized_end=386
-  _globals['_ACKNOWLEDGEREFERRALREQUEST']._serialized_start=388
-  _globals['_ACKNOWLEDGEREFERRALREQUEST']._serialized_end=452
-  _globals['_ACKNOWLEDGEREFERRALRESPONSE']._serialized_start=454
-  _globals['_ACKNOWLEDGEREFERRALRESPONSE']._serialized_end=511
-  _globals['_REQUESTHOLDREQUEST']._serialized_start=513
-  _globals['_REQUESTHOLDREQUEST']._serialized_end=609
-  _globals['_REQUESTHOLDRESPONSE']._serialized_start=611
-  _globals['_REQUESTHOLDRESPONSE']._serialized_end=660
-  _globals['_RELEASEHOLDREQUEST']._serialized_start=662
-  _globals['_RELEASEHOLDREQUEST']._serialized_end=699
-  _globals['_RELEASEHOLDRESPONSE']._serialized_start=701
-  _globals['_RELEASEHOLDRESPONSE']._serialized_end=750
-  _globals['_LIAISONSERVICE']._serialized_start=753
-  _globals['_LIAISONSERVICE']._serialized_end=1170
+  _globals['_LISTREFERRALSREQUEST']._serialized_start=136
+  _globals['_LISTREFERRALSREQUEST']._serialized_end=234
+  _globals['_LISTREFERRALSRESPONSE']._serialized_start=236
+  _globals['_LISTREFERRALSRESPONSE']._serialized_end=313
+  _globals['_LIAISONSERVICELISTCASEREPORTSREQUEST']._serialized_start=315
+  _globals['_LIAISONSERVICELISTCASEREPORTSREQUEST']._serialized_end=409
+  _globals['_LIAISONSERVICELISTCASEREPORTSRESPONSE']._serialized_start=411
+  _globals['_LIAISONSERVICELISTCASEREPORTSRESPONSE']._serialized_end=534
+  _globals['_LIAISONSERVICELISTCASEHISTORYREQUEST']._serialized_start=536
+  _globals['_LIAISONSERVICELISTCASEHISTORYREQUEST']._serialized_end=630
+  _globals['_LIAISONSERVICELISTCASEHISTORYRESPONSE']._serialized_start=633
+  _globals['_LIAISONSERVICELISTCASEHISTORYRESPONSE']._serialized_end=810
+  _globals['_WATCHREFERRALSREQUEST']._serialized_start=812
+  _globals['_WATCHREFERRALSREQUEST']._serialized_end=851
+  _globals['_WATCHREFERRALSRESPONSE']._serialized_start=853
+  _globals['_WATCHREFERRALSRESPONSE']._serialized_end=927
+  _globals['_ACKNOWLEDGEREFERRALREQUEST']._serialized_start=929
+  _globals['_ACKNOWLEDGEREFERRALREQUEST']._serialized_end=993
+  _globals['_ACKNOWLEDGEREFERRALRESPONSE']._serialized_start=995
+  _globals['_ACKNOWLEDGEREFERRALRESPONSE']._serialized_end=1052
+  _globals['_REQUESTHOLDREQUEST']._serialized_start=1054
+  _globals['_REQUESTHOLDREQUEST']._serialized_end=1150
+  _globals['_REQUESTHOLDRESPONSE']._serialized_start=1152
+  _globals['_REQUESTHOLDRESPONSE']._serialized_end=1201
+  _globals['_RELEASEHOLDREQUEST']._serialized_start=1203
+  _globals['_RELEASEHOLDREQUEST']._serialized_end=1240
+  _globals['_RELEASEHOLDRESPONSE']._serialized_start=1242
+  _globals['_RELEASEHOLDRESPONSE']._serialized_end=1291
+  _globals['_LIAISONSERVICE']._serialized_start=1294
+  _globals['_LIAISONSERVICE']._serialized_end=1935
 # @@protoc_insertion_point(module_scope)

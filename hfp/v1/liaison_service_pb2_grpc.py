@@ -50,6 +50,16 @@ class LiaisonServiceStub:
                 request_serializer=hfp_dot_v1_dot_liaison__service__pb2.WatchReferralsRequest.SerializeToString,
                 response_deserializer=hfp_dot_v1_dot_liaison__service__pb2.WatchReferralsResponse.FromString,
                 _registered_method=True)
+        self.ListCaseReports = channel.unary_unary(
+                '/hfp.v1.LiaisonService/ListCaseReports',
+                request_serializer=hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseReportsRequest.SerializeToString,
+                response_deserializer=hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseReportsResponse.FromString,
+                _registered_method=True)
+        self.ListCaseHistory = channel.unary_unary(
+                '/hfp.v1.LiaisonService/ListCaseHistory',
+                request_serializer=hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseHistoryRequest.SerializeToString,
+                response_deserializer=hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseHistoryResponse.FromString,
+                _registered_method=True)
         self.AcknowledgeReferral = channel.unary_unary(
                 '/hfp.v1.LiaisonService/AcknowledgeReferral',
                 request_serializer=hfp_dot_v1_dot_liaison__service__pb2.AcknowledgeReferralRequest.SerializeToString,
@@ -91,6 +101,24 @@ class LiaisonServiceServicer:
         the newest event (another node's, or the node's data was reset) is
         FAILED_PRECONDITION: start again from an empty cursor. The stream ends
         with UNAVAILABLE when the node shuts down; resume with the last cursor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCaseReports(self, request, context):
+        """Pages through every report of a referral, in the order they joined
+        (Case.reports holds only the first 100). Scoped and audited like every
+        call here; errors as for HotlineService.ListCaseReports. The messages
+        carry the service name because each RPC has its own (buf STANDARD).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCaseHistory(self, request, context):
+        """Pages through every applied status update of a referral, in sequence
+        order (Case.history is bounded). Scoped and audited likewise.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +166,16 @@ def add_LiaisonServiceServicer_to_server(servicer, server):
                     servicer.WatchReferrals,
                     request_deserializer=hfp_dot_v1_dot_liaison__service__pb2.WatchReferralsRequest.FromString,
                     response_serializer=hfp_dot_v1_dot_liaison__service__pb2.WatchReferralsResponse.SerializeToString,
+            ),
+            'ListCaseReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCaseReports,
+                    request_deserializer=hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseReportsRequest.FromString,
+                    response_serializer=hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseReportsResponse.SerializeToString,
+            ),
+            'ListCaseHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCaseHistory,
+                    request_deserializer=hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseHistoryRequest.FromString,
+                    response_serializer=hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseHistoryResponse.SerializeToString,
             ),
             'AcknowledgeReferral': grpc.unary_unary_rpc_method_handler(
                     servicer.AcknowledgeReferral,
@@ -215,6 +253,60 @@ class LiaisonService:
             '/hfp.v1.LiaisonService/WatchReferrals',
             hfp_dot_v1_dot_liaison__service__pb2.WatchReferralsRequest.SerializeToString,
             hfp_dot_v1_dot_liaison__service__pb2.WatchReferralsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCaseReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hfp.v1.LiaisonService/ListCaseReports',
+            hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseReportsRequest.SerializeToString,
+            hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCaseHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hfp.v1.LiaisonService/ListCaseHistory',
+            hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseHistoryRequest.SerializeToString,
+            hfp_dot_v1_dot_liaison__service__pb2.LiaisonServiceListCaseHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,16 @@ class LiaisonServiceStub:
     FAILED_PRECONDITION: start again from an empty cursor. The stream ends
     with UNAVAILABLE when the node shuts down; resume with the last cursor.
     """
+    ListCaseReports: _grpc.UnaryUnaryMultiCallable[_liaison_service_pb2.LiaisonServiceListCaseReportsRequest, _liaison_service_pb2.LiaisonServiceListCaseReportsResponse]
+    """Pages through every report of a referral, in the order they joined
+    (Case.reports holds only the first 100). Scoped and audited like every
+    call here; errors as for HotlineService.ListCaseReports. The messages
+    carry the service name because each RPC has its own (buf STANDARD).
+    """
+    ListCaseHistory: _grpc.UnaryUnaryMultiCallable[_liaison_service_pb2.LiaisonServiceListCaseHistoryRequest, _liaison_service_pb2.LiaisonServiceListCaseHistoryResponse]
+    """Pages through every applied status update of a referral, in sequence
+    order (Case.history is bounded). Scoped and audited likewise.
+    """
     AcknowledgeReferral: _grpc.UnaryUnaryMultiCallable[_liaison_service_pb2.AcknowledgeReferralRequest, _liaison_service_pb2.AcknowledgeReferralResponse]
     """Police confirm they received a referral, with their own reference."""
     RequestHold: _grpc.UnaryUnaryMultiCallable[_liaison_service_pb2.RequestHoldRequest, _liaison_service_pb2.RequestHoldResponse]
@@ -88,6 +98,16 @@ class LiaisonServiceAsyncStub(LiaisonServiceStub):
     the newest event (another node's, or the node's data was reset) is
     FAILED_PRECONDITION: start again from an empty cursor. The stream ends
     with UNAVAILABLE when the node shuts down; resume with the last cursor.
+    """
+    ListCaseReports: _aio.UnaryUnaryMultiCallable[_liaison_service_pb2.LiaisonServiceListCaseReportsRequest, _liaison_service_pb2.LiaisonServiceListCaseReportsResponse]  # type: ignore[assignment]
+    """Pages through every report of a referral, in the order they joined
+    (Case.reports holds only the first 100). Scoped and audited like every
+    call here; errors as for HotlineService.ListCaseReports. The messages
+    carry the service name because each RPC has its own (buf STANDARD).
+    """
+    ListCaseHistory: _aio.UnaryUnaryMultiCallable[_liaison_service_pb2.LiaisonServiceListCaseHistoryRequest, _liaison_service_pb2.LiaisonServiceListCaseHistoryResponse]  # type: ignore[assignment]
+    """Pages through every applied status update of a referral, in sequence
+    order (Case.history is bounded). Scoped and audited likewise.
     """
     AcknowledgeReferral: _aio.UnaryUnaryMultiCallable[_liaison_service_pb2.AcknowledgeReferralRequest, _liaison_service_pb2.AcknowledgeReferralResponse]  # type: ignore[assignment]
     """Police confirm they received a referral, with their own reference."""
@@ -136,6 +156,28 @@ class LiaisonServiceServicer(metaclass=_abc_1.ABCMeta):
         the newest event (another node's, or the node's data was reset) is
         FAILED_PRECONDITION: start again from an empty cursor. The stream ends
         with UNAVAILABLE when the node shuts down; resume with the last cursor.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCaseReports(
+        self,
+        request: _liaison_service_pb2.LiaisonServiceListCaseReportsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_liaison_service_pb2.LiaisonServiceListCaseReportsResponse, _abc.Awaitable[_liaison_service_pb2.LiaisonServiceListCaseReportsResponse]]:
+        """Pages through every report of a referral, in the order they joined
+        (Case.reports holds only the first 100). Scoped and audited like every
+        call here; errors as for HotlineService.ListCaseReports. The messages
+        carry the service name because each RPC has its own (buf STANDARD).
+        """
+
+    @_abc_1.abstractmethod
+    def ListCaseHistory(
+        self,
+        request: _liaison_service_pb2.LiaisonServiceListCaseHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_liaison_service_pb2.LiaisonServiceListCaseHistoryResponse, _abc.Awaitable[_liaison_service_pb2.LiaisonServiceListCaseHistoryResponse]]:
+        """Pages through every applied status update of a referral, in sequence
+        order (Case.history is bounded). Scoped and audited likewise.
         """
 
     @_abc_1.abstractmethod

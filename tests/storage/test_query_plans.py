@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from federation.core.report import HashAlgorithm
 from federation.store import cases as case_store
+from federation.store import status as status_store
 from federation.store.database import Database
 from federation.store.migrate import upgrade
 
@@ -69,3 +71,25 @@ def test_exact_hash_lookup_uses_the_partial_hash_index(sqlite_db: Database) -> N
     assert len(plans) == 2  # one query per algorithm
     for plan in plans:
         assert "USING INDEX ix_case_hashes_lookup (algorithm=? AND value=?)" in plan, plan
+
+
+def test_a_large_case_is_read_one_page_at_a_time_on_its_indexes(sqlite_db: Database) -> None:
+    """The reads of a case's reports, history and reporter-side links stop
+    after one page on an index, however many rows the case has."""
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    reads: list[Callable[[Session], object]] = [
+        lambda s: case_store.report_page(s, "c", None, 100),
+        lambda s: case_store.report_page(s, "c", (at, "r"), 100),
+        lambda s: status_store.applied_page(s, "c", 0, 90, newest_first=True),
+        lambda s: status_store.linked_report_page(s, "c", "", 100),
+    ]
+    wanted = (
+        "USING COVERING INDEX ix_case_reports_case_order",
+        "USING INDEX ix_case_reports_case_order",
+        "USING INDEX uq_status_updates_case_sequence",
+        "USING COVERING INDEX ix_report_case_links_case",
+    )
+    for read in reads:
+        for plan in _plans(sqlite_db, read):
+            assert "SEARCH" in plan and any(w in plan for w in wanted), plan
+            assert "TEMP B-TREE" not in plan, plan  # no sort of the whole case

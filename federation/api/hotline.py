@@ -11,6 +11,7 @@ from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
 from federation.actions import record_status
 from federation.api.auth import authorize
+from federation.api.decoding import from_request
 from federation.api.errors import translate_errors
 from federation.casebook import CaseBook
 from federation.clock import Clock, utc_now
@@ -146,7 +147,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self._own_member(context)
         page = list_cases(
             self._db,
-            case_filter_from_proto(request.filters),
+            from_request(lambda: case_filter_from_proto(request.filters)),
             request.page_size,
             request.page_token,
             self._clock(),
@@ -189,9 +190,6 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     ) -> pb.GetStatsResponse:
         """Counts and takedown times of the cases this node is responsible for."""
         self._own_member(context)
-        try:
-            since = optional_datetime(request, "since")
-            until = optional_datetime(request, "until")
-        except MalformedMessageError as exc:
-            raise InvalidArgumentError(str(exc)) from exc
+        since = from_request(lambda: optional_datetime(request, "since"))
+        until = from_request(lambda: optional_datetime(request, "until"))
         return stats_to_proto(stats(self._db, since, until, self._clock()))

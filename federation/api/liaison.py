@@ -11,17 +11,17 @@ import grpc
 import structlog
 
 from federation.api.auth import authorize, caller_member_id
+from federation.api.decoding import from_request
 from federation.api.errors import abort, code_name, translate_errors
 from federation.bell import Bell
 from federation.clock import Clock, utc_now
 from federation.core.roster import Member, Role
-from federation.errors import HfedError, InvalidArgumentError, UnavailableError
+from federation.errors import HfedError, UnavailableError
 from federation.referrals import ReferralDesk, decode_cursor
 from federation.store import audit
 from federation.store.database import Database
 from federation.trust import RosterHolder
 from federation.wire.convert import case_filter_from_proto, case_to_proto
-from federation.wire.errors import MalformedMessageError
 from federation.wire.times import optional_datetime, to_timestamp
 from hfp.v1 import case_pb2
 from hfp.v1 import liaison_service_pb2 as pb
@@ -144,7 +144,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         _, countries = self._liaison(context)
         page = self._desk.referrals(
             countries,
-            case_filter_from_proto(request.filters),
+            from_request(lambda: case_filter_from_proto(request.filters)),
             request.page_size,
             request.page_token,
         )
@@ -169,10 +169,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     ) -> pb.RequestHoldResponse:
         """Police ask to delay the takedown notice."""
         _, countries = self._liaison(context)
-        try:
-            until = optional_datetime(request, "until")
-        except MalformedMessageError as exc:
-            raise InvalidArgumentError(str(exc)) from exc
+        until = from_request(lambda: optional_datetime(request, "until"))
         view = self._desk.request_hold(countries, request.case_id, request.reason, until)
         return pb.RequestHoldResponse(case=case_to_proto(view))
 

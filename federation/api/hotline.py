@@ -13,6 +13,7 @@ from federation.actions import record_status
 from federation.api.auth import authorize
 from federation.api.decoding import from_request
 from federation.api.errors import translate_errors
+from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.casebook import CaseBook
 from federation.clock import Clock, utc_now
 from federation.core.canonical_url import UrlError, canonical_url
@@ -62,8 +63,10 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         overdue: OverduePolicy,
         notify_outbox: Callable[[str], None],
         dev_plaintext: bool,
+        heavy_reads: HeavyReads | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        self._heavy = heavy_reads or HeavyReads(HEAVY_READS_DEFAULT)
         self._delivery = delivery
         self._casebook = casebook
         self._rosters = rosters
@@ -145,17 +148,14 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     ) -> pb.ListCasesResponse:
         """A filtered page of cases, newest first."""
         self._own_member(context)
-        page = list_cases(
-            self._db,
-            from_request(lambda: case_filter_from_proto(request.filters)),
-            request.page_size,
-            request.page_token,
-            self._clock(),
-            self._overdue,
-        )
-        return pb.ListCasesResponse(
-            cases=[case_to_proto(v) for v in page.cases], next_page_token=page.next_page_token
-        )
+        where = from_request(lambda: case_filter_from_proto(request.filters))
+        with self._heavy.slot(context):
+            page = list_cases(
+                self._db, where, request.page_size, request.page_token, self._clock(), self._overdue
+            )
+            return pb.ListCasesResponse(
+                cases=[case_to_proto(v) for v in page.cases], next_page_token=page.next_page_token
+            )
 
     @translate_errors
     def RecordStatus(  # noqa: N802

@@ -13,6 +13,8 @@ import structlog
 from federation.api.auth import authorize, caller_member_id
 from federation.api.decoding import from_request
 from federation.api.errors import abort, code_name, translate_errors
+from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
+from federation.audit_batch import RefusalAudit
 from federation.bell import Bell
 from federation.clock import Clock, utc_now
 from federation.core.roster import Member, Role
@@ -102,8 +104,12 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         stopping: threading.Event,
         *,
         dev_plaintext: bool,
+        refusals: RefusalAudit,
+        heavy_reads: HeavyReads | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        self._refusals = refusals
+        self._heavy = heavy_reads or HeavyReads(HEAVY_READS_DEFAULT)
         self._desk = desk
         self._rosters = rosters
         self._db = db
@@ -119,12 +125,22 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         case_ids: list[str],
         outcome: str,
         detail: str,
+        *,
+        cause: str = "",
     ) -> None:
-        """Append one audit entry for the calling liaison."""
+        """Append one audit entry for the calling liaison.
+
+        A refused call is queued and written with others (RefusalAudit): a
+        flood of refusals then costs one transaction a second, not one each.
+        ``cause`` groups refusals whose detail varies (a retry delay).
+        """
         try:
             who = caller_member_id(context, dev_plaintext=self._dev)
         except HfedError:
             who = "(unauthenticated)"
+        if outcome != "OK":
+            self._refusals.record(who, rpc, outcome, detail, cause=cause, case_ids=case_ids)
+            return
         with self._db.write() as session:
             audit.append(
                 session, self._clock(), who, rpc, [c for c in case_ids if c], outcome, detail
@@ -142,15 +158,12 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     ) -> pb.ListReferralsResponse:
         """Referrals in the caller's jurisdictions, newest first."""
         _, countries = self._liaison(context)
-        page = self._desk.referrals(
-            countries,
-            from_request(lambda: case_filter_from_proto(request.filters)),
-            request.page_size,
-            request.page_token,
-        )
-        return pb.ListReferralsResponse(
-            cases=[case_to_proto(v) for v in page.cases], next_page_token=page.next_page_token
-        )
+        where = from_request(lambda: case_filter_from_proto(request.filters))
+        with self._heavy.slot(context):
+            page = self._desk.referrals(countries, where, request.page_size, request.page_token)
+            return pb.ListReferralsResponse(
+                cases=[case_to_proto(v) for v in page.cases], next_page_token=page.next_page_token
+            )
 
     @translate_errors
     @audited

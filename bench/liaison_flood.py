@@ -172,9 +172,7 @@ def refused_flood(net: BenchNet, seconds: float) -> tuple[list[float], str]:
                     stub.ListReferrals(lpb.ListReferralsRequest(page_size=1), timeout=DEADLINE)
                     key = "OK"
                 except grpc.RpcError as exc:
-                    key = (
-                        "refused" if exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED else "other"
-                    )
+                    key = "refused" if exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED else "other"
                 with lock:
                     counts[key] += 1
 
@@ -199,9 +197,7 @@ def heavy_reads(net: BenchNet, rounds: int) -> tuple[list[float], str]:
         stub = lgrpc.LiaisonServiceStub(channel)
         for _ in range(rounds):
             calls = [
-                stub.ListReferrals.future(
-                    lpb.ListReferralsRequest(page_size=500), timeout=DEADLINE
-                )
+                stub.ListReferrals.future(lpb.ListReferralsRequest(page_size=500), timeout=DEADLINE)
                 for _ in range(HEAVY_CALLS)
             ]
             for call in calls:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from crypto.dsse import (
@@ -78,6 +78,10 @@ log = structlog.get_logger(__name__)
 DELIVERABLE_TYPES = frozenset({REPORT_TYPE, STATUS_UPDATE_TYPE})
 #: Attempts of a batch transaction that lost a race on a unique key.
 COMMIT_ATTEMPTS = 3
+#: Transactions a batch whose own items failed its transaction may take to
+#: store the others apart (about 2 * log2(1000) per unstorable item: room for
+#: three in a full batch).
+APART_COMMITS = 64
 #: Refusals before parsing that a roster change can turn an accepted item
 #: into (see DeliveryService._replay_accepted).
 _KEY_REFUSALS = frozenset({RejectReason.UNKNOWN_SIGNER, RejectReason.KEY_NOT_VALID})
@@ -206,7 +210,7 @@ class DeliveryService:
         self._metrics = metrics or NodeMetrics()
         #: False only under the test fault "skip-signature-check".
         self._verify_signatures = verify_signatures
-        self._group: GroupCommit[_Work] = GroupCommit(self._commit)
+        self._group: GroupCommit[_Work] = GroupCommit(self._commit, isolate=caused_by_items)
 
     @property
     def member_id(self) -> str:
@@ -377,7 +381,12 @@ class DeliveryService:
         at the same time), then answer every item."""
         fresh = _live(work)
         if fresh:
-            self._group.run(fresh)
+            try:
+                self._group.run(fresh)
+            except Exception as exc:
+                if not caused_by_items(exc):
+                    raise
+                self._store_apart(fresh, exc)
         self._replay_accepted(work)
         now = self._clock()
         refusals = [
@@ -388,6 +397,55 @@ class DeliveryService:
         signed = self._sign_receipts([receipt for _, receipt in refusals])
         for (w, _), receipt in zip(refusals, signed, strict=True):
             w.receipt = receipt
+
+    def _store_apart(self, fresh: list[_Work], error: Exception) -> None:
+        """Store the items of a batch whose transaction failed on its own items,
+        in halves, down to the items that fail alone: those are refused.
+
+        A backstop, for a value no check foresaw: every check that can be
+        made runs before storage. Each half is its own transaction, committed
+        before any receipt leaves (durable before acknowledged, as always),
+        and an item refused here is not stored, so a retry of it is judged
+        afresh. Bounded: a batch that needs more than APART_COMMITS
+        transactions, or whose every item fails, fails as a whole (a fault
+        that hits every item is unlikely to be the items' own, and the
+        sender's retry then loses nothing).
+        """
+        budget = _Budget(APART_COMMITS)
+        self._commit_apart(fresh, error, budget)
+        if len(fresh) > 1 and not budget.stored:
+            for w in fresh:
+                w.rejection = None
+            raise error
+
+    def _commit_apart(self, failed: list[_Work], error: Exception, budget: _Budget) -> None:
+        if len(failed) == 1:
+            self._refuse_unstorable(failed[0], error)
+            return
+        middle = len(failed) // 2
+        for half in (failed[:middle], failed[middle:]):
+            if not budget.take():
+                raise error
+            try:
+                self._group.run(half)
+                budget.stored = True
+            except Exception as exc:
+                if not caused_by_items(exc):
+                    raise
+                self._commit_apart(half, exc, budget)
+
+    def _refuse_unstorable(self, w: _Work, error: Exception) -> None:
+        """Refuse an item whose transaction fails with it alone."""
+        log.error(
+            "item could not be stored",
+            item_id=w.item_id or None,
+            signer=w.item.envelope.signer_member_id[:63],
+            error=type(error).__name__,
+            exc_info=error,
+        )
+        w.rejection = Rejection(
+            RejectReason.LIMIT_EXCEEDED, "the item holds a value this node cannot store"
+        )
 
     def _commit(self, fresh: list[_Work]) -> None:
         """One write transaction for ``fresh`` (retrying a lost race); sets each
@@ -664,6 +722,29 @@ def _stored_receipts(session: Session, fresh: list[_Work]) -> dict[str, inbound.
     )
     stored.update({f"{report_id}/{move_id}": r for (report_id, move_id), r in moved.items()})
     return stored
+
+
+def caused_by_items(exc: BaseException) -> bool:
+    """Whether a failed transaction may be the fault of the items in it (a
+    value out of a column's range, a constraint), so that storing them apart
+    helps; not when the database itself is unavailable or the process is
+    out of memory."""
+    return isinstance(exc, Exception) and not isinstance(
+        exc, OperationalError | InterfaceError | MemoryError
+    )
+
+
+@dataclass(slots=True)
+class _Budget:
+    """Transactions left to store a failed batch apart, and whether any stored."""
+
+    left: int
+    stored: bool = False
+
+    def take(self) -> bool:
+        """Spend one transaction; False when none is left."""
+        self.left -= 1
+        return self.left >= 0
 
 
 def _live(work: list[_Work]) -> list[_Work]:

@@ -7,7 +7,7 @@ import binascii
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from federation.core.case import (
     CaseView,
 )
 from federation.core.case_status import CaseStatus
+from federation.core.ids import is_uuid
 from federation.core.stats import CaseFacts, TakedownStats, takedown_stats
 from federation.core.status_update import StatusUpdate
 from federation.errors import InvalidArgumentError, NotFoundError
@@ -422,15 +423,34 @@ def encode_token(created_at: datetime, case_id: str) -> str:
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{case_id}".encode()).decode()
 
 
+#: A page token is a short text; anything longer was not made here.
+MAX_TOKEN_CHARS = 256
+#: Says what to do, never why the token failed (it may be a probe).
+_NOT_OURS = "page_token is not valid: pass a next_page_token of this node unchanged"
+
+
 def decode_token(token: str) -> tuple[datetime, str] | None:
-    """Read a page token; INVALID_ARGUMENT when it was not made by us."""
+    """Read a page token; INVALID_ARGUMENT when it was not made by us.
+
+    Everything the token carries is checked here, before any query: the
+    time must name its zone (the store holds aware UTC times only) and the
+    case id must be one this node could have issued.
+    """
     if not token:
         return None
+    if len(token) > MAX_TOKEN_CHARS:
+        raise InvalidArgumentError(_NOT_OURS)
     try:
         created, case_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), case_id
+        moment = datetime.fromisoformat(created)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgumentError("page_token is not valid") from None
+        raise InvalidArgumentError(_NOT_OURS) from None
+    if moment.tzinfo is None or not is_uuid(case_id):
+        raise InvalidArgumentError(_NOT_OURS)
+    try:
+        return moment.astimezone(UTC), case_id
+    except OverflowError:  # an offset that moves the time past year 1 or 9999
+        raise InvalidArgumentError(_NOT_OURS) from None
 
 
 def list_cases(

@@ -19,6 +19,7 @@ from federation.casebook import CaseBook
 from federation.clock import Clock, utc_now
 from federation.core.case import CaseEventKind, CaseFilter, CaseReportView, CaseView
 from federation.core.case_status import CaseStatus
+from federation.core.limits import MAX_STORED_INT
 from federation.core.roster import Member, Roster
 from federation.errors import (
     FailedPreconditionError,
@@ -88,8 +89,13 @@ def decode_cursor(cursor: str) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if text.startswith(_CURSOR_PREFIX) and text[len(_CURSOR_PREFIX) :].isdigit():
-            return int(text[len(_CURSOR_PREFIX) :])
+        digits = text.removeprefix(_CURSOR_PREFIX)
+        # ASCII digits only (str.isdigit also takes other scripts' digits),
+        # and no more than an event sequence can be.
+        if text.startswith(_CURSOR_PREFIX) and digits.isascii() and digits.isdigit():
+            position = int(digits)
+            if position <= MAX_STORED_INT:
+                return position
     except (ValueError, binascii.Error, UnicodeDecodeError):
         pass
     raise InvalidArgumentError("cursor is not valid: use one from a WatchReferrals response")

@@ -25,6 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
+from concurrent import futures
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -71,6 +72,8 @@ class Limit(enum.Enum):
     CALLS_IN_FLIGHT = "calls_in_flight_per_member"
     STREAMS = "streams_per_member"
     STREAMS_TOTAL = "streams_total"
+    CLIENT_CALLS = "client_calls_total"
+    HEAVY_READS = "heavy_reads_total"
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +298,69 @@ class Admission:
 #: Called for every refused call (the node audits refused liaison calls).
 RefusalHook = Callable[[grpc.ServicerContext, str, AdmissionRefusedError], None]
 
+#: The retry delay of a call refused because the client services are full.
+CLIENT_RETRY_SECONDS = 1.0
+
+
+class _CountingPool(futures.ThreadPoolExecutor):
+    """A thread pool that knows how many of its calls are running or waiting."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        super().__init__(threads, thread_name_prefix=name)
+        self._count_lock = threading.Lock()
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        """Calls submitted and not yet finished."""
+        return self._pending
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
+        """Submit a call, counted until it finishes (however it ends)."""
+        with self._count_lock:
+            self._pending += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._done()
+            raise
+        future.add_done_callback(lambda _f: self._done())
+        return future
+
+    def _done(self) -> None:
+        with self._count_lock:
+            self._pending -= 1
+
+
+class ClientLane:
+    """The threads of the services other than FederationService, apart from its own.
+
+    gRPC's synchronous server hands every call to one queue of worker
+    threads, first come first served, and only then can our admission code
+    run. A flood of calls to LiaisonService (even calls refused at once)
+    then stood in that queue ahead of the peers' Deliver calls. The calls of
+    ``services`` run on a pool of their own instead (gRPC takes a method's
+    pool from its behavior's ``experimental_thread_pool``), so the server's
+    pool is FederationService's alone; and once ``cap`` of them are running
+    or waiting, further ones are refused on the spot, on one thread of their
+    own, without queueing and without storage work.
+    """
+
+    def __init__(self, services: Collection[str], threads: int, cap: int) -> None:
+        self.services = frozenset(services)
+        self.cap = cap
+        self.pool = _CountingPool(threads, "client")
+        self.refusals = futures.ThreadPoolExecutor(1, thread_name_prefix="refuse")
+
+    def full(self) -> bool:
+        """True when ``cap`` calls are running or waiting for a thread."""
+        return self.pool.pending >= self.cap
+
+    def shutdown(self) -> None:
+        """Let the pools' threads end (after the server has stopped)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.refusals.shutdown(wait=True, cancel_futures=True)
+
 
 @dataclass(frozen=True)
 class _Status(grpc.Status):
@@ -351,12 +417,54 @@ class AdmissionInterceptor(HandlerWrapper):
         dev_plaintext: bool,
         hold_for_tests: bool = False,
         on_refused: RefusalHook | None = None,
+        lane: ClientLane | None = None,
     ) -> None:
         super().__init__(services)
         self._admission = admission
         self._dev = dev_plaintext
         self._hold_for_tests = hold_for_tests
         self._on_refused = on_refused
+        self._lane = lane
+        #: Per lane method: the admitted handler and its refusing twin.
+        self._refusing: dict[str, tuple[Handler, Handler]] = {}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        """The wrapped handler; for a lane service whose lane is full, one that
+        refuses the call (runs on gRPC's polling thread, so it only decides)."""
+        handler = super().intercept_service(continuation, handler_call_details)
+        method = handler_call_details.method
+        lane = self._lane
+        if handler is None or lane is None or not lane.full() or not _in(method, lane.services):
+            return handler
+        with self._lock:
+            cached = self._refusing.get(method)
+            if cached is None or cached[0] is not handler:
+                cached = (handler, self._refusing_handler(handler, method, lane))
+                self._refusing[method] = cached
+        return cached[1]
+
+    def _refusing_handler(self, handler: Handler, method: str, lane: ClientLane) -> Handler:
+        def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
+            refusal = AdmissionRefusedError(
+                f"this node is serving its maximum of {lane.cap} calls to its client services; "
+                f"retry in {CLIENT_RETRY_SECONDS:g} s",
+                Limit.CLIENT_CALLS,
+                CLIENT_RETRY_SECONDS,
+            )
+            self._refuse(context, method, self._caller(context), refusal)
+
+        refuse.experimental_thread_pool = lane.refusals  # type: ignore[attr-defined]
+        codec = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(refuse, **codec)
+        return grpc.unary_unary_rpc_method_handler(refuse, **codec)
 
     def wrap(self, handler: Handler, method: str) -> Handler:
         """The handler with the admission check first."""
@@ -390,7 +498,13 @@ class AdmissionInterceptor(HandlerWrapper):
             finally:
                 ticket.release()
 
-        return admitted
+        return self._on_lane(admitted, method)
+
+    def _on_lane(self, behavior: Behavior, method: str) -> Behavior:
+        """``behavior``, marked to run on the lane's pool when its service has one."""
+        if self._lane is not None and _in(method, self._lane.services):
+            behavior.experimental_thread_pool = self._lane.pool  # type: ignore[attr-defined]
+        return behavior
 
     def _stream(self, behavior: Behavior, method: str) -> Behavior:
         def admitted(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -404,7 +518,7 @@ class AdmissionInterceptor(HandlerWrapper):
                 raise
             return _released_at_end(responses, ticket)
 
-        return admitted
+        return self._on_lane(admitted, method)
 
     def _enter(self, context: grpc.ServicerContext, method: str, kind: CallKind) -> Ticket:
         member = self._caller(context)
@@ -464,6 +578,11 @@ class AdmissionInterceptor(HandlerWrapper):
             ended.wait(min(int(wanted) / 1000, MAX_TEST_HOLD_SECONDS))
         if not context.is_active():
             context.abort(grpc.StatusCode.CANCELLED, "cancelled while held")
+
+
+def _in(method: str, services: frozenset[str]) -> bool:
+    """Whether ``method`` (/package.Service/Method) belongs to one of ``services``."""
+    return method[1:].partition("/")[0] in services
 
 
 def _released_at_end(responses: Iterator[Any], ticket: Ticket) -> Iterator[Any]:

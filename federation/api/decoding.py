@@ -12,7 +12,7 @@ answers INVALID_ARGUMENT with the usual catalog details.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -21,10 +21,22 @@ from google.protobuf.message import DecodeError
 from federation.api.errors import abort
 from federation.api.interceptors import Behavior, Handler, HandlerWrapper
 from federation.errors import InvalidArgumentError
+from federation.wire.errors import MalformedMessageError
 
 log = structlog.get_logger(__name__)
 
 Deserializer = Callable[[bytes], Any]
+T = TypeVar("T")
+
+
+def from_request(convert: Callable[[], T]) -> T:
+    """``convert()`` of fields of a request that decoded but holds a value out of
+    range (a Timestamp past year 9999, negative nanos): INVALID_ARGUMENT naming
+    the field, never the INTERNAL an escaped conversion error would become."""
+    try:
+        return convert()
+    except MalformedMessageError as exc:
+        raise InvalidArgumentError(str(exc)) from exc
 
 
 class Undecodable:

@@ -45,7 +45,14 @@ def code_name(error: errors.HfedError) -> str:
 
 
 def abort(context: grpc.ServicerContext, error: errors.HfedError) -> NoReturn:
-    """End the call with the error's code, public message and an ErrorInfo."""
+    """End the call with the error's code, public message and an ErrorInfo
+    (and, for a refusal at a limit, the limit's name and when to retry)."""
+    # Imported here: admission builds on this module (its catalog).
+    from federation.api.admission import AdmissionRefusedError, refusal_status  # noqa: PLC0415
+
+    if isinstance(error, AdmissionRefusedError):
+        context.abort_with_status(refusal_status(error))
+        raise AssertionError("abort_with_status returned")  # pragma: no cover
     code, reason = _lookup(error)
     info = any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))

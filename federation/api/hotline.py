@@ -11,7 +11,9 @@ from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
 from federation.actions import record_status
 from federation.api.auth import authorize
+from federation.api.decoding import from_request
 from federation.api.errors import translate_errors
+from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
 from federation.casebook import CaseBook
 from federation.clock import Clock, utc_now
@@ -71,8 +73,10 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         overdue: OverduePolicy,
         notify_outbox: Callable[[str], None],
         dev_plaintext: bool,
+        heavy_reads: HeavyReads | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        self._heavy = heavy_reads or HeavyReads(HEAVY_READS_DEFAULT)
         self._delivery = delivery
         self._casebook = casebook
         self._rosters = rosters
@@ -154,16 +158,13 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     ) -> pb.ListCasesResponse:
         """A filtered page of cases, newest first."""
         self._own_member(context)
-        page = list_cases(
-            self._db,
-            case_filter_from_proto(request.filters),
-            request.page_size,
-            request.page_token,
-            self._clock(),
-            self._overdue,
-        )
-        cases, next_token = bounded_cases(page)
-        return pb.ListCasesResponse(cases=cases, next_page_token=next_token)
+        where = from_request(lambda: case_filter_from_proto(request.filters))
+        with self._heavy.slot(context):
+            page = list_cases(
+                self._db, where, request.page_size, request.page_token, self._clock(), self._overdue
+            )
+            cases, next_token = bounded_cases(page)
+            return pb.ListCasesResponse(cases=cases, next_page_token=next_token)
 
     @translate_errors
     def ListCaseReports(  # noqa: N802
@@ -225,9 +226,6 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     ) -> pb.GetStatsResponse:
         """Counts and takedown times of the cases this node is responsible for."""
         self._own_member(context)
-        try:
-            since = optional_datetime(request, "since")
-            until = optional_datetime(request, "until")
-        except MalformedMessageError as exc:
-            raise InvalidArgumentError(str(exc)) from exc
+        since = from_request(lambda: optional_datetime(request, "since"))
+        until = from_request(lambda: optional_datetime(request, "until"))
         return stats_to_proto(stats(self._db, since, until, self._clock()))

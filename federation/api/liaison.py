@@ -11,12 +11,15 @@ import grpc
 import structlog
 
 from federation.api.auth import authorize, caller_member_id
+from federation.api.decoding import from_request
 from federation.api.errors import abort, code_name, translate_errors
+from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
+from federation.audit_batch import RefusalAudit
 from federation.bell import Bell
 from federation.clock import Clock, utc_now
 from federation.core.roster import Member, Role
-from federation.errors import HfedError, InvalidArgumentError, UnavailableError
+from federation.errors import HfedError, UnavailableError
 from federation.referrals import ReferralDesk, decode_cursor
 from federation.store import audit
 from federation.store.database import Database
@@ -28,7 +31,6 @@ from federation.wire.convert import (
     envelope_to_proto,
     status_update_to_proto,
 )
-from federation.wire.errors import MalformedMessageError
 from federation.wire.times import optional_datetime, to_timestamp
 from hfp.v1 import case_pb2
 from hfp.v1 import liaison_service_pb2 as pb
@@ -113,8 +115,12 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         stopping: threading.Event,
         *,
         dev_plaintext: bool,
+        refusals: RefusalAudit,
+        heavy_reads: HeavyReads | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        self._refusals = refusals
+        self._heavy = heavy_reads or HeavyReads(HEAVY_READS_DEFAULT)
         self._desk = desk
         self._rosters = rosters
         self._db = db
@@ -130,12 +136,22 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         case_ids: list[str],
         outcome: str,
         detail: str,
+        *,
+        cause: str = "",
     ) -> None:
-        """Append one audit entry for the calling liaison."""
+        """Append one audit entry for the calling liaison.
+
+        A refused call is queued and written with others (RefusalAudit): a
+        flood of refusals then costs one transaction a second, not one each.
+        ``cause`` groups refusals whose detail varies (a retry delay).
+        """
         try:
             who = caller_member_id(context, dev_plaintext=self._dev)
         except HfedError:
             who = "(unauthenticated)"
+        if outcome != "OK":
+            self._refusals.record(who, rpc, outcome, detail, cause=cause, case_ids=case_ids)
+            return
         with self._db.write() as session:
             audit.append(
                 session, self._clock(), who, rpc, [c for c in case_ids if c], outcome, detail
@@ -153,14 +169,11 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     ) -> pb.ListReferralsResponse:
         """Referrals in the caller's jurisdictions, newest first."""
         _, countries = self._liaison(context)
-        page = self._desk.referrals(
-            countries,
-            case_filter_from_proto(request.filters),
-            request.page_size,
-            request.page_token,
-        )
-        cases, next_token = bounded_cases(page)
-        return pb.ListReferralsResponse(cases=cases, next_page_token=next_token)
+        where = from_request(lambda: case_filter_from_proto(request.filters))
+        with self._heavy.slot(context):
+            page = self._desk.referrals(countries, where, request.page_size, request.page_token)
+            cases, next_token = bounded_cases(page)
+            return pb.ListReferralsResponse(cases=cases, next_page_token=next_token)
 
     @translate_errors
     @audited
@@ -208,10 +221,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     ) -> pb.RequestHoldResponse:
         """Police ask to delay the takedown notice."""
         _, countries = self._liaison(context)
-        try:
-            until = optional_datetime(request, "until")
-        except MalformedMessageError as exc:
-            raise InvalidArgumentError(str(exc)) from exc
+        until = from_request(lambda: optional_datetime(request, "until"))
         view = self._desk.request_hold(countries, request.case_id, request.reason, until)
         return pb.RequestHoldResponse(case=case_to_proto(view))
 

@@ -49,9 +49,10 @@ def audit(
                     "outcome": r.outcome,
                     "cases": " ".join(r.case_ids),
                     "detail": r.detail,
+                    "calls": r.calls,
                 }
                 for r in rows
             ]
     finally:
         db.dispose()
-    emit(fmt, ("at", "liaison", "call", "outcome", "cases", "detail"), records)
+    emit(fmt, ("at", "liaison", "call", "outcome", "calls", "cases", "detail"), records)

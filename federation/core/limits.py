@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+#: The largest integer every storage backend holds (a signed 64-bit column):
+#: the upper end of every uint64 field this node stores (sequences, roster
+#: versions, event cursors).
+MAX_STORED_INT = 2**63 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:

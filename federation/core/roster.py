@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from crypto.keys import key_id_for
 from federation.core.ids import UNKNOWN_COUNTRY, is_country, is_member_id
+from federation.core.limits import MAX_STORED_INT
 
 
 class RosterError(ValueError):
@@ -125,8 +126,8 @@ class Roster:
         return cls(version, issued_at, expires_at, _index_members(members), fallback_member_id)
 
     def __post_init__(self) -> None:
-        if self.version < 1:
-            raise RosterError("roster version must be at least 1")
+        if not 1 <= self.version <= MAX_STORED_INT:
+            raise RosterError("roster version must be between 1 and 2^63-1")
         if self.expires_at <= self.issued_at:
             raise RosterError("roster expires before it is issued")
         fallback = self.members.get(self.fallback_member_id)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from federation.core.case_status import CaseStatus, may_follow
 from federation.core.ids import is_country, is_member_id, is_uuid
-from federation.core.limits import Limits
+from federation.core.limits import MAX_STORED_INT, Limits
 from federation.core.reasons import Rejection, RejectReason
 
 #: A case can be answered to this many reports per update; beyond that a
@@ -42,6 +42,10 @@ def check_status_update(update: StatusUpdate, now: datetime, limits: Limits) -> 
         return Rejection(malformed, "member_id is not a member id")
     if update.sequence < 1:
         return Rejection(malformed, "sequence starts at 1")
+    if update.sequence > MAX_STORED_INT:
+        # uint64 on the wire, but no storage backend holds more than int64:
+        # refused here, so that the value never reaches a transaction.
+        return Rejection(RejectReason.LIMIT_EXCEEDED, "sequence is above 2^63-1")
     if len(update.report_ids) > MAX_REPORT_IDS:
         return Rejection(RejectReason.LIMIT_EXCEEDED, f"more than {MAX_REPORT_IDS} report_ids")
     if not all(is_uuid(r) for r in update.report_ids):

@@ -102,6 +102,17 @@ class AdmissionConfig(_Section):
     #: holds a worker thread, so this must stay below ``worker_threads``
     #: (unset: half of ``worker_threads``), leaving threads for unary calls.
     streams_total: int | None = Field(default=None, ge=1, le=255)
+    #: Worker threads of HotlineService and LiaisonService, a pool apart from
+    #: FederationService's ``worker_threads`` (unset: as many as those), so
+    #: that no flood of those calls can take or queue ahead of a peer's.
+    client_threads: int | None = Field(default=None, ge=2, le=256)
+    #: Calls to HotlineService and LiaisonService running or waiting for a
+    #: thread at once, all members together (unset: ``client_threads``); the
+    #: next is refused at once with a retry delay.
+    client_calls_total: int | None = Field(default=None, ge=1, le=4096)
+    #: Pages of cases (ListReferrals, ListCases) built at once, node-wide: each
+    #: is much Python work, and Python runs one thread at a time.
+    heavy_reads_total: int = Field(default=2, ge=1, le=64)
     #: Sustained calls per second per member (a token bucket), every kind of
     #: call counted, refused ones included.
     calls_per_second: float = Field(default=50.0, gt=0, le=10_000)
@@ -185,13 +196,19 @@ class NodeConfig(_Section):
             raise ValueError("must be host:port")
         return value
 
+    @property
+    def client_threads(self) -> int:
+        """Worker threads of HotlineService and LiaisonService."""
+        return self.admission.client_threads or self.worker_threads
+
     @model_validator(mode="after")
     def _streams_leave_threads(self) -> NodeConfig:
         total = self.admission.streams_total
-        if total is not None and total >= self.worker_threads:
+        if total is not None and total >= self.client_threads:
             raise ValueError(
-                f"admission.streams_total ({total}) must be below worker_threads "
-                f"({self.worker_threads}): open streams hold threads, and unary calls need some"
+                f"admission.streams_total ({total}) must be below admission.client_threads "
+                f"({self.client_threads}; unset: worker_threads): open streams hold threads, "
+                "and unary calls need some"
             )
         return self
 

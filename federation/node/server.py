@@ -23,13 +23,16 @@ from federation.api.admission import (
     AdmissionInterceptor,
     AdmissionLimits,
     AdmissionRefusedError,
+    ClientLane,
     RefusalHook,
 )
 from federation.api.decoding import DecodeGuard
 from federation.api.errors import code_name
 from federation.api.federation import FederationServicer
+from federation.api.heavy import HeavyReads
 from federation.api.hotline import HotlineServicer
 from federation.api.liaison import LiaisonServicer
+from federation.audit_batch import RefusalAudit
 from federation.bell import Bell
 from federation.casebook import CaseBook
 from federation.core.limits import Limits
@@ -64,10 +67,15 @@ _FRAME_SLACK = 64 * 1024
 _MAX_SEND = 32 * 1024 * 1024
 
 LIAISON_SERVICE = liaison_service_pb2.DESCRIPTOR.services_by_name["LiaisonService"].full_name
-SERVICE_NAMES = (
-    federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
+#: The services of the node's own members and of police liaisons: their calls
+#: run on the client lane, apart from FederationService's.
+CLIENT_SERVICES = (
     hotline_service_pb2.DESCRIPTOR.services_by_name["HotlineService"].full_name,
     LIAISON_SERVICE,
+)
+SERVICE_NAMES = (
+    federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
+    *CLIENT_SERVICES,
 )
 #: Clients may ping an idle connection this often (to keep it open through
 #: NAT and firewalls); faster pings are a flood, and after gRPC's default two
@@ -85,6 +93,8 @@ class _Parts:
     sync: RosterSync
     outbox: OutboxSender
     watcher: OverdueWatcher
+    lane: ClientLane
+    refusals: RefusalAudit
 
 
 def trust_anchor(config: NodeConfig) -> TrustAnchor:
@@ -102,12 +112,13 @@ def limits_from(config: NodeConfig) -> Limits:
 
 
 def admission_limits(config: NodeConfig) -> AdmissionLimits:
-    """Admission limits from ``[admission]``; streams_total defaults to half the threads."""
+    """Admission limits from ``[admission]``; streams_total defaults to half the
+    client services' threads."""
     adm = config.admission
     return AdmissionLimits(
         calls_in_flight_per_member=adm.calls_in_flight_per_member,
         streams_per_member=adm.streams_per_member,
-        streams_total=adm.streams_total or max(1, config.worker_threads // 2),
+        streams_total=adm.streams_total or max(1, config.client_threads // 2),
         calls_per_second=adm.calls_per_second,
         burst=adm.burst,
     )
@@ -140,9 +151,23 @@ def audit_refused_liaison_calls(liaison: LiaisonServicer) -> RefusalHook:
     def audit(context: grpc.ServicerContext, method: str, error: AdmissionRefusedError) -> None:
         if method.startswith(prefix):
             rpc = method.removeprefix(prefix)
-            liaison.audit(context, rpc, [], code_name(error), error.public_message)
+            liaison.audit(
+                context, rpc, [], code_name(error), error.public_message, cause=error.limit.value
+            )
 
     return audit
+
+
+def client_capacity(cfg: NodeConfig, db: Database) -> tuple[ClientLane, HeavyReads, RefusalAudit]:
+    """What keeps HotlineService and LiaisonService calls from taking the peers'
+    capacity: their own thread pool and cap, the heavy-read slots, and the
+    batched audit of refused calls (started)."""
+    lane = ClientLane(
+        CLIENT_SERVICES, cfg.client_threads, cfg.admission.client_calls_total or cfg.client_threads
+    )
+    refusals = RefusalAudit(db)
+    refusals.start()
+    return lane, HeavyReads(cfg.admission.heavy_reads_total), refusals
 
 
 class Node:
@@ -218,8 +243,16 @@ class Node:
             metrics=metrics,
             verify_signatures="skip-signature-check" not in faults,
         )
+        lane, heavy, refusals = client_capacity(cfg, db)
         liaison = LiaisonServicer(
-            desk, rosters, db, bell, self._stopping, dev_plaintext=cfg.insecure_plaintext
+            desk,
+            rosters,
+            db,
+            bell,
+            self._stopping,
+            dev_plaintext=cfg.insecure_plaintext,
+            refusals=refusals,
+            heavy_reads=heavy,
         )
         admission = AdmissionInterceptor(
             Admission(admission_limits(cfg), unmetered={cfg.member_id}),
@@ -227,6 +260,7 @@ class Node:
             dev_plaintext=cfg.insecure_plaintext,
             hold_for_tests="hold-calls" in faults,
             on_refused=audit_refused_liaison_calls(liaison),
+            lane=lane,
         )
         server = grpc.server(
             futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
@@ -264,6 +298,7 @@ class Node:
                 overdue=overdue,
                 notify_outbox=outbox.notify,
                 dev_plaintext=cfg.insecure_plaintext,
+                heavy_reads=heavy,
             ),
             server,
         )
@@ -284,7 +319,9 @@ class Node:
         sync.start()
         outbox.start()
         watcher.start()
-        self._parts = _Parts(db, rosters, health_servicer, server, executor, sync, outbox, watcher)
+        self._parts = _Parts(
+            db, rosters, health_servicer, server, executor, sync, outbox, watcher, lane, refusals
+        )
         log.info(
             "node serving",
             member_id=cfg.member_id,
@@ -338,6 +375,8 @@ class Node:
         parts.health.enter_graceful_shutdown()
         self._stopping.set()  # ends liaison streams; clients resume from their cursor
         stopped.wait()
+        parts.lane.shutdown()
+        parts.refusals.stop()  # refused calls still queued reach the audit log
         parts.outbox.stop()
         parts.watcher.stop()
         parts.sync.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -12,6 +13,20 @@ from federation.store.models import AuditRow
 
 #: A call that returned more cases records the first ones and the count.
 MAX_CASES = 1000
+
+
+@dataclass(slots=True)
+class Refusals:
+    """Identical refused calls of one liaison, written as one entry."""
+
+    member_id: str
+    rpc: str
+    outcome: str
+    detail: str
+    case_ids: tuple[str, ...]
+    first_at: datetime
+    last_at: datetime
+    calls: int = 1
 
 
 def append(
@@ -37,6 +52,29 @@ def append(
             detail=detail[:500],
         )
     )
+
+
+def append_refusals(session: Session, refusals: Sequence[Refusals]) -> None:
+    """Add one entry per group of identical refused calls, in one insert."""
+    session.add_all(
+        AuditRow(
+            at=r.first_at,
+            member_id=r.member_id,
+            rpc=r.rpc,
+            case_ids=list(r.case_ids[:MAX_CASES]),
+            outcome=r.outcome,
+            detail=_coalesced_detail(r)[:500],
+            calls=r.calls,
+        )
+        for r in refusals
+    )
+
+
+def _coalesced_detail(r: Refusals) -> str:
+    if r.calls == 1:
+        return r.detail
+    last = r.last_at.isoformat(timespec="milliseconds")
+    return f"{r.detail} ({r.calls} such calls, the last at {last})"
 
 
 def entries(session: Session, since: datetime | None, member_id: str, limit: int) -> list[AuditRow]:

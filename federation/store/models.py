@@ -371,6 +371,10 @@ class AuditRow(Base):
     #: "OK" or the gRPC status code name of the refusal.
     outcome: Mapped[str] = mapped_column(String(32), nullable=False)
     detail: Mapped[str] = mapped_column(String(500), nullable=False)
+    #: Calls the entry stands for: 1, or the number of identical refusals
+    #: (same liaison, call, outcome and cause) written as one entry, ``at``
+    #: being the first of them (see federation.audit_batch).
+    calls: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
 
 
 def table_of(model: type[Base]) -> Table:

@@ -12,12 +12,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Inclusive bounds of google.protobuf.Timestamp (0001-01-01 .. 9999-12-31).
 _MIN_SECONDS = -62135596800
 _MAX_SECONDS = 253402300799
+#: The range every Timestamp field of HFP v1 must keep, in words.
+RANGE = "0001-01-01 to 9999-12-31 UTC, nanos 0 to 999999999"
 
 
 def to_datetime(ts: Timestamp, field: str) -> datetime:
     """Convert a wire timestamp to an aware UTC datetime, refusing bad values."""
     if not _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS or not 0 <= ts.nanos < 1_000_000_000:
-        raise MalformedMessageError(f"{field} is out of range")
+        raise MalformedMessageError(f"{field} is out of range ({RANGE})")
     return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
 
 

@@ -391,9 +391,15 @@ def test_a_liaison_over_its_stream_cap_is_refused_and_audited_others_unaffected(
             )
             assert len(listed.cases) == 1
         assert first_event(net, POLICE_2).event.sequence >= 1
-    refusals = [
-        d for o, d in audit_rows(net, POLICE, "WatchReferrals") if o == "RESOURCE_EXHAUSTED"
-    ]
+    # Refusals are audited in batches, about once a second: wait for it (bounded).
+    end = time.monotonic() + SETTLE
+    while True:
+        refusals = [
+            d for o, d in audit_rows(net, POLICE, "WatchReferrals") if o == "RESOURCE_EXHAUSTED"
+        ]
+        if any("too many open streams" in d for d in refusals) or time.monotonic() > end:
+            break
+        time.sleep(0.1)
     assert any("too many open streams" in d for d in refusals), "refused stream not audited"
     assert eventually(lambda: first_event(net, POLICE))
 

@@ -357,8 +357,18 @@ def test_admission_settings_come_from_the_environment(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("[admission]\nstreams_total = 16", "streams_total .16. must be below worker_threads"),
-        ("worker_threads = 4\n[admission]\nstreams_total = 4", "must be below worker_threads"),
+        (
+            "[admission]\nstreams_total = 16",
+            "streams_total .16. must be below admission.client_threads .16; unset: worker_threads",
+        ),
+        (
+            "worker_threads = 4\n[admission]\nstreams_total = 4",
+            "must be below admission.client_threads .4",
+        ),
+        (
+            "[admission]\nclient_threads = 4\nstreams_total = 4",
+            "must be below admission.client_threads .4",
+        ),
         ("[admission]\ncalls_per_second = 0", "admission.calls_per_second"),
         ("[admission]\nburst = 0", "admission.burst"),
         ("[admission]\nmax_metadata_bytes = 100", "admission.max_metadata_bytes"),

@@ -129,31 +129,33 @@ def test_illegal_transition_and_unknown_case(net: Network) -> None:
 
 
 def _signed_updates(
-    net: Network, case_id: str, report_ids: list[str]
+    net: Network, case_id: str, report_ids: list[str], signer: str = B
 ) -> list[fed_pb.ForwardedItem]:
-    """B's updates for a case, signed with B's key, as B would deliver them."""
-    key = net.signing_key(B)
+    """``signer``'s updates for a case, signed with its key, as it would deliver them."""
+    key = net.signing_key(signer)
     items = []
     for sequence, status in enumerate([S.CASE_STATUS_RECEIVED, *TAKEDOWN], start=1):
         update = status_pb2.StatusUpdate(
             update_id=new_uuid7(),
             case_id=case_id,
             report_ids=report_ids,
-            member_id=B,
+            member_id=signer,
             status=status,
             sequence=sequence,  # type: ignore[arg-type]
         )
         update.observed_at.GetCurrentTime()
-        envelope = sign(update.SerializeToString(), key, B, STATUS_UPDATE_TYPE)
+        envelope = sign(update.SerializeToString(), key, signer, STATUS_UPDATE_TYPE)
         items.append(fed_pb.ForwardedItem(envelope=envelope_to_proto(envelope)))
     return items
 
 
 def test_out_of_order_and_repeated_delivery_gives_the_same_history(net: Network) -> None:
     receipt = submit(net, A, f"https://order.example.com/{os.urandom(4).hex()}", country="FR")
-    case_id = new_uuid7()  # a case of B's that A learns about only from B's updates
-    items = _signed_updates(net, case_id, [receipt.item_id])
-    with net.stub(B, A) as stub:
+    # A case of the secretariat's (FR has no hotline) that A learns about
+    # only from the secretariat's updates about A's report.
+    case_id = new_uuid7()
+    items = _signed_updates(net, case_id, [receipt.item_id], signer="secretariat")
+    with net.stub("secretariat", A) as stub:
         for batch in ([items[3], items[1]], [items[4], items[0], items[0]], [items[2], items[3]]):
             reply = stub.Deliver(fed_pb.DeliverRequest(items=batch), timeout=DEADLINE)
             for signed in reply.receipts:

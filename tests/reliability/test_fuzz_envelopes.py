@@ -58,7 +58,7 @@ from federation.core.limits import DEFAULT_LIMITS
 from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE, Rejection, RejectReason
 from federation.core.roster import Roster
 from federation.core.status_update import StatusUpdate
-from federation.payloads import Parsed, ParsedReport, PayloadChecker
+from federation.payloads import Parsed, ParsedReport, PayloadChecker, Proofs
 from federation.wire.convert import encode_status_update, envelope_from_proto
 from hfp.v1 import envelope_pb2
 from hfp.v1 import federation_service_pb2 as fed_pb
@@ -112,7 +112,7 @@ class Seed(NamedTuple):
     name: str
     wire: bytes
     envelope: Envelope
-    moved_by: Envelope | None
+    moved_by: tuple[Envelope, ...]
     key: SigningKey
 
 
@@ -122,7 +122,7 @@ class Verdict(NamedTuple):
     #: False when the bytes are not a ForwardedItem: the whole call fails.
     decoded: bool
     envelope: Envelope | None = None
-    moved_by: Envelope | None = None
+    moved_by: tuple[Envelope, ...] = ()
     parsed: Parsed | None = None
     rejection: Rejection | None = None
 
@@ -142,7 +142,12 @@ class Receiver:
         except DecodeError:
             return Verdict(decoded=False)
         envelope = envelope_from_proto(message.envelope)
-        moved_by = envelope_from_proto(message.moved_by) if message.HasField("moved_by") else None
+        moved_by = tuple(envelope_from_proto(e) for e in message.moved_by)
+        joined = (
+            envelope_from_proto(message.joined_receipt)
+            if message.HasField("joined_receipt")
+            else None
+        )
         refusal = checks.check_envelope_limits(envelope, DELIVERABLE, DEFAULT_LIMITS)
         if refusal is not None:
             return Verdict(True, envelope, moved_by, rejection=refusal)
@@ -158,7 +163,7 @@ class Receiver:
             envelope,
             key,
             tuple(message.via_member_ids),
-            moved_by,
+            Proofs(moved_by, joined),
             sender,
             self.roster,
             self.now,
@@ -181,7 +186,7 @@ def check_tampered(verdict: Verdict, seeds: Sequence[Seed]) -> None:
         return
     assert verdict.parsed is not None
     assert verdict.envelope in [s.envelope for s in seeds], "accepted a changed envelope"
-    assert verdict.moved_by in [None, *(s.moved_by for s in seeds)], "accepted a changed moved_by"
+    assert verdict.moved_by in [(), *(s.moved_by for s in seeds)], "accepted a changed moved_by"
 
 
 def check_resigned(verdict: Verdict) -> None:
@@ -216,7 +221,7 @@ def _keys(net: Network) -> Keys:
 def _wire(envelope: Envelope, via: Sequence[str] = (), moved_by: Envelope | None = None) -> bytes:
     message = item(envelope, via)
     if moved_by is not None:
-        message.moved_by.CopyFrom(item(moved_by).envelope)
+        message.moved_by.append(item(moved_by).envelope)
     return message.SerializeToString()
 
 
@@ -252,10 +257,10 @@ def make_seeds(keys: Keys) -> list[Seed]:
         STATUS_UPDATE_TYPE,
     )
     return [
-        Seed("direct-report", _wire(direct), direct, None, keys.sender),
-        Seed("forwarded-report", _wire(forwarded, [SENDER]), forwarded, None, keys.author),
-        Seed("status-update", _wire(update), update, None, keys.sender),
-        Seed("moved-report", _wire(moved, [SENDER], move), moved, move, keys.author),
+        Seed("direct-report", _wire(direct), direct, (), keys.sender),
+        Seed("forwarded-report", _wire(forwarded, [SENDER]), forwarded, (), keys.author),
+        Seed("status-update", _wire(update), update, (), keys.sender),
+        Seed("moved-report", _wire(moved, [SENDER], move), moved, (move,), keys.author),
     ]
 
 
@@ -316,7 +321,8 @@ def _swap_envelope_field(data: bytes, m: Mutation, seeds: Sequence[Seed]) -> byt
     elif choice == 5:
         message.via_member_ids[:] = list(donor.via_member_ids) + [SENDER] * (m.b % 3)
     elif choice == 6:
-        message.moved_by.CopyFrom(donor.envelope if m.b % 2 else donor.moved_by)
+        del message.moved_by[:]
+        message.moved_by.extend([donor.envelope] if m.b % 2 else donor.moved_by)
     else:
         message.ClearField("moved_by" if m.b % 2 else "via_member_ids")
     return message.SerializeToString()
@@ -376,12 +382,12 @@ def mutate_item(wire: bytes, m: Mutation, seeds: Sequence[Seed]) -> bytes:
         message = fed_pb.ForwardedItem.FromString(wire)
     except DecodeError:
         part = "item"
-    if part == "item" or (part == "moved_by" and not message.HasField("moved_by")):
+    if part == "item" or (part == "moved_by" and not message.moved_by):
         return mutate(wire, m, seeds)
-    moved = message.moved_by.SerializeToString() if message.HasField("moved_by") else None
+    moved = message.moved_by[0].SerializeToString() if message.moved_by else None
     via = [v.encode() for v in message.via_member_ids]
     if part == "moved_by":
-        moved = mutate(message.moved_by.SerializeToString(), m, seeds)
+        moved = mutate(message.moved_by[0].SerializeToString(), m, seeds)
     elif part == "via_member_ids":
         joined = mutate(b"\x00".join(via), m, seeds)
         via = joined.split(b"\x00") if joined else []

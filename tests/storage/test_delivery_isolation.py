@@ -52,6 +52,9 @@ ROOT = SigningKey.generate()
 #: Concurrent batches of each kind (bounded; enough to share groups).
 ROUNDS = 12
 CLEAN_ITEMS = 5
+#: A report of ours (ME's) that we sent to the poisoner: only as its expected
+#: owner may the poisoner's status update reach storage at all.
+OURS = new_uuid7()
 
 
 def _roster(now: datetime) -> bytes:
@@ -78,6 +81,27 @@ def _service(db: Database) -> DeliveryService:
     statuses = StatusBook(ME, identity.sign)
     casebook = CaseBook(ME, statuses)
     casebook.load(db)
+    with db.write() as session:
+        if not inbound.find_receipts(session, [OURS]):
+            inbound.insert_items(
+                session,
+                [
+                    inbound.NewInboundItem(
+                        OURS,
+                        REPORT_TYPE,
+                        ME,
+                        KEYS[ME].key_id,
+                        ME,
+                        (),
+                        b"envelope",
+                        b"\0" * 32,
+                        int(Outcome.FORWARDED),
+                        b"receipt",
+                        now,
+                        expected_owner=POISONER,
+                    )
+                ],
+            )
     return DeliveryService(identity, rosters, db, DEFAULT_LIMITS, casebook)
 
 
@@ -100,7 +124,7 @@ def _poison() -> Envelope:
     update = StatusUpdate(
         new_uuid7(),
         new_uuid7(),
-        (new_uuid7(),),
+        (OURS,),
         POISONER,
         CaseStatus.RECEIVED,
         2**64 - 1,

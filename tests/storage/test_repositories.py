@@ -302,7 +302,7 @@ def _enqueue(db: Database, count: int, destination: str = "hotline-nl") -> None:
                 b"\x00env" + bytes([i % 256]),
                 ["hotline-de"] if i % 2 else [],
                 NOW,
-                moved_by=b"moved" if i == 0 else None,
+                proofs=b"moved" if i == 0 else None,
             )
 
 
@@ -315,8 +315,8 @@ def test_outbox_peek_leaves_out_held_and_leased_items_and_converts_values(
         everything = outbox.peek_batch(session, "hotline-nl", 10, NOW, ())
     assert len(everything) == 4 and [i.id for i in everything] == sorted(i.id for i in everything)
     first, second = everything[0], everything[1]
-    assert first.moved_by == b"moved" and first.via_member_ids == ()
-    assert second.via_member_ids == ("hotline-de",) and second.moved_by is None
+    assert first.proofs == b"moved" and first.via_member_ids == ()
+    assert second.via_member_ids == ("hotline-de",) and second.proofs is None
     assert first.created_at == NOW and first.created_at.tzinfo is not None
     assert first.envelope == b"\x00env\x00"
     with db.write() as session:  # another process holds a lease on the third
@@ -358,7 +358,7 @@ def test_outbox_claim_finish_in_queue_order(db: Database) -> None:
     with db.write() as session:
         first = outbox.claim_batch(session, "hotline-nl", 3, "proc-a", NOW, LEASE)
     assert [i.id for i in first] == sorted(i.id for i in first) and len(first) == 3
-    assert first[0].moved_by == b"moved" and first[1].via_member_ids == ("hotline-de",)
+    assert first[0].proofs == b"moved" and first[1].via_member_ids == ("hotline-de",)
     with db.write() as session:
         # Claimed items are not handed out again while the lease holds.
         second = outbox.claim_batch(session, "hotline-nl", 10, "proc-b", NOW, LEASE)

@@ -10,10 +10,12 @@ from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
 from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
-from federation.core.reasons import STATUS_UPDATE_TYPE, RejectReason
+from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE, RejectReason
 from federation.core.roster import Member, MemberKey, Role, Roster
 from federation.core.status_update import StatusUpdate
 from federation.status import StatusBook
+from federation.status_intake import ReceivedUpdate
+from federation.store import inbound
 from federation.store import status as store
 from federation.store.database import Database
 from federation.wire.convert import encode_envelope, encode_status_update
@@ -43,9 +45,45 @@ ROSTER = Roster.build(
 )
 
 
+#: A report hotline-dk (the node under test) sent to hotline-nl, its expected
+#: owner: updates must name one of our reports to be about anything of ours.
+OURS = new_uuid7()
+
+
+def _own_report(db: Database, report_id: str, owner: str = "hotline-nl") -> None:
+    """Store a report of our own intake with its expected owner."""
+    with db.write() as session:
+        if store.own_reports(session, "hotline-dk", [report_id]):
+            return
+        inbound.insert_items(
+            session,
+            [
+                inbound.NewInboundItem(
+                    report_id,
+                    REPORT_TYPE,
+                    "hotline-dk",
+                    B_KEY.key_id,
+                    "hotline-dk",
+                    (),
+                    b"envelope",
+                    b"\0" * 32,
+                    1,
+                    b"receipt",
+                    NOW,
+                    expected_owner=owner,
+                )
+            ],
+        )
+
+
+@pytest.fixture(autouse=True)
+def _ours(db: Database) -> None:
+    _own_report(db, OURS)
+
+
 def _updates(case_id: str, author: str = "hotline-nl") -> list[StatusUpdate]:
     return [
-        StatusUpdate(new_uuid7(), case_id, (), author, status, seq, NOW + seq * timedelta(1))
+        StatusUpdate(new_uuid7(), case_id, (OURS,), author, status, seq, NOW + seq * timedelta(1))
         for seq, status in enumerate(CHAIN, start=1)
     ]
 
@@ -102,10 +140,10 @@ def test_illegal_transition_refused(db: Database) -> None:
     book = _book()
     _receive(db, book, first)
     _receive(db, book, second)
-    wrong = StatusUpdate(new_uuid7(), case_id, (), "hotline-nl", S.RECEIVED, 3, NOW)
+    wrong = StatusUpdate(new_uuid7(), case_id, (OURS,), "hotline-nl", S.RECEIVED, 3, NOW)
     assert _receive(db, book, wrong) is RejectReason.ILLEGAL_TRANSITION
     first_is_not_received = StatusUpdate(
-        new_uuid7(), new_uuid7(), (), "hotline-nl", S.NOTICE_SENT, 1, NOW
+        new_uuid7(), new_uuid7(), (OURS,), "hotline-nl", S.NOTICE_SENT, 1, NOW
     )
     assert _receive(db, book, first_is_not_received) is RejectReason.ILLEGAL_TRANSITION
 
@@ -142,7 +180,7 @@ def test_batches_in_any_order_give_the_same_history(db: Database, batches: list[
     updates = {one: _updates(one), two: _updates(two)}
     book = _book()
     for batch in batches:
-        pairs = [(u[i], _signed(u[i])) for i in batch for u in updates.values()]
+        pairs = [ReceivedUpdate(u[i], _signed(u[i])) for i in batch for u in updates.values()]
         with db.write() as session:
             assert book.receive_many(session, ROSTER, pairs, NOW) == [None] * len(pairs)
     for case_id in (one, two):
@@ -158,16 +196,40 @@ def test_refusals_in_a_batch_leave_the_rest_applied(db: Database) -> None:
     expect exactly those refused and the others applied."""
     case_id = new_uuid7()
     good = _updates(case_id)
-    illegal = StatusUpdate(new_uuid7(), case_id, (), "hotline-nl", S.CONTENT_REMOVED, 1, NOW)
+    illegal = StatusUpdate(new_uuid7(), case_id, (OURS,), "hotline-nl", S.CONTENT_REMOVED, 1, NOW)
     other_case = new_uuid7()
     impostor = _updates(other_case, author="hotline-de")[1]
-    pairs = [(u, _signed(u)) for u in (illegal, good[0], good[1], impostor)]
+    pairs = [ReceivedUpdate(u, _signed(u)) for u in (illegal, good[0], good[1], impostor)]
     with db.write() as session:
         results = _book().receive_many(session, ROSTER, pairs, NOW)
     assert [r.reason if r else None for r in results] == [
         RejectReason.ILLEGAL_TRANSITION,
         None,
         None,
-        None,  # unknown case, author a hotline: kept, waits for sequence 1
+        RejectReason.NOT_RESPONSIBLE,  # not our report's owner: nothing kept
     ]
     assert _history(db, case_id) == [(1, S.RECEIVED), (2, S.ASSESSED_ILLEGAL)]
+    with db.read() as session:
+        assert store.tracked(session, other_case) is None
+        assert store.held_updates(session, [other_case]) == []
+
+
+def test_a_held_update_illegal_in_its_turn_is_refused_not_applied(db: Database) -> None:
+    """RECEIVED 1, RECEIVED 3, then ASSESSED_ILLEGAL 2: the held RECEIVED is
+    refused when its turn comes; the history takes only allowed steps, and
+    the next sequence applies on top of what was applied."""
+    case_id = new_uuid7()
+    book = _book()
+    steps = [(1, S.RECEIVED), (3, S.RECEIVED), (2, S.ASSESSED_ILLEGAL)]
+    for sequence, status in steps:
+        update = StatusUpdate(new_uuid7(), case_id, (OURS,), "hotline-nl", status, sequence, NOW)
+        assert _receive(db, book, update) is None
+    assert _history(db, case_id) == [(1, S.RECEIVED), (2, S.ASSESSED_ILLEGAL)]
+    with db.read() as session:
+        held = {h.sequence: h for h in store.held_updates(session, [case_id])}
+        tracked = store.tracked(session, case_id)
+    assert held[3].refused and not held[3].applied
+    assert tracked is not None and tracked.last_applied_sequence == 3
+    later = StatusUpdate(new_uuid7(), case_id, (OURS,), "hotline-nl", S.NOTICE_SENT, 4, NOW)
+    assert _receive(db, book, later) is None
+    assert _history(db, case_id)[-1] == (4, S.NOTICE_SENT)

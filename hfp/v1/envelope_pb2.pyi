@@ -4,6 +4,15 @@ isort:skip_file
 HFP v1: the Hotline Federation Protocol. Every item that crosses the wire
 (report, status update, receipt, roster) is a signed envelope; this file
 defines that envelope.
+
+Numbers and times, in every message of the package: a uint64 that is
+stored (sequence numbers, roster versions) is at most 2^63 - 1; a
+google.protobuf.Timestamp lies between 0001-01-01T00:00:00Z and
+9999-12-31T23:59:59.999999999Z with nanos in 0..999,999,999. Inside a
+delivered item a value out of range refuses that item alone
+(LIMIT_EXCEEDED or MALFORMED_PAYLOAD); in a HotlineService or
+LiaisonService request, or a page token or cursor the node did not
+issue, it is INVALID_ARGUMENT. Neither is ever INTERNAL.
 """
 
 from google.protobuf import descriptor as _descriptor

@@ -230,7 +230,9 @@ class Report(_message.Message):
     hosting_ip: _builtins.str
     """Optional IPv4 or IPv6 address of the host, in text form."""
     hosting_asn: _builtins.int
-    """Optional autonomous system number of the host (0 = unknown)."""
+    """Optional autonomous system number of the host (0 = unknown); the whole
+    uint32 range (0 to 2^32 - 1) is valid.
+    """
     site_type: _builtins.str
     """Optional free description of the site (e.g. "image host"), at most 64
     characters.

@@ -178,7 +178,8 @@ class Roster(_message.Message):
     version: _builtins.int
     """Strictly increasing. A node refuses any roster whose version is lower
     than or equal to the one it holds, except the identical roster (same
-    bytes), which is accepted as a no-op.
+    bytes), which is accepted as a no-op. Range 1 to 2^63 - 1; a roster
+    outside it is refused.
     """
     fallback_member_id: _builtins.str
     """The member (normally the secretariat) that receives reports whose

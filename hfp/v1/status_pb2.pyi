@@ -119,7 +119,9 @@ class StatusUpdate(_message.Message):
     """Strictly increasing per case and author, starting at 1 for the case's
     first update (RECEIVED). Receivers apply updates in sequence order: an
     older or repeated one is acknowledged and ignored, one past a gap waits
-    until the missing update arrives.
+    until the missing update arrives. Range 1 to 2^63 - 1 (what a signed
+    64-bit database column holds); a larger value is refused for that item
+    alone with REJECT_REASON_LIMIT_EXCEEDED.
     """
     note: _builtins.str
     """Optional free text, at most 2000 characters."""

@@ -11,7 +11,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from federation.cli.connect import DEADLINE, channel, node_options, resolve, rpc_failure
-from federation.cli.output import FORMAT_OPTION, Format, emit, print_table
+from federation.cli.output import FORMAT_OPTION, Format, emit, print_table, printable
 from federation.core.ids import is_uuid
 from hfp.v1 import case_pb2, status_pb2
 from hfp.v1 import hotline_service_pb2 as pb
@@ -167,7 +167,7 @@ def _print_case(c: case_pb2.Case) -> None:
         ("same content as", ", ".join(c.known_content_case_ids)),
     ):
         if value:
-            click.echo(f"  {label:<16} {value}")
+            click.echo(f"  {label:<16} {printable(value)}")
     click.echo(f"\nreports ({_shown(len(c.reports), report_total(c), 'the first ones')}):")
     print_table(
         ("REPORT", "FROM", "RECEIVED", "URL AS REPORTED"),

@@ -35,7 +35,7 @@ import click
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.output import FORMAT_OPTION, Format, emit, printable
 from federation.clock import utc_now
 from federation.core.ids import is_uuid
 from federation.liaison_profile import (
@@ -309,7 +309,7 @@ def event_record(response: pb.WatchReferralsResponse) -> dict[str, Any]:
 def event_line(response: pb.WatchReferralsResponse) -> str:
     """An event as one line of text: time, kind, case id, status, url."""
     r = event_record(response)
-    return (
+    return printable(
         f"{r['occurred_at'] or '-':<20}  {r['kind']:<14}  {r['case_id']}  "
         f"{r['status']:<20}  {r['url']}"
     ).rstrip()
@@ -641,7 +641,7 @@ def hold(profile_path: Path | None, case: str, reason: str, until_text: str) -> 
         f"case {held.case_id}: on hold until {_stamp_text(held, 'hold_until') or iso(until)} "
         f"(status {status_name(held.status)})"
     )
-    click.echo(f"  reason: {held.hold_reason or reason}")
+    click.echo(f"  reason: {printable(held.hold_reason or reason)}")
 
 
 @liaison.command()

@@ -21,6 +21,17 @@ FORMAT_OPTION = click.option(
 )
 
 
+#: C0 and C1 control characters (and DEL): a member's note or receipt detail
+#: could carry terminal escape sequences; they are shown, never obeyed.
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as a visible \\xNN escape,
+    for a terminal: peers' and clients' strings are hostile input."""
+    return text.translate(_CONTROLS)
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Aligned columns; empty cells shown as '-'."""
     cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
@@ -30,7 +41,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def _cell(value: Any) -> str:
-    return "-" if value in (None, "") else str(value)
+    return "-" if value in (None, "") else printable(str(value))
 
 
 def emit(fmt: Format, headers: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -89,6 +90,29 @@ def rpc_code(error: grpc.RpcError) -> grpc.StatusCode:
     """The status code of a failed call."""
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+#: Trailer a node sets on a refusal that may be retried after a delay (ms).
+PUSHBACK_TRAILER = "grpc-retry-pushback-ms"
+#: Retries of one call the target pushed back, and the longest wait (s).
+PUSHBACK_RETRIES = 20
+MAX_PUSHBACK = 2.0
+
+
+def pushback_seconds(error: grpc.RpcError) -> float | None:
+    """How long to wait before retrying a RESOURCE_EXHAUSTED call that
+    carries a pushback trailer; None for any other failure."""
+    if rpc_code(error) is not grpc.StatusCode.RESOURCE_EXHAUSTED or not isinstance(
+        error, grpc.Call
+    ):
+        return None
+    for key, value in error.trailing_metadata() or ():
+        if key == PUSHBACK_TRAILER:
+            try:
+                return min(max(int(value), 0) / 1000 + 0.02, MAX_PUSHBACK)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def rpc_text(error: grpc.RpcError) -> str:
@@ -318,8 +342,22 @@ class Context:
     def deliver(
         self, items: Iterable[federation_service_pb2.ForwardedItem], timeout: float = DEADLINE
     ) -> federation_service_pb2.DeliverResponse:
-        """One Deliver call; RPC errors propagate."""
+        """One Deliver call; RPC errors propagate.
+
+        A call the target refuses with a retry hint (its rate limit: the
+        grpc-retry-pushback-ms trailer) is made again after that delay, as
+        any well-behaved peer would, a bounded number of times: the cases
+        check the target's answers, not how fast the harness may ask.
+        """
         request = federation_service_pb2.DeliverRequest(items=list(items))
+        for _ in range(PUSHBACK_RETRIES):
+            try:
+                return self.stub.Deliver(request, timeout=timeout)
+            except grpc.RpcError as exc:
+                delay = pushback_seconds(exc)
+                if delay is None:
+                    raise
+                time.sleep(delay)
         return self.stub.Deliver(request, timeout=timeout)
 
     def deliver_ok(

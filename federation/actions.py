@@ -99,8 +99,10 @@ def _reroute(
     with the chain of signed MOVED updates that entitles it to act on them."""
     me = moved.update.member_id
     target = heir_of(moved.update, roster)
-    step = encode_proofs([moved.envelope])
     for report in case_store.case_reports(session, case.case_id):
+        # The chain's new link must name this report: the recorded MOVED, or
+        # the copy made for the report's author (see federation.status.Issued).
+        step = encode_proofs([moved.naming(report.report_id, report.origin_member_id)])
         outbox.enqueue(
             session,
             target,

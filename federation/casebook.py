@@ -207,10 +207,11 @@ class _NewCase:
     """A case opened in this batch: its row and who reported it so far."""
 
     row: dict[str, Any]
-    report_ids: list[str]
+    #: (report_id, origin) of its reports, in the order they were filed.
+    reports: list[tuple[str, str]]
     reporters: set[str]
-    #: Reporter -> the MOVED chain of its report, for reports moved here.
-    chains: dict[str, bytes] = field(default_factory=dict)
+    #: Origin -> report id -> the MOVED chain it came with (reports moved here).
+    chains: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
 
 class _Plan:
@@ -280,10 +281,10 @@ class _Plan:
         elif new is not None:
             case_id, outcome = new.row["case_id"], Outcome.DUPLICATE
             new.row["first_reported_at"] = min(new.row["first_reported_at"], report.created_at)
-            new.report_ids.append(report.report_id)
+            new.reports.append((report.report_id, report.origin_member_id))
             new.reporters.add(report.origin_member_id)
             if filing.chain is not None:
-                new.chains.setdefault(report.origin_member_id, filing.chain)
+                new.chains.setdefault(report.origin_member_id, {})[report.report_id] = filing.chain
             self._event(new.row, CaseEventKind.REPORT_JOINED, report.report_id)
         else:
             country = filing.hosting_country or report.hosting_country
@@ -315,7 +316,7 @@ class _Plan:
         self.book.statuses.open_cases(
             session,
             [
-                OpenedCase(c.row["case_id"], tuple(c.report_ids), frozenset(c.reporters), c.chains)
+                OpenedCase(c.row["case_id"], tuple(c.reports), frozenset(c.reporters), c.chains)
                 for c in opened
             ],
             self.now,
@@ -325,10 +326,13 @@ class _Plan:
     def _join_existing(self, case: CaseRow, filing: Filing) -> None:
         report = filing.report
         reporters = self.reporters.setdefault(case.case_id, set())
-        if report.origin_member_id not in reporters:
+        new = report.origin_member_id not in reporters
+        if new or filing.chain is not None:
+            # A moved report's author learns of its new case from us: no
+            # receipt of ours reaches it (the mover got that).
             reporters.add(report.origin_member_id)
             self.batch.joins.append(
-                Join(case.case_id, report.origin_member_id, report.report_id, filing.chain)
+                Join(case.case_id, report.origin_member_id, report.report_id, filing.chain, new)
             )
         case.updated_at = self.now
         case.first_reported_at = min(case.first_reported_at or self.now, report.created_at)
@@ -365,8 +369,9 @@ class _Plan:
             "first_reported_at": filing.report.created_at,
         }
         origin = filing.report.origin_member_id
-        chains = {origin: filing.chain} if filing.chain is not None else {}
-        self.new_cases[key] = _NewCase(row, [filing.report.report_id], {origin}, chains)
+        chain = filing.chain
+        chains = {origin: {filing.report.report_id: chain}} if chain is not None else {}
+        self.new_cases[key] = _NewCase(row, [(filing.report.report_id, origin)], {origin}, chains)
         self._event(row, CaseEventKind.CASE_OPENED, filing.report.report_id)
         return str(row["case_id"])
 

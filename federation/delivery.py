@@ -179,6 +179,11 @@ class _Triage:
     filings: list[tuple[int, Filing]] = field(default_factory=list)
     updates: list[tuple[int, ParsedUpdate]] = field(default_factory=list)
     forwards: list[outbox.NewOutboxItem] = field(default_factory=list)
+    #: Repeats of accepted updates that bring joined receipts (a moved
+    #: report of ours joined a case we are in, see StatusBook.catch_up):
+    #: answered with their stored receipt, and shown to the reporter side
+    #: again only so that it links the reports those receipts name.
+    relinks: list[tuple[int, ParsedUpdate]] = field(default_factory=list)
 
 
 class DeliveryService:
@@ -538,6 +543,7 @@ class DeliveryService:
         now = self._clock()
         work = self._triage(session, fresh, now, txn)
         self._receive_updates(session, fresh, work.updates, now, work.answers, txn)
+        self._received(session, fresh, work.relinks, now)  # stale by now: links only
         filed = self._casebook.file_many(session, [f for _, f in work.filings], now, txn.filing)
         for (index, _), result in zip(work.filings, filed, strict=True):
             w = fresh[index]
@@ -588,6 +594,8 @@ class DeliveryService:
                     )
                 elif earlier is not None:
                     txn.receipts[index] = earlier.receipt
+                    if isinstance(w.parsed, ParsedUpdate) and w.parsed.joined_reports:
+                        work.relinks.append((index, w.parsed))
                 else:
                     work.copies[index] = first[w.idempotency_key]
                 continue
@@ -614,17 +622,7 @@ class DeliveryService:
         txn: _Txn,
     ) -> None:
         """Apply the batch's status updates together; answer each."""
-        results = self._casebook.statuses.receive_many(
-            session,
-            self._rosters.roster,
-            [
-                ReceivedUpdate(
-                    parsed.update, fresh[index].encoded(), parsed.chain, parsed.joined_report
-                )
-                for index, parsed in updates
-            ],
-            now,
-        )
+        results = self._received(session, fresh, updates, now)
         for (index, parsed), refusal in zip(updates, results, strict=True):
             if refusal is not None:
                 txn.refusals[index] = refusal
@@ -638,6 +636,26 @@ class DeliveryService:
                 now,
                 case_id=parsed.update.case_id,
             )
+
+    def _received(
+        self,
+        session: Session,
+        fresh: list[_Work],
+        updates: list[tuple[int, ParsedUpdate]],
+        now: datetime,
+    ) -> list[Rejection | None]:
+        """Hand status updates to the reporter side (StatusBook.receive_many)."""
+        return self._casebook.statuses.receive_many(
+            session,
+            self._rosters.roster,
+            [
+                ReceivedUpdate(
+                    parsed.update, fresh[index].encoded(), parsed.chain, parsed.joined_reports
+                )
+                for index, parsed in updates
+            ],
+            now,
+        )
 
     def _dispose(
         self, w: _Work, now: datetime, forwards: list[outbox.NewOutboxItem]

@@ -55,9 +55,9 @@ class ParsedUpdate:
     update: StatusUpdate
     #: Verified MOVED updates handing a report over to the update's signer.
     chain: tuple[StatusUpdate, ...] = ()
-    #: The report the signer's verified receipt (ForwardedItem.joined_receipt)
-    #: says it filed into the update's case ("" without one).
-    joined_report: str = ""
+    #: The reports the signer's verified receipts (ForwardedItem.joined_receipts)
+    #: say it filed into the update's case.
+    joined_reports: tuple[str, ...] = ()
 
 
 Parsed = ParsedReport | ParsedUpdate
@@ -142,23 +142,28 @@ class PayloadChecker:
         if isinstance(chain, Rejection):
             return chain
         if isinstance(decoded, StatusUpdate):
-            return self._update(decoded, chain, proofs.joined_receipt, roster)
+            return self._update(decoded, chain, proofs.joined_receipts, roster)
         return self._report(decoded, via, chain, roster)
 
     def _update(
         self,
         update: StatusUpdate,
         chain: tuple[StatusUpdate, ...],
-        joined_receipt: Envelope | None,
+        joined_receipts: tuple[Envelope, ...],
         roster: Roster,
     ) -> ParsedUpdate | Rejection:
-        joined = ""
-        if joined_receipt is not None:
-            found = verify_joined_receipt(joined_receipt, update, roster)
+        if len(joined_receipts) > self.limits.max_joined_receipts:
+            return Rejection(
+                RejectReason.LIMIT_EXCEEDED,
+                f"joined_receipts holds more than {self.limits.max_joined_receipts} receipts",
+            )
+        joined: list[str] = []
+        for receipt in joined_receipts:
+            found = verify_joined_receipt(receipt, update, roster)
             if isinstance(found, Rejection):
                 return found
-            joined = found
-        return ParsedUpdate(update, chain, joined)
+            joined.append(found)
+        return ParsedUpdate(update, chain, tuple(joined))
 
     def _report(
         self, report: Report, via: tuple[str, ...], chain: tuple[StatusUpdate, ...], roster: Roster
@@ -190,7 +195,7 @@ class Proofs:
     """What a ForwardedItem carries beside its envelope to prove a hand-over."""
 
     moved_by: tuple[Envelope, ...] = ()
-    joined_receipt: Envelope | None = None
+    joined_receipts: tuple[Envelope, ...] = ()
 
 
 NO_PROOFS = Proofs()
@@ -240,15 +245,15 @@ def verify_chain(
 def verify_joined_receipt(
     envelope: Envelope, update: StatusUpdate, roster: Roster
 ) -> str | Rejection:
-    """The report a ForwardedItem.joined_receipt shows the update's signer
+    """The report a receipt of ForwardedItem.joined_receipts shows the update's signer
     filed into the update's case; a Rejection when it shows nothing of the kind."""
-    key = _verified(envelope, RECEIPT_TYPE, roster, "joined_receipt")
+    key = _verified(envelope, RECEIPT_TYPE, roster, "joined_receipts")
     if isinstance(key, Rejection):
         return key
     try:
         receipt = decode_receipt(envelope.payload)
     except MalformedMessageError as exc:
-        return Rejection(RejectReason.MALFORMED_PAYLOAD, f"joined_receipt: {exc}")
+        return Rejection(RejectReason.MALFORMED_PAYLOAD, f"joined_receipts: {exc}")
     if not (
         envelope.signer_member_id == update.member_id == receipt.receiver_member_id
         and receipt.case_id == update.case_id
@@ -256,6 +261,6 @@ def verify_joined_receipt(
         and receipt.outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE)
     ):
         return Rejection(
-            RejectReason.NOT_RESPONSIBLE, "joined_receipt does not tie a report to this case"
+            RejectReason.NOT_RESPONSIBLE, "a joined receipt does not tie a report to this case"
         )
     return receipt.item_id

@@ -14,7 +14,7 @@ past a gap is kept until the gap is filled.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -23,9 +23,10 @@ from crypto.dsse import Envelope
 from federation.core.case import CaseEventKind
 from federation.core.case_status import CaseStatus, is_open
 from federation.core.ids import new_uuid7
+from federation.core.limits import DEFAULT_LIMITS
 from federation.core.reasons import STATUS_UPDATE_TYPE, Rejection
 from federation.core.roster import Roster
-from federation.core.status_update import StatusUpdate
+from federation.core.status_update import MAX_REPORT_IDS, StatusUpdate
 from federation.status_intake import ReceivedUpdate, receive_updates
 from federation.store import cases as case_store
 from federation.store import outbox
@@ -46,12 +47,37 @@ class Fanout:
     destinations: set[str] = field(default_factory=set)
 
 
+#: Report ids named by the update an owner records and shows (its case's
+#: first reports). A reporter with reports beyond these is sent copies of
+#: the update naming its own reports instead, at most MAX_REPORT_IDS each, so
+#: that no signed update grows with the size of its case (spec section 10.4).
+NAMED_REPORTS = 100
+#: Receipts one catch-up item carries (ForwardedItem.joined_receipts).
+MAX_JOINED_RECEIPTS = DEFAULT_LIMITS.max_joined_receipts
+
+
 @dataclass(frozen=True, slots=True)
 class Issued:
-    """An update we authored, with its signed envelope bytes."""
+    """An update we authored, with its signed envelope bytes, and the copies
+    for reporters whose reports it does not name (see NAMED_REPORTS)."""
 
     update: StatusUpdate
     envelope: bytes
+    #: (origin member, copy, its signed envelope).
+    copies: tuple[tuple[str, StatusUpdate, bytes], ...] = ()
+
+    def sent_to(self, origin: str) -> list[tuple[StatusUpdate, bytes]]:
+        """Each update (with its envelope) the author of reports ``origin`` is
+        sent: its copies, else the recorded update."""
+        own = [(u, e) for o, u, e in self.copies if o == origin]
+        return own or [(self.update, self.envelope)]
+
+    def naming(self, report_id: str, origin: str) -> bytes:
+        """The signed update (recorded or copy) that names ``report_id``."""
+        for o, copy, envelope in self.copies:
+            if o == origin and report_id in copy.report_ids:
+                return envelope
+        return self.envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +85,11 @@ class OpenedCase:
     """A case opened in the current transaction, for its first update."""
 
     case_id: str
-    report_ids: tuple[str, ...]
+    #: (report_id, origin) of its reports, in the order they were filed.
+    reports: tuple[tuple[str, str], ...]
     reporters: frozenset[str]
-    #: Reporter -> the MOVED chain of its report, for reports moved here.
-    chains: Mapping[str, bytes] = field(default_factory=dict)
+    #: Origin -> report id -> the MOVED chain it came with (reports moved here).
+    chains: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +101,28 @@ class Join:
     report_id: str
     #: The report's MOVED chain, when it was moved here.
     chain: bytes | None = None
+    #: False for a moved report whose author already had reports in the case.
+    new: bool = True
 
 
-def reporter_chains(reports: Iterable[ReportRecord]) -> dict[str, bytes]:
-    """Per reporter, the MOVED chain of its first report in the case that was
-    moved here: the proof its status updates must carry (spec section 10.1)."""
-    chains: dict[str, bytes] = {}
-    for report in reports:
-        if report.moved_chain is not None:
-            chains.setdefault(report.origin_member_id, report.moved_chain)
+Chains = Mapping[str, Mapping[str, bytes]]
+"""Origin member -> report id -> the MOVED chain of its report moved here."""
+
+
+def moved_chains(reports: Iterable[ReportRecord]) -> dict[str, dict[str, bytes]]:
+    """The MOVED chains of the reports of a case that were moved here."""
+    chains: dict[str, dict[str, bytes]] = {}
+    for r in reports:
+        if r.moved_chain is not None:
+            chains.setdefault(r.origin_member_id, {})[r.report_id] = r.moved_chain
     return chains
+
+
+def _proof_for(update: StatusUpdate, own: Mapping[str, bytes]) -> bytes | None:
+    """What an update sent to a reporter carries as proof (spec section
+    10.1): the MOVED chain of the first of the reporter's reports that it
+    names and that was moved here (``own``: those reports' chains)."""
+    return next((own[r] for r in update.report_ids if r in own), None)
 
 
 class StatusBook:
@@ -118,10 +157,10 @@ class StatusBook:
     ) -> Issued:
         """Record a status of one of our cases and queue it for every reporter."""
         reports = case_store.case_reports(session, case.case_id)
-        update = StatusUpdate(
+        base = StatusUpdate(
             update_id=self._new_id(),
             case_id=case.case_id,
-            report_ids=tuple(r.report_id for r in reports),
+            report_ids=(),
             member_id=self.member_id,
             status=status,
             sequence=case.last_sequence + 1,
@@ -129,25 +168,79 @@ class StatusBook:
             note=note,
             new_hosting_country=new_hosting_country,
         )
-        envelope = encode_envelope(self._sign(STATUS_UPDATE_TYPE, encode_status_update(update)))
-        session.add(StatusUpdateRow(**store.update_row(update, envelope, applied=True, now=now)))
-        _apply_to_case(case, update)
+        [issued] = self._sign_issued([(base, [(r.report_id, r.origin_member_id) for r in reports])])
+        session.add(
+            StatusUpdateRow(
+                **store.update_row(issued.update, issued.envelope, applied=True, now=now)
+            )
+        )
+        _apply_to_case(case, issued.update)
         if status is not CaseStatus.RECEIVED:  # opening is logged as CASE_OPENED
             case_store.append_event(session, case, CaseEventKind.STATUS_CHANGED, now)
-        chains = reporter_chains(reports)
-        for reporter in sorted({r.origin_member_id for r in reports} - {self.member_id}):
-            outbox.enqueue(
-                session,
+        reporters = {r.origin_member_id for r in reports} - {self.member_id}
+        queued = self._queued(issued, reporters, moved_chains(reports))
+        outbox.enqueue_many(session, queued, now)
+        fanout.destinations.update(reporters)
+        return issued
+
+    def _sign_issued(
+        self, planned: Sequence[tuple[StatusUpdate, Sequence[tuple[str, str]]]]
+    ) -> list[Issued]:
+        """Sign, in one pass, each update (naming its case's first reports)
+        with the copies its reporters need; ``planned``: an update without
+        report ids and its case's (report_id, origin) pairs in join order."""
+        plans = [self._plan(base, reports) for base, reports in planned]
+        flat = [u for recorded, copies in plans for u in (recorded, *(c for _, c in copies))]
+        envelopes = iter(
+            encode_envelope(e)
+            for e in self._sign_many(STATUS_UPDATE_TYPE, [encode_status_update(u) for u in flat])
+        )
+        issued = []
+        for recorded, copies in plans:
+            envelope = next(envelopes)
+            signed = tuple((origin, copy, next(envelopes)) for origin, copy in copies)
+            issued.append(Issued(recorded, envelope, signed))
+        return issued
+
+    def _plan(
+        self, base: StatusUpdate, reports: Sequence[tuple[str, str]]
+    ) -> tuple[StatusUpdate, list[tuple[str, StatusUpdate]]]:
+        """The recorded update (first NAMED_REPORTS reports) and, for each
+        origin with a report beyond those, copies naming all of its reports."""
+        recorded = replace(base, report_ids=tuple(r for r, _ in reports[:NAMED_REPORTS]))
+        named = set(recorded.report_ids)
+        by_origin: dict[str, list[str]] = {}
+        for report_id, origin in reports:
+            by_origin.setdefault(origin, []).append(report_id)
+        copies = [
+            (
+                origin,
+                replace(
+                    base, update_id=self._new_id(), report_ids=tuple(ids[i : i + MAX_REPORT_IDS])
+                ),
+            )
+            for origin, ids in by_origin.items()
+            if not named.issuperset(ids)
+            for i in range(0, len(ids), MAX_REPORT_IDS)
+        ]
+        return recorded, copies
+
+    @staticmethod
+    def _queued(
+        issued: Issued, reporters: Iterable[str], chains: Chains
+    ) -> list[outbox.NewOutboxItem]:
+        """Outbox items taking an update to each reporter, with its proofs."""
+        return [
+            outbox.NewOutboxItem(
                 reporter,
                 update.update_id,
                 STATUS_UPDATE_TYPE,
                 envelope,
-                (),
-                now,
-                proofs=chains.get(reporter),
+                proofs=_proof_for(update, chains.get(reporter, {})),
             )
-            fanout.destinations.add(reporter)
-        return Issued(update, envelope)
+            for reporter in sorted(reporters)
+            for update, envelope in issued.sent_to(reporter)
+        ]
 
     def open_cases(
         self, session: Session, opened: Sequence[OpenedCase], now: datetime, fanout: Fanout
@@ -158,40 +251,31 @@ class StatusBook:
         The caller inserts the case rows already RECEIVED at sequence 1 (see
         CaseBook.file_many); opening is logged as CASE_OPENED, not here.
         """
-        updates = [
-            StatusUpdate(
-                update_id=self._new_id(),
-                case_id=case.case_id,
-                report_ids=case.report_ids,
-                member_id=self.member_id,
-                status=CaseStatus.RECEIVED,
-                sequence=1,
-                observed_at=now,
+        planned = [
+            (
+                StatusUpdate(
+                    update_id=self._new_id(),
+                    case_id=case.case_id,
+                    report_ids=(),
+                    member_id=self.member_id,
+                    status=CaseStatus.RECEIVED,
+                    sequence=1,
+                    observed_at=now,
+                ),
+                case.reports,
             )
             for case in opened
         ]
-        envelopes = [
-            encode_envelope(e)
-            for e in self._sign_many(STATUS_UPDATE_TYPE, [encode_status_update(u) for u in updates])
-        ]
+        issued = self._sign_issued(planned)
         case_store.insert_rows(
             session,
             StatusUpdateRow,
-            [
-                store.update_row(u, e, applied=True, now=now)
-                for u, e in zip(updates, envelopes, strict=True)
-            ],
+            [store.update_row(i.update, i.envelope, applied=True, now=now) for i in issued],
         )
         queued = [
-            outbox.NewOutboxItem(
-                reporter,
-                update.update_id,
-                STATUS_UPDATE_TYPE,
-                envelope,
-                proofs=case.chains.get(reporter),
-            )
-            for case, update, envelope in zip(opened, updates, envelopes, strict=True)
-            for reporter in sorted(case.reporters - {self.member_id})
+            item
+            for case, first in zip(opened, issued, strict=True)
+            for item in self._queued(first, case.reporters - {self.member_id}, case.chains)
         ]
         outbox.enqueue_many(session, queued, now)
         fanout.destinations.update(item.destination for item in queued)
@@ -204,28 +288,44 @@ class StatusBook:
         now: datetime,
         fanout: Fanout,
     ) -> None:
-        """Send each newly joined reporter the whole history of its case, in order.
+        """Tell reporters about their reports that joined one of our cases:
+        a reporter new to the case gets its whole history, in order; one
+        whose moved report joined a case it was already in gets the latest
+        update (it has the rest).
 
         Those updates name only the reports the case had when each was
-        signed, so each carries the signed receipt (``receipts``: report id
-        -> serialized receipt) by which the reporter's report joined: the
-        reporter's proof that the update concerns its report.
+        signed, so each carries the signed receipts (``receipts``: report id
+        -> serialized receipt) by which the reporter's reports joined: the
+        reporter's proof that the update concerns them.
         """
-        wanted = [j for j in joins if j.reporter != self.member_id]
-        if not wanted:
+        groups: dict[tuple[str, str], list[Join]] = {}
+        for join in joins:
+            if join.reporter != self.member_id:
+                groups.setdefault((join.case_id, join.reporter), []).append(join)
+        if not groups:
             return
         history: dict[str, list[StatusUpdateRow]] = {}
-        for row in store.updates_of(session, {j.case_id for j in wanted}):
+        for row in store.updates_of(session, {case_id for case_id, _ in groups}):
             history.setdefault(row.case_id, []).append(row)
         queued: list[outbox.NewOutboxItem] = []
-        for join in wanted:
-            proofs = encode_proofs(joined_receipt=receipts[join.report_id]) + (join.chain or b"")
-            queued.extend(
-                outbox.NewOutboxItem(
-                    join.reporter, row.update_id, STATUS_UPDATE_TYPE, row.envelope, proofs=proofs
+        for (case_id, reporter), group in groups.items():
+            rows = history.get(case_id, [])
+            if not any(j.new for j in group):
+                rows = rows[-1:]
+            for start in range(0, len(group), MAX_JOINED_RECEIPTS):
+                chunk = group[start : start + MAX_JOINED_RECEIPTS]
+                chain = next((j.chain for j in chunk if j.chain is not None), b"")
+                proofs = encode_proofs(joined_receipts=[receipts[j.report_id] for j in chunk])
+                queued.extend(
+                    outbox.NewOutboxItem(
+                        reporter,
+                        row.update_id,
+                        STATUS_UPDATE_TYPE,
+                        row.envelope,
+                        proofs=proofs + chain,
+                    )
+                    for row in rows
                 )
-                for row in history.get(join.case_id, ())
-            )
         outbox.enqueue_many(session, queued, now)
         fanout.destinations.update(item.destination for item in queued)
 
@@ -240,10 +340,10 @@ class StatusBook:
         now: datetime,
         *,
         chain: tuple[StatusUpdate, ...] = (),
-        joined_report: str = "",
+        joined_reports: tuple[str, ...] = (),
     ) -> Rejection | None:
         """Check and store one update from another member (see receive_many)."""
-        received = ReceivedUpdate(update, envelope, chain, joined_report)
+        received = ReceivedUpdate(update, envelope, chain, joined_reports)
         [result] = self.receive_many(session, roster, [received], now)
         return result
 

@@ -56,8 +56,8 @@ class ReceivedUpdate:
     envelope: bytes
     #: Verified MOVED updates handing one of our reports to the signer.
     chain: tuple[StatusUpdate, ...] = ()
-    #: One of our reports a verified receipt of the signer puts in this case.
-    joined_report: str = ""
+    #: Our reports verified receipts of the signer put in this case.
+    joined_reports: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -122,7 +122,7 @@ def _read(session: Session, me: str, updates: Sequence[ReceivedUpdate]) -> _Batc
             row.status, row.applied, update_id=row.update_id, refused=row.refused
         )
     named = {r for u in updates for r in u.update.report_ids} | {
-        u.joined_report for u in updates if u.joined_report
+        r for u in updates for r in u.joined_reports
     }
     return _Batch(
         ours_responsible=case_store.existing_case_ids(session, case_ids),
@@ -183,14 +183,10 @@ def _receive(
 
 def _proven_reports(owners: dict[str, str], received: ReceivedUpdate, roster: Roster) -> list[str]:
     """Our reports the update is about and its signer has shown it owns:
-    named in it (or by its joined receipt), and the signer is their
+    named in it (or by its joined receipts), and the signer is their
     expected owner or was handed them by the update's MOVED chain."""
     update, chain = received.update, received.chain
-    named = (
-        [*update.report_ids, received.joined_report]
-        if received.joined_report
-        else update.report_ids
-    )
+    named = (*update.report_ids, *received.joined_reports)
     return [
         report_id
         for report_id in dict.fromkeys(named)

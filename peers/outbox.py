@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
 
@@ -59,8 +59,34 @@ LEASE = timedelta(seconds=2 * DELIVER_DEADLINE + 30)
 LANES = 2
 #: Items sent to a peer that is failing, until one attempt succeeds.
 PROBE_BATCH = 10
+#: Encoded bytes of one Deliver request at most: half the protocol's 8 MiB,
+#: so that items carrying large hand-over proofs (MOVED updates of a big
+#: case) are split into several calls instead of being refused for good.
+MAX_CALL_BYTES = 4 * 1024 * 1024
 #: How often a sender looks for peers with pending items it has no worker for.
 RESCAN_SECONDS = 5.0
+
+
+def _by_size(batch: list[store.OutgoingItem], limit: int) -> Iterator[list[store.OutgoingItem]]:
+    """The batch in consecutive runs whose items add up to at most ``limit``
+    encoded bytes (each run holds at least one item)."""
+    run: list[store.OutgoingItem] = []
+    size = 0
+    for item in batch:
+        # Envelope, proofs and path, plus a little framing per field.
+        cost = (
+            len(item.envelope)
+            + len(item.proofs or b"")
+            + sum(len(v) + 2 for v in item.via_member_ids)
+            + 16
+        )
+        if run and size + cost > limit:
+            yield run
+            run, size = [], 0
+        run.append(item)
+        size += cost
+    if run:
+        yield run
 
 
 def process_name() -> str:
@@ -294,11 +320,19 @@ class _PeerWorker(threading.Thread):
             self._idle()
 
     def _send(self, batch: list[store.OutgoingItem]) -> None:
-        sender = self.sender
-        member = sender.rosters.roster.member(self.destination)
+        """Deliver a claimed batch in calls within MAX_CALL_BYTES, in order;
+        after a failed call the rest stays queued for the next attempt."""
+        member = self.sender.rosters.roster.member(self.destination)
         if member is None or not member.endpoint:
             self._failed(batch, "destination is not a roster member with an endpoint")
             return
+        for chunk in _by_size(batch, MAX_CALL_BYTES):
+            if not self._send_call(member.endpoint, chunk):
+                return
+
+    def _send_call(self, endpoint: str, batch: list[store.OutgoingItem]) -> bool:
+        """One Deliver call; True when its receipts were recorded."""
+        sender = self.sender
         request = pb.DeliverRequest()
         for item in batch:
             forwarded = request.items.add(via_member_ids=item.via_member_ids)
@@ -307,20 +341,21 @@ class _PeerWorker(threading.Thread):
                 # Stored as a ForwardedItem holding only its proof fields.
                 forwarded.MergeFromString(item.proofs)
         faultpoints.reach(faultpoints.OUTBOX_BEFORE_SEND)
-        channel = sender.channels.get(member.endpoint)
+        channel = sender.channels.get(endpoint)
         try:
             reply = pb_grpc.FederationServiceStub(channel).Deliver(
                 request, timeout=DELIVER_DEADLINE, metadata=sender.metadata
             )
         except grpc.RpcError as exc:
-            sender.channels.discard(member.endpoint, channel)
+            sender.channels.discard(endpoint, channel)
             self._failed(batch, f"{exc.code().name}: {exc.details()}")
-            return
+            return False
         faultpoints.reach(faultpoints.OUTBOX_AFTER_REPLY)
         if len(reply.receipts) != len(batch):
             self._failed(batch, "peer returned a wrong number of receipts")
-            return
+            return False
         self._record(batch, reply)
+        return True
 
     def _record(self, batch: list[store.OutgoingItem], reply: pb.DeliverResponse) -> None:
         """Verify the batch's receipts (in bulk, before any transaction), then

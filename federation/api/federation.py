@@ -103,9 +103,9 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
 
 def _proofs(item: pb.ForwardedItem) -> Proofs:
     """The hand-over proofs an item carries (most carry none)."""
-    if not item.moved_by and not item.HasField("joined_receipt"):
+    if not item.moved_by and not item.joined_receipts:
         return NO_PROOFS
     return Proofs(
         tuple(envelope_from_proto(e) for e in item.moved_by),
-        envelope_from_proto(item.joined_receipt) if item.HasField("joined_receipt") else None,
+        tuple(envelope_from_proto(e) for e in item.joined_receipts),
     )

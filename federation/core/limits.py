@@ -39,6 +39,8 @@ class Limits:
     max_via_entries: int = 4
     #: Signed MOVED updates in ForwardedItem.moved_by (a hand-over chain).
     max_move_chain: int = 8
+    #: Receipts in ForwardedItem.joined_receipts.
+    max_joined_receipts: int = 100
     #: How far in the receiver's future an item's timestamp may be (protocol: 5 min).
     max_clock_skew: timedelta = timedelta(minutes=5)
 

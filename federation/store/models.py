@@ -325,7 +325,7 @@ class OutboxRow(Base):
     #: Hand-over proofs sent beside the envelope: a serialized
     #: hfp.v1.ForwardedItem holding only ``moved_by`` (the MOVED chain of a
     #: re-routed report, or of the reporter's report for a status update) and
-    #: ``joined_receipt`` (see federation_service.proto). Unset for most items.
+    #: ``joined_receipts`` (see federation_service.proto). Unset for most items.
     proofs: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: The peer's signed receipt (serialized SignedEnvelope): proof of delivery.
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary)

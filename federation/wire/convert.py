@@ -153,7 +153,7 @@ def decode_envelope(data: bytes) -> Envelope:
     return envelope_from_proto(message)
 
 
-def encode_proofs(moved_by: Iterable[bytes] = (), joined_receipt: bytes | None = None) -> bytes:
+def encode_proofs(moved_by: Iterable[bytes] = (), joined_receipts: Iterable[bytes] = ()) -> bytes:
     """The hand-over proof fields of a ForwardedItem, from serialized
     SignedEnvelopes, as the bytes of a ForwardedItem holding only them.
 
@@ -165,8 +165,8 @@ def encode_proofs(moved_by: Iterable[bytes] = (), joined_receipt: bytes | None =
     message = federation_service_pb2.ForwardedItem()
     for envelope in moved_by:
         message.moved_by.add().MergeFromString(envelope)
-    if joined_receipt is not None:
-        message.joined_receipt.MergeFromString(joined_receipt)
+    for receipt in joined_receipts:
+        message.joined_receipts.add().MergeFromString(receipt)
     return message.SerializeToString()
 
 

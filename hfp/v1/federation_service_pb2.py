@@ -26,7 +26,7 @@ from hfp.v1 import envelope_pb2 as hfp_dot_v1_dot_envelope__pb2
 from hfp.v1 import roster_pb2 as hfp_dot_v1_dot_roster__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhfp/v1/federation_service.proto\x12\x06hfp.v1\x1a\x15hfp/v1/envelope.proto\x1a\x13hfp/v1/roster.proto\"\xab\x01\n\rForwardedItem\x12(\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x16.hfp.v1.SignedEnvelope\x12\x16\n\x0evia_member_ids\x18\x02 \x03(\t\x12(\n\x08moved_by\x18\x03 \x03(\x0b\x32\x16.hfp.v1.SignedEnvelope\x12.\n\x0ejoined_receipt\x18\x04 \x01(\x0b\x32\x16.hfp.v1.SignedEnvelope\"6\n\x0e\x44\x65liverRequest\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.hfp.v1.ForwardedItem\";\n\x0f\x44\x65liverResponse\x12(\n\x08receipts\x18\x01 \x03(\x0b\x32\x16.hfp.v1.SignedEnvelope\")\n\x10GetRosterRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x04\"9\n\x11GetRosterResponse\x12$\n\x06roster\x18\x01 \x01(\x0b\x32\x14.hfp.v1.SignedRoster\"<\n\x14PublishRosterRequest\x12$\n\x06roster\x18\x01 \x01(\x0b\x32\x14.hfp.v1.SignedRoster\"(\n\x15PublishRosterResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x32\xdf\x01\n\x11\x46\x65\x64\x65rationService\x12:\n\x07\x44\x65liver\x12\x16.hfp.v1.DeliverRequest\x1a\x17.hfp.v1.DeliverResponse\x12@\n\tGetRoster\x12\x18.hfp.v1.GetRosterRequest\x1a\x19.hfp.v1.GetRosterResponse\x12L\n\rPublishRoster\x12\x1c.hfp.v1.PublishRosterRequest\x1a\x1d.hfp.v1.PublishRosterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhfp/v1/federation_service.proto\x12\x06hfp.v1\x1a\x15hfp/v1/envelope.proto\x1a\x13hfp/v1/roster.proto\"\xac\x01\n\rForwardedItem\x12(\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x16.hfp.v1.SignedEnvelope\x12\x16\n\x0evia_member_ids\x18\x02 \x03(\t\x12(\n\x08moved_by\x18\x03 \x03(\x0b\x32\x16.hfp.v1.SignedEnvelope\x12/\n\x0fjoined_receipts\x18\x04 \x03(\x0b\x32\x16.hfp.v1.SignedEnvelope\"6\n\x0e\x44\x65liverRequest\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.hfp.v1.ForwardedItem\";\n\x0f\x44\x65liverResponse\x12(\n\x08receipts\x18\x01 \x03(\x0b\x32\x16.hfp.v1.SignedEnvelope\")\n\x10GetRosterRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x04\"9\n\x11GetRosterResponse\x12$\n\x06roster\x18\x01 \x01(\x0b\x32\x14.hfp.v1.SignedRoster\"<\n\x14PublishRosterRequest\x12$\n\x06roster\x18\x01 \x01(\x0b\x32\x14.hfp.v1.SignedRoster\"(\n\x15PublishRosterResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x32\xdf\x01\n\x11\x46\x65\x64\x65rationService\x12:\n\x07\x44\x65liver\x12\x16.hfp.v1.DeliverRequest\x1a\x17.hfp.v1.DeliverResponse\x12@\n\tGetRoster\x12\x18.hfp.v1.GetRosterRequest\x1a\x19.hfp.v1.GetRosterResponse\x12L\n\rPublishRoster\x12\x1c.hfp.v1.PublishRosterRequest\x1a\x1d.hfp.v1.PublishRosterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hfp.v1.federation_service_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FORWARDEDITEM']._serialized_start=88
-  _globals['_FORWARDEDITEM']._serialized_end=259
-  _globals['_DELIVERREQUEST']._serialized_start=261
-  _globals['_DELIVERREQUEST']._serialized_end=315
-  _globals['_DELIVERRESPONSE']._serialized_start=317
-  _globals['_DELIVERRESPONSE']._serialized_end=376
-  _globals['_GETROSTERREQUEST']._serialized_start=378
-  _globals['_GETROSTERREQUEST']._serialized_end=419
-  _globals['_GETROSTERRESPONSE']._serialized_start=421
-  _globals['_GETROSTERRESPONSE']._serialized_end=478
-  _globals['_PUBLISHROSTERREQUEST']._serialized_start=480
-  _globals['_PUBLISHROSTERREQUEST']._serialized_end=540
-  _globals['_PUBLISHROSTERRESPONSE']._serialized_start=542
-  _globals['_PUBLISHROSTERRESPONSE']._serialized_end=582
-  _globals['_FEDERATIONSERVICE']._serialized_start=585
-  _globals['_FEDERATIONSERVICE']._serialized_end=808
+  _globals['_FORWARDEDITEM']._serialized_end=260
+  _globals['_DELIVERREQUEST']._serialized_start=262
+  _globals['_DELIVERREQUEST']._serialized_end=316
+  _globals['_DELIVERRESPONSE']._serialized_start=318
+  _globals['_DELIVERRESPONSE']._serialized_end=377
+  _globals['_GETROSTERREQUEST']._serialized_start=379
+  _globals['_GETROSTERREQUEST']._serialized_end=420
+  _globals['_GETROSTERRESPONSE']._serialized_start=422
+  _globals['_GETROSTERRESPONSE']._serialized_end=479
+  _globals['_PUBLISHROSTERREQUEST']._serialized_start=481
+  _globals['_PUBLISHROSTERREQUEST']._serialized_end=541
+  _globals['_PUBLISHROSTERRESPONSE']._serialized_start=543
+  _globals['_PUBLISHROSTERRESPONSE']._serialized_end=583
+  _globals['_FEDERATIONSERVICE']._serialized_start=586
+  _globals['_FEDERATIONSERVICE']._serialized_end=809
 # @@protoc_insertion_point(module_scope)

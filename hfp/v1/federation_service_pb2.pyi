@@ -29,7 +29,7 @@ class ForwardedItem(_message.Message):
     ENVELOPE_FIELD_NUMBER: _builtins.int
     VIA_MEMBER_IDS_FIELD_NUMBER: _builtins.int
     MOVED_BY_FIELD_NUMBER: _builtins.int
-    JOINED_RECEIPT_FIELD_NUMBER: _builtins.int
+    JOINED_RECEIPTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _envelope_pb2.SignedEnvelope:
         """The item, exactly as its author signed it; forwarders never change it."""
@@ -73,14 +73,16 @@ class ForwardedItem(_message.Message):
         """
 
     @_builtins.property
-    def joined_receipt(self) -> _envelope_pb2.SignedEnvelope:
-        """Only on a status update that names none of the receiving reporter's
-        reports (the history of a case sent to a member whose report joined it
-        later): the receipt (payload_type hfp.v1.Receipt) with which the update's
-        signer filed that report into this case (outcome ACCEPTED or DUPLICATE,
-        case_id equal to the update's, item_id one of the reporter's reports).
-        A reporter accepts an update only for reports it can tie to the signer:
-        named in report_ids, or named by this receipt.
+    def joined_receipts(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.SignedEnvelope]:
+        """Only on a status update sent to a reporter whose reports joined the case
+        after the update was signed (the case's history sent to a new reporter,
+        or its latest update when a moved report joins a case its author is
+        already in): the receipts (payload_type hfp.v1.Receipt) with which the
+        update's signer filed those reports into this case (outcome ACCEPTED or
+        DUPLICATE, case_id equal to the update's, item_id one of the
+        reporter's reports), at most 100 (LIMIT_EXCEEDED beyond). A reporter
+        applies an update only for reports it can tie to the signer: named in
+        report_ids, or named by one of these receipts.
         """
 
     def __init__(
@@ -89,11 +91,11 @@ class ForwardedItem(_message.Message):
         envelope: _envelope_pb2.SignedEnvelope | None = ...,
         via_member_ids: _abc.Iterable[_builtins.str] | None = ...,
         moved_by: _abc.Iterable[_envelope_pb2.SignedEnvelope] | None = ...,
-        joined_receipt: _envelope_pb2.SignedEnvelope | None = ...,
+        joined_receipts: _abc.Iterable[_envelope_pb2.SignedEnvelope] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "joined_receipt", b"joined_receipt"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "joined_receipt", b"joined_receipt", "moved_by", b"moved_by", "via_member_ids", b"via_member_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "joined_receipts", b"joined_receipts", "moved_by", b"moved_by", "via_member_ids", b"via_member_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -17,6 +17,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from concurrent import futures
 from contextlib import closing, contextmanager
 
 import grpc
@@ -26,7 +27,7 @@ from crypto.dsse import verify_envelope_signature
 from federation.core.ids import new_uuid7
 from federation.core.reasons import STATUS_UPDATE_TYPE
 from federation.wire.convert import envelope_from_proto
-from hfp.v1 import case_pb2, receipt_pb2, report_pb2, status_pb2
+from hfp.v1 import case_pb2, envelope_pb2, receipt_pb2, report_pb2, status_pb2
 from hfp.v1 import federation_service_pb2 as fed_pb
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
@@ -337,3 +338,91 @@ def test_a_report_moved_back_and_forth_always_has_exactly_one_owner(net: Network
     assert seen.responsible_member_id == DK
     assert all(u.member_id in (DK, NL) for u in seen.history)
     assert_signed_by(net, seen, [u.member_id for u in seen.history])
+
+
+# --- status updates of a large case stay bounded (spec section 10.4) ---------------------
+
+
+def test_status_updates_of_a_large_case_reach_every_reporter_and_move(net: Network) -> None:
+    """1,050 reports of one URL from hotline-nl and one from hotline-de: every
+    update still reaches both (no signed update names more than 1,000
+    reports), and a MOVED hands every report over with a link naming it."""
+    url = f"https://large.example.com/{os.urandom(6).hex()}"
+    first = submit_url(net, DE, url, "DK")
+    with futures.ThreadPoolExecutor(4) as pool:
+        ours = list(pool.map(lambda _: submit_url(net, NL, url, "DK"), range(1050)))
+    last = ours[-1].item_id
+    at_dk = wait_case(net, DK, last, lambda c: c.report_count == 1051)
+    record(net, DK, at_dk.case_id, S.CASE_STATUS_ASSESSED_ILLEGAL)
+    for member, report_id in ((NL, last), (NL, ours[0].item_id), (DE, first.item_id)):
+        seen = wait_case(net, member, report_id, lambda c: len(c.history) == 2)
+        assert seen.status == S.CASE_STATUS_ASSESSED_ILLEGAL
+    with closing(sqlite3.connect(net.db_path(DK))) as db:
+        sizes = [
+            len(status_pb2.StatusUpdate.FromString(env.payload).report_ids)
+            for (raw,) in db.execute(
+                "SELECT envelope FROM outbox WHERE payload_type = ?", (STATUS_UPDATE_TYPE,)
+            )
+            for env in [envelope_pb2.SignedEnvelope.FromString(bytes(raw))]
+        ]
+    assert sizes and max(sizes) <= 1000
+    record(net, DK, at_dk.case_id, S.CASE_STATUS_MOVED, new_hosting_country="DE")
+    at_de = wait_case(net, DE, last, lambda c: c.responsible_member_id == DE and c.status != 9)
+    wait_case(net, DE, last, lambda c: c.report_count == 1051, timeout=60.0)
+    assert responsible_nodes(net, last) == [DE]
+    # Reports that joined the new owner's case after its first update are
+    # named (in NL's copies) by its next one.
+    record(net, DE, at_de.case_id, S.CASE_STATUS_ASSESSED_ILLEGAL)
+    for report_id in (ours[0].item_id, last):
+        seen = wait_case(
+            net,
+            NL,
+            report_id,
+            lambda c: c.case_id == at_de.case_id and c.status == S.CASE_STATUS_ASSESSED_ILLEGAL,
+            timeout=60.0,
+        )
+        assert seen.responsible_member_id == DE
+
+
+def test_the_author_follows_a_chain_of_moves_back_to_an_earlier_owner(net: Network) -> None:
+    """DK's own report moves DK -> DE -> NL -> DE: DE's second case, proven by
+    the three-link chain, is what DK sees in the end."""
+    ours = submit(net, DK, "DK")
+    case = wait_case(net, DK, ours.item_id, lambda c: c.responsible_member_id == DK)
+    owner = DK
+    for target, country in ((DE, "DE"), (NL, "NL"), (DE, "DE")):
+        record(net, owner, case.case_id, S.CASE_STATUS_MOVED, new_hosting_country=country)
+        previous = case.case_id
+        case = wait_case(
+            net,
+            target,
+            ours.item_id,
+            lambda c, previous=previous, target=target: (
+                c.responsible_member_id == target
+                and c.case_id != previous
+                and c.status == S.CASE_STATUS_RECEIVED
+            ),
+        )
+        owner = target
+    assert responsible_nodes(net, ours.item_id) == [DE]
+    seen = wait_case(net, DK, ours.item_id, lambda c: c.case_id == case.case_id)
+    assert seen.responsible_member_id == DE
+
+
+def test_a_moved_report_joining_a_case_its_author_is_in_is_announced(net: Network) -> None:
+    """DK reports a URL hosted in DE; DE moves it to NL; DK reports the URL
+    to DE again (a new case there); NL moves its case back to DE, where the
+    first report joins DK's new case: DK must see it there, with DE."""
+    url = f"https://rejoin.example.com/{os.urandom(6).hex()}"
+    first = submit_url(net, DK, url, "DE")
+    at_de = wait_case(net, DE, first.item_id, lambda c: c.responsible_member_id == DE)
+    record(net, DE, at_de.case_id, S.CASE_STATUS_MOVED, new_hosting_country="NL")
+    at_nl = wait_case(net, NL, first.item_id, lambda c: c.responsible_member_id == NL)
+    again = submit_url(net, DK, url, "DE")
+    second = wait_case(net, DE, again.item_id, lambda c: c.status == S.CASE_STATUS_RECEIVED)
+    wait_case(net, DK, again.item_id, lambda c: c.case_id == second.case_id)
+    record(net, NL, at_nl.case_id, S.CASE_STATUS_MOVED, new_hosting_country="DE")
+    wait_case(net, DE, first.item_id, lambda c: c.case_id == second.case_id)
+    assert responsible_nodes(net, first.item_id) == [DE]
+    seen = wait_case(net, DK, first.item_id, lambda c: c.case_id == second.case_id)
+    assert seen.responsible_member_id == DE

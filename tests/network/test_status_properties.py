@@ -158,19 +158,24 @@ class StatusFlow(RuleBasedStateMachine):
         self.model.reports.append(_Report(receipt.item_id, origin, url))
 
     @precondition(lambda self: self.model.reports)
-    @rule(data=st.data(), origin=st.sampled_from(HOTLINES))
-    def duplicate(self, data: st.DataObject, origin: str) -> None:
-        earlier = data.draw(st.sampled_from(self.model.reports))
-        country = data.draw(st.sampled_from(sorted(OWNER_OF)))
+    @rule(
+        pick=st.integers(0, 10**6),
+        origin=st.sampled_from(HOTLINES),
+        country=st.sampled_from(sorted(OWNER_OF)),
+    )
+    def duplicate(self, pick: int, origin: str, country: str) -> None:
+        earlier = self.model.reports[pick % len(self.model.reports)]
         receipt = submit_url(self.net, origin, earlier.url, country)
         assert receipt.outcome != receipt_pb2.OUTCOME_REJECTED, receipt.detail
         self.model.reports.append(_Report(receipt.item_id, origin, earlier.url))
 
     @precondition(lambda self: self.model.reports)
-    @rule(data=st.data())
-    def advance(self, data: st.DataObject) -> None:
-        """Record a legal next status at the report's current owner, if it has one yet."""
-        report = data.draw(st.sampled_from(self.model.reports))
+    @rule(pick=st.integers(0, 10**6), step=st.integers(0, 10**6), where=st.integers(0, 10**6))
+    def advance(self, pick: int, step: int, where: int) -> None:
+        """Record a legal next status at the report's current owner, if it has
+        one yet. Everything is drawn up front: what the network answers must
+        not change what hypothesis draws."""
+        report = self.model.reports[pick % len(self.model.reports)]
         owned = _wait_owner(self.net, report.report_id)
         self.advances += 1
         if owned is None:
@@ -181,11 +186,11 @@ class StatusFlow(RuleBasedStateMachine):
             return
         if CaseStatus.MOVED in choices:  # moves are what this test is most about
             choices += [CaseStatus.MOVED] * 3 * len(choices)
-        status = data.draw(st.sampled_from(choices))
+        status = choices[step % len(choices)]
         extra = {}
         if status is CaseStatus.MOVED:
             elsewhere = sorted(c for c, m in OWNER_OF.items() if m != owner)
-            extra["new_hosting_country"] = data.draw(st.sampled_from(elsewhere))
+            extra["new_hosting_country"] = elsewhere[where % len(elsewhere)]
         self.moves += status is CaseStatus.MOVED
         try:
             record(self.net, owner, case.case_id, int(status), **extra)
@@ -193,14 +198,18 @@ class StatusFlow(RuleBasedStateMachine):
             assert exc.code() is grpc.StatusCode.FAILED_PRECONDITION, exc
 
     @precondition(lambda self: self.model.reports)
-    @rule(data=st.data(), invent=st.booleans(), status=st.sampled_from(list(CaseStatus)))
-    def forge(self, data: st.DataObject, invent: bool, status: CaseStatus) -> None:
+    @rule(
+        pick=st.integers(0, 10**6),
+        invent=st.booleans(),
+        status=st.sampled_from(list(CaseStatus)),
+        sequence=st.integers(min_value=1, max_value=6),
+    )
+    def forge(self, pick: int, invent: bool, status: CaseStatus, sequence: int) -> None:
         """A member that owns nothing writes about a report, to its author."""
-        report = data.draw(st.sampled_from(self.model.reports))
+        report = self.model.reports[pick % len(self.model.reports)]
         seen = _find(self.net, report.origin, report.report_id)
         case_id = new_uuid7() if invent or seen is None else seen.case_id
         extra = {"new_hosting_country": "XA"} if status is CaseStatus.MOVED else {}
-        sequence = data.draw(st.integers(min_value=1, max_value=6))
         forged = update_item(
             self.net, FORGER, case_id, [report.report_id], int(status), sequence, **extra
         )
@@ -211,10 +220,10 @@ class StatusFlow(RuleBasedStateMachine):
         assert answer.outcome == receipt_pb2.OUTCOME_REJECTED, answer
 
     @precondition(lambda self: self.model.reports)
-    @rule(data=st.data())
-    def redeliver(self, data: st.DataObject) -> None:
+    @rule(pick=st.integers(0, 10**6))
+    def redeliver(self, pick: int) -> None:
         """An owner's stored updates delivered again to a reporter, shuffled."""
-        report = data.draw(st.sampled_from(self.model.reports))
+        report = self.model.reports[pick % len(self.model.reports)]
         owned = _wait_owner(self.net, report.report_id)
         if owned is None or owned[0] == report.origin:
             return
@@ -252,12 +261,13 @@ class StatusFlow(RuleBasedStateMachine):
                 assert seen.responsible_member_id == owner, (report, seen.responsible_member_id)
 
 
+@pytest.mark.timeout(900)
 def test_status_flow_properties(network: Network) -> None:
     StatusFlow.net = network
     runner = StatusFlow.TestCase
     runner.settings = settings(
-        max_examples=int(os.environ.get("HFED_STATUS_EXAMPLES", "20")),
-        stateful_step_count=16,
+        max_examples=int(os.environ.get("HFED_STATUS_EXAMPLES", "40")),
+        stateful_step_count=20,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         derandomize=True,

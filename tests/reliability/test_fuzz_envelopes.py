@@ -143,11 +143,7 @@ class Receiver:
             return Verdict(decoded=False)
         envelope = envelope_from_proto(message.envelope)
         moved_by = tuple(envelope_from_proto(e) for e in message.moved_by)
-        joined = (
-            envelope_from_proto(message.joined_receipt)
-            if message.HasField("joined_receipt")
-            else None
-        )
+        joined = tuple(envelope_from_proto(e) for e in message.joined_receipts)
         refusal = checks.check_envelope_limits(envelope, DELIVERABLE, DEFAULT_LIMITS)
         if refusal is not None:
             return Verdict(True, envelope, moved_by, rejection=refusal)

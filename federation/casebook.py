@@ -210,8 +210,8 @@ class _NewCase:
     #: (report_id, origin) of its reports, in the order they were filed.
     reports: list[tuple[str, str]]
     reporters: set[str]
-    #: Origin -> report id -> the MOVED chain it came with (reports moved here).
-    chains: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    #: Origin -> report id -> the MOVED chain it came with (None: not moved).
+    chains: dict[str, dict[str, bytes | None]] = field(default_factory=dict)
 
 
 class _Plan:
@@ -283,8 +283,7 @@ class _Plan:
             new.row["first_reported_at"] = min(new.row["first_reported_at"], report.created_at)
             new.reports.append((report.report_id, report.origin_member_id))
             new.reporters.add(report.origin_member_id)
-            if filing.chain is not None:
-                new.chains.setdefault(report.origin_member_id, {})[report.report_id] = filing.chain
+            new.chains.setdefault(report.origin_member_id, {})[report.report_id] = filing.chain
             self._event(new.row, CaseEventKind.REPORT_JOINED, report.report_id)
         else:
             country = filing.hosting_country or report.hosting_country
@@ -369,8 +368,7 @@ class _Plan:
             "first_reported_at": filing.report.created_at,
         }
         origin = filing.report.origin_member_id
-        chain = filing.chain
-        chains = {origin: {filing.report.report_id: chain}} if chain is not None else {}
+        chains = {origin: {filing.report.report_id: filing.chain}}
         self.new_cases[key] = _NewCase(row, [(filing.report.report_id, origin)], {origin}, chains)
         self._event(row, CaseEventKind.CASE_OPENED, filing.report.report_id)
         return str(row["case_id"])

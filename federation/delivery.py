@@ -179,10 +179,10 @@ class _Triage:
     filings: list[tuple[int, Filing]] = field(default_factory=list)
     updates: list[tuple[int, ParsedUpdate]] = field(default_factory=list)
     forwards: list[outbox.NewOutboxItem] = field(default_factory=list)
-    #: Repeats of accepted updates that bring joined receipts (a moved
-    #: report of ours joined a case we are in, see StatusBook.catch_up):
-    #: answered with their stored receipt, and shown to the reporter side
-    #: again only so that it links the reports those receipts name.
+    #: Repeats of accepted updates that bring hand-over proofs (another MOVED
+    #: chain, or joined receipts: see StatusBook.catch_up and _queued): answered
+    #: like any repeat, and shown to the reporter side again only so that it
+    #: links the reports those proofs tie to the case.
     relinks: list[tuple[int, ParsedUpdate]] = field(default_factory=list)
 
 
@@ -592,12 +592,15 @@ class DeliveryService:
                     txn.refusals[index] = Rejection(
                         RejectReason.MALFORMED_PAYLOAD, "id already used by a different item"
                     )
-                elif earlier is not None:
-                    txn.receipts[index] = earlier.receipt
-                    if isinstance(w.parsed, ParsedUpdate) and w.parsed.joined_reports:
-                        work.relinks.append((index, w.parsed))
                 else:
-                    work.copies[index] = first[w.idempotency_key]
+                    if earlier is not None:
+                        txn.receipts[index] = earlier.receipt
+                    else:
+                        work.copies[index] = first[w.idempotency_key]
+                    if isinstance(w.parsed, ParsedUpdate) and (
+                        w.parsed.chain or w.parsed.joined_reports
+                    ):
+                        work.relinks.append((index, w.parsed))
                 continue
             decided = self._dispose(w, now, work.forwards)
             if isinstance(decided, Rejection):

@@ -80,6 +80,10 @@ class Issued:
         return self.envelope
 
 
+Chains = Mapping[str, Mapping[str, bytes | None]]
+"""Origin member -> report id -> its MOVED chain (None: it came directly)."""
+
+
 @dataclass(frozen=True, slots=True)
 class OpenedCase:
     """A case opened in the current transaction, for its first update."""
@@ -88,8 +92,8 @@ class OpenedCase:
     #: (report_id, origin) of its reports, in the order they were filed.
     reports: tuple[tuple[str, str], ...]
     reporters: frozenset[str]
-    #: Origin -> report id -> the MOVED chain it came with (reports moved here).
-    chains: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
+    #: Origin -> report id -> the MOVED chain it came with (None: not moved).
+    chains: Chains = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,24 +109,22 @@ class Join:
     new: bool = True
 
 
-Chains = Mapping[str, Mapping[str, bytes]]
-"""Origin member -> report id -> the MOVED chain of its report moved here."""
-
-
-def moved_chains(reports: Iterable[ReportRecord]) -> dict[str, dict[str, bytes]]:
-    """The MOVED chains of the reports of a case that were moved here."""
-    chains: dict[str, dict[str, bytes]] = {}
+def moved_chains(reports: Iterable[ReportRecord]) -> dict[str, dict[str, bytes | None]]:
+    """Origin -> report id -> the MOVED chain of each report of a case (None
+    for a report that came here directly)."""
+    chains: dict[str, dict[str, bytes | None]] = {}
     for r in reports:
-        if r.moved_chain is not None:
-            chains.setdefault(r.origin_member_id, {})[r.report_id] = r.moved_chain
+        chains.setdefault(r.origin_member_id, {})[r.report_id] = r.moved_chain
     return chains
 
 
-def _proof_for(update: StatusUpdate, own: Mapping[str, bytes]) -> bytes | None:
-    """What an update sent to a reporter carries as proof (spec section
-    10.1): the MOVED chain of the first of the reporter's reports that it
-    names and that was moved here (``own``: those reports' chains)."""
-    return next((own[r] for r in update.report_ids if r in own), None)
+def _proofs_for(update: StatusUpdate, own: Mapping[str, bytes | None]) -> list[bytes | None]:
+    """The proofs of each copy of an update sent to a reporter (spec section
+    10.1), given its reports in the case and their MOVED chains (``own``):
+    one copy per distinct chain among the reports the update names (None
+    for those that came here directly). The reporter links, per copy, the
+    reports that copy proves."""
+    return list(dict.fromkeys(own[r] for r in update.report_ids if r in own)) or [None]
 
 
 class StatusBook:
@@ -232,14 +234,11 @@ class StatusBook:
         """Outbox items taking an update to each reporter, with its proofs."""
         return [
             outbox.NewOutboxItem(
-                reporter,
-                update.update_id,
-                STATUS_UPDATE_TYPE,
-                envelope,
-                proofs=_proof_for(update, chains.get(reporter, {})),
+                reporter, update.update_id, STATUS_UPDATE_TYPE, envelope, proofs=proofs
             )
             for reporter in sorted(reporters)
             for update, envelope in issued.sent_to(reporter)
+            for proofs in _proofs_for(update, chains.get(reporter, {}))
         ]
 
     def open_cases(

@@ -426,3 +426,22 @@ def test_a_moved_report_joining_a_case_its_author_is_in_is_announced(net: Networ
     assert responsible_nodes(net, first.item_id) == [DE]
     seen = wait_case(net, DK, first.item_id, lambda c: c.case_id == second.case_id)
     assert seen.responsible_member_id == DE
+
+
+def test_reports_that_came_by_different_chains_are_all_handed_over(net: Network) -> None:
+    """NL reports one URL to DE and to DK; DE moves its case to DK (the report
+    joins DK's case), then DK moves that case to FR (the secretariat): both of
+    NL's reports, one moved twice and one once, end at the secretariat."""
+    url = f"https://chains.example.com/{os.urandom(6).hex()}"
+    to_de, to_dk = submit_url(net, NL, url, "DE"), submit_url(net, NL, url, "DK")
+    at_de = wait_case(net, DE, to_de.item_id, lambda c: c.responsible_member_id == DE)
+    at_dk = wait_case(net, DK, to_dk.item_id, lambda c: c.responsible_member_id == DK)
+    record(net, DE, at_de.case_id, S.CASE_STATUS_MOVED, new_hosting_country="DK")
+    wait_case(net, DK, to_de.item_id, lambda c: c.case_id == at_dk.case_id)
+    record(net, DK, at_dk.case_id, S.CASE_STATUS_MOVED, new_hosting_country="FR")
+    for report in (to_de, to_dk):
+        at_sec = wait_case(
+            net, "secretariat", report.item_id, lambda c: c.responsible_member_id == "secretariat"
+        )
+        seen = wait_case(net, NL, report.item_id, lambda c, s=at_sec: c.case_id == s.case_id)
+        assert seen.responsible_member_id == "secretariat"

@@ -99,8 +99,8 @@ class AdmissionConfig(_Section):
     #: WatchReferrals streams one member may hold open at the same time.
     streams_per_member: int = Field(default=2, ge=1, le=64)
     #: Streams open at the same time, all members together. Each open stream
-    #: holds a worker thread, so this must stay below ``worker_threads``
-    #: (unset: half of ``worker_threads``), leaving threads for unary calls.
+    #: holds a thread of the client services, so this must stay below
+    #: ``client_threads`` (unset: half of it), leaving threads for unary calls.
     streams_total: int | None = Field(default=None, ge=1, le=255)
     #: Worker threads of HotlineService and LiaisonService, a pool apart from
     #: FederationService's ``worker_threads`` (unset: as many as those), so

@@ -35,6 +35,7 @@ from federation.store.database import Database
 from hfp.v1 import envelope_pb2, receipt_pb2
 from hfp.v1 import federation_service_pb2 as fed_pb
 from hfp.v1 import federation_service_pb2_grpc as fed_grpc
+from hfp.v1 import hotline_service_pb2 as pb
 from tests.network.test_hostile_status import (
     DE,
     DK,
@@ -42,6 +43,7 @@ from tests.network.test_hostile_status import (
     S,
     assert_signed_by,
     get_case,
+    hotline,
     send,
     submit,
     update_item,
@@ -85,6 +87,8 @@ IN_FLIGHT = 8
 MOVED_ROUNDS = 6
 #: Copies of the moved delivery each process gets at that moment.
 MOVED_COPIES = 3
+#: Cases in which each process records a rival next step at the same moment.
+RIVAL_ROUNDS = 6
 
 
 @dataclass(frozen=True)
@@ -425,3 +429,43 @@ def test_a_replay_by_a_third_party_gets_sender_mismatch_from_either_process(
         [again] = send(process, DK, NL, [moved.delivery])
         assert (again.outcome, again.case_id) == (filed.outcome, filed.case_id)
     assert filed_count(pair, moved.report_id) == (1, 1)
+
+
+# --- the owner side: one case, two processes ---------------------------------------
+
+
+def record_at_once(pair: Pair, case_id: str, statuses: Sequence[int]) -> list[grpc.StatusCode]:
+    """RecordStatus of one of NL's cases at process A and B (alternately), all
+    released at one moment; each call's status code."""
+    barrier = threading.Barrier(len(statuses), timeout=DEADLINE)
+
+    def one(index: int) -> grpc.StatusCode:
+        with hotline(pair.nth(index), NL) as stub:
+            request = pb.RecordStatusRequest(case_id=case_id, status=statuses[index])  # type: ignore[arg-type]
+            barrier.wait()
+            try:
+                stub.RecordStatus(request, timeout=DEADLINE)
+            except grpc.RpcError as exc:
+                return exc.code()  # type: ignore[no-any-return]
+        return grpc.StatusCode.OK
+
+    with ThreadPoolExecutor(len(statuses)) as pool:
+        return list(pool.map(one, range(len(statuses))))
+
+
+def test_two_steps_recorded_at_both_processes_at_once_one_wins(pair: Pair) -> None:
+    """Two analysts of NL, one at each process, record rival next steps of one
+    case at the same moment: exactly one is recorded, the other is refused
+    as no longer allowed (never an internal error), and the history takes
+    only allowed steps."""
+    rivals = [S.CASE_STATUS_ASSESSED_ILLEGAL, S.CASE_STATUS_ASSESSED_NOT_ILLEGAL]
+    for round_ in range(RIVAL_ROUNDS):
+        ours = submit(pair.nth(round_), NL, "NL")  # filed at NL: a case of its own
+        assert ours.case_id
+        codes = record_at_once(pair, ours.case_id, rivals)
+        assert sorted(codes, key=str) == sorted(
+            [grpc.StatusCode.OK, grpc.StatusCode.FAILED_PRECONDITION], key=str
+        ), codes
+        winner = rivals[codes.index(grpc.StatusCode.OK)]
+        for process in pair.both:
+            assert history(process, ours.item_id) == [S.CASE_STATUS_RECEIVED, winner]

@@ -13,7 +13,11 @@ the owner's updates, spread over both processes out of order, repeated or
 all at once, give one complete in-order history; a held update illegal in
 its turn is refused; a moved report delivered to both processes at once is
 filed once with one receipt; a replay by a third party gets SENDER_MISMATCH
-from either process.
+from either process; rival steps recorded at both processes at once: one
+wins, the other is refused as no longer allowed.
+
+Every loop is bounded in rounds, every call and wait in time; the module
+takes about fifteen seconds.
 """
 
 from __future__ import annotations

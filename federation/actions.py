@@ -78,7 +78,7 @@ def record_status(
     me = casebook.member_id
     fanout = Fanout()
     with db.write() as session:
-        case = case_store.get_case(session, case_id)
+        case = case_store.get_case(session, case_id, lock=True)
         if case is None:
             raise NotFoundError("no such case at this node")
         _validate(case, status, note, new_hosting_country, roster, me, now, limits)

@@ -166,7 +166,7 @@ class ReferralDesk:
             raise InvalidArgumentError(f"reference must be 1 to {MAX_REFERENCE_CHARS} characters")
         now = self._clock()
         with self._db.write() as session:
-            case = self._case(session, countries, case_id)
+            case = self._case(session, countries, case_id, lock=True)
             case.police_acknowledged_at = case.police_acknowledged_at or now
             case.police_reference = reference
             case.updated_at = now
@@ -185,7 +185,7 @@ class ReferralDesk:
             raise InvalidArgumentError("until must be in the future, at most 90 days ahead")
         fanout = Fanout()
         with self._db.write() as session:
-            case = self._case(session, countries, case_id)
+            case = self._case(session, countries, case_id, lock=True)
             path = _HOLD_PATH.get(CaseStatus(case.status))
             if path is None:
                 raise FailedPreconditionError(
@@ -205,7 +205,7 @@ class ReferralDesk:
         """Lift an active hold before it expires."""
         now = self._clock()
         with self._db.write() as session:
-            case = self._case(session, countries, case_id)
+            case = self._case(session, countries, case_id, lock=True)
             if case.hold_until is None or case.hold_until <= now:
                 raise FailedPreconditionError("there is no active hold on this case")
             _lift(session, case, CaseEventKind.HOLD_RELEASED, now)
@@ -285,8 +285,11 @@ class ReferralDesk:
         ]
 
     @staticmethod
-    def _case(session: Session, countries: frozenset[str], case_id: str) -> CaseRow:
-        case = store.get_case(session, case_id) if case_id else None
+    def _case(
+        session: Session, countries: frozenset[str], case_id: str, *, lock: bool = False
+    ) -> CaseRow:
+        """A case of the liaison's countries (``lock``: for a write, see store.get_case)."""
+        case = store.get_case(session, case_id, lock=lock) if case_id else None
         if case is None or case.hosting_country not in countries:
             raise NotFoundError("no such referral in your jurisdiction")
         return case

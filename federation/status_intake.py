@@ -116,6 +116,23 @@ def receive_updates(
 
 def _read(session: Session, me: str, updates: Sequence[ReceivedUpdate]) -> _Batch:
     case_ids = {u.update.case_id for u in updates}
+    # The tracked rows are locked first and the held updates read after:
+    # another node process on the same database may be storing an update of
+    # one of these cases right now. Without the lock, one transaction could
+    # hold sequence n + 1 while the other applies n, each blind to the
+    # other's row, and n + 1 would wait for ever for a gap already filled.
+    # A case not tracked yet has no row to lock: two first updates then
+    # both insert its tracked row, and the loser runs again (a lost race).
+    tracked = {
+        row.case_id: _Tracked(
+            row.case_id,
+            row.responsible_member_id,
+            row.status,
+            row.last_applied_sequence,
+            row.first_seen_at,
+        )
+        for row in store.tracked_records(session, case_ids, lock=True)
+    }
     held: dict[str, dict[int, _Held]] = {c: {} for c in case_ids}
     for row in store.held_updates(session, case_ids):
         held[row.case_id][row.sequence] = _Held(
@@ -126,16 +143,7 @@ def _read(session: Session, me: str, updates: Sequence[ReceivedUpdate]) -> _Batc
     }
     return _Batch(
         ours_responsible=case_store.existing_case_ids(session, case_ids),
-        tracked={
-            row.case_id: _Tracked(
-                row.case_id,
-                row.responsible_member_id,
-                row.status,
-                row.last_applied_sequence,
-                row.first_seen_at,
-            )
-            for row in store.tracked_records(session, case_ids)
-        },
+        tracked=tracked,
         held=held,
         owners=store.own_reports(session, me, named),
     )
@@ -242,7 +250,13 @@ def _refuse_held(batch: _Batch, tracked: _Tracked, held: _Held) -> None:
 
 
 def _write(session: Session, batch: _Batch, now: datetime) -> None:
-    """One statement per table for everything the batch decided."""
+    """One statement per table for everything the batch decided.
+
+    Rows go out in key order: two node processes storing updates of the
+    same new cases then wait on each other's keys in one order, not in
+    opposite orders (a deadlock, which PostgreSQL takes a second to detect).
+    """
+    tracked = sorted(batch.tracked.values(), key=lambda t: t.case_id)
     insert_many(
         session,
         table_of(TrackedCaseRow),
@@ -255,23 +269,24 @@ def _write(session: Session, batch: _Batch, now: datetime) -> None:
                 "first_seen_at": t.first_seen_at,
                 "updated_at": now,
             }
-            for t in batch.tracked.values()
+            for t in tracked
             if t.new
         ],
     )
     store.save_progress(
         session,
-        [
-            (t.case_id, t.status, t.last_applied)
-            for t in batch.tracked.values()
-            if t.changed and not t.new
-        ],
+        [(t.case_id, t.status, t.last_applied) for t in tracked if t.changed and not t.new],
         now,
     )
     insert_many(
         session,
         table_of(StatusUpdateRow),
-        [h.row for updates in batch.held.values() for h in updates.values() if h.row is not None],
+        [
+            held.row
+            for case_id in sorted(batch.held)
+            for _, held in sorted(batch.held[case_id].items())
+            if held.row is not None
+        ],
     )
     store.mark_applied(session, batch.newly_applied)
     store.mark_refused(session, batch.newly_refused, RejectReason.ILLEGAL_TRANSITION)

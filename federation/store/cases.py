@@ -223,9 +223,16 @@ def cases_by_id(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRow]
     }
 
 
-def get_case(session: Session, case_id: str) -> CaseRow | None:
-    """One case by id."""
-    return session.get(CaseRow, case_id)
+def get_case(session: Session, case_id: str, *, lock: bool = False) -> CaseRow | None:
+    """One case by id.
+
+    ``lock``: for a write that decides from the case's state (its status,
+    its next sequence, a hold), hold the row until the transaction ends, so
+    that another node process on the same PostgreSQL database changing the
+    case meanwhile waits, and the write decides on what it then finds
+    (SQLite's write transactions already exclude each other).
+    """
+    return session.get(CaseRow, case_id, with_for_update=lock)
 
 
 def case_id_of_report(session: Session, report_id: str) -> str | None:

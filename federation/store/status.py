@@ -145,16 +145,31 @@ class TrackedRecord(NamedTuple):
     first_seen_at: datetime
 
 
-def tracked_records(session: Session, case_ids: Iterable[str]) -> list[TrackedRecord]:
-    """The remote cases we track among ``case_ids``, in one query, without the ORM."""
+def tracked_records(
+    session: Session, case_ids: Iterable[str], *, lock: bool = False
+) -> list[TrackedRecord]:
+    """The remote cases we track among ``case_ids``, in one query, without the ORM.
+
+    ``lock``: hold their rows until the transaction ends (see lock_clause),
+    so that what the caller reads next about these cases is not changed
+    under it by another node process.
+    """
+    where = "case_id IN ({in}) ORDER BY case_id" + (lock_clause(session) if lock else "")
     rows = fetch_in(
-        session,
-        table_of(TrackedCaseRow),
-        TrackedRecord._fields,
-        "case_id IN ({in})",
-        sorted(set(case_ids)),
+        session, table_of(TrackedCaseRow), TrackedRecord._fields, where, sorted(set(case_ids))
     )
     return [TrackedRecord(*row) for row in rows]
+
+
+def lock_clause(session: Session) -> str:
+    """What makes a SELECT lock the rows it reads until the transaction ends.
+
+    PostgreSQL: FOR UPDATE, as several node processes write one database
+    under READ COMMITTED; the rows are read in key order so that two
+    transactions lock shared rows in the same order. SQLite: nothing, its
+    write transactions take the whole database (BEGIN IMMEDIATE).
+    """
+    return " FOR UPDATE" if session.connection().dialect.name == "postgresql" else ""
 
 
 def save_progress(
@@ -191,7 +206,8 @@ def mark_refused(session: Session, update_ids: Iterable[str], reason: int) -> No
 
 def link_reports(session: Session, links: Iterable[tuple[str, str]], now: datetime) -> None:
     """Link our reports to remote cases ((report_id, case_id) pairs); existing links stay."""
-    rows = [{"report_id": r, "case_id": c, "linked_at": now} for r, c in dict.fromkeys(links)]
+    # In key order, as the other writes of a batch (see status_intake._write).
+    rows = [{"report_id": r, "case_id": c, "linked_at": now} for r, c in sorted(set(links))]
     insert_many(session, table_of(ReportCaseLinkRow), rows, ignore_duplicates=True)
 
 

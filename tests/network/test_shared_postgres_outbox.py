@@ -11,10 +11,8 @@ the senders' own delivery logs.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +25,6 @@ import pytest
 from sqlalchemy import func, select
 
 from federation.devnet import processes
-from federation.devnet.create import free_ports
 from federation.store import outbox
 from federation.store.database import Database
 from federation.store.models import OutboxRow
@@ -41,9 +38,14 @@ from tests.support.net import (
     small_members,
     stop,
     verify_receipt,
-    wait_exited,
 )
 from tests.support.postgres import PostgresCluster
+from tests.support.shared_postgres import (
+    SharedMember,
+    second_process,
+    share_database,
+    wait_serving,
+)
 
 #: Items in the shared outbox (HFED_SHARED_OUTBOX_ITEMS overrides, e.g. for profiling).
 ITEMS = int(os.environ.get("HFED_SHARED_OUTBOX_ITEMS", "5000"))
@@ -54,40 +56,16 @@ DELIVERY_TIMEOUT = 150.0
 pytestmark = pytest.mark.timeout(300)
 
 
-def _rewrite_config(text: str, url: str, listen: int | None, metrics: int | None) -> str:
-    """The generated node.toml with our database, batch size and (optionally) ports."""
-    lines, listens = [], 0
-    for original in text.splitlines():
-        line = original
-        if line.startswith("database_url ="):
-            line = f'database_url = "{url}"'
-        elif line.startswith("listen =") and listen is not None:
-            # The first `listen` is the node's, a later one the metrics endpoint's.
-            port = listen if listens == 0 else metrics
-            line = f'listen = "127.0.0.1:{port}"'
-            listens += 1
-        lines.append(line)
-        if line.strip() == "[outbox]":
-            lines.append(f"batch_size = {BATCH}")
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture
 def shared_db_network(
     tmp_path: Path, postgres: PostgresCluster
-) -> Iterator[tuple[Network, str, Path, int]]:
+) -> Iterator[tuple[Network, SharedMember]]:
     """A network (hotline-dk on PostgreSQL, hotline-nl on SQLite), nodes NOT started."""
     network = create_network(tmp_path / "net", small_members("hotline-dk", "hotline-nl"))
     url = postgres.create_database("shared")
-    home = network.directory / "members" / "hotline-dk"
-    config = home / "node.toml"
-    generated = config.read_text()
-    config.write_text(_rewrite_config(generated, url, None, None))
-    listen_b, metrics_b = free_ports(2)
-    second = home / "node-b.toml"
-    second.write_text(_rewrite_config(generated, url, listen_b, metrics_b))
+    shared = share_database(network, "hotline-dk", url, outbox_batch=BATCH)
     try:
-        yield network, url, second, listen_b
+        yield network, shared
     finally:
         stop(network.directory)
         postgres.drop_database(url)
@@ -131,9 +109,10 @@ def _delivered_in_logs(log: Path) -> int:
 
 
 def test_two_processes_deliver_a_shared_outbox_exactly_once(
-    shared_db_network: tuple[Network, str, Path, int],
+    shared_db_network: tuple[Network, SharedMember],
 ) -> None:
-    network, url, second_config, listen_b = shared_db_network
+    network, shared = shared_db_network
+    url = shared.url
     home = network.directory / "members" / "hotline-dk"
 
     # `hfed db upgrade` migrates the PostgreSQL database.
@@ -155,26 +134,10 @@ def test_two_processes_deliver_a_shared_outbox_exactly_once(
 
     processes.up(network.directory, only=["hotline-nl"])
     # Process B (our own child), then process A through `devnet up`.
-    log_b = home / "node-b.log"
-    with log_b.open("ab") as log:
-        process_b = subprocess.Popen(
-            [sys.executable, "-m", "federation.cli.main", "serve", "--config", str(second_config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
+    with second_process(shared) as process_b:
         send_started = time.monotonic()
         processes.up(network.directory, only=["hotline-dk"])
-        entry_b = dataclasses.replace(
-            network.member("hotline-dk"), endpoint=f"127.0.0.1:{listen_b}"
-        )
-        deadline = time.monotonic() + 30
-        while not processes.check_health(network.directory, entry_b):
-            assert process_b.poll() is None, log_b.read_text()[-3000:]
-            assert time.monotonic() < deadline, "second process never became healthy"
-            time.sleep(0.2)
+        wait_serving(network, shared, process_b)
 
         db = Database(url)
         try:
@@ -204,12 +167,6 @@ def test_two_processes_deliver_a_shared_outbox_exactly_once(
                 )
         finally:
             db.dispose()
-    finally:
-        if process_b.poll() is None:
-            process_b.send_signal(signal.SIGTERM)
-            if not wait_exited(process_b.pid, 20):
-                process_b.kill()
-        process_b.wait(timeout=10)
 
     print(
         f"\n{ITEMS} items: outbox filled in {filled:.1f}s, delivered in {sent_in:.1f}s; "
@@ -230,7 +187,7 @@ def test_two_processes_deliver_a_shared_outbox_exactly_once(
 
     # Both processes took part, and between them sent each item exactly once.
     assert len(per_claimant) == 2 and None not in per_claimant, per_claimant
-    logged = _delivered_in_logs(home / "node.log") + _delivered_in_logs(log_b)
+    logged = _delivered_in_logs(home / "node.log") + _delivered_in_logs(shared.second_log)
     assert logged == ITEMS, f"senders logged {logged} deliveries for {ITEMS} items"
 
     # The receiver stored every item exactly once.

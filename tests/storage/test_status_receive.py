@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -233,3 +234,55 @@ def test_a_held_update_illegal_in_its_turn_is_refused_not_applied(db: Database) 
     later = StatusUpdate(new_uuid7(), case_id, (OURS,), "hotline-nl", S.NOTICE_SENT, 4, NOW)
     assert _receive(db, book, later) is None
     assert _history(db, case_id)[-1] == (4, S.NOTICE_SENT)
+
+
+@pytest.mark.parametrize(
+    ("open_first", "then"),
+    [(1, 2), (2, 1)],
+    ids=["next-open-while-later-arrives", "later-open-while-next-arrives"],
+)
+def test_two_writers_of_one_case_never_strand_a_held_update(
+    db: Database, open_first: int, then: int
+) -> None:
+    """Two transactions on one case at once, as two node processes on one
+    database run them: one receives sequence 2 or 3 and stays open while the
+    other receives the other one. However they overlap, expect the case to
+    end at sequence 3 with nothing left held: the later writer must see what
+    the earlier one stored, or sequence 3 would wait for ever for a gap that
+    was filled."""
+    case_id = new_uuid7()
+    updates = _updates(case_id)
+    book = _book()
+    assert _receive(db, book, updates[0]) is None
+    opened, release = threading.Event(), threading.Event()
+    outcomes: dict[int, RejectReason | None] = {}
+
+    def first() -> None:
+        with db.write() as session:
+            refusal = book.receive(
+                session, ROSTER, updates[open_first], _signed(updates[open_first]), NOW
+            )
+            outcomes[open_first] = refusal.reason if refusal else None
+            opened.set()
+            release.wait(10)  # bounded: the test releases it at once below
+
+    def second() -> None:
+        outcomes[then] = _receive(db, book, updates[then])
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert opened.wait(10)
+    other = threading.Thread(target=second)
+    other.start()
+    other.join(0.5)  # time to run past the open transaction, if nothing stops it
+    release.set()
+    holder.join(10)
+    other.join(10)
+    assert not holder.is_alive() and not other.is_alive()
+    assert outcomes == {1: None, 2: None}
+    assert _history(db, case_id) == list(enumerate(CHAIN[:3], start=1))
+    with db.read() as session:
+        held = [h for h in store.held_updates(session, [case_id]) if not h.applied]
+        tracked = store.tracked(session, case_id)
+    assert held == []
+    assert tracked is not None and tracked.last_applied_sequence == 3

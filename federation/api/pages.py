@@ -9,7 +9,7 @@ passes MAX_PAGE_BYTES, with a token that resumes at the first case left out.
 
 from __future__ import annotations
 
-from federation.queries import CasePage, encode_token
+from federation.queries import CasePage, encode_token, yielding
 from federation.wire.convert import case_to_proto
 from hfp.v1 import case_pb2
 
@@ -22,7 +22,7 @@ def bounded_cases(page: CasePage) -> tuple[list[case_pb2.Case], str]:
     """The wire cases of ``page`` that fit in MAX_PAGE_BYTES, and the next token."""
     messages: list[case_pb2.Case] = []
     size = 0
-    for view in page.cases:
+    for view in yielding(page.cases):
         message = case_to_proto(view)
         size += message.ByteSize()
         if messages and size > MAX_PAGE_BYTES:

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from concurrent import futures
-from contextlib import closing, contextmanager
+from contextlib import closing
 
 import grpc
 import pytest
@@ -27,12 +27,10 @@ from crypto.dsse import verify_envelope_signature
 from federation.core.ids import new_uuid7
 from federation.core.reasons import STATUS_UPDATE_TYPE
 from federation.wire.convert import envelope_from_proto
-from hfp.v1 import case_pb2, envelope_pb2, receipt_pb2, report_pb2, status_pb2
+from hfp.v1 import case_pb2, envelope_pb2, receipt_pb2, status_pb2
 from hfp.v1 import federation_service_pb2 as fed_pb
-from hfp.v1 import hotline_service_pb2 as pb
-from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
+from tests.support.hotline import get_case, record, submit_url
 from tests.support.net import (
-    DEADLINE,
     Network,
     deliver,
     item,
@@ -56,34 +54,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         yield network
 
 
-@contextmanager
-def hotline(net: Network, member: str) -> Iterator[pb_grpc.HotlineServiceStub]:
-    with net.channel(member, member) as channel:
-        yield pb_grpc.HotlineServiceStub(channel)
-
-
 def submit(net: Network, at: str, country: str) -> receipt_pb2.Receipt:
     return submit_url(net, at, f"https://hostile.example.com/{os.urandom(6).hex()}", country)
-
-
-def submit_url(net: Network, at: str, url: str, country: str) -> receipt_pb2.Receipt:
-    """SubmitReport at ``at``: its receipt."""
-    report = report_pb2.Report(url=url, hosting_country=country)
-    with hotline(net, at) as stub:
-        return stub.SubmitReport(pb.SubmitReportRequest(report=report), timeout=DEADLINE).receipt
-
-
-def get_case(net: Network, at: str, **selector: str) -> case_pb2.Case:
-    with hotline(net, at) as stub:
-        return stub.GetCase(pb.GetCaseRequest(**selector), timeout=DEADLINE).case
-
-
-def record(net: Network, at: str, case_id: str, status: int, **extra: str) -> None:
-    with hotline(net, at) as stub:
-        stub.RecordStatus(
-            pb.RecordStatusRequest(case_id=case_id, status=status, **extra),  # type: ignore[arg-type]
-            timeout=DEADLINE,
-        )
 
 
 def wait_case(

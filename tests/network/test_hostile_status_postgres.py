@@ -46,14 +46,13 @@ from tests.network.test_hostile_status import (
     NL,
     S,
     assert_signed_by,
-    get_case,
-    hotline,
     send,
     submit,
     update_item,
     wait_case,
 )
 from tests.support.hostile import UNMETERED
+from tests.support.hotline import get_case, hotline
 from tests.support.net import (
     DEADLINE,
     Network,

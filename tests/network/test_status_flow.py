@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import grpc
 import pytest
@@ -19,10 +18,11 @@ from crypto.dsse import verify_envelope_signature
 from federation.core.ids import new_uuid7
 from federation.core.reasons import STATUS_UPDATE_TYPE
 from federation.wire.convert import envelope_from_proto
-from hfp.v1 import case_pb2, receipt_pb2, report_pb2, status_pb2
+from hfp.v1 import case_pb2, receipt_pb2, status_pb2
 from hfp.v1 import federation_service_pb2 as fed_pb
 from hfp.v1 import hotline_service_pb2 as pb
-from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
+from tests.support.hotline import get_case, hotline, submit_url
+from tests.support.hotline import record as record_at
 from tests.support.net import DEADLINE, Network, envelope_to_proto, running_network, sign
 
 A, B, C = "hotline-dk", "hotline-nl", "hotline-de"
@@ -41,21 +41,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         yield network
 
 
-@contextmanager
-def hotline(net: Network, member: str) -> Iterator[pb_grpc.HotlineServiceStub]:
-    with net.channel(member, member) as channel:
-        yield pb_grpc.HotlineServiceStub(channel)
-
-
 def submit(net: Network, at: str, url: str, country: str = "NL") -> receipt_pb2.Receipt:
-    report = report_pb2.Report(url=url, hosting_country=country)
-    with hotline(net, at) as stub:
-        return stub.SubmitReport(pb.SubmitReportRequest(report=report), timeout=DEADLINE).receipt
-
-
-def get_case(net: Network, at: str, **selector: str) -> case_pb2.Case:
-    with hotline(net, at) as stub:
-        return stub.GetCase(pb.GetCaseRequest(**selector), timeout=DEADLINE).case
+    return submit_url(net, at, url, country)
 
 
 def wait_history(
@@ -76,12 +63,9 @@ def wait_history(
         time.sleep(0.2)
 
 
-def record(net: Network, case_id: str, status: int, **extra: str) -> status_pb2.StatusUpdate:
-    with hotline(net, B) as stub:
-        return stub.RecordStatus(
-            pb.RecordStatusRequest(case_id=case_id, status=status, **extra),  # type: ignore[arg-type]
-            timeout=DEADLINE,
-        ).update
+def record(net: Network, case_id: str, status: int, **extra: str) -> None:
+    """RecordStatus of one of B's cases."""
+    record_at(net, B, case_id, status, **extra)
 
 
 def assert_verified_history(net: Network, case: case_pb2.Case, expected: list[int]) -> None:

@@ -37,14 +37,8 @@ from federation.core.case_status import TRANSITIONS, CaseStatus
 from federation.core.ids import new_uuid7
 from federation.wire.convert import decode_envelope
 from hfp.v1 import case_pb2, receipt_pb2, status_pb2
-from tests.network.test_hostile_status import (
-    assert_signed_by,
-    get_case,
-    record,
-    send,
-    submit_url,
-    update_item,
-)
+from tests.network.test_hostile_status import assert_signed_by, send, update_item
+from tests.support.hotline import get_case, record, submit_url
 from tests.support.net import Network, item, running_network
 
 HOTLINES = ("hotline-dk", "hotline-nl", "hotline-de")

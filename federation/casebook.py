@@ -52,9 +52,9 @@ class FilingBatch:
     added: list[tuple[str, bytes]] = field(default_factory=list)
     #: Peers that got outbox items (status fan-out) in this transaction.
     fanout: Fanout = field(default_factory=Fanout)
-    #: Reporters whose report joined an existing case for the first time:
-    #: they are sent its history once their reports' receipts are signed
-    #: (StatusBook.catch_up).
+    #: Reports that joined an existing case and whose authors must be told
+    #: (a first report in the case, or one moved here), once their receipts
+    #: are signed (StatusBook.catch_up).
     joins: list[Join] = field(default_factory=list)
 
 

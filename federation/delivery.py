@@ -133,6 +133,7 @@ class _Work:
     #: The report's PDQ hashes searched before the transaction (see _search_pdq).
     pdq: PdqSearch | None = None
     _encoded: bytes | None = None
+    _chain: bytes | None = None
 
     @property
     def move_id(self) -> str:
@@ -150,7 +151,9 @@ class _Work:
     def chain(self) -> bytes | None:
         """The MOVED chain the item came with, as stored and sent on."""
         moved_by = self.item.proofs.moved_by
-        return encode_proofs(encode_envelope(e) for e in moved_by) if moved_by else None
+        if moved_by and self._chain is None:
+            self._chain = encode_proofs(encode_envelope(e) for e in moved_by)
+        return self._chain
 
     def encoded(self) -> bytes:
         """The serialized envelope (stored with the item, its case or forward)."""
@@ -562,13 +565,14 @@ class DeliveryService:
         for index, receipt in zip(order, signed, strict=True):
             txn.receipts[index] = receipt
             txn.rows.append(self._row(fresh[index], work.answers[index].outcome, receipt, now))
-        self._casebook.statuses.catch_up(
-            session,
-            txn.filing.joins,
-            {fresh[index].item_id: txn.receipts[index] for index, _ in work.filings},
-            now,
-            txn.filing.fanout,
-        )
+        if txn.filing.joins:
+            self._casebook.statuses.catch_up(
+                session,
+                txn.filing.joins,
+                {fresh[index].item_id: txn.receipts[index] for index, _ in work.filings},
+                now,
+                txn.filing.fanout,
+            )
         for index, original in work.copies.items():
             if original in txn.refusals:
                 txn.refusals[index] = txn.refusals[original]

@@ -98,7 +98,8 @@ class OpenedCase:
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    """A member's first report in an existing case of ours."""
+    """A report that joined an existing case of ours and that its author
+    must be told of: the author's first in the case, or one moved here."""
 
     case_id: str
     reporter: str

@@ -82,7 +82,6 @@ class _Held:
     #: The row to insert for an update received in this batch (None: stored).
     row: dict[str, Any] | None = None
     update_id: str = ""
-    refused: bool = False
 
 
 @dataclass(slots=True)
@@ -135,9 +134,7 @@ def _read(session: Session, me: str, updates: Sequence[ReceivedUpdate]) -> _Batc
     }
     held: dict[str, dict[int, _Held]] = {c: {} for c in case_ids}
     for row in store.held_updates(session, case_ids):
-        held[row.case_id][row.sequence] = _Held(
-            row.status, row.applied, update_id=row.update_id, refused=row.refused
-        )
+        held[row.case_id][row.sequence] = _Held(row.status, row.applied, update_id=row.update_id)
     named = {r for u in updates for r in u.update.report_ids} | {
         r for u in updates for r in u.joined_reports
     }
@@ -222,7 +219,8 @@ def _apply_in_order(batch: _Batch, tracked: _Tracked, held: dict[int, _Held]) ->
         tracked.last_applied += 1
         tracked.changed = True
         current = CaseStatus(tracked.status) if tracked.status else None
-        if following.refused or not may_follow(current, CaseStatus(following.status)):
+        # (An update refused earlier lies at or below last_applied: never here.)
+        if not may_follow(current, CaseStatus(following.status)):
             _refuse_held(batch, tracked, following)
             continue
         following.applied = True
@@ -234,9 +232,6 @@ def _apply_in_order(batch: _Batch, tracked: _Tracked, held: dict[int, _Held]) ->
 
 
 def _refuse_held(batch: _Batch, tracked: _Tracked, held: _Held) -> None:
-    if held.refused:
-        return
-    held.refused = True
     log.warning(
         "held status update refused: illegal when its turn came",
         case_id=tracked.case_id,

@@ -32,9 +32,9 @@ from bench.report import Results
 from bench.sender import send_batches
 from bench.workload import Batch
 from crypto.dsse import sign_envelope
-from federation.clock import utc_now
 from federation.core.reasons import RECEIPT_TYPE, Outcome
 from federation.core.receipt import accepted
+from federation.runtime.clock import utc_now
 from federation.wire.convert import decode_envelope, encode_receipt, envelope_to_proto
 from hfp.v1 import federation_service_pb2 as fed_pb
 from peers.channel import secure_channel

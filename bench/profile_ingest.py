@@ -31,19 +31,19 @@ from bench.main import DEFAULT_WORK
 from bench.progress import say
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
-from federation.casebook import CaseBook
+from federation.cases.filing import CaseBook
 from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
 from federation.core.report import ContentHash, HashAlgorithm, Report
-from federation.delivery import DeliveryService, IncomingItem, NodeIdentity
 from federation.devnet.create import init_network
 from federation.devnet.smoke import synthetic_report
+from federation.intake.delivery import DeliveryService, IncomingItem, NodeIdentity
 from federation.node.config import load_config
 from federation.node.server import trust_anchor, tune_gc
-from federation.status import StatusBook
+from federation.status.issuing import StatusBook
 from federation.store.database import Database
 from federation.store.migrate import upgrade
-from federation.trust import RosterHolder
+from federation.trust.holder import RosterHolder
 from federation.wire.convert import encode_report
 
 RECEIVER, SENDER = "hotline-nl", "hotline-dk"

@@ -21,7 +21,7 @@ from bench.workload import Batch
 from crypto.dsse import Envelope
 from federation.core.reasons import RECEIPT_TYPE
 from federation.core.roster import Roster
-from federation.trust import signed_by_member
+from federation.trust.holder import signed_by_member
 from federation.wire.convert import envelope_from_proto
 from hfp.v1 import federation_service_pb2 as fed_pb
 from hfp.v1 import receipt_pb2

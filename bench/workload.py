@@ -21,10 +21,10 @@ from pathlib import Path
 
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
-from federation.clock import utc_now
 from federation.core.ids import new_uuid7
 from federation.core.reasons import REPORT_TYPE
 from federation.core.report import ContentHash, HashAlgorithm, Report
+from federation.runtime.clock import utc_now
 from federation.wire.convert import encode_report, envelope_to_proto
 from hfp.v1 import federation_service_pb2 as fed_pb
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import grpc
 import structlog
 
-from federation.trust import RosterHolder, RosterRejectedError
+from federation.trust.holder import RosterHolder, RosterRejectedError
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
 from hfp.v1 import roster_pb2

@@ -11,10 +11,10 @@ from federation.api.auth import NODE_ROLES, authorize
 from federation.api.errors import translate_errors
 from federation.core.limits import Limits
 from federation.core.roster import RosterUpdate
-from federation.delivery import DeliveryService, IncomingItem
 from federation.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
-from federation.payloads import NO_PROOFS, Proofs
-from federation.trust import RosterHolder, RosterRejectedError, serialize_signed_roster
+from federation.intake.delivery import DeliveryService, IncomingItem
+from federation.intake.payloads import NO_PROOFS, Proofs
+from federation.trust.holder import RosterHolder, RosterRejectedError, serialize_signed_roster
 from federation.wire.convert import envelope_from_proto, signed_roster_from_proto
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc

@@ -9,24 +9,14 @@ import structlog
 
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
-from federation.actions import record_status
 from federation.api.auth import authorize
 from federation.api.decoding import from_request
 from federation.api.errors import translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
-from federation.casebook import CaseBook
-from federation.clock import Clock, utc_now
-from federation.core.canonical_url import UrlError, canonical_url
-from federation.core.case_status import CaseStatus
-from federation.core.ids import new_uuid7
-from federation.core.limits import Limits
-from federation.core.reasons import REPORT_TYPE
-from federation.core.report import Report, check_report
-from federation.core.roster import Role
-from federation.delivery import DeliveryService
-from federation.errors import InvalidArgumentError, PermissionDeniedError
-from federation.queries import (
+from federation.cases.actions import record_status
+from federation.cases.filing import CaseBook
+from federation.cases.queries import (
     OverduePolicy,
     case_history,
     case_reports,
@@ -34,8 +24,18 @@ from federation.queries import (
     list_cases,
     stats,
 )
+from federation.core.canonical_url import UrlError, canonical_url
+from federation.core.case_status import CaseStatus
+from federation.core.ids import new_uuid7
+from federation.core.limits import Limits
+from federation.core.reasons import REPORT_TYPE
+from federation.core.report import Report, check_report
+from federation.core.roster import Role
+from federation.errors import InvalidArgumentError, PermissionDeniedError
+from federation.intake.delivery import DeliveryService
+from federation.runtime.clock import Clock, utc_now
 from federation.store.database import Database
-from federation.trust import RosterHolder
+from federation.trust.holder import RosterHolder
 from federation.wire.convert import (
     case_filter_from_proto,
     case_report_to_proto,

@@ -15,15 +15,15 @@ from federation.api.decoding import from_request
 from federation.api.errors import abort, code_name, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
-from federation.audit_batch import RefusalAudit
-from federation.bell import Bell
-from federation.clock import Clock, utc_now
 from federation.core.roster import Member, Role
 from federation.errors import HfedError, UnavailableError
-from federation.referrals import ReferralDesk, decode_cursor
+from federation.liaison.audit import RefusalAudit
+from federation.liaison.bell import Bell
+from federation.liaison.referrals import ReferralDesk, decode_cursor
+from federation.runtime.clock import Clock, utc_now
 from federation.store import audit
 from federation.store.database import Database
-from federation.trust import RosterHolder
+from federation.trust.holder import RosterHolder
 from federation.wire.convert import (
     case_filter_from_proto,
     case_report_to_proto,

@@ -9,7 +9,7 @@ passes MAX_PAGE_BYTES, with a token that resumes at the first case left out.
 
 from __future__ import annotations
 
-from federation.queries import CasePage, encode_token, yielding
+from federation.cases.queries import CasePage, encode_token, yielding
 from federation.wire.convert import case_to_proto
 from hfp.v1 import case_pb2
 

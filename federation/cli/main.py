@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from federation import __version__
-from federation.logs import configure_logging
 from federation.node.config import ConfigError, load_config
+from federation.runtime.logs import configure_logging
 
 CONFIG_HELP = "Node configuration file (TOML)."
 

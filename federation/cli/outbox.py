@@ -13,7 +13,7 @@ import click
 
 from federation.cli.connect import config_for, node_options
 from federation.cli.output import FORMAT_OPTION, Format, emit
-from federation.clock import utc_now
+from federation.runtime.clock import utc_now
 from federation.store import outbox as store
 from federation.store.database import Database
 from federation.wire.convert import decode_envelope, decode_receipt

@@ -5,7 +5,7 @@ to is its *expected owner*; after that, responsibility passes only through
 signed CASE_STATUS_MOVED updates, each made by the member responsible at the
 time and naming the report. This module holds the pure rules over such a
 chain, already verified update by update (signatures and decoding happen at
-the edge, in federation.payloads): whether the links follow on from each
+the edge, in federation.intake.payloads): whether the links follow on from each
 other, and whether a chain proves that a given member now owns the report.
 """
 

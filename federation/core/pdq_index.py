@@ -45,7 +45,7 @@ hash and liveness.
 
 **Threads.** Every public method takes one internal lock, so reads concurrent
 with writes are safe; callers should still serialise their writes (as
-:class:`~federation.casebook.CaseBook` does) so that add/undo sequences stay
+:class:`~federation.cases.filing.CaseBook` does) so that add/undo sequences stay
 meaningful. A merge of the delta (every 4,096 to 65,536 additions, 0.3-0.5 s at
 1 M entries) holds the lock, so a search may wait for it. A search holds the
 lock only to take references to the tables: the gather and popcount (most of

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from crypto.dsse import Envelope, sign_envelope
 from crypto.keys import SigningKey
-from federation.clock import utc_now
 from federation.core.ids import new_uuid7
 from federation.core.reasons import RECEIPT_TYPE, REPORT_TYPE
 from federation.core.receipt import Receipt
 from federation.core.report import ContentHash, HashAlgorithm, Report
 from federation.devnet.manifest import Manifest
-from federation.trust import signed_by_member
+from federation.runtime.clock import utc_now
+from federation.trust.holder import signed_by_member
 from federation.wire.convert import (
     decode_receipt,
     encode_report,

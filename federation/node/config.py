@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from federation.core.ids import MEMBER_ID_RE
-from federation.faultpoints import CRASH_ENV
+from federation.runtime.faultpoints import CRASH_ENV
 
 
 class ConfigError(ValueError):
@@ -245,7 +245,7 @@ _NOT_SETTINGS = frozenset(
         "HFED_DEVNET",
         "HFED_LIAISON_PROFILE",
         FAULTS_ENV,
-        CRASH_ENV,  # a test crash point (federation.faultpoints), not a setting
+        CRASH_ENV,  # a test crash point (federation.runtime.faultpoints), not a setting
         # Switches of the test suite, inherited by the nodes that tests start.
         "HFED_LONG_TESTS",
         "HFED_SHARED_OUTBOX_ITEMS",

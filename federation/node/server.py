@@ -32,20 +32,20 @@ from federation.api.federation import FederationServicer
 from federation.api.heavy import HeavyReads
 from federation.api.hotline import HotlineServicer
 from federation.api.liaison import LiaisonServicer
-from federation.audit_batch import RefusalAudit
-from federation.bell import Bell
-from federation.casebook import CaseBook
+from federation.cases.filing import CaseBook
+from federation.cases.overdue import OverdueWatcher
+from federation.cases.queries import OverduePolicy
 from federation.core.limits import Limits
-from federation.delivery import DeliveryService, NodeIdentity
-from federation.metrics import NodeMetrics
+from federation.intake.delivery import DeliveryService, NodeIdentity
+from federation.liaison.audit import RefusalAudit
+from federation.liaison.bell import Bell
+from federation.liaison.referrals import ReferralDesk
 from federation.node.config import AdmissionConfig, NodeConfig
-from federation.overdue import OverdueWatcher
-from federation.queries import OverduePolicy
-from federation.referrals import ReferralDesk
-from federation.status import StatusBook
+from federation.runtime.metrics import NodeMetrics
+from federation.status.issuing import StatusBook
 from federation.store.database import Database
 from federation.store.migrate import require_current
-from federation.trust import RosterHolder
+from federation.trust.holder import RosterHolder
 from hfp.v1 import (
     federation_service_pb2,
     federation_service_pb2_grpc,

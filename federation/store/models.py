@@ -373,7 +373,7 @@ class AuditRow(Base):
     detail: Mapped[str] = mapped_column(String(500), nullable=False)
     #: Calls the entry stands for: 1, or the number of identical refusals
     #: (same liaison, call, outcome and cause) written as one entry, ``at``
-    #: being the first of them (see federation.audit_batch).
+    #: being the first of them (see federation.liaison.audit).
     calls: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
 
 

@@ -8,7 +8,7 @@ inbound_items.payload_sha256 was indexed only to recognise the retry of an
 item accepted before a roster change (its key revoked or dropped, its
 signer removed) made it fail verification. Such a retry is now found by its
 item id: from the payload once a key the signer held in an installed roster
-verifies it (federation/delivery.py). The index held random digests, so
+verifies it (federation/intake/delivery.py). The index held random digests, so
 every accepted item cost a write to a page of its own; at a million stored
 items that was a third of the index cost of a commit.
 """

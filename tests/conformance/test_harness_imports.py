@@ -71,7 +71,7 @@ def test_module_imports_only_the_allow_list(path: Path) -> None:
         "from federation.core import limits",
         "from crypto.dsse import pae",
         "import peers.outbox as o",
-        "def f():\n    from federation.delivery import DeliveryService",
+        "def f():\n    from federation.intake.delivery import DeliveryService",
         "import google.protobuf",
         "__import__('federation.cli')",
         "importlib.import_module('crypto.keys')",

@@ -35,7 +35,7 @@ from crypto import dsse as node_dsse
 from crypto.keys import SigningKey, key_id_for, verify_signature
 from crypto.threshold import TrustAnchor
 from federation.core.roster import RosterError, decide_roster_update
-from federation.trust import RosterRejectedError, verify_signed_roster
+from federation.trust.holder import RosterRejectedError, verify_signed_roster
 from hfp.v1 import envelope_pb2, federation_service_pb2, roster_pb2
 
 ROOT = Path(__file__).resolve().parents[2]

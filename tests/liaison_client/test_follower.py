@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from federation.cli.liaison import (
+from federation.cli.liaison.commands import (
     Follower,
     GaveUpError,
     NodeUnreachableError,
@@ -18,7 +18,7 @@ from federation.cli.liaison import (
     WatchEnd,
     WatchOptions,
 )
-from federation.liaison_profile import CursorStore
+from federation.cli.liaison.profile import CursorStore
 from hfp.v1 import case_pb2
 from hfp.v1 import liaison_service_pb2 as pb
 from peers.backoff import Backoff

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crypto.x509ca import create_ca
-from federation.liaison_profile import (
+from federation.cli.liaison.profile import (
     CertificateExpiredError,
     CursorFileError,
     CursorStore,

@@ -222,7 +222,7 @@ def test_every_call_is_audited(net: Network) -> None:
 
 
 def test_a_cursor_from_beyond_the_log_is_refused(net: Network) -> None:
-    from federation.referrals import encode_cursor
+    from federation.liaison.referrals import encode_cursor
 
     with liaison(net, POLICE_DK) as stub:
         for cursor, code in (

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from crypto.keys import SigningKey
-from federation.trust import InstalledRoster
+from federation.trust.holder import InstalledRoster
 from federation.wire.convert import encode_roster
 from hfp.v1 import federation_service_pb2 as fed_pb
 from hfp.v1 import roster_pb2

@@ -1,7 +1,7 @@
 """kill -9 of a SENDING node at the two delicate points of its outbox.
 
 Two senders forward reports to hotline-nl at once, each killed by a crash
-point (federation/faultpoints.py) in its second batch of 100:
+point (federation/runtime/faultpoints.py) in its second batch of 100:
 
 * hotline-dk at ``outbox-before-send``: the batch is claimed but never sent;
 * hotline-de at ``outbox-after-reply``: hotline-nl stored the batch and
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from federation import faultpoints
 from federation.devnet import processes
+from federation.runtime import faultpoints
 from federation.store.outbox import OutboxState
 from peers.outbox import LEASE
 from tests.support.crashes import (
@@ -206,7 +206,7 @@ def test_restarted_sender_resends_a_dead_claim_promptly(tmp_path: Path) -> None:
 
 def _reach_script(calls: int) -> str:
     return (
-        "from federation.faultpoints import reach\n"
+        "from federation.runtime.faultpoints import reach\n"
         f"for n in range({calls}):\n"
         "    print(n + 1, flush=True)\n"
         f"    reach({faultpoints.OUTBOX_BEFORE_SEND!r})\n"

@@ -49,7 +49,6 @@ from hypothesis import strategies as st
 
 from crypto.dsse import Envelope, pae, verify_many
 from crypto.keys import SigningKey
-from federation.clock import utc_now
 from federation.core import envelope_checks as checks
 from federation.core.canonical_url import canonical_url
 from federation.core.case_status import CaseStatus
@@ -58,7 +57,8 @@ from federation.core.limits import DEFAULT_LIMITS
 from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE, Rejection, RejectReason
 from federation.core.roster import Roster
 from federation.core.status_update import StatusUpdate
-from federation.payloads import Parsed, ParsedReport, PayloadChecker, Proofs
+from federation.intake.payloads import Parsed, ParsedReport, PayloadChecker, Proofs
+from federation.runtime.clock import utc_now
 from federation.wire.convert import encode_status_update, envelope_from_proto
 from hfp.v1 import envelope_pb2
 from hfp.v1 import federation_service_pb2 as fed_pb

@@ -25,7 +25,7 @@ from crypto.dsse import pae
 from crypto.keys import SigningKey
 from federation.core.reasons import REPORT_TYPE
 from federation.core.roster import MemberKey, Roster
-from federation.trust import InstalledRoster
+from federation.trust.holder import InstalledRoster
 from federation.wire.convert import encode_roster
 from hfp.v1 import federation_service_pb2 as fed_pb
 from hfp.v1 import roster_pb2

@@ -16,18 +16,18 @@ import pytest
 
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
-from federation.core.case_status import CaseStatus
-from federation.core.ids import new_uuid7
-from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE
-from federation.core.status_update import StatusUpdate
-from federation.errors import InvalidArgumentError
-from federation.queries import (
+from federation.cases.queries import (
     OverduePolicy,
     history_page,
     item_page_size,
     local_report_page,
     local_views,
 )
+from federation.core.case_status import CaseStatus
+from federation.core.ids import new_uuid7
+from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE
+from federation.core.status_update import StatusUpdate
+from federation.errors import InvalidArgumentError
 from federation.store import cases as case_store
 from federation.store import status as status_store
 from federation.store.database import Database

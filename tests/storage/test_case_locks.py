@@ -17,8 +17,9 @@ import pytest
 
 from crypto.dsse import Envelope, sign_envelope
 from crypto.keys import SigningKey
-from federation.actions import record_status
-from federation.casebook import CaseBook, Filing, FilingBatch
+from federation.cases.actions import record_status
+from federation.cases.filing import CaseBook, Filing, FilingBatch
+from federation.cases.queries import OverduePolicy
 from federation.core.canonical_url import canonical_url
 from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
@@ -27,9 +28,8 @@ from federation.core.reasons import REPORT_TYPE
 from federation.core.report import Report
 from federation.core.roster import Member, MemberKey, Role, Roster
 from federation.errors import FailedPreconditionError
-from federation.queries import OverduePolicy
-from federation.referrals import ReferralDesk
-from federation.status import StatusBook
+from federation.liaison.referrals import ReferralDesk
+from federation.status.issuing import StatusBook
 from federation.store import cases as store
 from federation.store.database import Database
 from federation.wire.convert import encode_envelope, encode_report

@@ -11,14 +11,14 @@ from sqlalchemy import select
 
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
-from federation.casebook import CaseBook, Filing, FilingBatch, PdqSearch
+from federation.cases.filing import CaseBook, Filing, FilingBatch, PdqSearch
+from federation.cases.queries import OverduePolicy, local_views
 from federation.core.canonical_url import canonical_url
 from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
 from federation.core.reasons import REPORT_TYPE, Outcome
 from federation.core.report import ContentHash, HashAlgorithm, Report
-from federation.queries import OverduePolicy, local_views
-from federation.status import StatusBook
+from federation.status.issuing import StatusBook
 from federation.store import cases as store
 from federation.store import status as status_store
 from federation.store.database import Database

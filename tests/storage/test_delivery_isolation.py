@@ -23,8 +23,7 @@ import pytest
 from crypto.dsse import Envelope, sign_envelope
 from crypto.keys import SigningKey
 from crypto.threshold import TrustAnchor, sign_roster_bytes
-from federation import payloads
-from federation.casebook import CaseBook
+from federation.cases.filing import CaseBook
 from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
 from federation.core.limits import DEFAULT_LIMITS
@@ -32,12 +31,13 @@ from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE, Outcome, Re
 from federation.core.report import ContentHash, HashAlgorithm, Report
 from federation.core.roster import Member, MemberKey, Role, Roster
 from federation.core.status_update import StatusUpdate
-from federation.delivery import DeliveryService, IncomingItem, NodeIdentity
-from federation.group_commit import GroupCommit
-from federation.status import StatusBook
+from federation.intake import payloads
+from federation.intake.delivery import DeliveryService, IncomingItem, NodeIdentity
+from federation.intake.group_commit import GroupCommit
+from federation.status.issuing import StatusBook
 from federation.store import inbound
 from federation.store.database import Database
-from federation.trust import RosterHolder, serialize_signed_roster
+from federation.trust.holder import RosterHolder, serialize_signed_roster
 from federation.wire.convert import (
     decode_envelope,
     decode_receipt,

@@ -14,8 +14,8 @@ from federation.core.ids import new_uuid7
 from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE, RejectReason
 from federation.core.roster import Member, MemberKey, Role, Roster
 from federation.core.status_update import StatusUpdate
-from federation.status import StatusBook
-from federation.status_intake import ReceivedUpdate
+from federation.status.issuing import StatusBook
+from federation.status.receiving import ReceivedUpdate
 from federation.store import inbound
 from federation.store import status as store
 from federation.store.database import Database

@@ -2,7 +2,7 @@
 
 Helpers shared by the crash, outage, lost-reply, shutdown and storage-fault
 tests (tests/reliability/): kill -9 and restart one node (optionally with
-extra environment such as a crash point, see federation/faultpoints.py),
+extra environment such as a crash point, see federation/runtime/faultpoints.py),
 read a node's SQLite file read-only, a sender client that retries each batch
 until it holds receipts, and the final set check (lost = 0, duplicated = 0).
 Everything is bounded in time; every gRPC call carries a deadline.
@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from federation.devnet import processes
-from federation.faultpoints import CRASH_ENV, ENABLE_ENV
+from federation.runtime.faultpoints import CRASH_ENV, ENABLE_ENV
 from federation.store.outbox import OutboxState
 from hfp.v1 import envelope_pb2
 from hfp.v1 import federation_service_pb2 as fed_pb

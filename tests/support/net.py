@@ -24,7 +24,6 @@ from crypto.dsse import Envelope, sign_envelope, verify_envelope_signature
 from crypto.keys import SigningKey
 from crypto.threshold import RootSignature, TrustAnchor, sign_roster_bytes
 from crypto.x509ca import IssuedCert
-from federation.clock import utc_now
 from federation.core.reasons import RECEIPT_TYPE, REPORT_TYPE
 from federation.core.report import Report
 from federation.core.roster import Member, MemberKey, Role, Roster
@@ -32,7 +31,8 @@ from federation.devnet import processes
 from federation.devnet.create import DEFAULT_MEMBERS, MemberSpec, init_network
 from federation.devnet.manifest import Manifest, MemberEntry
 from federation.devnet.smoke import synthetic_report
-from federation.trust import InstalledRoster, serialize_signed_roster, verify_signed_roster
+from federation.runtime.clock import utc_now
+from federation.trust.holder import InstalledRoster, serialize_signed_roster, verify_signed_roster
 from federation.wire.convert import (
     decode_receipt,
     encode_report,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from federation.group_commit import GroupCommit
+from federation.intake.group_commit import GroupCommit
 
 
 def test_a_lone_caller_runs_its_own_items() -> None:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from federation.clock import Clock, utc_now
+from federation.runtime.clock import Clock, utc_now
 from federation.store import gauges
 from federation.store import outbox as outbox_store
 from federation.store.database import Database

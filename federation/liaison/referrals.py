@@ -15,19 +15,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from federation.casebook import CaseBook
-from federation.clock import Clock, utc_now
-from federation.core.case import CaseEventKind, CaseFilter, CaseReportView, CaseView
-from federation.core.case_status import CaseStatus
-from federation.core.limits import MAX_STORED_INT
-from federation.core.roster import Member, Roster
-from federation.errors import (
-    FailedPreconditionError,
-    InvalidArgumentError,
-    NotFoundError,
-    PermissionDeniedError,
-)
-from federation.queries import (
+from federation.cases.filing import CaseBook
+from federation.cases.queries import (
     CasePage,
     HistoryPage,
     OverduePolicy,
@@ -40,7 +29,18 @@ from federation.queries import (
     local_views,
     report_view,
 )
-from federation.status import Fanout
+from federation.core.case import CaseEventKind, CaseFilter, CaseReportView, CaseView
+from federation.core.case_status import CaseStatus
+from federation.core.limits import MAX_STORED_INT
+from federation.core.roster import Member, Roster
+from federation.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from federation.runtime.clock import Clock, utc_now
+from federation.status.issuing import Fanout
 from federation.store import cases as store
 from federation.store.database import Database
 from federation.store.models import CaseRow

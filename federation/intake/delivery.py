@@ -2,7 +2,7 @@
 
 The path of one batch (see docs/architecture.md): checks in the protocol's
 order, signatures verified in bulk, then ONE write transaction (shared with
-other calls waiting at the same moment: federation.group_commit) in which
+other calls waiting at the same moment: federation.intake.group_commit) in which
 each item is replayed (already seen), filed into a case (a report this node
 is responsible for), queued for the responsible peer (any other report), or
 applied (a status update), and answered with a signed receipt that is stored
@@ -33,8 +33,7 @@ from crypto.dsse import (
     verify_many,
 )
 from crypto.keys import SigningKey
-from federation.casebook import CaseBook, Filing, FilingBatch, PdqSearch
-from federation.clock import Clock, utc_now
+from federation.cases.filing import CaseBook, Filing, FilingBatch, PdqSearch
 from federation.core import envelope_checks as checks
 from federation.core.limits import Limits
 from federation.core.reasons import (
@@ -50,9 +49,8 @@ from federation.core.report import HashAlgorithm, Report
 from federation.core.roster import MemberKey, Roster
 from federation.core.routing import ForwardTo, HandleHere, Route, route_report
 from federation.errors import RosterExpiredError
-from federation.group_commit import GroupCommit
-from federation.metrics import NodeMetrics
-from federation.payloads import (
+from federation.intake.group_commit import GroupCommit
+from federation.intake.payloads import (
     NO_PROOFS,
     Parsed,
     ParsedReport,
@@ -61,10 +59,12 @@ from federation.payloads import (
     Proofs,
     item_id_of,
 )
-from federation.status_intake import ReceivedUpdate
+from federation.runtime.clock import Clock, utc_now
+from federation.runtime.metrics import NodeMetrics
+from federation.status.receiving import ReceivedUpdate
 from federation.store import inbound, outbox
 from federation.store.database import Database, lost_a_race
-from federation.trust import RosterHolder
+from federation.trust.holder import RosterHolder
 from federation.wire.convert import (
     decode_envelope,
     encode_envelope,

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import structlog
 
-from federation.clock import Clock, utc_now
+from federation.cases.queries import OverduePolicy
 from federation.core.case import CaseFilter
-from federation.queries import OverduePolicy
+from federation.runtime.clock import Clock, utc_now
 from federation.store import cases as store
 from federation.store.database import Database
 

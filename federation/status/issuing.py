@@ -27,7 +27,7 @@ from federation.core.limits import DEFAULT_LIMITS
 from federation.core.reasons import STATUS_UPDATE_TYPE, Rejection
 from federation.core.roster import Roster
 from federation.core.status_update import MAX_REPORT_IDS, StatusUpdate
-from federation.status_intake import ReceivedUpdate, receive_updates
+from federation.status.receiving import ReceivedUpdate, receive_updates
 from federation.store import cases as case_store
 from federation.store import outbox
 from federation.store import status as store
@@ -355,7 +355,7 @@ class StatusBook:
         now: datetime,
     ) -> list[Rejection | None]:
         """Check and store updates from other members, applying what is in order;
-        per update, why it is refused or None (see federation.status_intake)."""
+        per update, why it is refused or None (see federation.status.receiving)."""
         return receive_updates(session, self.member_id, roster, updates, now)
 
 

@@ -14,10 +14,10 @@ import structlog
 from crypto.dsse import Envelope, verify_envelope_signature
 from crypto.errors import ThresholdError
 from crypto.threshold import RootSignature, TrustAnchor, require_threshold
-from federation.clock import Clock, utc_now
 from federation.core.envelope_checks import find_signing_key
 from federation.core.reasons import Rejection
 from federation.core.roster import Roster, RosterError, RosterUpdate, decide_roster_update
+from federation.runtime.clock import Clock, utc_now
 from federation.store import rosters as roster_store
 from federation.store.database import Database
 from federation.wire.convert import decode_roster, decode_signed_roster, signed_roster_to_proto

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from federation.casebook import CaseBook
+from federation.cases.filing import CaseBook
 from federation.core.case_status import CaseStatus, may_follow
 from federation.core.handover import heir_of
 from federation.core.ids import is_country
@@ -20,7 +20,7 @@ from federation.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from federation.status import Fanout, Issued
+from federation.status.issuing import Fanout, Issued
 from federation.store import cases as case_store
 from federation.store import outbox
 from federation.store.database import Database
@@ -101,7 +101,7 @@ def _reroute(
     target = heir_of(moved.update, roster)
     for report in case_store.case_reports(session, case.case_id):
         # The chain's new link must name this report: the recorded MOVED, or
-        # the copy made for the report's author (see federation.status.Issued).
+        # the copy made for the report's author (see federation.status.issuing.Issued).
         step = encode_proofs([moved.naming(report.report_id, report.origin_member_id)])
         outbox.enqueue(
             session,

@@ -1,6 +1,6 @@
 """``hfed liaison``: the police liaison's client for referrals at a hotline node.
 
-Every command reads the liaison's profile (see federation.liaison_profile),
+Every command reads the liaison's profile (see federation.cli.liaison.profile),
 checks the client certificate before connecting, and calls the node's
 LiaisonService over mutual TLS. Unary calls carry a deadline; ``watch`` has
 none, but is bounded by --max-events / --idle-exit and by how long it keeps
@@ -35,10 +35,7 @@ import click
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from federation.cli.output import FORMAT_OPTION, Format, emit, printable
-from federation.clock import utc_now
-from federation.core.ids import is_uuid
-from federation.liaison_profile import (
+from federation.cli.liaison.profile import (
     PROFILE_ENV,
     CertificateExpiredError,
     CursorFileError,
@@ -48,6 +45,9 @@ from federation.liaison_profile import (
     SavedCursor,
     load_profile,
 )
+from federation.cli.output import FORMAT_OPTION, Format, emit, printable
+from federation.core.ids import is_uuid
+from federation.runtime.clock import utc_now
 from hfp.v1 import case_pb2, status_pb2
 from hfp.v1 import liaison_service_pb2 as pb
 from hfp.v1 import liaison_service_pb2_grpc as pb_grpc

@@ -22,7 +22,7 @@ from federation.core.ids import new_uuid7
 from federation.core.pdq_index import PdqIndex, PdqSnapshot, pairs_within
 from federation.core.reasons import Outcome
 from federation.core.report import HashAlgorithm, Report
-from federation.status import Fanout, Join, OpenedCase, StatusBook
+from federation.status.issuing import Fanout, Join, OpenedCase, StatusBook
 from federation.store import cases as store
 from federation.store.database import Database
 from federation.store.models import CaseHashRow, CaseReportRow, CaseRow

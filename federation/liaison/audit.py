@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from federation.clock import Clock, utc_now
+from federation.runtime.clock import Clock, utc_now
 from federation.store import audit
 from federation.store.database import Database
 

@@ -1,0 +1,8 @@
+"""Runtime: process-wide services every layer may use.
+
+The clock (injectable for tests), structured logging, Prometheus metrics and
+the crash points reliability tests use. Nothing here knows the protocol.
+
+May use: ``store`` (metrics read queue gauges at scrape time) and third-party
+libraries only.
+"""

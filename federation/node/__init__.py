@@ -1,0 +1,7 @@
+"""Node: the composition root.
+
+Reads the node's configuration and builds the running node from the other
+packages (storage, trust, application services, API servicers, outbound
+peers, background threads, metrics); the only package that wires them
+together and the only one of the node that may use ``peers``.
+"""

@@ -1,0 +1,207 @@
+"""The layers of the node import only what docs/architecture.md allows them.
+
+Every module under ``federation/`` and ``peers/`` is parsed with ``ast`` and
+each import (at any depth, ``TYPE_CHECKING`` blocks included: they are still
+dependencies) is checked against the rules below. A module's layer is its
+package: ``federation/cases/filing.py`` is in ``cases``, ``peers/outbox.py``
+in ``peers``.
+
+The rules, in words:
+
+- ``core`` is pure: the protocol's rules and values, nothing of gRPC,
+  protobuf, SQLAlchemy, structlog or the generated ``hfp`` code, and of our
+  own code only ``core`` and ``crypto``.
+- ``store`` (repositories) builds on ``core`` only.
+- the application packages (``intake``, ``trust``, ``cases``, ``status``,
+  ``liaison``) use ``core``, ``store``, ``wire``, ``runtime`` and the
+  application packages below them, never gRPC or generated code.
+- ``api`` (gRPC servicers) reaches storage only through the application
+  packages: it never imports ``store``.
+- ``peers`` (outbound delivery) uses ``core``, ``store``, ``wire``,
+  ``runtime`` and application packages by their public names only (imported
+  from the package, not from its modules), and nothing in the node imports
+  ``peers`` but ``node`` (the composition root) and the clients.
+- generated ``hfp`` code appears only in ``wire``, ``api``, ``peers`` and the
+  clients (``cli``, ``devnet``).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Our own top-level packages (anything else is the standard library or a dependency).
+OURS = frozenset({"federation", "peers", "crypto", "hfp", "conformance", "migrations"})
+APPLICATION = ("intake", "trust", "cases", "status", "liaison")
+#: Layers of ours that every layer may import.
+SHARED = frozenset({"errors", "crypto"})
+
+#: For each layer, the layers of ours it may import (besides itself and SHARED).
+MAY_USE: dict[str, frozenset[str]] = {
+    "core": frozenset(),
+    "store": frozenset({"core", "migrations"}),
+    "wire": frozenset({"core", "hfp"}),
+    "runtime": frozenset({"core", "store"}),
+    "trust": frozenset({"core", "store", "wire", "runtime"}),
+    "status": frozenset({"core", "store", "wire", "runtime"}),
+    "cases": frozenset({"core", "store", "wire", "runtime", "status"}),
+    "liaison": frozenset({"core", "store", "wire", "runtime", "status", "cases", "trust"}),
+    "intake": frozenset({"core", "store", "wire", "runtime", "status", "cases", "trust"}),
+    "api": frozenset({"core", "wire", "runtime", "hfp", *APPLICATION}),
+    "peers": frozenset({"core", "store", "wire", "runtime", "hfp", *APPLICATION}),
+}
+#: Third-party packages a layer must not import.
+FORBIDDEN_THIRD_PARTY: dict[str, frozenset[str]] = {
+    "core": frozenset({"grpc", "grpc_status", "google", "sqlalchemy", "structlog", "alembic"}),
+    "store": frozenset({"grpc", "grpc_status", "google"}),
+    **{layer: frozenset({"grpc", "grpc_status"}) for layer in APPLICATION},
+}
+#: Layers whose own imports are not restricted: the composition root and the clients.
+UNRESTRICTED = frozenset({"node", "cli", "devnet"})
+#: Where generated code may appear (the composition root registers servicers through ``api``).
+GENERATED_CODE_USERS = frozenset({"wire", "api", "peers", "cli", "devnet"})
+
+
+def layer_of(module: str) -> str:
+    """The layer of a dotted module name of ours (``federation.cases.filing`` -> ``cases``)."""
+    parts = module.split(".")
+    if parts[0] == "federation":
+        return parts[1] if len(parts) > 1 else "federation"
+    return parts[0]
+
+
+def imports(source: str, filename: str) -> Iterator[tuple[int, str]]:
+    """(line, dotted name) of every absolute import in ``source``."""
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "federation":
+                # ``from federation import errors`` names a module, not a package.
+                for alias in node.names:
+                    yield node.lineno, f"federation.{alias.name}"
+            else:
+                yield node.lineno, node.module
+
+
+def _problem(layer: str, name: str) -> str | None:
+    top = name.split(".")[0]
+    if top not in OURS:
+        if top in FORBIDDEN_THIRD_PARTY.get(layer, frozenset()):
+            return f"{layer} must not import {top}"
+        return None
+    target = layer_of(name)
+    if target == "hfp" and layer not in GENERATED_CODE_USERS:
+        return f"{layer} must not import generated code (hfp)"
+    if layer in UNRESTRICTED or target in (layer, *SHARED) or target == "federation":
+        return None
+    if layer not in MAY_USE:
+        return f"{layer} has no rule; add one to MAY_USE"
+    if target not in MAY_USE[layer]:
+        return f"{layer} may not import {target}"
+    if layer == "peers" and target in APPLICATION and name.count(".") > 1:
+        return f"peers uses {target} by its public names: import from federation.{target}"
+    return None
+
+
+def violations(source: str, filename: str, module: str) -> list[str]:
+    """Every import in ``source`` (the module ``module``) its layer may not make."""
+    layer = layer_of(module)
+    found = []
+    for line, name in imports(source, filename):
+        problem = _problem(layer, name)
+        if problem:
+            found.append(f"{filename}:{line} imports {name}: {problem}")
+    return found
+
+
+def node_modules() -> list[Path]:
+    """Every module of the node's own packages."""
+    return sorted([*(ROOT / "federation").rglob("*.py"), *(ROOT / "peers").rglob("*.py")])
+
+
+def module_name(path: Path) -> str:
+    """The dotted module name of a file under ROOT."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_every_package_has_a_rule() -> None:
+    layers = {layer_of(module_name(path)) for path in node_modules()}
+    known = set(MAY_USE) | UNRESTRICTED | SHARED | {"federation"}
+    assert layers <= known, f"packages without a layering rule: {sorted(layers - known)}"
+    assert len(node_modules()) >= 80
+
+
+def test_the_top_of_federation_holds_packages() -> None:
+    plain = sorted(p.name for p in (ROOT / "federation").glob("*.py") if p.name != "__init__.py")
+    assert len(plain) <= 2, f"plain modules at the top of federation/: {plain}"
+
+
+@pytest.mark.parametrize(
+    "package",
+    sorted(p.parent for p in (ROOT / "federation").glob("*/__init__.py")),
+    ids=lambda p: p.name,
+)
+def test_every_package_says_what_it_owns(package: Path) -> None:
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8")))
+    assert doc and len(doc) > 60, f"federation/{package.name}/__init__.py needs a docstring"
+
+
+@pytest.mark.parametrize("path", node_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_module_respects_its_layer(path: Path) -> None:
+    rel = str(path.relative_to(ROOT))
+    bad = violations(path.read_text(encoding="utf-8"), rel, module_name(path))
+    assert not bad, "layering broken (see docs/architecture.md):\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("federation.core.routing", "import grpc"),
+        ("federation.core.routing", "from sqlalchemy import select"),
+        ("federation.core.routing", "import structlog"),
+        ("federation.core.routing", "from hfp.v1 import envelope_pb2"),
+        ("federation.core.routing", "from federation.store import cases"),
+        ("federation.core.routing", "def f():\n    from federation.wire import convert"),
+        ("federation.store.cases", "from federation.cases import filing"),
+        ("federation.store.cases", "from federation.wire.convert import encode_case"),
+        ("federation.api.hotline", "from federation.store.database import Database"),
+        ("federation.cases.filing", "from hfp.v1 import case_pb2"),
+        ("federation.cases.filing", "import grpc"),
+        ("federation.cases.filing", "from federation.api.errors import abort"),
+        ("federation.cases.filing", "from peers.outbox import Outbox"),
+        ("federation.status.issuing", "from federation.cases.filing import Casebook"),
+        ("federation.intake.delivery", "from federation.node.server import start"),
+        ("peers.outbox", "from federation.trust.holder import RosterHolder"),
+        ("peers.outbox", "from federation.api.auth import DEV_MEMBER_METADATA"),
+        ("federation.node.server", "from hfp.v1 import hotline_service_pb2_grpc"),
+    ],
+)
+def test_the_check_catches_forbidden_imports(module: str, source: str) -> None:
+    assert violations(source, "example.py", module)
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("federation.core.routing", "from federation.core.roster import Roster"),
+        ("federation.core.routing", "from crypto.dsse import pae"),
+        ("federation.store.cases", "from sqlalchemy import select"),
+        ("federation.cases.filing", "from federation.status import StatusBook"),
+        ("federation.api.hotline", "from federation.cases.queries import CaseQueries"),
+        ("federation.api.hotline", "from hfp.v1 import hotline_service_pb2"),
+        ("peers.outbox", "from federation.trust import RosterHolder"),
+        ("peers.outbox", "from federation.store import outbox"),
+        ("federation.node.server", "from peers.outbox import Outbox"),
+        ("federation.cli.cases", "from federation.store.database import Database"),
+    ],
+)
+def test_the_check_allows_what_the_rules_allow(module: str, source: str) -> None:
+    assert violations(source, "example.py", module) == []

@@ -91,7 +91,7 @@ def imports(source: str, filename: str) -> Iterator[tuple[int, str]]:
 
 
 def _problem(layer: str, name: str) -> str | None:
-    top = name.split(".")[0]
+    top = name.split(".", maxsplit=1)[0]
     if top not in OURS:
         if top in FORBIDDEN_THIRD_PARTY.get(layer, frozenset()):
             return f"{layer} must not import {top}"

@@ -33,7 +33,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from federation.api.admission import PUSHBACK_METADATA, TEST_HOLD_METADATA
+from federation.api.admission import TEST_HOLD_METADATA
+from federation.api.errors import PUSHBACK_METADATA
 from federation.core.roster import Role
 from federation.devnet.create import MemberSpec
 from hfp.v1 import federation_service_pb2 as fed_pb

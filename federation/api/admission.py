@@ -31,23 +31,17 @@ from typing import Any, NoReturn
 
 import grpc
 import structlog
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from federation.api.auth import caller_member_id
-from federation.api.errors import CATALOG, ERROR_DOMAIN
+from federation.api.errors import abort
 from federation.api.interceptors import Behavior, Handler, HandlerWrapper
-from federation.errors import HfedError, ResourceExhaustedError
+from federation.core.errors import HfedError, ResourceExhaustedError
 
 log = structlog.get_logger(__name__)
 
 #: Callers the node cannot name (no member in the certificate, or no dev
 #: metadata) share one set of limits; their servicer refuses them anyway.
 UNIDENTIFIED = "(unidentified)"
-#: Trailing metadata gRPC clients with a retry policy honour as "wait this
-#: long before retrying" (server pushback, gRFC A6).
-PUSHBACK_METADATA = "grpc-retry-pushback-ms"
 #: Test fault ``hold-calls``: milliseconds an admitted call stays in flight.
 TEST_HOLD_METADATA = "x-hfed-test-hold-ms"
 MAX_TEST_HOLD_SECONDS = 30.0
@@ -75,6 +69,11 @@ class Limit(enum.Enum):
     CLIENT_CALLS = "client_calls_total"
     HEAVY_READS = "heavy_reads_total"
 
+    @property
+    def reason(self) -> str:
+        """The ErrorInfo reason of a refusal at this limit: ADMISSION_RATE, ..."""
+        return f"ADMISSION_{self.name}"
+
 
 @dataclass(frozen=True, slots=True)
 class AdmissionLimits:
@@ -88,13 +87,21 @@ class AdmissionLimits:
 
 
 class AdmissionRefusedError(ResourceExhaustedError):
-    """A call refused at admission; RESOURCE_EXHAUSTED like every size or rate limit."""
+    """A call refused at admission; RESOURCE_EXHAUSTED like every size or rate limit.
+
+    Its status names the limit (reason ``ADMISSION_<LIMIT>``, ErrorInfo metadata
+    ``limit`` = the setting's name) and, when known, when to retry.
+    """
 
     def __init__(self, public_message: str, limit: Limit, retry_after: float | None) -> None:
-        super().__init__(public_message)
+        super().__init__(limit.reason, public_message)
         self.limit = limit
         #: Seconds after which the same call would be admitted, when known.
         self.retry_after = retry_after
+
+    def metadata(self) -> dict[str, str]:
+        """The limit's setting name."""
+        return {"limit": self.limit.value}
 
 
 class TokenBucket:
@@ -362,45 +369,6 @@ class ClientLane:
         self.refusals.shutdown(wait=True, cancel_futures=True)
 
 
-@dataclass(frozen=True)
-class _Status(grpc.Status):
-    code: grpc.StatusCode
-    details: str
-    trailing_metadata: tuple[tuple[str, str | bytes], ...]
-
-
-def refusal_status(error: AdmissionRefusedError) -> grpc.Status:
-    """The status of a refused call: the catalog's code and ErrorInfo reason, the
-    limit's setting name, and (when known) when to retry, as RetryInfo and as
-    gRPC's pushback metadata.
-
-    Built here and not with ``errors.abort`` because that carries an ErrorInfo
-    only; the reason and domain are the catalog's, so clients see one scheme.
-    """
-    code, reason = CATALOG[ResourceExhaustedError]
-    info = any_pb2.Any()
-    info.Pack(
-        error_details_pb2.ErrorInfo(
-            reason=reason, domain=ERROR_DOMAIN, metadata={"limit": error.limit.value}
-        )
-    )
-    details = [info]
-    pushback: tuple[tuple[str, str | bytes], ...] = ()
-    if error.retry_after is not None:
-        delay = duration_pb2.Duration()
-        delay.FromMilliseconds(max(1, math.ceil(error.retry_after * 1000)))
-        retry = any_pb2.Any()
-        retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-        details.append(retry)
-        pushback = ((PUSHBACK_METADATA, str(delay.ToMilliseconds())),)
-    status = rpc_status.to_status(
-        status_pb2.Status(
-            code=getattr(code_pb2, code.name), message=error.public_message, details=details
-        )
-    )
-    return _Status(status.code, status.details, (*status.trailing_metadata, *pushback))
-
-
 class AdmissionInterceptor(HandlerWrapper):
     """Applies an ``Admission`` to the calls of ``services`` (full names).
 
@@ -561,8 +529,7 @@ class AdmissionInterceptor(HandlerWrapper):
             except Exception:
                 # The refusal stands even if its bookkeeping failed.
                 log.exception("refusal hook failed", member=member, rpc=method)
-        context.abort_with_status(refusal_status(refusal))
-        raise AssertionError("abort_with_status returned")  # pragma: no cover
+        abort(context, refusal)
 
     def _hold(self, context: grpc.ServicerContext) -> None:
         """Test fault ``hold-calls``: keep the admitted call in flight a while."""

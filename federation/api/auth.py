@@ -8,8 +8,14 @@ from collections.abc import Collection
 import grpc
 
 from crypto.x509ca import member_id_from_cert
+from federation.core.errors import (
+    NO_MEMBER_IDENTITY,
+    ROLE_NOT_ALLOWED,
+    UNKNOWN_MEMBER,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
 from federation.core.roster import Member, Role, Roster
-from federation.errors import PermissionDeniedError, UnauthenticatedError
 
 #: Metadata key naming the caller when the node runs in insecure plaintext
 #: development mode (there is no certificate to read then).
@@ -34,11 +40,13 @@ def caller_member_id(context: grpc.ServicerContext, *, dev_plaintext: bool) -> s
         for key, value in context.invocation_metadata():
             if key == DEV_MEMBER_METADATA and isinstance(value, str):
                 return value
-        raise UnauthenticatedError(f"dev mode: send metadata {DEV_MEMBER_METADATA}")
+        raise UnauthenticatedError(
+            NO_MEMBER_IDENTITY, f"dev mode: send metadata {DEV_MEMBER_METADATA}"
+        )
     certs = context.auth_context().get("x509_pem_cert")
     member_id = _member_id_of(certs[0]) if certs else None
     if member_id is None:
-        raise UnauthenticatedError("client certificate names no member")
+        raise UnauthenticatedError(NO_MEMBER_IDENTITY, "client certificate names no member")
     return member_id
 
 
@@ -52,7 +60,9 @@ def authorize(
     """The calling member, if it is in the roster with one of ``roles``."""
     member = roster.member(caller_member_id(context, dev_plaintext=dev_plaintext))
     if member is None:
-        raise UnauthenticatedError("client certificate maps to no roster member")
+        raise UnauthenticatedError(UNKNOWN_MEMBER, "client certificate maps to no roster member")
     if member.role not in roles:
-        raise PermissionDeniedError(f"role {member.role.name} may not call this service")
+        raise PermissionDeniedError(
+            ROLE_NOT_ALLOWED, f"role {member.role.name} may not call this service"
+        )
     return member

@@ -6,7 +6,8 @@ string field, nesting deeper than the parser allows) with a bare INTERNAL
 "Exception deserializing request!". That is our error class for bugs, and the
 protocol has no INTERNAL for malformed input. This interceptor swaps in a
 deserializer that returns a marker instead of raising, and the method then
-answers INVALID_ARGUMENT with the usual catalog details.
+answers INVALID_ARGUMENT (reason UNDECODABLE_REQUEST) through the one error
+path of ``federation.api.errors``.
 """
 
 from __future__ import annotations
@@ -15,28 +16,31 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
-import structlog
 from google.protobuf.message import DecodeError
 
-from federation.api.errors import abort
+from federation.api.errors import refuse
 from federation.api.interceptors import Behavior, Handler, HandlerWrapper
-from federation.errors import InvalidArgumentError
+from federation.core.errors import UNDECODABLE_REQUEST, InvalidArgumentError
 from federation.wire.errors import MalformedMessageError
-
-log = structlog.get_logger(__name__)
 
 Deserializer = Callable[[bytes], Any]
 T = TypeVar("T")
 
 
-def from_request(convert: Callable[[], T]) -> T:
+def from_request(convert: Callable[[], T], within: str = "") -> T:
     """``convert()`` of fields of a request that decoded but holds a value out of
     range (a Timestamp past year 9999, negative nanos): INVALID_ARGUMENT naming
-    the field, never the INTERNAL an escaped conversion error would become."""
+    the field, its path starting at the request field ``within`` when given."""
     try:
         return convert()
     except MalformedMessageError as exc:
-        raise InvalidArgumentError(str(exc)) from exc
+        path = field_path(within, exc.field)
+        raise InvalidArgumentError(exc.reason, str(exc), field=path) from exc
+
+
+def field_path(within: str, field: str) -> str:
+    """``within.field``, or whichever of the two is given."""
+    return ".".join(part for part in (within, field) if part)
 
 
 class Undecodable:
@@ -61,8 +65,8 @@ def tolerant(deserialize: Deserializer) -> Deserializer:
 
 
 def _refuse(method: str, context: grpc.ServicerContext) -> None:
-    log.info("call refused", rpc=method, error="InvalidArgumentError", detail="undecodable")
-    abort(context, InvalidArgumentError("the request does not decode as this method's message"))
+    undecodable = "the request does not decode as this method's message"
+    refuse(context, method, InvalidArgumentError(UNDECODABLE_REQUEST, undecodable))
 
 
 class DecodeGuard(HandlerWrapper):

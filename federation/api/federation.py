@@ -9,9 +9,17 @@ import structlog
 
 from federation.api.auth import NODE_ROLES, authorize
 from federation.api.errors import translate_errors
+from federation.core.errors import (
+    BATCH_TOO_LARGE,
+    BATCH_TOO_MANY_ITEMS,
+    REQUIRED_FIELD,
+    ROSTER_NOT_NEWER,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+)
 from federation.core.limits import Limits
 from federation.core.roster import RosterUpdate
-from federation.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
 from federation.intake.delivery import DeliveryService, IncomingItem
 from federation.intake.payloads import NO_PROOFS, Proofs
 from federation.trust.holder import RosterHolder, RosterRejectedError, serialize_signed_roster
@@ -53,11 +61,13 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         sender = self._caller(context)
         if len(request.items) > self._limits.max_batch_items:
             raise ResourceExhaustedError(
-                f"batch has {len(request.items)} items; the limit is {self._limits.max_batch_items}"
+                BATCH_TOO_MANY_ITEMS,
+                f"batch has {len(request.items)} items; "
+                f"the limit is {self._limits.max_batch_items}",
             )
         if request.ByteSize() > self._limits.max_batch_bytes:
             raise ResourceExhaustedError(
-                f"batch is larger than {self._limits.max_batch_bytes} bytes"
+                BATCH_TOO_LARGE, f"batch is larger than {self._limits.max_batch_bytes} bytes"
             )
         items = [
             IncomingItem(envelope_from_proto(i.envelope), tuple(i.via_member_ids), _proofs(i))
@@ -88,14 +98,15 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         """Install a newer threshold-signed roster and pass it on."""
         self._caller(context)
         if not request.HasField("roster"):
-            raise InvalidArgumentError("roster is required")
+            raise InvalidArgumentError(REQUIRED_FIELD, "roster is required", field="roster")
         signed = serialize_signed_roster(*signed_roster_from_proto(request.roster))
         try:
             decision, version = self._rosters.offer(signed)
         except RosterRejectedError as exc:
             if exc.stale:
-                raise FailedPreconditionError(str(exc)) from exc
-            raise InvalidArgumentError(f"roster refused: {exc}") from exc
+                raise FailedPreconditionError(ROSTER_NOT_NEWER, str(exc)) from exc
+            refused = f"roster refused: {exc}"
+            raise InvalidArgumentError(exc.reason, refused, field="roster") from exc
         if decision is RosterUpdate.INSTALL:
             self._on_roster_installed()
         return pb.PublishRosterResponse(version=version)

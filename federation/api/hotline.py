@@ -10,7 +10,7 @@ import structlog
 from crypto.dsse import sign_envelope
 from crypto.keys import SigningKey
 from federation.api.auth import authorize
-from federation.api.decoding import from_request
+from federation.api.decoding import field_path, from_request
 from federation.api.errors import translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
@@ -26,12 +26,21 @@ from federation.cases.queries import (
 )
 from federation.core.canonical_url import UrlError, canonical_url
 from federation.core.case_status import CaseStatus
+from federation.core.errors import (
+    FOREIGN_ORIGIN,
+    INVALID_REPORT,
+    INVALID_URL,
+    NOT_OPERATOR,
+    REQUIRED_FIELD,
+    UNKNOWN_ENUM_VALUE,
+    InvalidArgumentError,
+    PermissionDeniedError,
+)
 from federation.core.ids import new_uuid7
 from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
 from federation.core.report import Report, check_report
 from federation.core.roster import Role
-from federation.errors import InvalidArgumentError, PermissionDeniedError
 from federation.intake.delivery import DeliveryService
 from federation.runtime.clock import Clock, utc_now
 from federation.store.database import Database
@@ -95,7 +104,9 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     def _own_member(self, context: grpc.ServicerContext) -> None:
         member = authorize(context, self._rosters.roster, ANY_ROLE, dev_plaintext=self._dev)
         if member.member_id != self._me:
-            raise PermissionDeniedError("only this node's own member may use HotlineService")
+            raise PermissionDeniedError(
+                NOT_OPERATOR, "only this node's own member may use HotlineService"
+            )
 
     @translate_errors
     def SubmitReport(  # noqa: N802 (gRPC method name)
@@ -123,21 +134,28 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         filled.CopyFrom(message)
         filled.report_id = filled.report_id or new_uuid7()
         if filled.origin_member_id and filled.origin_member_id != self._me:
-            raise InvalidArgumentError(f"origin_member_id must be empty or {self._me}")
+            raise InvalidArgumentError(
+                FOREIGN_ORIGIN,
+                f"origin_member_id must be empty or {self._me}",
+                field="report.origin_member_id",
+            )
         filled.origin_member_id = self._me
         if not filled.HasField("created_at"):
             filled.created_at.CopyFrom(to_timestamp(now))
         try:
             report = report_from_proto(filled)
         except MalformedMessageError as exc:
-            raise InvalidArgumentError(f"report: {exc}") from exc
+            path = field_path("report", exc.field)
+            raise InvalidArgumentError(exc.reason, f"report: {exc}", field=path) from exc
         problem = check_report(report, now, self._limits)
         if problem is not None:
-            raise InvalidArgumentError(f"report: {problem.detail}")
+            raise InvalidArgumentError(INVALID_REPORT, f"report: {problem.detail}", field="report")
         try:
             canonical_url(report.url)
         except UrlError as exc:
-            raise InvalidArgumentError(f"report: url: {exc}") from exc
+            raise InvalidArgumentError(
+                INVALID_URL, f"report: url: {exc}", field="report.url"
+            ) from exc
         return report
 
     @translate_errors
@@ -148,7 +166,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self._own_member(context)
         which = request.WhichOneof("selector")
         if which is None:
-            raise InvalidArgumentError("give case_id or report_id")
+            raise InvalidArgumentError(REQUIRED_FIELD, "give case_id or report_id", field="case_id")
         view = get_case(self._db, self._clock(), self._overdue, **{which: getattr(request, which)})
         return pb.GetCaseResponse(case=case_to_proto(view))
 
@@ -158,7 +176,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     ) -> pb.ListCasesResponse:
         """A filtered page of cases, newest first."""
         self._own_member(context)
-        where = from_request(lambda: case_filter_from_proto(request.filters))
+        where = from_request(lambda: case_filter_from_proto(request.filters), "filters")
         with self._heavy.slot(context):
             page = list_cases(
                 self._db, where, request.page_size, request.page_token, self._clock(), self._overdue
@@ -202,7 +220,9 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         try:
             status = CaseStatus(request.status)
         except ValueError:
-            raise InvalidArgumentError("status is missing or unknown") from None
+            raise InvalidArgumentError(
+                UNKNOWN_ENUM_VALUE, "status is missing or unknown", field="status"
+            ) from None
         update = record_status(
             self._db,
             self._casebook,

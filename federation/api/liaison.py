@@ -12,11 +12,11 @@ import structlog
 
 from federation.api.auth import authorize, caller_member_id
 from federation.api.decoding import from_request
-from federation.api.errors import abort, code_name, translate_errors
+from federation.api.errors import code_name, refusal_of, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
+from federation.core.errors import SHUTTING_DOWN, HfedError, UnavailableError
 from federation.core.roster import Member, Role
-from federation.errors import HfedError, UnavailableError
 from federation.liaison.audit import RefusalAudit
 from federation.liaison.bell import Bell
 from federation.liaison.referrals import ReferralDesk, decode_cursor
@@ -63,14 +63,14 @@ def audited(method: F) -> F:
     def wrapper(self: LiaisonServicer, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             response = method(self, request, context)
-        except HfedError as exc:
-            code = code_name(exc)
+        except Exception as exc:
+            refusal = refusal_of(exc)
             self.audit(
                 context,
                 method.__name__,
                 [getattr(request, "case_id", "")],
-                code,
-                exc.public_message,
+                code_name(refusal),
+                refusal.public_message,
             )
             raise
         self.audit(context, method.__name__, _case_ids(request, response), "OK", "")
@@ -169,7 +169,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     ) -> pb.ListReferralsResponse:
         """Referrals in the caller's jurisdictions, newest first."""
         _, countries = self._liaison(context)
-        where = from_request(lambda: case_filter_from_proto(request.filters))
+        where = from_request(lambda: case_filter_from_proto(request.filters), "filters")
         with self._heavy.slot(context):
             page = self._desk.referrals(countries, where, request.page_size, request.page_token)
             cases, next_token = bounded_cases(page)
@@ -235,6 +235,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         view = self._desk.release_hold(countries, request.case_id)
         return pb.ReleaseHoldResponse(case=case_to_proto(view))
 
+    @translate_errors
     def WatchReferrals(  # noqa: N802
         self, request: pb.WatchReferralsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.WatchReferralsResponse]:
@@ -246,9 +247,11 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
             after = decode_cursor(request.cursor)
             self._desk.check_cursor(after)
             yield from self._stream(context, countries, after, sent)
-        except HfedError as exc:
-            outcome, detail = code_name(exc), exc.public_message
-            abort(context, exc)
+        except Exception as exc:
+            # Audited as the caller will see it; translate_errors ends the call.
+            refusal = refusal_of(exc)
+            outcome, detail = code_name(refusal), refusal.public_message
+            raise
         finally:
             self.audit(
                 context,
@@ -270,7 +273,9 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         # to the transport (flow control), so at most one page is held here.
         while context.is_active():
             if self._stopping.is_set():
-                raise UnavailableError("the node is shutting down: reconnect with your cursor")
+                raise UnavailableError(
+                    SHUTTING_DOWN, "the node is shutting down: reconnect with your cursor"
+                )
             seen = self._bell.rings
             events = self._desk.events(countries, after, EVENT_PAGE)
             for event in events:

@@ -9,17 +9,24 @@ from sqlalchemy.orm import Session
 
 from federation.cases.filing import CaseBook
 from federation.core.case_status import CaseStatus, may_follow
+from federation.core.errors import (
+    HOLD_ACTIVE,
+    ILLEGAL_TRANSITION,
+    INVALID_COUNTRY,
+    MOVED_NEEDS_COUNTRY,
+    NOTHING_TO_MOVE,
+    TEXT_LENGTH,
+    UNKNOWN_CASE,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from federation.core.handover import heir_of
 from federation.core.ids import is_country
 from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
 from federation.core.roster import Roster
 from federation.core.status_update import StatusUpdate
-from federation.errors import (
-    FailedPreconditionError,
-    InvalidArgumentError,
-    NotFoundError,
-)
 from federation.status.issuing import Fanout, Issued
 from federation.store import cases as case_store
 from federation.store import outbox
@@ -41,23 +48,35 @@ def _validate(
     current = CaseStatus(case.status)
     if not may_follow(current, status):
         raise FailedPreconditionError(
-            f"illegal transition: {status.name} may not follow {current.name}"
+            ILLEGAL_TRANSITION, f"illegal transition: {status.name} may not follow {current.name}"
         )
     if status is CaseStatus.NOTICE_SENT and case.hold_until and case.hold_until > now:
         raise FailedPreconditionError(
+            HOLD_ACTIVE,
             f"a police hold is active until {case.hold_until.isoformat(timespec='minutes')}: "
-            "no takedown notice may be sent"
+            "no takedown notice may be sent",
         )
     if len(note) > limits.max_note_chars:
-        raise InvalidArgumentError(f"note is longer than {limits.max_note_chars} characters")
+        raise InvalidArgumentError(
+            TEXT_LENGTH, f"note is longer than {limits.max_note_chars} characters", field="note"
+        )
     if (status is CaseStatus.MOVED) != bool(new_country):
-        raise InvalidArgumentError("new_hosting_country is required for MOVED and only then")
+        raise InvalidArgumentError(
+            MOVED_NEEDS_COUNTRY,
+            "new_hosting_country is required for MOVED and only then",
+            field="new_hosting_country",
+        )
     if status is CaseStatus.MOVED:
         if not is_country(new_country):
-            raise InvalidArgumentError("new_hosting_country must be ISO 3166 alpha-2 or ZZ")
+            raise InvalidArgumentError(
+                INVALID_COUNTRY,
+                "new_hosting_country must be ISO 3166 alpha-2 or ZZ",
+                field="new_hosting_country",
+            )
         if roster.responsible_for(new_country).member_id == me:
             raise FailedPreconditionError(
-                f"{new_country} is also this hotline's responsibility: nothing to move"
+                NOTHING_TO_MOVE,
+                f"{new_country} is also this hotline's responsibility: nothing to move",
             )
 
 
@@ -80,7 +99,7 @@ def record_status(
     with db.write() as session:
         case = case_store.get_case(session, case_id, lock=True)
         if case is None:
-            raise NotFoundError("no such case at this node")
+            raise NotFoundError(UNKNOWN_CASE, "no such case at this node")
         _validate(case, status, note, new_hosting_country, roster, me, now, limits)
         issued = casebook.statuses.issue(
             session, case, status, now, fanout, note=note, new_hosting_country=new_hosting_country

@@ -25,10 +25,16 @@ from federation.core.case import (
     CaseView,
 )
 from federation.core.case_status import CaseStatus
+from federation.core.errors import (
+    BAD_PAGE_SIZE,
+    BAD_PAGE_TOKEN,
+    UNKNOWN_CASE,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from federation.core.ids import is_uuid
 from federation.core.stats import CaseFacts, TakedownStats, takedown_stats
 from federation.core.status_update import StatusUpdate
-from federation.errors import InvalidArgumentError, NotFoundError
 from federation.store import cases as store
 from federation.store import inbound
 from federation.store import status as status_store
@@ -293,7 +299,7 @@ def get_case(
         tracked = status_store.tracked(session, case_id) if case_id else None
         if tracked is not None:
             return _tracked_view(session, tracked, report_id)
-    raise NotFoundError("no such case")
+    raise NotFoundError(UNKNOWN_CASE, "no such case")
 
 
 def _case_of_report(session: Session, report_id: str) -> str:
@@ -333,10 +339,16 @@ class HistoryPage:
     history_count: int
 
 
+def _bad_token(message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(BAD_PAGE_TOKEN, message, field="page_token")
+
+
 def item_page_size(requested: int) -> int:
     """The page size served for a request: the default for 0, at most ITEM_PAGE_MAX."""
     if requested < 0:
-        raise InvalidArgumentError("page_size must not be negative")
+        raise InvalidArgumentError(
+            BAD_PAGE_SIZE, "page_size must not be negative", field="page_size"
+        )
     return min(requested or ITEM_PAGE_DEFAULT, ITEM_PAGE_MAX)
 
 
@@ -355,7 +367,7 @@ def _item_position(token: str, kind: str, case_id: str) -> str | None:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         made_for, case, position = "", "", ""
     if made_for != kind or case != case_id:
-        raise InvalidArgumentError("page_token is not valid for this case")
+        raise _bad_token("page_token is not valid for this case")
     return position
 
 
@@ -368,7 +380,7 @@ def _report_key(position: str | None) -> store.ReportKey | None:
     except ValueError:
         at = None
     if at is None or at.tzinfo is None or not report_id:
-        raise InvalidArgumentError("page_token is not valid for this case")
+        raise _bad_token("page_token is not valid for this case")
     return at, report_id
 
 
@@ -406,7 +418,7 @@ def case_reports(db: Database, case_id: str, page_size: int, token: str) -> Repo
             return local_report_page(session, case_id, page_size, token)
         if case_id and status_store.tracked(session, case_id) is not None:
             return _tracked_report_page(session, case_id, page_size, token)
-    raise NotFoundError("no such case")
+    raise NotFoundError(UNKNOWN_CASE, "no such case")
 
 
 def history_page(session: Session, case_id: str, page_size: int, token: str) -> HistoryPage:
@@ -415,7 +427,7 @@ def history_page(session: Session, case_id: str, page_size: int, token: str) -> 
     size = item_page_size(page_size)
     position = _item_position(token, "h1", case_id)
     if position is not None and not position.isdigit():
-        raise InvalidArgumentError("page_token is not valid for this case")
+        raise _bad_token("page_token is not valid for this case")
     rows = status_store.applied_page(session, case_id, int(position or 0), size + 1)
     next_token = _item_token("h1", case_id, str(rows[size - 1][0])) if len(rows) > size else ""
     history, envelopes = _history([e for _, e in rows[:size]])
@@ -433,7 +445,7 @@ def case_history(db: Database, case_id: str, page_size: int, token: str) -> Hist
         )
         if known:
             return history_page(session, case_id, page_size, token)
-    raise NotFoundError("no such case")
+    raise NotFoundError(UNKNOWN_CASE, "no such case")
 
 
 def encode_token(created_at: datetime, case_id: str) -> str:
@@ -457,18 +469,18 @@ def decode_token(token: str) -> tuple[datetime, str] | None:
     if not token:
         return None
     if len(token) > MAX_TOKEN_CHARS:
-        raise InvalidArgumentError(_NOT_OURS)
+        raise _bad_token(_NOT_OURS)
     try:
         created, case_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
         moment = datetime.fromisoformat(created)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgumentError(_NOT_OURS) from None
+        raise _bad_token(_NOT_OURS) from None
     if moment.tzinfo is None or not is_uuid(case_id):
-        raise InvalidArgumentError(_NOT_OURS)
+        raise _bad_token(_NOT_OURS)
     try:
         return moment.astimezone(UTC), case_id
     except OverflowError:  # an offset that moves the time past year 1 or 9999
-        raise InvalidArgumentError(_NOT_OURS) from None
+        raise _bad_token(_NOT_OURS) from None
 
 
 def list_cases(

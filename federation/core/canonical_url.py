@@ -109,15 +109,20 @@ from typing import Final
 
 import idna
 
+from federation.core.errors import INVALID_URL, InvalidArgumentError
+
 __all__ = ["UrlError", "canonical_url"]
 
 
-class UrlError(ValueError):
+class UrlError(InvalidArgumentError):
     """A URL that cannot be canonicalised.
 
     The message is short and safe to return to a peer: it never repeats the
     input, which may be long or hostile.
     """
+
+    def __init__(self, public_message: str) -> None:
+        super().__init__(INVALID_URL, public_message, field="url")
 
 
 #: Protocol limit on Report.url (HFP v1 §3).

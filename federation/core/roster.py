@@ -13,12 +13,21 @@ from datetime import datetime
 from types import MappingProxyType
 
 from crypto.keys import key_id_for
+from federation.core.errors import (
+    INVALID_ROSTER,
+    ROSTER_NOT_NEWER,
+    ROSTER_OFFER_EXPIRED,
+    InvalidArgumentError,
+)
 from federation.core.ids import UNKNOWN_COUNTRY, is_country, is_member_id
 from federation.core.limits import MAX_STORED_INT
 
 
-class RosterError(ValueError):
+class RosterError(InvalidArgumentError):
     """A roster that must not be installed; the message says why."""
+
+    def __init__(self, public_message: str, reason: str = INVALID_ROSTER) -> None:
+        super().__init__(reason, public_message, field="roster")
 
 
 class Role(enum.IntEnum):
@@ -182,9 +191,10 @@ def decide_roster_update(
     if current_bytes is not None and candidate_bytes == current_bytes:
         return RosterUpdate.NO_OP
     if candidate.is_expired(now):
-        raise RosterError(f"roster version {candidate.version} has expired")
+        raise RosterError(f"roster version {candidate.version} has expired", ROSTER_OFFER_EXPIRED)
     if current is not None and candidate.version <= current.version and not allow_stale:
         raise RosterError(
-            f"roster version {candidate.version} is not newer than installed {current.version}"
+            f"roster version {candidate.version} is not newer than installed {current.version}",
+            ROSTER_NOT_NEWER,
         )
     return RosterUpdate.INSTALL

@@ -35,6 +35,7 @@ from crypto.dsse import (
 from crypto.keys import SigningKey
 from federation.cases.filing import CaseBook, Filing, FilingBatch, PdqSearch
 from federation.core import envelope_checks as checks
+from federation.core.errors import RosterExpiredError
 from federation.core.limits import Limits
 from federation.core.reasons import (
     RECEIPT_TYPE,
@@ -48,7 +49,6 @@ from federation.core.receipt import Receipt, accepted, rejected
 from federation.core.report import HashAlgorithm, Report
 from federation.core.roster import MemberKey, Roster
 from federation.core.routing import ForwardTo, HandleHere, Route, route_report
-from federation.errors import RosterExpiredError
 from federation.intake.group_commit import GroupCommit
 from federation.intake.payloads import (
     NO_PROOFS,

@@ -31,14 +31,22 @@ from federation.cases.queries import (
 )
 from federation.core.case import CaseEventKind, CaseFilter, CaseReportView, CaseView
 from federation.core.case_status import CaseStatus
-from federation.core.limits import MAX_STORED_INT
-from federation.core.roster import Member, Roster
-from federation.errors import (
+from federation.core.errors import (
+    BAD_CURSOR,
+    BAD_HOLD_UNTIL,
+    CURSOR_AHEAD,
+    NO_ACTIVE_HOLD,
+    OUTSIDE_JURISDICTION,
+    TEXT_LENGTH,
+    TOO_LATE_FOR_HOLD,
+    UNKNOWN_CASE,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
 )
+from federation.core.limits import MAX_STORED_INT
+from federation.core.roster import Member, Roster
 from federation.runtime.clock import Clock, utc_now
 from federation.status.issuing import Fanout
 from federation.store import cases as store
@@ -98,7 +106,9 @@ def decode_cursor(cursor: str) -> int:
                 return position
     except (ValueError, binascii.Error, UnicodeDecodeError):
         pass
-    raise InvalidArgumentError("cursor is not valid: use one from a WatchReferrals response")
+    raise InvalidArgumentError(
+        BAD_CURSOR, "cursor is not valid: use one from a WatchReferrals response", field="cursor"
+    )
 
 
 class ReferralDesk:
@@ -138,8 +148,9 @@ class ReferralDesk:
             owners = sorted({roster.responsible_for(c).member_id for c in liaison.jurisdictions})
             hint = f"; use the node of {', '.join(owners)}" if owners else ""
             raise PermissionDeniedError(
+                OUTSIDE_JURISDICTION,
                 f"this node ({self.member_id}) is not responsible for your jurisdictions "
-                f"({wanted}){hint}"
+                f"({wanted}){hint}",
             )
         return served
 
@@ -163,7 +174,11 @@ class ReferralDesk:
         """Police confirm receipt, with their own reference number."""
         reference = reference.strip()
         if not 0 < len(reference) <= MAX_REFERENCE_CHARS:
-            raise InvalidArgumentError(f"reference must be 1 to {MAX_REFERENCE_CHARS} characters")
+            raise InvalidArgumentError(
+                TEXT_LENGTH,
+                f"reference must be 1 to {MAX_REFERENCE_CHARS} characters",
+                field="reference",
+            )
         now = self._clock()
         with self._db.write() as session:
             case = self._case(session, countries, case_id, lock=True)
@@ -180,16 +195,21 @@ class ReferralDesk:
         now = self._clock()
         reason = reason.strip()
         if not 0 < len(reason) <= MAX_REASON_CHARS:
-            raise InvalidArgumentError(f"reason must be 1 to {MAX_REASON_CHARS} characters")
+            raise InvalidArgumentError(
+                TEXT_LENGTH, f"reason must be 1 to {MAX_REASON_CHARS} characters", field="reason"
+            )
         if until is None or until <= now or until - now > MAX_HOLD:
-            raise InvalidArgumentError("until must be in the future, at most 90 days ahead")
+            raise InvalidArgumentError(
+                BAD_HOLD_UNTIL, "until must be in the future, at most 90 days ahead", field="until"
+            )
         fanout = Fanout()
         with self._db.write() as session:
             case = self._case(session, countries, case_id, lock=True)
             path = _HOLD_PATH.get(CaseStatus(case.status))
             if path is None:
                 raise FailedPreconditionError(
-                    f"too late for a hold: the case is {CaseStatus(case.status).name}"
+                    TOO_LATE_FOR_HOLD,
+                    f"too late for a hold: the case is {CaseStatus(case.status).name}",
                 )
             for status in path:
                 self._casebook.statuses.issue(
@@ -207,7 +227,9 @@ class ReferralDesk:
         with self._db.write() as session:
             case = self._case(session, countries, case_id, lock=True)
             if case.hold_until is None or case.hold_until <= now:
-                raise FailedPreconditionError("there is no active hold on this case")
+                raise FailedPreconditionError(
+                    NO_ACTIVE_HOLD, "there is no active hold on this case"
+                )
             _lift(session, case, CaseEventKind.HOLD_RELEASED, now)
         return self.view(countries, case_id)
 
@@ -252,8 +274,9 @@ class ReferralDesk:
             newest = store.last_event_sequence(session)
         if after > newest:
             raise FailedPreconditionError(
+                CURSOR_AHEAD,
                 "cursor is ahead of this node's event log (another node's cursor, or the "
-                "node's data was reset): watch again from the start with an empty cursor"
+                "node's data was reset): watch again from the start with an empty cursor",
             )
 
     def events(self, countries: frozenset[str], after: int, limit: int) -> list[ReferralEvent]:
@@ -291,7 +314,7 @@ class ReferralDesk:
         """A case of the liaison's countries (``lock``: for a write, see store.get_case)."""
         case = store.get_case(session, case_id, lock=lock) if case_id else None
         if case is None or case.hosting_country not in countries:
-            raise NotFoundError("no such referral in your jurisdiction")
+            raise NotFoundError(UNKNOWN_CASE, "no such referral in your jurisdiction")
         return case
 
 

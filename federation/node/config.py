@@ -18,11 +18,12 @@ from pydantic import (
     model_validator,
 )
 
+from federation.core.errors import SetupError
 from federation.core.ids import MEMBER_ID_RE
 from federation.runtime.faultpoints import CRASH_ENV
 
 
-class ConfigError(ValueError):
+class ConfigError(SetupError):
     """The configuration file is missing, unreadable or invalid."""
 
 

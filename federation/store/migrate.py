@@ -10,10 +10,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import migrations
+from federation.core.errors import SetupError
 from federation.store.database import Database
 
 
-class SchemaError(RuntimeError):
+class SchemaError(SetupError):
     """The database schema does not match this version of the code."""
 
 

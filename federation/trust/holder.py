@@ -15,6 +15,7 @@ from crypto.dsse import Envelope, verify_envelope_signature
 from crypto.errors import ThresholdError
 from crypto.threshold import RootSignature, TrustAnchor, require_threshold
 from federation.core.envelope_checks import find_signing_key
+from federation.core.errors import INVALID_ROSTER, ROSTER_NOT_TRUSTED
 from federation.core.reasons import Rejection
 from federation.core.roster import Roster, RosterError, RosterUpdate, decide_roster_update
 from federation.runtime.clock import Clock, utc_now
@@ -33,11 +34,11 @@ log = structlog.get_logger(__name__)
 MAX_ROOT_SIGNATURES = 16
 
 
-class RosterRejectedError(ValueError):
+class RosterRejectedError(RosterError):
     """A roster was refused; the message says why and is safe to show."""
 
-    def __init__(self, message: str, *, stale: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, reason: str, *, stale: bool = False) -> None:
+        super().__init__(message, reason)
         #: True when the roster is valid but not newer than the installed one.
         self.stale = stale
 
@@ -57,11 +58,15 @@ def verify_signed_roster(signed_roster: bytes, anchor: TrustAnchor) -> Installed
         roster_bytes, signatures = decode_signed_roster(signed_roster)
         limit = max(MAX_ROOT_SIGNATURES, len(anchor.root_keys))
         if len(signatures) > limit:
-            raise RosterRejectedError(f"roster carries more than {limit} signatures")
+            raise RosterRejectedError(
+                f"roster carries more than {limit} signatures", ROSTER_NOT_TRUSTED
+            )
         require_threshold(roster_bytes, signatures, anchor)
         return InstalledRoster(decode_roster(roster_bytes), roster_bytes, signed_roster)
-    except (ThresholdError, MalformedMessageError) as exc:
-        raise RosterRejectedError(str(exc)) from exc
+    except ThresholdError as exc:
+        raise RosterRejectedError(str(exc), ROSTER_NOT_TRUSTED) from exc
+    except MalformedMessageError as exc:
+        raise RosterRejectedError(str(exc), INVALID_ROSTER) from exc
 
 
 def signed_by_member(envelope: Envelope, roster: Roster) -> bool:
@@ -111,7 +116,7 @@ class RosterHolder:
                     raise
                 log.info("bootstrap roster not installed", reason=str(exc))
         if self._installed is None:
-            raise RosterRejectedError("no roster: give one in the configuration")
+            raise RosterRejectedError("no roster: give one in the configuration", INVALID_ROSTER)
 
     @property
     def installed(self) -> InstalledRoster:
@@ -141,7 +146,7 @@ class RosterHolder:
                 )
             except RosterError as exc:
                 stale = current is not None and candidate.roster.version <= current.roster.version
-                raise RosterRejectedError(str(exc), stale=stale) from exc
+                raise RosterRejectedError(exc.public_message, exc.reason, stale=stale) from exc
             if decision is RosterUpdate.INSTALL:
                 with self._db.write() as session:
                     roster_store.save_roster(

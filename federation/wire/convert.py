@@ -16,6 +16,7 @@ from crypto.dsse import Envelope
 from crypto.threshold import RootSignature
 from federation.core.case import CaseFilter, CaseReportView, CaseView
 from federation.core.case_status import CaseStatus
+from federation.core.errors import INVALID_ROSTER, UNKNOWN_ENUM_VALUE
 from federation.core.reasons import Outcome, RejectReason
 from federation.core.receipt import Receipt
 from federation.core.report import MAX_HASH_BYTES, ContentHash, HashAlgorithm, Report
@@ -113,7 +114,9 @@ def _enum(enum_type: type[HashAlgorithm] | type[Role], value: int, field: str) -
     try:
         return enum_type(value)
     except ValueError:
-        raise MalformedMessageError(f"{field} has an unknown value") from None
+        raise MalformedMessageError(
+            f"{field} has an unknown value", field=field, reason=UNKNOWN_ENUM_VALUE
+        ) from None
 
 
 # --- envelopes -----------------------------------------------------------------
@@ -181,10 +184,16 @@ def _hashes_from_proto(items: Iterable[report_pb2.ContentHash]) -> tuple[Content
     hashes = []
     for index, item in enumerate(items):
         if len(item.value) > MAX_HASH_BYTES:
-            raise EmbeddedMediaError(f"hashes[{index}] is too long for a hash")
+            raise EmbeddedMediaError(
+                f"hashes[{index}] is too long for a hash", field=f"hashes[{index}]"
+            )
         algorithm = _HASH_ALGORITHMS.get(item.algorithm)
         if algorithm is None:
-            raise MalformedMessageError(f"hashes[{index}].algorithm has an unknown value")
+            raise MalformedMessageError(
+                f"hashes[{index}].algorithm has an unknown value",
+                field=f"hashes[{index}].algorithm",
+                reason=UNKNOWN_ENUM_VALUE,
+            )
         hashes.append(ContentHash(algorithm, item.value))
     return tuple(hashes)
 
@@ -200,7 +209,9 @@ def report_from_proto(message: report_pb2.Report) -> Report:
     """Domain report from its wire form (timestamps must be set, enums known)."""
     for field, known in _REPORT_ENUMS:
         if getattr(message, field) not in known:
-            raise MalformedMessageError(f"{field} has an unknown value")
+            raise MalformedMessageError(
+                f"{field} has an unknown value", field=field, reason=UNKNOWN_ENUM_VALUE
+            )
     return Report(
         report_id=message.report_id,
         origin_member_id=message.origin_member_id,
@@ -340,7 +351,9 @@ def decode_roster(data: bytes) -> Roster:
             fallback_member_id=message.fallback_member_id,
         )
     except RosterError as exc:
-        raise MalformedMessageError(f"roster is invalid: {exc}") from exc
+        raise MalformedMessageError(
+            f"roster is invalid: {exc}", field="roster", reason=INVALID_ROSTER
+        ) from exc
 
 
 def _key_to_proto(key: MemberKey) -> roster_pb2.PublicKey:
@@ -492,7 +505,9 @@ def decode_status_update(payload: bytes) -> StatusUpdate:
     try:
         status = CaseStatus(message.status)
     except ValueError:
-        raise MalformedMessageError("status has an unknown value") from None
+        raise MalformedMessageError(
+            "status has an unknown value", field="status", reason=UNKNOWN_ENUM_VALUE
+        ) from None
     return StatusUpdate(
         update_id=message.update_id,
         case_id=message.case_id,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from federation.core.errors import INVALID_TIMESTAMP, REQUIRED_FIELD
 from federation.wire.errors import MalformedMessageError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -19,7 +20,9 @@ RANGE = "0001-01-01 to 9999-12-31 UTC, nanos 0 to 999999999"
 def to_datetime(ts: Timestamp, field: str) -> datetime:
     """Convert a wire timestamp to an aware UTC datetime, refusing bad values."""
     if not _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS or not 0 <= ts.nanos < 1_000_000_000:
-        raise MalformedMessageError(f"{field} is out of range ({RANGE})")
+        raise MalformedMessageError(
+            f"{field} is out of range ({RANGE})", field=field, reason=INVALID_TIMESTAMP
+        )
     return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
 
 
@@ -34,7 +37,7 @@ def required_datetime(holder: object, field: str) -> datetime:
     """The datetime of a Timestamp field that must be set."""
     value = optional_datetime(holder, field)
     if value is None:
-        raise MalformedMessageError(f"{field} is required")
+        raise MalformedMessageError(f"{field} is required", field=field, reason=REQUIRED_FIELD)
     return value
 
 

@@ -38,6 +38,14 @@ class FederationServiceStub:
     ErrorInfo (domain hfp.v1) naming the limit, and for the rate a RetryInfo
     and the grpc-retry-pushback-ms trailer saying when to try again. A request
     whose bytes do not decode as the method's message is INVALID_ARGUMENT.
+
+    Every refusal, on every service, carries in grpc-status-details-bin an
+    ErrorInfo (domain hfp.v1) whose reason says why in UPPER_SNAKE_CASE:
+    HOLD_ACTIVE, ILLEGAL_TRANSITION, ROSTER_EXPIRED, BAD_PAGE_TOKEN,
+    ADMISSION_RATE and so on (the full list with each reason's status code is
+    in the reference node's federation/api/errors.py). An INVALID_ARGUMENT
+    whose field is known also carries a BadRequest naming the field path.
+    Clients may act on the status code alone; the reason refines it.
     """
 
     def __init__(self, channel):
@@ -76,6 +84,14 @@ class FederationServiceServicer:
     ErrorInfo (domain hfp.v1) naming the limit, and for the rate a RetryInfo
     and the grpc-retry-pushback-ms trailer saying when to try again. A request
     whose bytes do not decode as the method's message is INVALID_ARGUMENT.
+
+    Every refusal, on every service, carries in grpc-status-details-bin an
+    ErrorInfo (domain hfp.v1) whose reason says why in UPPER_SNAKE_CASE:
+    HOLD_ACTIVE, ILLEGAL_TRANSITION, ROSTER_EXPIRED, BAD_PAGE_TOKEN,
+    ADMISSION_RATE and so on (the full list with each reason's status code is
+    in the reference node's federation/api/errors.py). An INVALID_ARGUMENT
+    whose field is known also carries a BadRequest naming the field path.
+    Clients may act on the status code alone; the reason refines it.
     """
 
     def Deliver(self, request, context):
@@ -152,6 +168,14 @@ class FederationService:
     ErrorInfo (domain hfp.v1) naming the limit, and for the rate a RetryInfo
     and the grpc-retry-pushback-ms trailer saying when to try again. A request
     whose bytes do not decode as the method's message is INVALID_ARGUMENT.
+
+    Every refusal, on every service, carries in grpc-status-details-bin an
+    ErrorInfo (domain hfp.v1) whose reason says why in UPPER_SNAKE_CASE:
+    HOLD_ACTIVE, ILLEGAL_TRANSITION, ROSTER_EXPIRED, BAD_PAGE_TOKEN,
+    ADMISSION_RATE and so on (the full list with each reason's status code is
+    in the reference node's federation/api/errors.py). An INVALID_ARGUMENT
+    whose field is known also carries a BadRequest naming the field path.
+    Clients may act on the status code alone; the reason refines it.
     """
 
     @staticmethod

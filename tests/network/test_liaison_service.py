@@ -20,6 +20,7 @@ from hfp.v1 import hotline_service_pb2_grpc as hgrpc
 from hfp.v1 import liaison_service_pb2 as lpb
 from hfp.v1 import liaison_service_pb2_grpc as lgrpc
 from tests.support.net import DEADLINE, Network, create_network, start, stop
+from tests.support.refusals import field_violations, reason, refusal_reason, refused
 
 DK, NL = "hotline-dk", "hotline-nl"
 POLICE_DK, POLICE_NL = "police-dk", "police-nl"
@@ -87,15 +88,16 @@ def test_a_liaison_sees_only_its_jurisdiction(net: Network) -> None:
         assert dk_case in ids and nl_case not in ids
         assert {c.hosting_country for c in listed.cases} == {"DK"}
         ack = lpb.AcknowledgeReferralRequest(case_id=nl_case, reference="X-1")
-        assert (
-            code_of(lambda: stub.AcknowledgeReferral(ack, timeout=DEADLINE))
-            is grpc.StatusCode.NOT_FOUND
+        # A case outside the jurisdiction is as unknown as one that does not exist.
+        assert refusal_reason(lambda: stub.AcknowledgeReferral(ack, timeout=DEADLINE)) == (
+            grpc.StatusCode.NOT_FOUND,
+            "UNKNOWN_CASE",
         )
     with liaison(net, POLICE_NL) as stub:  # a node not responsible for NL
         request = lpb.ListReferralsRequest()
-        assert (
-            code_of(lambda: stub.ListReferrals(request, timeout=DEADLINE))
-            is grpc.StatusCode.PERMISSION_DENIED
+        assert refusal_reason(lambda: stub.ListReferrals(request, timeout=DEADLINE)) == (
+            grpc.StatusCode.PERMISSION_DENIED,
+            "OUTSIDE_JURISDICTION",
         )
     with net.channel(DK, DK) as channel:  # a hotline may not use the liaison service
         stub = lgrpc.LiaisonServiceStub(channel)
@@ -167,8 +169,10 @@ def test_hold_blocks_the_notice_until_released(net: Network) -> None:
             timeout=DEADLINE,
         ).case
         assert held.status == status_pb2.CASE_STATUS_LEA_HOLD and held.hold_reason
-        blocked = code_of(lambda: record(net, DK, case_id, status_pb2.CASE_STATUS_NOTICE_SENT))
-        assert blocked is grpc.StatusCode.FAILED_PRECONDITION
+        blocked = refusal_reason(
+            lambda: record(net, DK, case_id, status_pb2.CASE_STATUS_NOTICE_SENT)
+        )
+        assert blocked == (grpc.StatusCode.FAILED_PRECONDITION, "HOLD_ACTIVE")
         stub.ReleaseHold(lpb.ReleaseHoldRequest(case_id=case_id), timeout=DEADLINE)
     record(net, DK, case_id, status_pb2.CASE_STATUS_NOTICE_SENT)
 
@@ -225,11 +229,51 @@ def test_a_cursor_from_beyond_the_log_is_refused(net: Network) -> None:
     from federation.liaison.referrals import encode_cursor
 
     with liaison(net, POLICE_DK) as stub:
-        for cursor, code in (
-            (encode_cursor(10**9), grpc.StatusCode.FAILED_PRECONDITION),
-            ("not-a-cursor", grpc.StatusCode.INVALID_ARGUMENT),
+        for cursor, expected in (
+            (encode_cursor(10**9), (grpc.StatusCode.FAILED_PRECONDITION, "CURSOR_AHEAD")),
+            ("not-a-cursor", (grpc.StatusCode.INVALID_ARGUMENT, "BAD_CURSOR")),
         ):
             stream = stub.WatchReferrals(lpb.WatchReferralsRequest(cursor=cursor), timeout=5)
             with pytest.raises(grpc.RpcError) as caught:
                 next(iter(stream))
-            assert caught.value.code() is code
+            assert reason(caught.value) == expected
+
+
+# --- what a refusal says: reason and field -------------------------------------------
+
+
+def test_a_refused_stream_names_its_reason_and_field(net: Network) -> None:
+    """WatchReferrals with a cursor not made by the node, expect INVALID_ARGUMENT
+    with reason BAD_CURSOR and a BadRequest violation on the cursor field."""
+    with liaison(net, POLICE_DK) as stub:
+        request = lpb.WatchReferralsRequest(cursor="bm90LWEtY3Vyc29y")
+        error = refused(lambda: stub.WatchReferrals(request, timeout=5))
+    assert reason(error) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_CURSOR")
+    assert field_violations(error) == [("cursor", error.details())]
+
+
+def test_an_illegal_transition_is_named(net: Network) -> None:
+    """RecordStatus NOTICE_SENT on a fresh case (it may not follow RECEIVED),
+    expect FAILED_PRECONDITION with reason ILLEGAL_TRANSITION."""
+    case_id = submit(net, DK, "DK")
+    assert refusal_reason(lambda: record(net, DK, case_id, status_pb2.CASE_STATUS_NOTICE_SENT)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ILLEGAL_TRANSITION",
+    )
+
+
+def test_a_bad_page_token_and_a_bad_hold_name_their_fields(net: Network) -> None:
+    """ListCaseReports with a page token made for another list and RequestHold
+    with an end in the past, expect INVALID_ARGUMENT with the reason and a
+    BadRequest violation naming the request field."""
+    case_id = submit(net, DK, "DK")
+    record(net, DK, case_id, status_pb2.CASE_STATUS_ASSESSED_ILLEGAL)
+    with liaison(net, POLICE_DK) as stub:
+        listing = lpb.LiaisonServiceListCaseReportsRequest(case_id=case_id, page_token="eDF8eXx6")
+        token = refused(lambda: stub.ListCaseReports(listing, timeout=DEADLINE))
+        hold = lpb.RequestHoldRequest(case_id=case_id, reason="investigation", until=until(-60))
+        late = refused(lambda: stub.RequestHold(hold, timeout=DEADLINE))
+    assert reason(token) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_PAGE_TOKEN")
+    assert field_violations(token) == [("page_token", token.details())]
+    assert reason(late) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_HOLD_UNTIL")
+    assert field_violations(late) == [("until", late.details())]

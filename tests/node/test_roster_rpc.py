@@ -31,7 +31,6 @@ from tests.support.net import (
     now,
     outcome_name,
     publish,
-    rpc_code,
     running_network,
     sign_report,
     sign_roster,
@@ -41,6 +40,7 @@ from tests.support.net import (
     verify_receipt,
     wait_for_version,
 )
+from tests.support.refusals import field_violations, refusal_reason, refused
 
 NODE = "hotline-nl"
 EXPIRY_NODE = "hotline-de"
@@ -65,8 +65,10 @@ def _next_signed(net: Network, **kwargs: object) -> tuple[int, bytes]:
     return roster.version, encode_roster(roster)
 
 
-def _publish_code(net: Network, signed: roster_pb2.SignedRoster, node: str = NODE) -> object:
-    return rpc_code(lambda: publish(net, CALLER, node, signed))
+def _publish_refusal(
+    net: Network, signed: roster_pb2.SignedRoster, node: str = NODE
+) -> tuple[grpc.StatusCode, str]:
+    return refusal_reason(lambda: publish(net, CALLER, node, signed))
 
 
 def _roots(net: Network) -> list[SigningKey]:
@@ -114,7 +116,10 @@ def test_publish_older_version_is_failed_precondition(rnet: Network) -> None:
     version, roster_bytes = _next_signed(rnet)
     assert publish(rnet, CALLER, NODE, sign_roster(roster_bytes, _roots(rnet)[:2])) == version
     bootstrap = roster_pb2.SignedRoster.FromString(rnet.path("roster.bin").read_bytes())
-    assert _publish_code(rnet, bootstrap) == grpc.StatusCode.FAILED_PRECONDITION
+    assert _publish_refusal(rnet, bootstrap) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ROSTER_NOT_NEWER",
+    )
     assert _current(rnet).roster.version == version
 
 
@@ -122,7 +127,10 @@ def test_publish_same_version_with_other_content_is_failed_precondition(rnet: Ne
     current = _current(rnet).roster
     rival = new_roster(current, current.version)  # same version, new issued_at
     signed = sign_roster(encode_roster(rival), _roots(rnet)[:2])
-    assert _publish_code(rnet, signed) == grpc.StatusCode.FAILED_PRECONDITION
+    assert _publish_refusal(rnet, signed) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ROSTER_NOT_NEWER",
+    )
     assert _current(rnet).roster == current
 
 
@@ -170,7 +178,10 @@ BAD_SIGNATURES = {
 def test_publish_without_threshold_signatures_is_invalid_argument(rnet: Network, make) -> None:  # type: ignore[no-untyped-def]
     before = _current(rnet)
     _, roster_bytes = _next_signed(rnet)
-    assert _publish_code(rnet, make(rnet, roster_bytes)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _publish_refusal(rnet, make(rnet, roster_bytes)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "ROSTER_NOT_TRUSTED",
+    )
     assert _current(rnet).signed_roster == before.signed_roster
 
 
@@ -180,7 +191,10 @@ def test_publish_expired_roster_is_invalid_argument(rnet: Network) -> None:
         rnet, issued_at=now() - timedelta(days=2), lifetime=timedelta(days=1)
     )
     signed = sign_roster(roster_bytes, _roots(rnet)[:2])
-    assert _publish_code(rnet, signed) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _publish_refusal(rnet, signed) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "ROSTER_OFFER_EXPIRED",
+    )
     assert _current(rnet).signed_roster == before.signed_roster
 
 
@@ -189,13 +203,15 @@ def test_publish_structurally_invalid_roster_is_invalid_argument(rnet: Network) 
     message = roster_pb2.Roster.FromString(roster_bytes)
     message.fallback_member_id = "no-such-member"
     signed = sign_roster(message.SerializeToString(), _roots(rnet)[:2])
-    assert _publish_code(rnet, signed) == grpc.StatusCode.INVALID_ARGUMENT
+    assert _publish_refusal(rnet, signed) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ROSTER")
 
 
 def test_publish_without_roster_is_invalid_argument(rnet: Network) -> None:
+    """PublishRoster without a roster, expect INVALID_ARGUMENT naming the field."""
     with rnet.stub(CALLER, NODE) as stub:
-        code = rpc_code(lambda: stub.PublishRoster(fed_pb.PublishRosterRequest(), timeout=DEADLINE))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
+        error = refused(lambda: stub.PublishRoster(fed_pb.PublishRosterRequest(), timeout=DEADLINE))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error) == [("roster", "roster is required")]
 
 
 # --- PublishRoster: installation -----------------------------------------------
@@ -228,10 +244,12 @@ def test_installed_roster_is_passed_on_to_peers(rnet: Network) -> None:
 # --- an expired roster at the receiver -----------------------------------------
 
 
-def _deliver_code(net: Network, node: str) -> grpc.StatusCode:
+def _deliver_refusal(net: Network, node: str) -> tuple[grpc.StatusCode, str]:
     report = make_report(CALLER, "DE")
     with net.stub(CALLER, node) as stub:
-        return rpc_code(lambda: deliver(stub, [item(sign_report(report, net.signing_key(CALLER)))]))
+        return refusal_reason(
+            lambda: deliver(stub, [item(sign_report(report, net.signing_key(CALLER)))])
+        )
 
 
 def test_expired_roster_refuses_deliveries_until_a_fresh_one_arrives(rnet: Network) -> None:
@@ -247,7 +265,10 @@ def test_expired_roster_refuses_deliveries_until_a_fresh_one_arrives(rnet: Netwo
     try:
         time.sleep(max(0.0, expires - time.monotonic()) + 0.3)
 
-        assert _deliver_code(rnet, EXPIRY_NODE) == grpc.StatusCode.FAILED_PRECONDITION
+        assert _deliver_refusal(rnet, EXPIRY_NODE) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "ROSTER_EXPIRED",
+        )
         held = _current(rnet, EXPIRY_NODE)  # reads are still served
         assert (held.roster.version, held.roster_bytes) == (short_version, short_bytes)
     finally:

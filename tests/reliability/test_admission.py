@@ -33,7 +33,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from federation.api.admission import PUSHBACK_METADATA, TEST_HOLD_METADATA
+from federation.api.admission import TEST_HOLD_METADATA, Limit
+from federation.api.errors import PUSHBACK_METADATA
 from federation.core.roster import Role
 from federation.devnet.create import MemberSpec
 from hfp.v1 import federation_service_pb2 as fed_pb
@@ -152,8 +153,9 @@ def limit_of(error: grpc.RpcError) -> str:
     assert status is not None, "a refusal carries rich details"
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
-    assert (info.reason, info.domain) == ("RESOURCE_EXHAUSTED", "hfp.v1")
-    return str(info.metadata["limit"])
+    limit = str(info.metadata["limit"])
+    assert (info.reason, info.domain) == (f"ADMISSION_{Limit(limit).name}", "hfp.v1")
+    return limit
 
 
 def refusal(call: Callable[[], object]) -> grpc.RpcError:

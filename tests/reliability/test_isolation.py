@@ -178,13 +178,23 @@ BAD_TOKENS = {
 }
 
 
-def _invalid(error: grpc.RpcError) -> str:
+#: The ErrorInfo reason and the BadRequest field each bad request is refused with.
+EXPECTED = {
+    "since-2^62": ("INVALID_TIMESTAMP", "filters.created_since"),
+    "until-nanos--5": ("INVALID_TIMESTAMP", "filters.created_until"),
+    **{name: ("BAD_PAGE_TOKEN", "page_token") for name in BAD_TOKENS},
+}
+
+
+def _invalid(error: grpc.RpcError, shape: str) -> str:
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
-    assert (info.reason, info.domain) == ("INVALID_ARGUMENT", "hfp.v1")
+    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(info) and status.details[1].Unpack(bad)
+    reason, field = EXPECTED[shape]
+    assert (info.reason, info.domain) == (reason, "hfp.v1")
+    assert [(v.field, v.description) for v in bad.field_violations] == [(field, error.details())]
     return error.details() or ""
 
 
@@ -201,20 +211,21 @@ def test_bad_list_requests_are_invalid_argument_without_a_traceback(
     net: Network, shape: str, fields: dict[str, object]
 ) -> None:
     """ListCases and ListReferrals with an out-of-range timestamp or a page token
-    not made by the node, expect INVALID_ARGUMENT with the catalog's ErrorInfo,
+    not made by the node, expect INVALID_ARGUMENT with an ErrorInfo naming the
+    reason (INVALID_TIMESTAMP, BAD_PAGE_TOKEN), a BadRequest naming the field,
     and no traceback in the node's log."""
     before = _log(net).count("Traceback")
     with net.channel(NODE, NODE) as channel:
         stub = hgrpc.HotlineServiceStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
             stub.ListCases(hpb.ListCasesRequest(**fields), timeout=DEADLINE)  # type: ignore[arg-type]
-        detail = _invalid(caught.value)
+        detail = _invalid(caught.value, shape)
     assert ("range" in detail) if shape in BAD_FILTERS else ("page_token" in detail)
     with net.channel(POLICE, NODE) as channel:
         liaison = lgrpc.LiaisonServiceStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
             liaison.ListReferrals(lpb.ListReferralsRequest(**fields), timeout=DEADLINE)  # type: ignore[arg-type]
-        _invalid(caught.value)
+        _invalid(caught.value, shape)
     assert _log(net).count("Traceback") == before
 
 

@@ -24,10 +24,10 @@ from federation.cases.queries import (
     local_views,
 )
 from federation.core.case_status import CaseStatus
+from federation.core.errors import InvalidArgumentError
 from federation.core.ids import new_uuid7
 from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE
 from federation.core.status_update import StatusUpdate
-from federation.errors import InvalidArgumentError
 from federation.store import cases as case_store
 from federation.store import status as status_store
 from federation.store.database import Database

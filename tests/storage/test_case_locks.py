@@ -22,12 +22,12 @@ from federation.cases.filing import CaseBook, Filing, FilingBatch
 from federation.cases.queries import OverduePolicy
 from federation.core.canonical_url import canonical_url
 from federation.core.case_status import CaseStatus
+from federation.core.errors import FailedPreconditionError
 from federation.core.ids import new_uuid7
 from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
 from federation.core.report import Report
 from federation.core.roster import Member, MemberKey, Role, Roster
-from federation.errors import FailedPreconditionError
 from federation.liaison.referrals import ReferralDesk
 from federation.status.issuing import StatusBook
 from federation.store import cases as store

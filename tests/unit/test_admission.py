@@ -13,15 +13,14 @@ from google.rpc import error_details_pb2, status_pb2
 from federation.api.admission import (
     LOG_EVERY_SECONDS,
     PRUNE_AT,
-    PUSHBACK_METADATA,
     Admission,
     AdmissionLimits,
     AdmissionRefusedError,
     CallKind,
     Limit,
     TokenBucket,
-    refusal_status,
 )
+from federation.api.errors import PUSHBACK_METADATA, status_of
 from federation.api.liaison import _Sent
 from federation.node.config import ConfigError, load_config
 from federation.node.server import admission_limits, connection_options
@@ -256,17 +255,17 @@ def _details(status: grpc.Status) -> status_pb2.Status:
 
 
 def test_rate_refusal_status_says_which_limit_and_when_to_retry() -> None:
-    """Turn a rate refusal into a status, expect RESOURCE_EXHAUSTED, the catalog's
-    ErrorInfo with the setting's name, RetryInfo and gRPC's pushback metadata."""
+    """Turn a rate refusal into a status, expect RESOURCE_EXHAUSTED, an ErrorInfo
+    naming the limit (reason and setting name), RetryInfo and gRPC's pushback metadata."""
     error = AdmissionRefusedError("too many calls", Limit.RATE, 0.2501)
-    status = refusal_status(error)
+    status = status_of(error)
     assert status.code is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert status.details == "too many calls"
     assert dict(status.trailing_metadata)[PUSHBACK_METADATA] == "251"
     info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
     packed = _details(status).details
     assert packed[0].Unpack(info) and packed[1].Unpack(retry)
-    assert (info.reason, info.domain) == ("RESOURCE_EXHAUSTED", "hfp.v1")
+    assert (info.reason, info.domain) == ("ADMISSION_RATE", "hfp.v1")
     assert dict(info.metadata) == {"limit": "calls_per_second"}
     assert retry.retry_delay.ToMilliseconds() == 251
 
@@ -274,12 +273,13 @@ def test_rate_refusal_status_says_which_limit_and_when_to_retry() -> None:
 def test_concurrency_refusal_status_has_no_retry_time() -> None:
     """Turn a stream-cap refusal into a status, expect no RetryInfo and no pushback:
     only the client knows when one of its streams ends."""
-    status = refusal_status(AdmissionRefusedError("too many streams", Limit.STREAMS, None))
+    status = status_of(AdmissionRefusedError("too many streams", Limit.STREAMS, None))
     assert PUSHBACK_METADATA not in dict(status.trailing_metadata)
     packed = _details(status).details
     info = error_details_pb2.ErrorInfo()
     assert len(packed) == 1 and packed[0].Unpack(info)
     assert dict(info.metadata) == {"limit": "streams_per_member"}
+    assert info.reason == "ADMISSION_STREAMS"
 
 
 # --- a stream's record for its audit entry ------------------------------------------

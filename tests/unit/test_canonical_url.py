@@ -14,6 +14,7 @@ from federation.core.canonical_url import (
     _remove_dot_segments,
     canonical_url,
 )
+from federation.core.errors import InvalidArgumentError
 
 CASES: list[tuple[str, str]] = [
     # Scheme and host case, empty path.
@@ -214,11 +215,12 @@ def test_refused(url: str, reason: str) -> None:
         canonical_url(url)
 
 
-def test_error_is_value_error_and_never_echoes_input() -> None:
+def test_error_is_an_invalid_argument_and_never_echoes_input() -> None:
     secret = "http://example.com:8x/very-private-path-token"
-    with pytest.raises(ValueError, match="port") as info:
+    with pytest.raises(InvalidArgumentError, match="port") as info:
         canonical_url(secret)
     assert "private" not in str(info.value)
+    assert (info.value.reason, info.value.field) == ("INVALID_URL", "url")
 
 
 def test_maximal_length_accepted() -> None:

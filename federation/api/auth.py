@@ -8,6 +8,7 @@ from collections.abc import Collection
 import grpc
 
 from crypto.x509ca import member_id_from_cert
+from federation.core.ids import MemberId
 from federation.core.roster import Member, Role, Roster
 from federation.errors import PermissionDeniedError, UnauthenticatedError
 
@@ -24,7 +25,7 @@ def _member_id_of(cert_pem: bytes) -> str | None:
     return member_id_from_cert(cert_pem)
 
 
-def caller_member_id(context: grpc.ServicerContext, *, dev_plaintext: bool) -> str:
+def caller_member_id(context: grpc.ServicerContext, *, dev_plaintext: bool) -> MemberId:
     """The member id of the caller, from its verified client certificate.
 
     The TLS layer has already verified the chain to the pinned network CA; a
@@ -33,13 +34,13 @@ def caller_member_id(context: grpc.ServicerContext, *, dev_plaintext: bool) -> s
     if dev_plaintext:
         for key, value in context.invocation_metadata():
             if key == DEV_MEMBER_METADATA and isinstance(value, str):
-                return value
+                return MemberId(value)
         raise UnauthenticatedError(f"dev mode: send metadata {DEV_MEMBER_METADATA}")
     certs = context.auth_context().get("x509_pem_cert")
     member_id = _member_id_of(certs[0]) if certs else None
     if member_id is None:
         raise UnauthenticatedError("client certificate names no member")
-    return member_id
+    return MemberId(member_id)
 
 
 def authorize(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import grpc
 import structlog
 
 from federation.api.auth import NODE_ROLES, authorize
 from federation.api.errors import translate_errors
+from federation.core.ids import MemberId
 from federation.core.limits import Limits
 from federation.core.roster import RosterUpdate
 from federation.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
@@ -40,7 +42,7 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self._dev = dev_plaintext
         self._on_roster_installed = on_roster_installed
 
-    def _caller(self, context: grpc.ServicerContext) -> str:
+    def _caller(self, context: grpc.ServicerContext) -> MemberId:
         member = authorize(context, self._rosters.roster, NODE_ROLES, dev_plaintext=self._dev)
         structlog.contextvars.bind_contextvars(peer_member_id=member.member_id)
         return member.member_id
@@ -60,7 +62,11 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
                 f"batch is larger than {self._limits.max_batch_bytes} bytes"
             )
         items = [
-            IncomingItem(envelope_from_proto(i.envelope), tuple(i.via_member_ids), _proofs(i))
+            # The path's entries become member ids here (one cast, no call per
+            # entry); check_path refuses a malformed one before any use.
+            IncomingItem(
+                envelope_from_proto(i.envelope), cast(_Path, tuple(i.via_member_ids)), _proofs(i)
+            )
             for i in request.items
         ]
         receipts = self._delivery.deliver(sender, items)
@@ -99,6 +105,9 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         if decision is RosterUpdate.INSTALL:
             self._on_roster_installed()
         return pb.PublishRosterResponse(version=version)
+
+
+_Path = tuple[MemberId, ...]
 
 
 def _proofs(item: pb.ForwardedItem) -> Proofs:

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 import grpc
 import structlog
 
+from federation.core.ids import MemberId
 from federation.core.reasons import Outcome
 from federation.core.receipt import Receipt
 from federation.runtime import faultpoints
@@ -102,7 +103,7 @@ class OutboxSender:
 
     def __init__(
         self,
-        member_id: str,
+        member_id: MemberId,
         db: Database,
         rosters: RosterHolder,
         channel_for: ChannelFactory,
@@ -260,7 +261,8 @@ class _PeerWorker(threading.Thread):
         name = f"outbox-{destination}" + (f"-{lane}" if lane else "")
         super().__init__(name=name, daemon=True)
         self.sender = sender
-        self.destination = destination
+        # Outbox rows and wake-ups name a peer in plain text: here it becomes its id.
+        self.destination = MemberId(destination)
         #: Lane 0 also probes a failing peer; the others only help a healthy one.
         self.lane = lane
         self.wake = threading.Event()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from crypto.dsse import Envelope, pae, verify_many
 from federation.core import envelope_checks as checks
+from federation.core.ids import ItemId, MemberId
 from federation.core.reasons import RECEIPT_TYPE, Outcome, Rejection
 from federation.core.receipt import Receipt
 from federation.core.roster import MemberKey, Roster
@@ -23,7 +24,7 @@ class BadReceiptError(ValueError):
 class Sent:
     """What a receipt must answer: the item's id and the digest of its payload."""
 
-    item_id: str
+    item_id: ItemId
     payload_sha256: bytes
 
 
@@ -31,7 +32,7 @@ def verify_receipts(
     envelopes: Sequence[Envelope],
     sent: Sequence[Sent],
     roster: Roster,
-    peer: str,
+    peer: MemberId,
     executor: Executor | None = None,
 ) -> list[Receipt | BadReceiptError]:
     """Check a batch's receipts, signatures verified in bulk (on ``executor``'s
@@ -54,7 +55,7 @@ def verify_receipts(
     return results
 
 
-def _signing_key(envelope: Envelope, roster: Roster, peer: str) -> MemberKey | BadReceiptError:
+def _signing_key(envelope: Envelope, roster: Roster, peer: MemberId) -> MemberKey | BadReceiptError:
     if envelope.payload_type != RECEIPT_TYPE or envelope.signer_member_id != peer:
         return BadReceiptError("receipt is not a receipt signed by the peer")
     key = checks.find_signing_key(envelope, roster)
@@ -64,7 +65,7 @@ def _signing_key(envelope: Envelope, roster: Roster, peer: str) -> MemberKey | B
 
 
 def _answers(
-    envelope: Envelope, key: MemberKey, peer: str, sent: Sent
+    envelope: Envelope, key: MemberKey, peer: MemberId, sent: Sent
 ) -> Receipt | BadReceiptError:
     """The receipt, if it is within its key's window and answers exactly ``sent``."""
     try:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import grpc
 import structlog
 
+from federation.core.ids import MemberId
 from federation.trust.holder import RosterHolder, RosterRejectedError
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
@@ -31,7 +32,7 @@ class RosterSync:
 
     def __init__(
         self,
-        member_id: str,
+        member_id: MemberId,
         rosters: RosterHolder,
         channel_for: ChannelFactory,
         *,
@@ -70,7 +71,7 @@ class RosterSync:
             if pushed or self._pull():
                 self._push()
 
-    def _endpoints(self) -> list[tuple[str, str]]:
+    def _endpoints(self) -> list[tuple[MemberId, str]]:
         return [(m.member_id, m.endpoint) for m in self._rosters.roster.peers_of(self._member_id)]
 
     def _push(self) -> None:
@@ -106,7 +107,7 @@ class RosterSync:
                 installed_any |= self._offer(member_id, reply.roster.SerializeToString())
         return installed_any
 
-    def _offer(self, member_id: str, signed: bytes) -> bool:
+    def _offer(self, member_id: MemberId, signed: bytes) -> bool:
         try:
             self._rosters.offer(signed)
         except RosterRejectedError as exc:

@@ -15,6 +15,7 @@ from federation.core.errors import (
     PermissionDeniedError,
     UnauthenticatedError,
 )
+from federation.core.ids import MemberId
 from federation.core.roster import Member, Role, Roster
 
 #: Metadata key naming the caller when the node runs in insecure plaintext
@@ -30,7 +31,7 @@ def _member_id_of(cert_pem: bytes) -> str | None:
     return member_id_from_cert(cert_pem)
 
 
-def caller_member_id(context: grpc.ServicerContext, *, dev_plaintext: bool) -> str:
+def caller_member_id(context: grpc.ServicerContext, *, dev_plaintext: bool) -> MemberId:
     """The member id of the caller, from its verified client certificate.
 
     The TLS layer has already verified the chain to the pinned network CA; a
@@ -39,7 +40,7 @@ def caller_member_id(context: grpc.ServicerContext, *, dev_plaintext: bool) -> s
     if dev_plaintext:
         for key, value in context.invocation_metadata():
             if key == DEV_MEMBER_METADATA and isinstance(value, str):
-                return value
+                return MemberId(value)
         raise UnauthenticatedError(
             NO_MEMBER_IDENTITY, f"dev mode: send metadata {DEV_MEMBER_METADATA}"
         )
@@ -47,7 +48,7 @@ def caller_member_id(context: grpc.ServicerContext, *, dev_plaintext: bool) -> s
     member_id = _member_id_of(certs[0]) if certs else None
     if member_id is None:
         raise UnauthenticatedError(NO_MEMBER_IDENTITY, "client certificate names no member")
-    return member_id
+    return MemberId(member_id)
 
 
 def authorize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import grpc
 import structlog
@@ -18,6 +19,7 @@ from federation.core.errors import (
     InvalidArgumentError,
     ResourceExhaustedError,
 )
+from federation.core.ids import MemberId
 from federation.core.limits import Limits
 from federation.core.roster import RosterUpdate
 from federation.intake.delivery import DeliveryService, IncomingItem
@@ -48,7 +50,7 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self._dev = dev_plaintext
         self._on_roster_installed = on_roster_installed
 
-    def _caller(self, context: grpc.ServicerContext) -> str:
+    def _caller(self, context: grpc.ServicerContext) -> MemberId:
         member = authorize(context, self._rosters.roster, NODE_ROLES, dev_plaintext=self._dev)
         structlog.contextvars.bind_contextvars(peer_member_id=member.member_id)
         return member.member_id
@@ -70,7 +72,11 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
                 BATCH_TOO_LARGE, f"batch is larger than {self._limits.max_batch_bytes} bytes"
             )
         items = [
-            IncomingItem(envelope_from_proto(i.envelope), tuple(i.via_member_ids), _proofs(i))
+            # The path's entries become member ids here (one cast, no call per
+            # entry); check_path refuses a malformed one before any use.
+            IncomingItem(
+                envelope_from_proto(i.envelope), cast(_Path, tuple(i.via_member_ids)), _proofs(i)
+            )
             for i in request.items
         ]
         receipts = self._delivery.deliver(sender, items)
@@ -110,6 +116,9 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         if decision is RosterUpdate.INSTALL:
             self._on_roster_installed()
         return pb.PublishRosterResponse(version=version)
+
+
+_Path = tuple[MemberId, ...]
 
 
 def _proofs(item: pb.ForwardedItem) -> Proofs:

@@ -146,7 +146,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         ``cause`` groups refusals whose detail varies (a retry delay).
         """
         try:
-            who = caller_member_id(context, dev_plaintext=self._dev)
+            who: str = caller_member_id(context, dev_plaintext=self._dev)
         except HfedError:
             who = "(unauthenticated)"
         if outcome != "OK":

@@ -22,7 +22,7 @@ from federation.core.errors import (
     NotFoundError,
 )
 from federation.core.handover import heir_of
-from federation.core.ids import is_country
+from federation.core.ids import MemberId, ReportId, is_country
 from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
 from federation.core.roster import Roster
@@ -121,7 +121,9 @@ def _reroute(
     for report in case_store.case_reports(session, case.case_id):
         # The chain's new link must name this report: the recorded MOVED, or
         # the copy made for the report's author (see federation.status.issuing.Issued).
-        step = encode_proofs([moved.naming(report.report_id, report.origin_member_id)])
+        # ReportRecord holds plain str until store/cases.py types its fields.
+        named = ReportId(report.report_id), MemberId(report.origin_member_id)
+        step = encode_proofs([moved.naming(*named)])
         outbox.enqueue(
             session,
             target,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from federation.core.case import CaseEventKind
 from federation.core.case_status import REAPPEARANCE_AFTER, CaseStatus
-from federation.core.ids import new_uuid7
+from federation.core.ids import CaseId, MemberId, ReportId, new_uuid7
 from federation.core.pdq_index import PdqIndex, PdqSnapshot, pairs_within
 from federation.core.reasons import Outcome
 from federation.core.report import HashAlgorithm, Report
@@ -38,7 +38,7 @@ class Filed:
     """Where a report ended up."""
 
     outcome: Outcome
-    case_id: str
+    case_id: CaseId
 
 
 @dataclass(slots=True)
@@ -68,7 +68,7 @@ class CaseBook:
 
     def __init__(
         self,
-        member_id: str,
+        member_id: MemberId,
         statuses: StatusBook,
         pdq_threshold: int = 31,
         new_id: Callable[[], str] = new_uuid7,
@@ -119,9 +119,9 @@ class CaseBook:
         plan.write(session)
         return filed
 
-    def new_case_id(self) -> str:
+    def new_case_id(self) -> CaseId:
         """A fresh case id."""
-        return self._new_id()
+        return CaseId(self._new_id())
 
     def pdq_matches(
         self, values: Sequence[bytes], known: Sequence[PdqSearch | None] | None = None
@@ -208,10 +208,10 @@ class _NewCase:
 
     row: dict[str, Any]
     #: (report_id, origin) of its reports, in the order they were filed.
-    reports: list[tuple[str, str]]
-    reporters: set[str]
+    reports: list[tuple[ReportId, MemberId]]
+    reporters: set[MemberId]
     #: Origin -> report id -> the MOVED chain it came with (None: not moved).
-    chains: dict[str, dict[str, bytes | None]] = field(default_factory=dict)
+    chains: dict[MemberId, dict[ReportId, bytes | None]] = field(default_factory=dict)
 
 
 class _Plan:
@@ -276,7 +276,8 @@ class _Plan:
         report, key = filing.report, url_key(filing.canonical)
         existing, new = self.open.get(key), self.new_cases.get(key)
         if existing is not None:
-            case_id, outcome = existing.case_id, Outcome.DUPLICATE
+            # CaseRow holds plain str until store/models.py types its fields.
+            case_id, outcome = CaseId(existing.case_id), Outcome.DUPLICATE
             self._join_existing(existing, filing)
         elif new is not None:
             case_id, outcome = new.row["case_id"], Outcome.DUPLICATE
@@ -331,7 +332,13 @@ class _Plan:
             # receipt of ours reaches it (the mover got that).
             reporters.add(report.origin_member_id)
             self.batch.joins.append(
-                Join(case.case_id, report.origin_member_id, report.report_id, filing.chain, new)
+                Join(
+                    CaseId(case.case_id),
+                    report.origin_member_id,
+                    report.report_id,
+                    filing.chain,
+                    new,
+                )
             )
         case.updated_at = self.now
         case.first_reported_at = min(case.first_reported_at or self.now, report.created_at)
@@ -345,15 +352,16 @@ class _Plan:
             report.report_id,
         )
 
-    def _open(self, filing: Filing, key: bytes, country: str) -> str:
+    def _open(self, filing: Filing, key: bytes, country: str) -> CaseId:
         previous = self.closed.get(key)
         reappearance = (
             previous.case_id
             if previous is not None and CaseStatus(previous.status) in REAPPEARANCE_AFTER
             else None
         )
+        case_id = self.book.new_case_id()
         row: dict[str, Any] = {
-            "case_id": self.book.new_case_id(),
+            "case_id": case_id,
             "canonical_url": filing.canonical,
             "url_sha256": key,
             "hosting_country": country,
@@ -371,7 +379,7 @@ class _Plan:
         chains = {origin: {filing.report.report_id: filing.chain}}
         self.new_cases[key] = _NewCase(row, [(filing.report.report_id, origin)], {origin}, chains)
         self._event(row, CaseEventKind.CASE_OPENED, filing.report.report_id)
-        return str(row["case_id"])
+        return case_id
 
     def _event(self, case: dict[str, Any], kind: CaseEventKind, report_id: str) -> None:
         self.events.append(

@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from crypto.dsse import Envelope
-from federation.core.ids import is_key_id, is_member_id
+from federation.core.ids import KeyId, MemberId, is_key_id, is_member_id
 from federation.core.limits import Limits
 from federation.core.reasons import Rejection, RejectReason
 from federation.core.roster import MemberKey, Roster
@@ -47,10 +47,12 @@ def check_envelope_limits(
 
 def find_signing_key(envelope: Envelope, roster: Roster) -> MemberKey | Rejection:
     """Steps 3-4: the signer is a member and the key is one of its live keys."""
-    member = roster.member(envelope.signer_member_id)
+    # crypto's Envelope holds plain strings: here they become ids. A malformed
+    # signer id names no member, so only the key id needs its check first.
+    member = roster.member(MemberId(envelope.signer_member_id))
     if member is None:
         return Rejection(RejectReason.UNKNOWN_SIGNER, "signer is not a roster member")
-    key = member.keys.get(envelope.key_id) if is_key_id(envelope.key_id) else None
+    key = member.keys.get(KeyId(envelope.key_id)) if is_key_id(envelope.key_id) else None
     if key is None:
         return Rejection(RejectReason.KEY_NOT_VALID, "key_id is not a key of the signer")
     if key.revoked:
@@ -67,7 +69,7 @@ def check_key_window(key: MemberKey, signed_at: datetime) -> Rejection | None:
     )
 
 
-def check_author(author: str, envelope: Envelope) -> Rejection | None:
+def check_author(author: MemberId, envelope: Envelope) -> Rejection | None:
     """Step 8: the author named inside the payload is the signer."""
     if author == envelope.signer_member_id:
         return None
@@ -75,10 +77,10 @@ def check_author(author: str, envelope: Envelope) -> Rejection | None:
 
 
 def check_path(
-    sender: str,
+    sender: MemberId,
     envelope: Envelope,
     via: Sequence[str],
-    self_id: str,
+    self_id: MemberId,
     limits: Limits,
 ) -> Rejection | None:
     """Who may hand us this item, and has it been here before?

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 from federation.core.case_status import CaseStatus
+from federation.core.ids import MemberId, ReportId
 from federation.core.reasons import Rejection, RejectReason
 from federation.core.roster import Roster
 from federation.core.status_update import StatusUpdate
@@ -22,7 +23,7 @@ from federation.core.status_update import StatusUpdate
 Chain = Sequence[StatusUpdate]
 
 
-def check_links(chain: Chain, report_id: str, roster: Roster) -> Rejection | None:
+def check_links(chain: Chain, report_id: ReportId, roster: Roster) -> Rejection | None:
     """The chain's updates are MOVED updates of this report, and each one
     after the first is signed by the member responsible for the previous
     one's new hosting country."""
@@ -38,12 +39,14 @@ def check_links(chain: Chain, report_id: str, roster: Roster) -> Rejection | Non
     return None
 
 
-def heir_of(move: StatusUpdate, roster: Roster) -> str:
+def heir_of(move: StatusUpdate, roster: Roster) -> MemberId:
     """The member a MOVED update hands its reports to."""
     return roster.responsible_for(move.new_hosting_country).member_id
 
 
-def proves_owner(expected_owner: str, chain: Chain, member_id: str, roster: Roster) -> bool:
+def proves_owner(
+    expected_owner: MemberId, chain: Chain, member_id: MemberId, roster: Roster
+) -> bool:
     """True when ``member_id`` owns a report whose expected owner is
     ``expected_owner``: it is that member, or the (linked, see check_links)
     chain starts at it and ends with a hand-over to ``member_id``."""

@@ -1,4 +1,39 @@
-"""Identifier formats fixed by the protocol, checked in one place."""
+"""Identifier formats fixed by the protocol, checked in one place, and the
+types that tell one kind of id from another.
+
+Typed ids
+---------
+``MemberId``, ``CaseId``, ``ReportId``, ``UpdateId`` and ``KeyId`` are
+``typing.NewType``s of ``str``: at run time an id is the very string it was
+(no wrapper object, no check), but ``mypy --strict`` refuses a report id
+where a case id is expected, and a plain ``str`` where any id is. ``ItemId``
+is the id inside a delivered item's payload, a report id or an update id
+(receipts, inbound and outbox items are keyed by it). Where protocol
+fields leave an id empty, the type says so: ``CaseId | Literal[""]``.
+
+A string becomes an id once, at a boundary, by calling the type on it
+(``ReportId(text)``; a tuple of them takes one ``cast``, not a call each):
+
+- wire decoding, in ``federation.wire.convert``. Decoders only copy fields;
+  the formats are checked right after, by ``check_report``,
+  ``check_status_update`` and the roster's own validation, before the item
+  is used. ``ForwardedItem.via_member_ids`` is typed where the servicer
+  builds ``IncomingItem`` (``api.federation``) and checked by ``check_path``;
+- an envelope's signer and key id: ``crypto.dsse.Envelope`` keeps plain
+  strings (``crypto`` depends on nothing of ours), so
+  ``core.envelope_checks.find_signing_key`` types them for its lookup;
+- the caller's certificate (``api.auth.caller_member_id``) and the node's
+  configuration (``node.config.NodeConfig.member_id``, validated there);
+- new ids: ``new_uuid7`` returns ``str``, its callers name the kind made
+  (``CaseBook.new_case_id``, ``StatusBook``);
+- storage: read-side repository records (``store.status.HeldUpdate``,
+  ``TrackedRecord``, ``store.outbox.OutgoingItem``...) annotate their fields
+  with these types, so a value read from a row needs no wrapping. Write-side
+  records and query parameters take ``str``: any id may be stored.
+
+Everything from there inward takes the typed id; an id becomes a ``str``
+again only by being used as one (a proto field, a SQL parameter, a log).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +41,20 @@ import os
 import re
 import threading
 import time
+from typing import NewType, TypeAlias
+
+MemberId = NewType("MemberId", str)
+"""A roster member's id (``MEMBER_ID_RE``)."""
+CaseId = NewType("CaseId", str)
+"""A case's id: a canonical UUID, made by the responsible member."""
+ReportId = NewType("ReportId", str)
+"""A report's id: a canonical UUID, made by its author."""
+UpdateId = NewType("UpdateId", str)
+"""A status update's id: a canonical UUID, made by the member issuing it."""
+KeyId = NewType("KeyId", str)
+"""A signing key's id: the lower-case hex SHA-256 of its public key."""
+ItemId: TypeAlias = ReportId | UpdateId
+"""The id inside a delivered item's payload: a report's or an update's."""
 
 MEMBER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from crypto.dsse import Envelope
+from federation.core.ids import CaseId, ItemId, MemberId
 from federation.core.reasons import Outcome, Rejection, RejectReason
 
 MAX_DETAIL_CHARS = 500
@@ -17,14 +19,15 @@ MAX_ECHOED_TYPE_BYTES = 64
 class Receipt:
     """An acknowledgement of one item, before it is signed."""
 
-    item_id: str
+    #: Empty when the item was refused before its payload decoded.
+    item_id: ItemId | Literal[""]
     payload_type: str
     outcome: Outcome
     received_at: datetime
-    receiver_member_id: str
+    receiver_member_id: MemberId
     payload_sha256: bytes
-    case_id: str = ""
-    forwarded_to: str = ""
+    case_id: CaseId | Literal[""] = ""
+    forwarded_to: MemberId | Literal[""] = ""
     reject_reason: RejectReason | None = None
     detail: str = ""
 
@@ -35,7 +38,11 @@ def _echo_type(payload_type: str) -> str:
 
 
 def rejected(
-    envelope: Envelope, rejection: Rejection, item_id: str, receiver: str, now: datetime
+    envelope: Envelope,
+    rejection: Rejection,
+    item_id: ItemId | Literal[""],
+    receiver: MemberId,
+    now: datetime,
 ) -> Receipt:
     """A REJECTED receipt for ``envelope``; ``item_id`` is empty before parsing."""
     return Receipt(
@@ -52,13 +59,13 @@ def rejected(
 
 def accepted(
     envelope: Envelope,
-    item_id: str,
+    item_id: ItemId | Literal[""],
     outcome: Outcome,
-    receiver: str,
+    receiver: MemberId,
     now: datetime,
     *,
-    case_id: str = "",
-    forwarded_to: str = "",
+    case_id: CaseId | Literal[""] = "",
+    forwarded_to: MemberId | Literal[""] = "",
     detail: str = "",
 ) -> Receipt:
     """A receipt for an item that was stored (accepted, duplicate or forwarded)."""

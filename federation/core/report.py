@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Final
 
 from federation.core.canonical_url import UrlError, canonical_url
-from federation.core.ids import is_country, is_member_id, is_uuid
+from federation.core.ids import MemberId, ReportId, is_country, is_member_id, is_uuid
 from federation.core.limits import Limits
 from federation.core.reasons import Rejection, RejectReason
 
@@ -48,8 +48,8 @@ class ContentHash:
 class Report:
     """A report as signed by its author. Enum fields keep their wire numbers."""
 
-    report_id: str
-    origin_member_id: str
+    report_id: ReportId
+    origin_member_id: MemberId
     created_at: datetime
     url: str
     hashes: tuple[ContentHash, ...]

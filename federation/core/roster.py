@@ -19,7 +19,7 @@ from federation.core.errors import (
     ROSTER_OFFER_EXPIRED,
     InvalidArgumentError,
 )
-from federation.core.ids import UNKNOWN_COUNTRY, is_country, is_member_id
+from federation.core.ids import UNKNOWN_COUNTRY, KeyId, MemberId, is_country, is_member_id
 from federation.core.limits import MAX_STORED_INT
 
 
@@ -47,7 +47,7 @@ class Role(enum.IntEnum):
 class MemberKey:
     """One signing key of a member, with its validity window."""
 
-    key_id: str
+    key_id: KeyId
     public_key: bytes
     not_before: datetime | None = None
     not_after: datetime | None = None
@@ -68,12 +68,12 @@ class MemberKey:
 class Member:
     """One organisation of the network."""
 
-    member_id: str
+    member_id: MemberId
     role: Role
     display_name: str = ""
     jurisdictions: frozenset[str] = frozenset()
     endpoint: str = ""
-    keys: Mapping[str, MemberKey] = field(default_factory=dict)
+    keys: Mapping[KeyId, MemberKey] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not is_member_id(self.member_id):
@@ -88,8 +88,8 @@ class Member:
         object.__setattr__(self, "keys", MappingProxyType(dict(self.keys)))
 
 
-def _index_members(members: Iterable[Member]) -> dict[str, Member]:
-    index: dict[str, Member] = {}
+def _index_members(members: Iterable[Member]) -> dict[MemberId, Member]:
+    index: dict[MemberId, Member] = {}
     for member in members:
         if member.member_id in index:
             raise RosterError(f"member {member.member_id} listed twice")
@@ -97,8 +97,8 @@ def _index_members(members: Iterable[Member]) -> dict[str, Member]:
     return index
 
 
-def _hotline_countries(members: Iterable[Member]) -> dict[str, str]:
-    owners: dict[str, str] = {}
+def _hotline_countries(members: Iterable[Member]) -> dict[str, MemberId]:
+    owners: dict[str, MemberId] = {}
     for member in members:
         if member.role is not Role.HOTLINE:
             continue
@@ -118,9 +118,9 @@ class Roster:
     version: int
     issued_at: datetime
     expires_at: datetime
-    members: Mapping[str, Member]
-    fallback_member_id: str
-    _country_owner: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    members: Mapping[MemberId, Member]
+    fallback_member_id: MemberId
+    _country_owner: Mapping[str, MemberId] = field(init=False, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -129,7 +129,7 @@ class Roster:
         issued_at: datetime,
         expires_at: datetime,
         members: Iterable[Member],
-        fallback_member_id: str,
+        fallback_member_id: MemberId,
     ) -> Roster:
         """Build a roster from a member list, refusing duplicate ids."""
         return cls(version, issued_at, expires_at, _index_members(members), fallback_member_id)
@@ -145,7 +145,7 @@ class Roster:
         object.__setattr__(self, "members", MappingProxyType(dict(self.members)))
         object.__setattr__(self, "_country_owner", _hotline_countries(self.members.values()))
 
-    def member(self, member_id: str) -> Member | None:
+    def member(self, member_id: MemberId) -> Member | None:
         """The member with this id, if any."""
         return self.members.get(member_id)
 
@@ -158,7 +158,7 @@ class Roster:
         owner = None if country == UNKNOWN_COUNTRY else self._country_owner.get(country)
         return self.members[owner or self.fallback_member_id]
 
-    def peers_of(self, member_id: str) -> list[Member]:
+    def peers_of(self, member_id: MemberId) -> list[Member]:
         """Every other member that runs a node and has an endpoint."""
         return [
             m

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from federation.core.ids import MemberId
 from federation.core.limits import Limits
 from federation.core.reasons import Rejection, RejectReason
 from federation.core.roster import Roster
@@ -19,15 +20,19 @@ class HandleHere:
 class ForwardTo:
     """Another member is responsible: forward the unchanged envelope."""
 
-    member_id: str
-    via_member_ids: tuple[str, ...]
+    member_id: MemberId
+    via_member_ids: tuple[MemberId, ...]
 
 
 Route = HandleHere | ForwardTo | Rejection
 
 
 def route_report(
-    roster: Roster, self_id: str, hosting_country: str, via: Sequence[str], limits: Limits
+    roster: Roster,
+    self_id: MemberId,
+    hosting_country: str,
+    via: Sequence[MemberId],
+    limits: Limits,
 ) -> Route:
     """Decide where a report goes from this node.
 

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from federation.core.case_status import CaseStatus, may_follow
-from federation.core.ids import is_country, is_member_id, is_uuid
+from federation.core.ids import (
+    CaseId,
+    MemberId,
+    ReportId,
+    UpdateId,
+    is_country,
+    is_member_id,
+    is_uuid,
+)
 from federation.core.limits import MAX_STORED_INT, Limits
 from federation.core.reasons import Rejection, RejectReason
 
@@ -20,10 +28,10 @@ MAX_REPORT_IDS = 1000
 class StatusUpdate:
     """A status change of a case, as signed by its responsible member."""
 
-    update_id: str
-    case_id: str
-    report_ids: tuple[str, ...]
-    member_id: str
+    update_id: UpdateId
+    case_id: CaseId
+    report_ids: tuple[ReportId, ...]
+    member_id: MemberId
     status: CaseStatus
     sequence: int
     observed_at: datetime

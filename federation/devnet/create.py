@@ -13,6 +13,7 @@ from crypto.files import write_private
 from crypto.keys import SigningKey
 from crypto.threshold import sign_roster_bytes
 from crypto.x509ca import IssuedCert, create_ca, issue_member_cert
+from federation.core.ids import KeyId, MemberId
 from federation.core.roster import Member, MemberKey, Role, Roster
 from federation.devnet.manifest import MANIFEST, Manifest, MemberEntry
 from federation.runtime.clock import utc_now
@@ -178,23 +179,23 @@ def build_roster(
     now: datetime,
     fallback: str = FALLBACK,
 ) -> Roster:
-    """The roster describing the given members."""
+    """The roster describing the given members (the manifest's names become ids here)."""
     members = [
         Member(
-            member_id=member_id,
+            member_id=MemberId(member_id),
             role=Role[entry.role.removeprefix("ROLE_")],
             display_name=entry.display_name,
             jurisdictions=frozenset(entry.jurisdictions),
             endpoint=entry.endpoint,
             keys={
-                keys[member_id].key_id: MemberKey(
-                    keys[member_id].key_id, keys[member_id].public_key
+                KeyId(keys[member_id].key_id): MemberKey(
+                    KeyId(keys[member_id].key_id), keys[member_id].public_key
                 )
             },
         )
         for member_id, entry in manifest_members.items()
     ]
-    return Roster.build(version, now, now + ROSTER_LIFETIME, members, fallback)
+    return Roster.build(version, now, now + ROSTER_LIFETIME, members, MemberId(fallback))
 
 
 def init_network(

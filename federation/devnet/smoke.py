@@ -13,7 +13,7 @@ from pathlib import Path
 
 from crypto.dsse import Envelope, sign_envelope
 from crypto.keys import SigningKey
-from federation.core.ids import new_uuid7
+from federation.core.ids import MemberId, ReportId, new_uuid7
 from federation.core.reasons import RECEIPT_TYPE, REPORT_TYPE
 from federation.core.receipt import Receipt
 from federation.core.report import ContentHash, HashAlgorithm, Report
@@ -51,10 +51,10 @@ class SmokeResult:
 
 def synthetic_report(origin: str, country: str) -> Report:
     """A synthetic report: a .test URL and a random hash, never real data."""
-    report_id = new_uuid7()
+    report_id = ReportId(new_uuid7())
     return Report(
         report_id=report_id,
-        origin_member_id=origin,
+        origin_member_id=MemberId(origin),
         created_at=utc_now(),
         url=f"https://smoke.example.test/item/{report_id}",
         hashes=(ContentHash(HashAlgorithm.SHA256, os.urandom(32)),),

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -36,6 +37,7 @@ from crypto.keys import SigningKey
 from federation.cases.filing import CaseBook, Filing, FilingBatch, PdqSearch
 from federation.core import envelope_checks as checks
 from federation.core.errors import RosterExpiredError
+from federation.core.ids import ItemId, KeyId, MemberId, UpdateId
 from federation.core.limits import Limits
 from federation.core.reasons import (
     RECEIPT_TYPE,
@@ -92,7 +94,7 @@ class IncomingItem:
     """One item of a Deliver batch, in domain form."""
 
     envelope: Envelope
-    via_member_ids: tuple[str, ...]
+    via_member_ids: tuple[MemberId, ...]
     proofs: Proofs = NO_PROOFS
 
 
@@ -100,7 +102,7 @@ class IncomingItem:
 class NodeIdentity:
     """Who this node is and the key it signs with."""
 
-    member_id: str
+    member_id: MemberId
     signing_key: SigningKey
 
     def sign(self, payload_type: str, payload: bytes) -> Envelope:
@@ -121,11 +123,11 @@ class _Work:
     item: IncomingItem
     sha256: bytes
     #: The TLS peer that handed the item over.
-    sender: str
+    sender: MemberId
     key: MemberKey | None = None
     parsed: Parsed | None = None
     #: The item's id once its payload decoded (also for items refused later).
-    item_id: str = ""
+    item_id: ItemId | Literal[""] = ""
     rejection: Rejection | None = None
     receipt: bytes | None = None
     #: Where a parsed report goes (see _parse_and_check).
@@ -136,7 +138,7 @@ class _Work:
     _chain: bytes | None = None
 
     @property
-    def move_id(self) -> str:
+    def move_id(self) -> UpdateId | Literal[""]:
         """For a report moved here, the id of the MOVED that sent it."""
         parsed = self.parsed
         return parsed.move_id if isinstance(parsed, ParsedReport) else ""
@@ -221,11 +223,11 @@ class DeliveryService:
         self._group: GroupCommit[_Work] = GroupCommit(self._commit, isolate=caused_by_items)
 
     @property
-    def member_id(self) -> str:
+    def member_id(self) -> MemberId:
         """This node's member id."""
         return self._identity.member_id
 
-    def deliver(self, sender: str, items: Sequence[IncomingItem]) -> list[bytes]:
+    def deliver(self, sender: MemberId, items: Sequence[IncomingItem]) -> list[bytes]:
         """Process a batch handed over by ``sender``; one signed receipt per item.
 
         Raises RosterExpiredError when the node's roster has expired; every
@@ -333,7 +335,7 @@ class DeliveryService:
                 passed.append(w)
         return passed
 
-    def _parse_and_check(self, work: list[_Work], sender: str) -> None:
+    def _parse_and_check(self, work: list[_Work], sender: MemberId) -> None:
         """Parse authenticated payloads, check them, and route reports."""
         now = self._clock()
         roster = self._rosters.roster
@@ -494,7 +496,7 @@ class DeliveryService:
         roster verifies the signature (so verification still comes before
         parsing). Only the exact envelope (payload and signature) qualifies.
         """
-        refused: dict[str, list[_Work]] = {}
+        refused: dict[ItemId, list[_Work]] = {}
         for w in work:
             if w.rejection is not None and self._may_replay(w):
                 item_id = w.item_id or self._former_item_id(w)
@@ -523,14 +525,15 @@ class DeliveryService:
         )
         return path is None
 
-    def _former_item_id(self, w: _Work) -> str:
+    def _former_item_id(self, w: _Work) -> ItemId | Literal[""]:
         """The id of an item refused before parsing for its signer or key, if
         a key the signer held in some installed roster verifies it; else ""."""
         assert w.rejection is not None
         if w.rejection.reason not in _KEY_REFUSALS or not self._verify_signatures:
             return ""
         envelope = w.item.envelope
-        key = self._rosters.former_key(envelope.signer_member_id, envelope.key_id)
+        # The envelope's own strings: a malformed one names no former key.
+        key = self._rosters.former_key(MemberId(envelope.signer_member_id), KeyId(envelope.key_id))
         if key is None or not verify_envelope_signature(envelope, key):
             return ""
         return item_id_of(envelope)
@@ -569,7 +572,7 @@ class DeliveryService:
             self._casebook.statuses.catch_up(
                 session,
                 txn.filing.joins,
-                {fresh[index].item_id: txn.receipts[index] for index, _ in work.filings},
+                {f.report.report_id: txn.receipts[index] for index, f in work.filings},
                 now,
                 txn.filing.fanout,
             )
@@ -681,7 +684,7 @@ class DeliveryService:
             forwards.append(
                 outbox.NewOutboxItem(
                     route.member_id,
-                    w.item_id,
+                    parsed.report.report_id,
                     env.payload_type,
                     w.encoded(),
                     route.via_member_ids,
@@ -721,7 +724,7 @@ class DeliveryService:
             proofs=w.chain(),
         )
 
-    def _expected_owner(self, w: _Work) -> str | None:
+    def _expected_owner(self, w: _Work) -> MemberId | None:
         """Who may speak for a report of our own intake (spec section 10.1):
         the member it was routed to now, under the roster we hold."""
         if w.sender != self.member_id or w.item.envelope.signer_member_id != self.member_id:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from crypto.dsse import Envelope, verify_envelope_signature
 from federation.core import envelope_checks as checks
 from federation.core import handover
 from federation.core.canonical_url import UrlError, canonical_url
+from federation.core.ids import ItemId, MemberId, ReportId, UpdateId
 from federation.core.limits import Limits
 from federation.core.reasons import (
     RECEIPT_TYPE,
@@ -42,7 +44,7 @@ class ParsedReport:
     chain: tuple[StatusUpdate, ...] = ()
 
     @property
-    def move_id(self) -> str:
+    def move_id(self) -> UpdateId | Literal[""]:
         """The update id of the MOVED that sent this delivery ("" if none):
         with the report id, the idempotency key of a moved delivery."""
         return self.chain[-1].update_id if self.chain else ""
@@ -57,7 +59,7 @@ class ParsedUpdate:
     chain: tuple[StatusUpdate, ...] = ()
     #: The reports the signer's verified receipts (ForwardedItem.joined_receipts)
     #: say it filed into the update's case.
-    joined_reports: tuple[str, ...] = ()
+    joined_reports: tuple[ReportId, ...] = ()
 
 
 Parsed = ParsedReport | ParsedUpdate
@@ -74,11 +76,11 @@ def _decode(payload_type: str, payload: bytes) -> Report | StatusUpdate | Reject
         return Rejection(RejectReason.MALFORMED_PAYLOAD, str(exc))
 
 
-def _id_of(decoded: Report | StatusUpdate) -> str:
+def _id_of(decoded: Report | StatusUpdate) -> ItemId:
     return decoded.report_id if isinstance(decoded, Report) else decoded.update_id
 
 
-def item_id_of(envelope: Envelope) -> str:
+def item_id_of(envelope: Envelope) -> ItemId | Literal[""]:
     """The id inside a verified item's payload ("" when it does not decode)."""
     decoded = _decode(envelope.payload_type, envelope.payload)
     return "" if isinstance(decoded, Rejection) else _id_of(decoded)
@@ -88,19 +90,19 @@ def item_id_of(envelope: Envelope) -> str:
 class PayloadChecker:
     """Post-signature checks of this node."""
 
-    member_id: str
+    member_id: MemberId
     limits: Limits
 
     def parse(
         self,
         envelope: Envelope,
         key: MemberKey,
-        via: tuple[str, ...],
+        via: tuple[MemberId, ...],
         proofs: Proofs,
-        sender: str,
+        sender: MemberId,
         roster: Roster,
         now: datetime,
-    ) -> tuple[str, Parsed | Rejection]:
+    ) -> tuple[ItemId | Literal[""], Parsed | Rejection]:
         """Decode and check an item whose signature has verified.
 
         Returns the item's id (empty when it does not decode: a refusal then
@@ -116,9 +118,9 @@ class PayloadChecker:
         decoded: Report | StatusUpdate,
         envelope: Envelope,
         key: MemberKey,
-        via: tuple[str, ...],
+        via: tuple[MemberId, ...],
         proofs: Proofs,
-        sender: str,
+        sender: MemberId,
         roster: Roster,
         now: datetime,
     ) -> Parsed | Rejection:
@@ -157,7 +159,7 @@ class PayloadChecker:
                 RejectReason.LIMIT_EXCEEDED,
                 f"joined_receipts holds more than {self.limits.max_joined_receipts} receipts",
             )
-        joined: list[str] = []
+        joined: list[ReportId] = []
         for receipt in joined_receipts:
             found = verify_joined_receipt(receipt, update, roster)
             if isinstance(found, Rejection):
@@ -166,7 +168,11 @@ class PayloadChecker:
         return ParsedUpdate(update, chain, tuple(joined))
 
     def _report(
-        self, report: Report, via: tuple[str, ...], chain: tuple[StatusUpdate, ...], roster: Roster
+        self,
+        report: Report,
+        via: tuple[MemberId, ...],
+        chain: tuple[StatusUpdate, ...],
+        roster: Roster,
     ) -> ParsedReport | Rejection:
         try:
             canonical = canonical_url(report.url)
@@ -244,7 +250,7 @@ def verify_chain(
 
 def verify_joined_receipt(
     envelope: Envelope, update: StatusUpdate, roster: Roster
-) -> str | Rejection:
+) -> ReportId | Rejection:
     """The report a receipt of ForwardedItem.joined_receipts shows the update's signer
     filed into the update's case; a Rejection when it shows nothing of the kind."""
     key = _verified(envelope, RECEIPT_TYPE, roster, "joined_receipts")
@@ -263,4 +269,5 @@ def verify_joined_receipt(
         return Rejection(
             RejectReason.NOT_RESPONSIBLE, "a joined receipt does not tie a report to this case"
         )
-    return receipt.item_id
+    # Its payload type is REPORT_TYPE (checked above), so the item is a report.
+    return ReportId(receipt.item_id)

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from federation.core.errors import SetupError
-from federation.core.ids import MEMBER_ID_RE
+from federation.core.ids import MEMBER_ID_RE, MemberId
 from federation.runtime.faultpoints import CRASH_ENV
 
 
@@ -160,7 +160,7 @@ class LogConfig(_Section):
 class NodeConfig(_Section):
     """Everything a node needs to start."""
 
-    member_id: str
+    member_id: MemberId
     listen: str = "127.0.0.1:7100"
     database_url: str
     reflection: bool = True
@@ -184,10 +184,10 @@ class NodeConfig(_Section):
 
     @field_validator("member_id")
     @classmethod
-    def _member_id(cls, value: str) -> str:
+    def _member_id(cls, value: str) -> MemberId:
         if not MEMBER_ID_RE.fullmatch(value):
             raise ValueError("must match ^[a-z0-9][a-z0-9-]{1,62}$")
-        return value
+        return MemberId(value)
 
     @field_validator("listen")
     @classmethod

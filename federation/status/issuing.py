@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from crypto.dsse import Envelope
 from federation.core.case import CaseEventKind
 from federation.core.case_status import CaseStatus, is_open
-from federation.core.ids import new_uuid7
+from federation.core.ids import CaseId, MemberId, ReportId, UpdateId, new_uuid7
 from federation.core.limits import DEFAULT_LIMITS
 from federation.core.reasons import STATUS_UPDATE_TYPE, Rejection
 from federation.core.roster import Roster
@@ -64,15 +64,15 @@ class Issued:
     update: StatusUpdate
     envelope: bytes
     #: (origin member, copy, its signed envelope).
-    copies: tuple[tuple[str, StatusUpdate, bytes], ...] = ()
+    copies: tuple[tuple[MemberId, StatusUpdate, bytes], ...] = ()
 
-    def sent_to(self, origin: str) -> list[tuple[StatusUpdate, bytes]]:
+    def sent_to(self, origin: MemberId) -> list[tuple[StatusUpdate, bytes]]:
         """Each update (with its envelope) the author of reports ``origin`` is
         sent: its copies, else the recorded update."""
         own = [(u, e) for o, u, e in self.copies if o == origin]
         return own or [(self.update, self.envelope)]
 
-    def naming(self, report_id: str, origin: str) -> bytes:
+    def naming(self, report_id: ReportId, origin: MemberId) -> bytes:
         """The signed update (recorded or copy) that names ``report_id``."""
         for o, copy, envelope in self.copies:
             if o == origin and report_id in copy.report_ids:
@@ -80,7 +80,7 @@ class Issued:
         return self.envelope
 
 
-Chains = Mapping[str, Mapping[str, bytes | None]]
+Chains = Mapping[MemberId, Mapping[ReportId, bytes | None]]
 """Origin member -> report id -> its MOVED chain (None: it came directly)."""
 
 
@@ -88,10 +88,10 @@ Chains = Mapping[str, Mapping[str, bytes | None]]
 class OpenedCase:
     """A case opened in the current transaction, for its first update."""
 
-    case_id: str
+    case_id: CaseId
     #: (report_id, origin) of its reports, in the order they were filed.
-    reports: tuple[tuple[str, str], ...]
-    reporters: frozenset[str]
+    reports: tuple[tuple[ReportId, MemberId], ...]
+    reporters: frozenset[MemberId]
     #: Origin -> report id -> the MOVED chain it came with (None: not moved).
     chains: Chains = field(default_factory=dict)
 
@@ -101,25 +101,26 @@ class Join:
     """A report that joined an existing case of ours and that its author
     must be told of: the author's first in the case, or one moved here."""
 
-    case_id: str
-    reporter: str
-    report_id: str
+    case_id: CaseId
+    reporter: MemberId
+    report_id: ReportId
     #: The report's MOVED chain, when it was moved here.
     chain: bytes | None = None
     #: False for a moved report whose author already had reports in the case.
     new: bool = True
 
 
-def moved_chains(reports: Iterable[ReportRecord]) -> dict[str, dict[str, bytes | None]]:
+def moved_chains(reports: Iterable[ReportRecord]) -> dict[MemberId, dict[ReportId, bytes | None]]:
     """Origin -> report id -> the MOVED chain of each report of a case (None
     for a report that came here directly)."""
-    chains: dict[str, dict[str, bytes | None]] = {}
+    chains: dict[MemberId, dict[ReportId, bytes | None]] = {}
     for r in reports:
-        chains.setdefault(r.origin_member_id, {})[r.report_id] = r.moved_chain
+        # ReportRecord holds plain str until store/cases.py types its fields.
+        chains.setdefault(MemberId(r.origin_member_id), {})[ReportId(r.report_id)] = r.moved_chain
     return chains
 
 
-def _proofs_for(update: StatusUpdate, own: Mapping[str, bytes | None]) -> list[bytes | None]:
+def _proofs_for(update: StatusUpdate, own: Mapping[ReportId, bytes | None]) -> list[bytes | None]:
     """The proofs of each copy of an update sent to a reporter (spec section
     10.1), given its reports in the case and their MOVED chains (``own``):
     one copy per distinct chain among the reports the update names (None
@@ -133,7 +134,7 @@ class StatusBook:
 
     def __init__(
         self,
-        member_id: str,
+        member_id: MemberId,
         sign: Signer,
         new_id: Callable[[], str] = new_uuid7,
         sign_many: BulkSigner | None = None,
@@ -161,8 +162,9 @@ class StatusBook:
         """Record a status of one of our cases and queue it for every reporter."""
         reports = case_store.case_reports(session, case.case_id)
         base = StatusUpdate(
-            update_id=self._new_id(),
-            case_id=case.case_id,
+            update_id=UpdateId(self._new_id()),
+            # CaseRow and ReportRecord hold plain str until store/ types them.
+            case_id=CaseId(case.case_id),
             report_ids=(),
             member_id=self.member_id,
             status=status,
@@ -171,7 +173,8 @@ class StatusBook:
             note=note,
             new_hosting_country=new_hosting_country,
         )
-        [issued] = self._sign_issued([(base, [(r.report_id, r.origin_member_id) for r in reports])])
+        named = [(ReportId(r.report_id), MemberId(r.origin_member_id)) for r in reports]
+        [issued] = self._sign_issued([(base, named)])
         session.add(
             StatusUpdateRow(
                 **store.update_row(issued.update, issued.envelope, applied=True, now=now)
@@ -180,14 +183,14 @@ class StatusBook:
         _apply_to_case(case, issued.update)
         if status is not CaseStatus.RECEIVED:  # opening is logged as CASE_OPENED
             case_store.append_event(session, case, CaseEventKind.STATUS_CHANGED, now)
-        reporters = {r.origin_member_id for r in reports} - {self.member_id}
+        reporters = {o for _, o in named} - {self.member_id}
         queued = self._queued(issued, reporters, moved_chains(reports))
         outbox.enqueue_many(session, queued, now)
         fanout.destinations.update(reporters)
         return issued
 
     def _sign_issued(
-        self, planned: Sequence[tuple[StatusUpdate, Sequence[tuple[str, str]]]]
+        self, planned: Sequence[tuple[StatusUpdate, Sequence[tuple[ReportId, MemberId]]]]
     ) -> list[Issued]:
         """Sign, in one pass, each update (naming its case's first reports)
         with the copies its reporters need; ``planned``: an update without
@@ -206,20 +209,22 @@ class StatusBook:
         return issued
 
     def _plan(
-        self, base: StatusUpdate, reports: Sequence[tuple[str, str]]
-    ) -> tuple[StatusUpdate, list[tuple[str, StatusUpdate]]]:
+        self, base: StatusUpdate, reports: Sequence[tuple[ReportId, MemberId]]
+    ) -> tuple[StatusUpdate, list[tuple[MemberId, StatusUpdate]]]:
         """The recorded update (first NAMED_REPORTS reports) and, for each
         origin with a report beyond those, copies naming all of its reports."""
         recorded = replace(base, report_ids=tuple(r for r, _ in reports[:NAMED_REPORTS]))
         named = set(recorded.report_ids)
-        by_origin: dict[str, list[str]] = {}
+        by_origin: dict[MemberId, list[ReportId]] = {}
         for report_id, origin in reports:
             by_origin.setdefault(origin, []).append(report_id)
         copies = [
             (
                 origin,
                 replace(
-                    base, update_id=self._new_id(), report_ids=tuple(ids[i : i + MAX_REPORT_IDS])
+                    base,
+                    update_id=UpdateId(self._new_id()),
+                    report_ids=tuple(ids[i : i + MAX_REPORT_IDS]),
                 ),
             )
             for origin, ids in by_origin.items()
@@ -230,7 +235,7 @@ class StatusBook:
 
     @staticmethod
     def _queued(
-        issued: Issued, reporters: Iterable[str], chains: Chains
+        issued: Issued, reporters: Iterable[MemberId], chains: Chains
     ) -> list[outbox.NewOutboxItem]:
         """Outbox items taking an update to each reporter, with its proofs."""
         return [
@@ -254,7 +259,7 @@ class StatusBook:
         planned = [
             (
                 StatusUpdate(
-                    update_id=self._new_id(),
+                    update_id=UpdateId(self._new_id()),
                     case_id=case.case_id,
                     report_ids=(),
                     member_id=self.member_id,
@@ -284,7 +289,7 @@ class StatusBook:
         self,
         session: Session,
         joins: Iterable[Join],
-        receipts: Mapping[str, bytes],
+        receipts: Mapping[ReportId, bytes],
         now: datetime,
         fanout: Fanout,
     ) -> None:
@@ -298,7 +303,7 @@ class StatusBook:
         -> serialized receipt) by which the reporter's reports joined: the
         reporter's proof that the update concerns them.
         """
-        groups: dict[tuple[str, str], list[Join]] = {}
+        groups: dict[tuple[CaseId, MemberId], list[Join]] = {}
         for join in joins:
             if join.reporter != self.member_id:
                 groups.setdefault((join.case_id, join.reporter), []).append(join)
@@ -340,7 +345,7 @@ class StatusBook:
         now: datetime,
         *,
         chain: tuple[StatusUpdate, ...] = (),
-        joined_reports: tuple[str, ...] = (),
+        joined_reports: tuple[ReportId, ...] = (),
     ) -> Rejection | None:
         """Check and store one update from another member (see receive_many)."""
         received = ReceivedUpdate(update, envelope, chain, joined_reports)

@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from sqlalchemy.orm import Session
 
 from federation.core import handover
 from federation.core.case_status import CaseStatus, may_follow
+from federation.core.ids import CaseId, MemberId, ReportId, UpdateId
 from federation.core.reasons import Rejection, RejectReason
 from federation.core.roster import Roster
 from federation.core.status_update import Placement, StatusUpdate, check_transition, place
@@ -57,15 +58,15 @@ class ReceivedUpdate:
     #: Verified MOVED updates handing one of our reports to the signer.
     chain: tuple[StatusUpdate, ...] = ()
     #: Our reports verified receipts of the signer put in this case.
-    joined_reports: tuple[str, ...] = ()
+    joined_reports: tuple[ReportId, ...] = ()
 
 
 @dataclass(slots=True)
 class _Tracked:
     """A remote case as this batch sees it (stored, or first seen now)."""
 
-    case_id: str
-    responsible: str
+    case_id: CaseId
+    responsible: MemberId
     status: int | None
     last_applied: int
     first_seen_at: datetime
@@ -81,24 +82,24 @@ class _Held:
     applied: bool
     #: The row to insert for an update received in this batch (None: stored).
     row: dict[str, Any] | None = None
-    update_id: str = ""
+    update_id: UpdateId | Literal[""] = ""
 
 
 @dataclass(slots=True)
 class _Batch:
     ours_responsible: set[str]
-    tracked: dict[str, _Tracked]
-    held: dict[str, dict[int, _Held]]
+    tracked: dict[CaseId, _Tracked]
+    held: dict[CaseId, dict[int, _Held]]
     #: Our reports among those the batch names -> their expected owners.
-    owners: dict[str, str]
-    links: list[tuple[str, str]] = field(default_factory=list)
+    owners: dict[ReportId, MemberId]
+    links: list[tuple[ReportId, CaseId]] = field(default_factory=list)
     newly_applied: list[str] = field(default_factory=list)
     newly_refused: list[str] = field(default_factory=list)
 
 
 def receive_updates(
     session: Session,
-    me: str,
+    me: MemberId,
     roster: Roster,
     updates: Sequence[ReceivedUpdate],
     now: datetime,
@@ -113,7 +114,7 @@ def receive_updates(
     return results
 
 
-def _read(session: Session, me: str, updates: Sequence[ReceivedUpdate]) -> _Batch:
+def _read(session: Session, me: MemberId, updates: Sequence[ReceivedUpdate]) -> _Batch:
     case_ids = {u.update.case_id for u in updates}
     # The tracked rows are locked first and the held updates read after:
     # another node process on the same database may be storing an update of
@@ -132,7 +133,7 @@ def _read(session: Session, me: str, updates: Sequence[ReceivedUpdate]) -> _Batc
         )
         for row in store.tracked_records(session, case_ids, lock=True)
     }
-    held: dict[str, dict[int, _Held]] = {c: {} for c in case_ids}
+    held: dict[CaseId, dict[int, _Held]] = {c: {} for c in case_ids}
     for row in store.held_updates(session, case_ids):
         held[row.case_id][row.sequence] = _Held(row.status, row.applied, update_id=row.update_id)
     named = {r for u in updates for r in u.update.report_ids} | {
@@ -186,7 +187,9 @@ def _receive(
     return None
 
 
-def _proven_reports(owners: dict[str, str], received: ReceivedUpdate, roster: Roster) -> list[str]:
+def _proven_reports(
+    owners: dict[ReportId, MemberId], received: ReceivedUpdate, roster: Roster
+) -> list[ReportId]:
     """Our reports the update is about and its signer has shown it owns:
     named in it (or by its joined receipts), and the signer is their
     expected owner or was handed them by the update's MOVED chain."""

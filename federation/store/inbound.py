@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from federation.core.ids import ItemId
 from federation.store.bulk import insert_many, select_in
 from federation.store.models import InboundItemRow, MovedDeliveryRow, table_of
 
@@ -17,7 +18,7 @@ from federation.store.models import InboundItemRow, MovedDeliveryRow, table_of
 class StoredReceipt:
     """What a redelivery of an item is answered with."""
 
-    item_id: str
+    item_id: ItemId
     payload_sha256: bytes
     receipt: bytes
 

@@ -24,6 +24,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from federation.core.ids import ItemId, MemberId
 from federation.store.bulk import bind_value, execute_many, fetch, fetch_in, insert_many
 from federation.store.models import OutboxRow, PeerBackoffRow, table_of
 
@@ -44,10 +45,10 @@ class OutgoingItem:
     """An item to send, as the sender's worker sees it."""
 
     id: int
-    item_id: str
+    item_id: ItemId
     payload_type: str
     envelope: bytes
-    via_member_ids: tuple[str, ...]
+    via_member_ids: tuple[MemberId, ...]
     #: Hand-over proofs sent beside the envelope (see OutboxRow.proofs).
     proofs: bytes | None = None
     created_at: datetime | None = None

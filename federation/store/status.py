@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from federation.core.ids import CaseId, MemberId, ReportId, UpdateId
 from federation.core.status_update import StatusUpdate
 from federation.store.bulk import (
     bind_value,
@@ -100,7 +101,9 @@ def bounded_history(
     return found
 
 
-def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> dict[str, str]:
+def own_reports(
+    session: Session, member_id: str, report_ids: Iterable[str]
+) -> dict[ReportId, MemberId]:
     """Which of ``report_ids`` this node authored, each with its expected
     owner (see InboundItemRow.expected_owner_member_id)."""
     rows = select_in(
@@ -116,11 +119,11 @@ def own_reports(session: Session, member_id: str, report_ids: Iterable[str]) -> 
 class HeldUpdate(NamedTuple):
     """A stored update of a remote case, as the reporter side applies it."""
 
-    case_id: str
+    case_id: CaseId
     sequence: int
     status: int
     applied: bool
-    update_id: str
+    update_id: UpdateId
     refused: bool
 
 
@@ -138,8 +141,8 @@ def held_updates(session: Session, case_ids: Iterable[str]) -> list[HeldUpdate]:
 class TrackedRecord(NamedTuple):
     """A remote case we track (see tracked_records)."""
 
-    case_id: str
-    responsible_member_id: str
+    case_id: CaseId
+    responsible_member_id: MemberId
     status: int | None
     last_applied_sequence: int
     first_seen_at: datetime

@@ -16,6 +16,7 @@ from crypto.errors import ThresholdError
 from crypto.threshold import RootSignature, TrustAnchor, require_threshold
 from federation.core.envelope_checks import find_signing_key
 from federation.core.errors import INVALID_ROSTER, ROSTER_NOT_TRUSTED
+from federation.core.ids import KeyId, MemberId
 from federation.core.reasons import Rejection
 from federation.core.roster import Roster, RosterError, RosterUpdate, decide_roster_update
 from federation.runtime.clock import Clock, utc_now
@@ -98,7 +99,7 @@ class RosterHolder:
         self._installed: InstalledRoster | None = None
         #: (member id, key id) -> public key over every installed roster,
         #: loaded on first use (see former_key).
-        self._former: dict[tuple[str, str], bytes] | None = None
+        self._former: dict[tuple[MemberId, KeyId], bytes] | None = None
         #: True only under the test fault "accept-stale-roster".
         self._allow_stale = allow_stale
 
@@ -158,7 +159,7 @@ class RosterHolder:
                 log.info("roster installed", version=candidate.roster.version)
             return decision, self.installed.roster.version
 
-    def former_key(self, member_id: str, key_id: str) -> bytes | None:
+    def former_key(self, member_id: MemberId, key_id: KeyId) -> bytes | None:
         """The public key ``key_id`` of ``member_id`` had in any installed
         roster, the current one included (revoked keys too); None if it never
         was one of its keys.
@@ -175,12 +176,12 @@ class RosterHolder:
                 self._former = self._load_former()
             return self._former.get((member_id, key_id))
 
-    def _load_former(self) -> dict[tuple[str, str], bytes]:
+    def _load_former(self) -> dict[tuple[MemberId, KeyId], bytes]:
         # Stored rosters were threshold-verified before they were saved, and
         # the roots may have rotated since: parsed here, not verified again.
         with self._db.read() as session:
             stored = roster_store.all_rosters(session)
-        keys: dict[tuple[str, str], bytes] = {}
+        keys: dict[tuple[MemberId, KeyId], bytes] = {}
         for signed in stored:
             try:
                 keys.update(_keys_of(decode_roster(decode_signed_roster(signed)[0])))
@@ -189,7 +190,7 @@ class RosterHolder:
         return keys
 
 
-def _keys_of(roster: Roster) -> dict[tuple[str, str], bytes]:
+def _keys_of(roster: Roster) -> dict[tuple[MemberId, KeyId], bytes]:
     """Every (member id, key id) of a roster with its public key."""
     return {
         (member.member_id, key.key_id): key.public_key

@@ -8,6 +8,7 @@ with a public-safe message for anything that does not fit the domain.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
@@ -17,7 +18,8 @@ from crypto.threshold import RootSignature
 from federation.core.case import CaseFilter, CaseReportView, CaseView
 from federation.core.case_status import CaseStatus
 from federation.core.errors import INVALID_ROSTER, UNKNOWN_ENUM_VALUE
-from federation.core.reasons import Outcome, RejectReason
+from federation.core.ids import CaseId, ItemId, KeyId, MemberId, ReportId, UpdateId
+from federation.core.reasons import REPORT_TYPE, Outcome, RejectReason
 from federation.core.receipt import Receipt
 from federation.core.report import MAX_HASH_BYTES, ContentHash, HashAlgorithm, Report
 from federation.core.roster import Member, MemberKey, Role, Roster, RosterError
@@ -213,8 +215,8 @@ def report_from_proto(message: report_pb2.Report) -> Report:
                 f"{field} has an unknown value", field=field, reason=UNKNOWN_ENUM_VALUE
             )
     return Report(
-        report_id=message.report_id,
-        origin_member_id=message.origin_member_id,
+        report_id=ReportId(message.report_id),
+        origin_member_id=MemberId(message.origin_member_id),
         created_at=required_datetime(message, "created_at"),
         url=message.url,
         hashes=_hashes_from_proto(message.hashes),
@@ -288,6 +290,11 @@ def encode_receipt(receipt: Receipt) -> bytes:
     return receipt_to_proto(receipt).SerializeToString()
 
 
+def _item_id(text: str, payload_type: str) -> ItemId:
+    """A receipt's item id, of the kind its echoed payload type says."""
+    return ReportId(text) if payload_type == REPORT_TYPE else UpdateId(text)
+
+
 def decode_receipt(payload: bytes) -> Receipt:
     """Parse an authenticated Receipt payload."""
     message = receipt_pb2.Receipt()
@@ -298,14 +305,14 @@ def decode_receipt(payload: bytes) -> Receipt:
     except ValueError:
         raise MalformedMessageError("receipt has an unknown outcome or reason") from None
     return Receipt(
-        item_id=message.item_id,
+        item_id=_item_id(message.item_id, message.payload_type),
         payload_type=message.payload_type,
         outcome=outcome,
         received_at=required_datetime(message, "received_at"),
-        receiver_member_id=message.receiver_member_id,
+        receiver_member_id=MemberId(message.receiver_member_id),
         payload_sha256=message.payload_sha256,
-        case_id=message.case_id,
-        forwarded_to=message.forwarded_to,
+        case_id=CaseId(message.case_id),
+        forwarded_to=MemberId(message.forwarded_to),
         reject_reason=reason,
         detail=message.detail,
     )
@@ -316,7 +323,7 @@ def decode_receipt(payload: bytes) -> Receipt:
 
 def _key_from_proto(message: roster_pb2.PublicKey) -> MemberKey:
     return MemberKey(
-        key_id=message.key_id,
+        key_id=KeyId(message.key_id),
         public_key=message.public_key,
         not_before=optional_datetime(message, "not_before"),
         not_after=optional_datetime(message, "not_after"),
@@ -329,7 +336,7 @@ def _member_from_proto(message: roster_pb2.Member) -> Member:
     assert isinstance(role, Role)
     keys = [_key_from_proto(k) for k in message.signing_keys]
     return Member(
-        member_id=message.member_id,
+        member_id=MemberId(message.member_id),
         role=role,
         display_name=message.display_name,
         jurisdictions=frozenset(message.jurisdictions),
@@ -348,7 +355,7 @@ def decode_roster(data: bytes) -> Roster:
             issued_at=required_datetime(message, "issued_at"),
             expires_at=required_datetime(message, "expires_at"),
             members=[_member_from_proto(m) for m in message.members],
-            fallback_member_id=message.fallback_member_id,
+            fallback_member_id=MemberId(message.fallback_member_id),
         )
     except RosterError as exc:
         raise MalformedMessageError(
@@ -509,10 +516,11 @@ def decode_status_update(payload: bytes) -> StatusUpdate:
             "status has an unknown value", field="status", reason=UNKNOWN_ENUM_VALUE
         ) from None
     return StatusUpdate(
-        update_id=message.update_id,
-        case_id=message.case_id,
-        report_ids=tuple(message.report_ids),
-        member_id=message.member_id,
+        update_id=UpdateId(message.update_id),
+        case_id=CaseId(message.case_id),
+        # One cast for the tuple rather than a call per id.
+        report_ids=cast(tuple[ReportId, ...], tuple(message.report_ids)),
+        member_id=MemberId(message.member_id),
         status=status,
         sequence=message.sequence,
         observed_at=required_datetime(message, "observed_at"),

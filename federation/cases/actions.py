@@ -23,13 +23,13 @@ from federation.errors import (
 from federation.status.issuing import Fanout, Issued
 from federation.store import cases as case_store
 from federation.store import outbox
+from federation.store.cases import CaseRecord
 from federation.store.database import Database
-from federation.store.models import CaseRow
 from federation.wire.convert import encode_proofs
 
 
 def _validate(
-    case: CaseRow,
+    case: CaseRecord,
     status: CaseStatus,
     note: str,
     new_country: str,
@@ -82,7 +82,7 @@ def record_status(
         if case is None:
             raise NotFoundError("no such case at this node")
         _validate(case, status, note, new_hosting_country, roster, me, now, limits)
-        issued = casebook.statuses.issue(
+        issued, _ = casebook.statuses.issue(
             session, case, status, now, fanout, note=note, new_hosting_country=new_hosting_country
         )
         if status is CaseStatus.MOVED:
@@ -93,7 +93,7 @@ def record_status(
 
 
 def _reroute(
-    session: Session, case: CaseRow, moved: Issued, roster: Roster, now: datetime, fanout: Fanout
+    session: Session, case: CaseRecord, moved: Issued, roster: Roster, now: datetime, fanout: Fanout
 ) -> None:
     """Send the reports of a moved case, unchanged, to the member now responsible,
     with the chain of signed MOVED updates that entitles it to act on them."""

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from federation.store.bulk import insert_many, select_in
+from federation.store._driver import insert_many, select_in
 from federation.store.models import InboundItemRow, MovedDeliveryRow, table_of
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from federation.store.bulk import bind_value, execute_many, fetch, fetch_in, insert_many
+from federation.store._driver import bind_value, execute_many, fetch, fetch_in, insert_many
 from federation.store.models import OutboxRow, PeerBackoffRow, table_of
 
 

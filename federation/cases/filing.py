@@ -361,12 +361,6 @@ class _Plan:
             created_at=self.now,
             updated_at=self.now,
             first_reported_at=filing.report.created_at,
-            notice_sent_at=None,
-            removed_at=None,
-            police_acknowledged_at=None,
-            police_reference=None,
-            hold_until=None,
-            hold_reason=None,
         )
         origin, report_id = filing.report.origin_member_id, filing.report.report_id
         self.new_cases[key] = _NewCase(

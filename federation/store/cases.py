@@ -54,13 +54,14 @@ class CaseRecord(NamedTuple):
     last_sequence: int
     created_at: datetime
     updated_at: datetime
-    first_reported_at: datetime | None
-    notice_sent_at: datetime | None
-    removed_at: datetime | None
-    police_acknowledged_at: datetime | None
-    police_reference: str | None
-    hold_until: datetime | None
-    hold_reason: str | None
+    # Unset for a case that has just opened:
+    first_reported_at: datetime | None = None
+    notice_sent_at: datetime | None = None
+    removed_at: datetime | None = None
+    police_acknowledged_at: datetime | None = None
+    police_reference: str | None = None
+    hold_until: datetime | None = None
+    hold_reason: str | None = None
 
 
 _CASES = table_of(CaseRow)

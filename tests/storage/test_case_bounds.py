@@ -9,7 +9,6 @@ history go through every entry exactly once.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -33,6 +32,7 @@ from federation.store import status as status_store
 from federation.store.cases import CaseRecord, ReportRecord
 from federation.store.database import Database
 from federation.wire.convert import encode_envelope, encode_report, encode_status_update
+from tests.support.cases import case_record
 from tests.support.net import make_report
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -41,25 +41,8 @@ KEY = SigningKey.generate()
 
 
 def _case(case_id: str, url: str) -> CaseRecord:
-    return CaseRecord(
-        case_id=case_id,
-        canonical_url=url,
-        url_sha256=hashlib.sha256(url.encode()).digest(),
-        hosting_country="NL",
-        responsible_member_id="hotline-nl",
-        status=int(CaseStatus.NOTICE_SENT),
-        is_open=True,
-        reappearance_of_case_id=None,
-        last_sequence=UPDATES,
-        created_at=NOW,
-        updated_at=NOW,
-        first_reported_at=None,
-        notice_sent_at=None,
-        removed_at=None,
-        police_acknowledged_at=None,
-        police_reference=None,
-        hold_until=None,
-        hold_reason=None,
+    return case_record(
+        url, NOW, case_id=case_id, status=CaseStatus.NOTICE_SENT, last_sequence=UPDATES
     )
 
 

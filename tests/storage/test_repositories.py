@@ -19,6 +19,7 @@ from federation.store import status as status_store
 from federation.store.cases import CaseRecord, ReportRecord
 from federation.store.database import Database, lost_a_race
 from federation.store.models import AuditRow, OutboxRow, StatusUpdateRow
+from tests.support.cases import case_record
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -42,26 +43,8 @@ def _item(item_id: str | None = None, at: datetime = NOW) -> inbound.NewInboundI
 
 
 def _case(url: str, *, is_open: bool = True, at: datetime = NOW) -> CaseRecord:
-    return CaseRecord(
-        case_id=new_uuid7(),
-        canonical_url=url,
-        url_sha256=hashlib.sha256(url.encode()).digest(),
-        hosting_country="NL",
-        responsible_member_id="hotline-nl",
-        status=int(CaseStatus.RECEIVED if is_open else CaseStatus.CONTENT_REMOVED),
-        is_open=is_open,
-        reappearance_of_case_id=None,
-        last_sequence=0,
-        created_at=at,
-        updated_at=at,
-        first_reported_at=None,
-        notice_sent_at=None,
-        removed_at=None,
-        police_acknowledged_at=None,
-        police_reference=None,
-        hold_until=None,
-        hold_reason=None,
-    )
+    status = CaseStatus.RECEIVED if is_open else CaseStatus.CONTENT_REMOVED
+    return case_record(url, at, status=status, is_open=is_open)
 
 
 # --- inbound items ------------------------------------------------------------

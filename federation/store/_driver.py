@@ -95,11 +95,14 @@ def insert_many(
         _insert_columns(session, table, names, columns, ignore_duplicates)
 
 
-def insert_records(session: Session, table: Table, records: Sequence[tuple[Any, ...]]) -> None:
-    """:func:`insert_many` of named tuples whose field names are ``table``'s columns."""
+def insert_records(
+    session: Session, table: Table, records: Sequence[tuple[Any, ...]], upto: int = 0
+) -> None:
+    """:func:`insert_many` of named tuples whose field names are ``table``'s
+    columns: all of them, or only the first ``upto`` (the others get NULL)."""
     if records:
-        names: tuple[str, ...] = records[0]._fields  # type: ignore[attr-defined]
-        columns = dict(zip(names, zip(*records, strict=True), strict=True))
+        names: tuple[str, ...] = records[0]._fields[: upto or None]  # type: ignore[attr-defined]
+        columns = dict(zip(names, zip(*records, strict=True), strict=False))
         _insert_columns(session, table, names, columns, ignore_duplicates=False)
 
 

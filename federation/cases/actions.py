@@ -22,7 +22,7 @@ from federation.core.errors import (
     NotFoundError,
 )
 from federation.core.handover import heir_of
-from federation.core.ids import MemberId, ReportId, is_country
+from federation.core.ids import is_country
 from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
 from federation.core.roster import Roster
@@ -30,13 +30,13 @@ from federation.core.status_update import StatusUpdate
 from federation.status.issuing import Fanout, Issued
 from federation.store import cases as case_store
 from federation.store import outbox
+from federation.store.cases import CaseRecord
 from federation.store.database import Database
-from federation.store.models import CaseRow
 from federation.wire.convert import encode_proofs
 
 
 def _validate(
-    case: CaseRow,
+    case: CaseRecord,
     status: CaseStatus,
     note: str,
     new_country: str,
@@ -101,7 +101,7 @@ def record_status(
         if case is None:
             raise NotFoundError(UNKNOWN_CASE, "no such case at this node")
         _validate(case, status, note, new_hosting_country, roster, me, now, limits)
-        issued = casebook.statuses.issue(
+        issued, _ = casebook.statuses.issue(
             session, case, status, now, fanout, note=note, new_hosting_country=new_hosting_country
         )
         if status is CaseStatus.MOVED:
@@ -112,7 +112,7 @@ def record_status(
 
 
 def _reroute(
-    session: Session, case: CaseRow, moved: Issued, roster: Roster, now: datetime, fanout: Fanout
+    session: Session, case: CaseRecord, moved: Issued, roster: Roster, now: datetime, fanout: Fanout
 ) -> None:
     """Send the reports of a moved case, unchanged, to the member now responsible,
     with the chain of signed MOVED updates that entitles it to act on them."""
@@ -121,8 +121,7 @@ def _reroute(
     for report in case_store.case_reports(session, case.case_id):
         # The chain's new link must name this report: the recorded MOVED, or
         # the copy made for the report's author (see federation.status.issuing.Issued).
-        # ReportRecord holds plain str until store/cases.py types its fields.
-        named = ReportId(report.report_id), MemberId(report.origin_member_id)
+        named = report.report_id, report.origin_member_id
         step = encode_proofs([moved.naming(*named)])
         outbox.enqueue(
             session,

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -24,8 +23,8 @@ from federation.core.reasons import Outcome
 from federation.core.report import HashAlgorithm, Report
 from federation.status.issuing import Fanout, Join, OpenedCase, StatusBook
 from federation.store import cases as store
+from federation.store.cases import CaseRecord, ReportRecord
 from federation.store.database import Database
-from federation.store.models import CaseHashRow, CaseReportRow, CaseRow
 
 #: Algorithms whose values link cases on exact equality.
 EXACT_LINK_ALGORITHMS = frozenset(
@@ -190,7 +189,7 @@ class Filing:
 
     ``hosting_country`` overrides the report's own when a case elsewhere was
     MOVED here, and ``chain`` is then the MOVED chain it came with (see
-    CaseReportRow.moved_chain); ``pdq`` is the report's PDQ hashes searched
+    ReportRecord.moved_chain); ``pdq`` is the report's PDQ hashes searched
     in advance, if they were.
     """
 
@@ -204,9 +203,9 @@ class Filing:
 
 @dataclass(slots=True)
 class _NewCase:
-    """A case opened in this batch: its row and who reported it so far."""
+    """A case opened in this batch: its record and who reported it so far."""
 
-    row: dict[str, Any]
+    record: CaseRecord
     #: (report_id, origin) of its reports, in the order they were filed.
     reports: list[tuple[ReportId, MemberId]]
     reporters: set[MemberId]
@@ -224,16 +223,18 @@ class _Plan:
 
     def __init__(self, book: CaseBook, now: datetime, batch: FilingBatch) -> None:
         self.book, self.now, self.batch = book, now, batch
-        self.open: dict[bytes, CaseRow] = {}
+        self.open: dict[bytes, CaseRecord] = {}
+        #: Existing cases that reports joined -> their earliest report's time.
+        self.joined: dict[str, datetime | None] = {}
         self.closed: dict[bytes, store.ClosedCase] = {}
         self.by_hash: dict[store.HashPair, set[str]] = {}
         self.reporters: dict[str, set[str]] = {}
         self.known_hashes: dict[str, set[store.HashPair]] = {}
         self.new_cases: dict[bytes, _NewCase] = {}
-        self.reports: list[dict[str, Any]] = []
-        self.hashes: list[dict[str, Any]] = []
+        self.reports: list[ReportRecord] = []
+        self.hashes: list[tuple[str, int, bytes]] = []
         self.links: set[tuple[str, str]] = set()
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, object]] = []
         # PDQ hashes of the batch in order of appearance: the indexed cases
         # near each, pairs of them near each other, and the case each went to.
         self.pdq_near: list[list[str]] = []
@@ -245,7 +246,7 @@ class _Plan:
         """Read the open and closed cases, exact hashes and reporters the batch touches."""
         held = store.cases_by_url(session, {url_key(f.canonical) for f in filings})
         self.closed = {k: c.latest_closed for k, c in held.items() if c.latest_closed}
-        by_id = store.cases_by_id(
+        by_id = store.case_records(
             session, (c.open_case_id for c in held.values() if c.open_case_id)
         )
         self.open = {k: by_id[c.open_case_id] for k, c in held.items() if c.open_case_id}
@@ -276,28 +277,28 @@ class _Plan:
         report, key = filing.report, url_key(filing.canonical)
         existing, new = self.open.get(key), self.new_cases.get(key)
         if existing is not None:
-            # CaseRow holds plain str until store/models.py types its fields.
-            case_id, outcome = CaseId(existing.case_id), Outcome.DUPLICATE
+            case_id, outcome = existing.case_id, Outcome.DUPLICATE
             self._join_existing(existing, filing)
         elif new is not None:
-            case_id, outcome = new.row["case_id"], Outcome.DUPLICATE
-            new.row["first_reported_at"] = min(new.row["first_reported_at"], report.created_at)
+            case_id, outcome = new.record.case_id, Outcome.DUPLICATE
+            if report.created_at < (new.record.first_reported_at or report.created_at):
+                new.record = new.record._replace(first_reported_at=report.created_at)
             new.reports.append((report.report_id, report.origin_member_id))
             new.reporters.add(report.origin_member_id)
             new.chains.setdefault(report.origin_member_id, {})[report.report_id] = filing.chain
-            self._event(new.row, CaseEventKind.REPORT_JOINED, report.report_id)
+            self._event(new.record, CaseEventKind.REPORT_JOINED, report.report_id)
         else:
             country = filing.hosting_country or report.hosting_country
             case_id, outcome = self._open(filing, key, country), Outcome.ACCEPTED
         self.reports.append(
-            {
-                "report_id": report.report_id,
-                "case_id": case_id,
-                "origin_member_id": report.origin_member_id,
-                "envelope": filing.envelope,
-                "joined_at": self.now,
-                "moved_chain": filing.chain,
-            }
+            ReportRecord(
+                case_id,
+                report.report_id,
+                report.origin_member_id,
+                self.now,
+                filing.envelope,
+                filing.chain,
+            )
         )
         self._hashes(case_id, report)
         return Filed(outcome, case_id)
@@ -305,9 +306,10 @@ class _Plan:
     def write(self, session: Session) -> None:
         """Write everything the batch decided: one insert per table, in FK order."""
         opened = list(self.new_cases.values())
-        store.insert_rows(session, CaseRow, [c.row for c in opened])
-        store.insert_rows(session, CaseReportRow, self.reports)
-        store.insert_rows(session, CaseHashRow, self.hashes)
+        store.insert_cases(session, [c.record for c in opened])
+        store.record_joins(session, self.joined, self.now)
+        store.insert_reports(session, self.reports)
+        store.insert_hashes(session, self.hashes)
         self.links.update((self.pdq_case[i], self.pdq_case[j]) for i, j in self.pdq_pairs)
         store.insert_links(session, self.links)
         self.book.index_pdq(self.pdq_new, self.batch)
@@ -316,14 +318,14 @@ class _Plan:
         self.book.statuses.open_cases(
             session,
             [
-                OpenedCase(c.row["case_id"], tuple(c.reports), frozenset(c.reporters), c.chains)
+                OpenedCase(c.record.case_id, tuple(c.reports), frozenset(c.reporters), c.chains)
                 for c in opened
             ],
             self.now,
             fanout,
         )
 
-    def _join_existing(self, case: CaseRow, filing: Filing) -> None:
+    def _join_existing(self, case: CaseRecord, filing: Filing) -> None:
         report = filing.report
         reporters = self.reporters.setdefault(case.case_id, set())
         new = report.origin_member_id not in reporters
@@ -333,24 +335,16 @@ class _Plan:
             reporters.add(report.origin_member_id)
             self.batch.joins.append(
                 Join(
-                    CaseId(case.case_id),
+                    case.case_id,
                     report.origin_member_id,
                     report.report_id,
                     filing.chain,
                     new,
                 )
             )
-        case.updated_at = self.now
-        case.first_reported_at = min(case.first_reported_at or self.now, report.created_at)
-        self._event(
-            {
-                "case_id": case.case_id,
-                "status": case.status,
-                "hosting_country": case.hosting_country,
-            },
-            CaseEventKind.REPORT_JOINED,
-            report.report_id,
-        )
+        first = self.joined.get(case.case_id, case.first_reported_at)
+        self.joined[case.case_id] = min(first or self.now, report.created_at)
+        self._event(case, CaseEventKind.REPORT_JOINED, report.report_id)
 
     def _open(self, filing: Filing, key: bytes, country: str) -> CaseId:
         previous = self.closed.get(key)
@@ -360,36 +354,35 @@ class _Plan:
             else None
         )
         case_id = self.book.new_case_id()
-        row: dict[str, Any] = {
-            "case_id": case_id,
-            "canonical_url": filing.canonical,
-            "url_sha256": key,
-            "hosting_country": country,
-            "responsible_member_id": self.book.member_id,
+        record = CaseRecord(
+            case_id=case_id,
+            canonical_url=filing.canonical,
+            url_sha256=key,
+            hosting_country=country,
+            responsible_member_id=self.book.member_id,
             # Born RECEIVED at sequence 1: StatusBook.open_cases issues that update.
-            "status": int(CaseStatus.RECEIVED),
-            "is_open": True,
-            "reappearance_of_case_id": reappearance,
-            "last_sequence": 1,
-            "created_at": self.now,
-            "updated_at": self.now,
-            "first_reported_at": filing.report.created_at,
-        }
-        origin = filing.report.origin_member_id
-        chains = {origin: {filing.report.report_id: filing.chain}}
-        self.new_cases[key] = _NewCase(row, [(filing.report.report_id, origin)], {origin}, chains)
-        self._event(row, CaseEventKind.CASE_OPENED, filing.report.report_id)
+            status=int(CaseStatus.RECEIVED),
+            is_open=True,
+            reappearance_of_case_id=reappearance,
+            last_sequence=1,
+            created_at=self.now,
+            updated_at=self.now,
+            first_reported_at=filing.report.created_at,
+        )
+        origin, report_id = filing.report.origin_member_id, filing.report.report_id
+        self.new_cases[key] = _NewCase(
+            record,
+            [(report_id, origin)],
+            {origin},
+            {origin: {report_id: filing.chain}},
+        )
+        self._event(record, CaseEventKind.CASE_OPENED, report_id)
         return case_id
 
-    def _event(self, case: dict[str, Any], kind: CaseEventKind, report_id: str) -> None:
+    def _event(self, case: CaseRecord, kind: CaseEventKind, report_id: str) -> None:
         self.events.append(
             store.event_row(
-                case["case_id"],
-                int(kind),
-                case["status"],
-                case["hosting_country"],
-                self.now,
-                report_id,
+                case.case_id, int(kind), case.status, case.hosting_country, self.now, report_id
             )
         )
 
@@ -409,4 +402,4 @@ class _Plan:
                     self.pdq_new.append((case_id, h.value))
             if pair not in known:
                 known.add(pair)
-                self.hashes.append({"case_id": case_id, "algorithm": pair[0], "value": pair[1]})
+                self.hashes.append((case_id, *pair))

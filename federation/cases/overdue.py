@@ -9,6 +9,7 @@ import structlog
 
 from federation.cases.queries import OverduePolicy
 from federation.core.case import CaseFilter
+from federation.core.ids import CaseId
 from federation.runtime.clock import Clock, utc_now
 from federation.store import cases as store
 from federation.store.database import Database
@@ -49,7 +50,7 @@ class OverdueWatcher:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def check(self) -> list[str]:
+    def check(self) -> list[CaseId]:
         """Log newly overdue cases; returns every overdue case id."""
         now = self._clock()
         with self._db.read() as session:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -33,51 +32,20 @@ from federation.core.errors import (
     NotFoundError,
 )
 from federation.core.ids import is_uuid
-from federation.core.stats import CaseFacts, TakedownStats, takedown_stats
+from federation.core.stats import TakedownStats, takedown_stats
 from federation.core.status_update import StatusUpdate
 from federation.store import cases as store
 from federation.store import inbound
 from federation.store import status as status_store
+from federation.store.cases import CaseRecord, ReportRecord
 from federation.store.database import Database
-from federation.store.models import CaseRow, TrackedCaseRow
+from federation.store.status import TrackedRecord
 from federation.wire.convert import decode_envelope, decode_report, decode_status_update
 
 T = TypeVar("T")
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
-
-
-class ShownCase(Protocol):
-    """What a case's view is made from: an ORM case row, or a CaseRecord read
-    without the ORM on the busy paths (liaison streams)."""
-
-    @property
-    def case_id(self) -> str: ...
-    @property
-    def canonical_url(self) -> str: ...
-    @property
-    def hosting_country(self) -> str: ...
-    @property
-    def responsible_member_id(self) -> str: ...
-    @property
-    def status(self) -> int: ...
-    @property
-    def reappearance_of_case_id(self) -> str | None: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def updated_at(self) -> datetime: ...
-    @property
-    def notice_sent_at(self) -> datetime | None: ...
-    @property
-    def police_acknowledged_at(self) -> datetime | None: ...
-    @property
-    def police_reference(self) -> str | None: ...
-    @property
-    def hold_until(self) -> datetime | None: ...
-    @property
-    def hold_reason(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +62,7 @@ class OverduePolicy:
 
     after: timedelta = timedelta(hours=72)
 
-    def is_overdue(self, row: ShownCase, now: datetime) -> bool:
+    def is_overdue(self, row: CaseRecord, now: datetime) -> bool:
         """True when the case's notice is older than the deadline and not resolved."""
         return (
             row.status == CaseStatus.NOTICE_SENT
@@ -117,14 +85,14 @@ def _report_view(
     return CaseReportView(report_id, origin, at, decode_report(envelope.payload), envelope)
 
 
-def local_view(session: Session, row: CaseRow, now: datetime, policy: OverduePolicy) -> CaseView:
+def local_view(session: Session, row: CaseRecord, now: datetime, policy: OverduePolicy) -> CaseView:
     """A case this node is responsible for, with its (bounded) reports, links and history."""
     return local_views(session, [row], now, policy)[0]
 
 
 def local_views(
     session: Session,
-    rows: Sequence[ShownCase],
+    rows: Sequence[CaseRecord],
     now: datetime,
     policy: OverduePolicy,
     *,
@@ -142,14 +110,13 @@ def local_views(
     history_counts = status_store.applied_counts(session, ids)
     updates = status_store.bounded_history(session, history_counts, HISTORY_HEAD, HISTORY_TAIL)
     return [
-        dataclasses.replace(
-            _local_view(
-                row, reports.get(row.case_id, []), links[row.case_id], updates[row.case_id]
-            ),
+        _local_view(
+            row,
+            reports.get(row.case_id, []),
+            links[row.case_id],
+            updates[row.case_id],
             overdue=policy.is_overdue(row, now),
-            report_count=counts[row.case_id],
-            history_count=history_counts[row.case_id],
-            link_count=link_counts[row.case_id],
+            counts=(counts[row.case_id], history_counts[row.case_id], link_counts[row.case_id]),
         )
         for row in yielding(rows)
     ]
@@ -171,12 +138,18 @@ def yielding(items: Sequence[T]) -> Iterator[T]:
 
 
 def _local_view(
-    row: ShownCase,
-    report_rows: list[store.ReportRecord],
-    links: list[str],
-    update_envelopes: list[bytes],
+    row: CaseRecord,
+    report_rows: Sequence[ReportRecord] = (),
+    links: Sequence[str] = (),
+    update_envelopes: Sequence[bytes] = (),
+    *,
+    overdue: bool = False,
+    counts: tuple[int, int, int] = (0, 0, 0),
 ) -> CaseView:
+    """The view of a case held here, showing the reports, links and history
+    given; ``counts``: how many reports, history entries and links it has."""
     history, envelopes = _history(update_envelopes)
+    report_count, history_count, link_count = counts
     return CaseView(
         case_id=row.case_id,
         canonical_url=row.canonical_url,
@@ -194,10 +167,16 @@ def _local_view(
         police_reference=row.police_reference or "",
         hold_until=row.hold_until,
         hold_reason=row.hold_reason or "",
+        overdue=overdue,
+        first_reported_at=row.first_reported_at,
+        removed_at=row.removed_at,
+        report_count=report_count,
+        history_count=history_count,
+        link_count=link_count,
     )
 
 
-def report_view(record: store.ReportRecord) -> CaseReportView:
+def report_view(record: ReportRecord) -> CaseReportView:
     """The view of one stored report of a case held here."""
     return _report_view(
         record.report_id, record.origin_member_id, record.joined_at, record.envelope
@@ -216,7 +195,7 @@ def _tracked_reports(session: Session, report_ids: Sequence[str]) -> tuple[CaseR
     )
 
 
-def _tracked_view(session: Session, tracked: TrackedCaseRow, via_report: str = "") -> CaseView:
+def _tracked_view(session: Session, tracked: TrackedRecord, via_report: str = "") -> CaseView:
     """A case at another member, seen from a reporter: our reports in it (the
     first hundred by id, and their count) and its history. Looked up by one
     of our reports, the history also holds the cases that report went
@@ -508,15 +487,5 @@ def stats(
 ) -> TakedownStats:
     """Takedown statistics over our cases first reported in [since, until)."""
     with db.read() as session:
-        facts = [
-            CaseFacts(
-                r.case_id,
-                CaseStatus(r.status),
-                r.hosting_country,
-                r.first_reported_at or r.created_at,
-                r.removed_at,
-                r.is_open,
-            )
-            for r in store.cases_reported_between(session, since, until)
-        ]
-    return takedown_stats(facts, now)
+        cases = [_local_view(r) for r in store.cases_reported_between(session, since, until)]
+    return takedown_stats(cases, now)

@@ -56,6 +56,11 @@ class CaseView:
     hold_until: datetime | None = None
     hold_reason: str = ""
     overdue: bool = False
+    #: Earliest creation time of its reports, where takedown time starts
+    #: (None for a case from before it was recorded, and for tracked cases).
+    first_reported_at: datetime | None = None
+    #: When CONTENT_REMOVED was observed, if it was.
+    removed_at: datetime | None = None
     #: How many reports, history entries and links there are in all.
     report_count: int = 0
     history_count: int = 0

@@ -8,21 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from federation.core.case_status import CaseStatus
+from federation.core.case import CaseView
+from federation.core.case_status import CaseStatus, is_open
 
 TAKEDOWN_WINDOW = timedelta(hours=72)
-
-
-@dataclass(frozen=True, slots=True)
-class CaseFacts:
-    """What statistics need to know about one case."""
-
-    case_id: str
-    status: CaseStatus
-    hosting_country: str
-    first_reported_at: datetime
-    removed_at: datetime | None
-    is_open: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,23 +45,28 @@ def _p90(durations: list[timedelta]) -> timedelta:
     return timedelta(seconds=statistics.quantiles(seconds, n=10, method="inclusive")[8])
 
 
+def started_at(case: CaseView) -> datetime:
+    """Where a case's takedown time starts: its first report, or its opening
+    when that was not recorded."""
+    return case.first_reported_at or case.created_at
+
+
 def takedown_stats(
-    cases: Iterable[CaseFacts], now: datetime, window: timedelta = TAKEDOWN_WINDOW
+    cases: Iterable[CaseView], now: datetime, window: timedelta = TAKEDOWN_WINDOW
 ) -> TakedownStats:
     """Counts by status and country; time from first report to CONTENT_REMOVED
-    (median, 90th percentile, share within ``window``); cases open past it."""
+    (median, 90th percentile, share within ``window``); cases open past it.
+    Only the cases' own fields are read (views without reports will do)."""
     facts = list(cases)
     times = sorted(
-        f.removed_at - f.first_reported_at
+        f.removed_at - started_at(f)
         for f in facts
         if f.status is CaseStatus.CONTENT_REMOVED and f.removed_at is not None
     )
     overdue = [
-        OpenPastWindow(
-            f.case_id, f.status, f.hosting_country, f.first_reported_at, now - f.first_reported_at
-        )
+        OpenPastWindow(f.case_id, f.status, f.hosting_country, started_at(f), now - started_at(f))
         for f in facts
-        if f.is_open and now - f.first_reported_at > window
+        if is_open(f.status) and now - started_at(f) > window
     ]
     return TakedownStats(
         by_status=dict(Counter(f.status for f in facts)),

@@ -50,8 +50,8 @@ from federation.core.roster import Member, Roster
 from federation.runtime.clock import Clock, utc_now
 from federation.status.issuing import Fanout
 from federation.store import cases as store
+from federation.store.cases import CaseRecord
 from federation.store.database import Database
-from federation.store.models import CaseRow
 
 MAX_HOLD = timedelta(days=90)
 MAX_REFERENCE_CHARS = 128
@@ -182,9 +182,13 @@ class ReferralDesk:
         now = self._clock()
         with self._db.write() as session:
             case = self._case(session, countries, case_id, lock=True)
-            case.police_acknowledged_at = case.police_acknowledged_at or now
-            case.police_reference = reference
-            case.updated_at = now
+            case = store.update_case(
+                session,
+                case,
+                police_acknowledged_at=case.police_acknowledged_at or now,
+                police_reference=reference,
+                updated_at=now,
+            )
             store.append_event(session, case, CaseEventKind.ACKNOWLEDGED, now)
         return self.view(countries, case_id)
 
@@ -212,10 +216,12 @@ class ReferralDesk:
                     f"too late for a hold: the case is {CaseStatus(case.status).name}",
                 )
             for status in path:
-                self._casebook.statuses.issue(
+                _, case = self._casebook.statuses.issue(
                     session, case, status, now, fanout, note="hold requested by police"
                 )
-            case.hold_until, case.hold_reason, case.updated_at = until, reason, now
+            case = store.update_case(
+                session, case, hold_until=until, hold_reason=reason, updated_at=now
+            )
             store.append_event(session, case, CaseEventKind.HOLD_REQUESTED, now)
         for destination in fanout.destinations:
             self._notify(destination)
@@ -310,7 +316,7 @@ class ReferralDesk:
     @staticmethod
     def _case(
         session: Session, countries: frozenset[str], case_id: str, *, lock: bool = False
-    ) -> CaseRow:
+    ) -> CaseRecord:
         """A case of the liaison's countries (``lock``: for a write, see store.get_case)."""
         case = store.get_case(session, case_id, lock=lock) if case_id else None
         if case is None or case.hosting_country not in countries:
@@ -318,6 +324,6 @@ class ReferralDesk:
         return case
 
 
-def _lift(session: Session, case: CaseRow, kind: CaseEventKind, now: datetime) -> None:
-    case.hold_until, case.hold_reason, case.updated_at = None, None, now
+def _lift(session: Session, case: CaseRecord, kind: CaseEventKind, now: datetime) -> None:
+    case = store.update_case(session, case, hold_until=None, hold_reason=None, updated_at=now)
     store.append_event(session, case, kind, now)

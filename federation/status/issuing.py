@@ -31,8 +31,7 @@ from federation.status.receiving import ReceivedUpdate, receive_updates
 from federation.store import cases as case_store
 from federation.store import outbox
 from federation.store import status as store
-from federation.store.cases import ReportRecord
-from federation.store.models import CaseRow, StatusUpdateRow
+from federation.store.cases import CaseRecord, ReportRecord
 from federation.wire.convert import encode_envelope, encode_proofs, encode_status_update
 
 Signer = Callable[[str, bytes], Envelope]
@@ -115,8 +114,7 @@ def moved_chains(reports: Iterable[ReportRecord]) -> dict[MemberId, dict[ReportI
     for a report that came here directly)."""
     chains: dict[MemberId, dict[ReportId, bytes | None]] = {}
     for r in reports:
-        # ReportRecord holds plain str until store/cases.py types its fields.
-        chains.setdefault(MemberId(r.origin_member_id), {})[ReportId(r.report_id)] = r.moved_chain
+        chains.setdefault(r.origin_member_id, {})[r.report_id] = r.moved_chain
     return chains
 
 
@@ -151,20 +149,20 @@ class StatusBook:
     def issue(
         self,
         session: Session,
-        case: CaseRow,
+        case: CaseRecord,
         status: CaseStatus,
         now: datetime,
         fanout: Fanout,
         *,
         note: str = "",
         new_hosting_country: str = "",
-    ) -> Issued:
-        """Record a status of one of our cases and queue it for every reporter."""
+    ) -> tuple[Issued, CaseRecord]:
+        """Record a status of one of our cases and queue it for every reporter;
+        the update, and the case as it now stands."""
         reports = case_store.case_reports(session, case.case_id)
         base = StatusUpdate(
             update_id=UpdateId(self._new_id()),
-            # CaseRow and ReportRecord hold plain str until store/ types them.
-            case_id=CaseId(case.case_id),
+            case_id=case.case_id,
             report_ids=(),
             member_id=self.member_id,
             status=status,
@@ -173,21 +171,19 @@ class StatusBook:
             note=note,
             new_hosting_country=new_hosting_country,
         )
-        named = [(ReportId(r.report_id), MemberId(r.origin_member_id)) for r in reports]
+        named = [(r.report_id, r.origin_member_id) for r in reports]
         [issued] = self._sign_issued([(base, named)])
-        session.add(
-            StatusUpdateRow(
-                **store.update_row(issued.update, issued.envelope, applied=True, now=now)
-            )
+        store.insert_updates(
+            session, [store.update_row(issued.update, issued.envelope, applied=True, now=now)]
         )
-        _apply_to_case(case, issued.update)
+        case = case_store.update_case(session, case, **_case_changes(issued.update))
         if status is not CaseStatus.RECEIVED:  # opening is logged as CASE_OPENED
             case_store.append_event(session, case, CaseEventKind.STATUS_CHANGED, now)
         reporters = {o for _, o in named} - {self.member_id}
         queued = self._queued(issued, reporters, moved_chains(reports))
         outbox.enqueue_many(session, queued, now)
         fanout.destinations.update(reporters)
-        return issued
+        return issued, case
 
     def _sign_issued(
         self, planned: Sequence[tuple[StatusUpdate, Sequence[tuple[ReportId, MemberId]]]]
@@ -272,10 +268,8 @@ class StatusBook:
             for case in opened
         ]
         issued = self._sign_issued(planned)
-        case_store.insert_rows(
-            session,
-            StatusUpdateRow,
-            [store.update_row(i.update, i.envelope, applied=True, now=now) for i in issued],
+        store.insert_updates(
+            session, [store.update_row(i.update, i.envelope, applied=True, now=now) for i in issued]
         )
         queued = [
             item
@@ -309,7 +303,7 @@ class StatusBook:
                 groups.setdefault((join.case_id, join.reporter), []).append(join)
         if not groups:
             return
-        history: dict[str, list[StatusUpdateRow]] = {}
+        history: dict[str, list[store.UpdateRecord]] = {}
         for row in store.updates_of(session, {case_id for case_id, _ in groups}):
             history.setdefault(row.case_id, []).append(row)
         queued: list[outbox.NewOutboxItem] = []
@@ -364,13 +358,16 @@ class StatusBook:
         return receive_updates(session, self.member_id, roster, updates, now)
 
 
-def _apply_to_case(case: CaseRow, update: StatusUpdate) -> None:
-    """Reflect one of our own updates on the case row."""
-    case.status = int(update.status)
-    case.last_sequence = update.sequence
-    case.is_open = is_open(update.status)
-    case.updated_at = update.observed_at
+def _case_changes(update: StatusUpdate) -> dict[str, object]:
+    """What one of our own updates changes on its case (CaseRecord fields)."""
+    changes: dict[str, object] = {
+        "status": int(update.status),
+        "last_sequence": update.sequence,
+        "is_open": is_open(update.status),
+        "updated_at": update.observed_at,
+    }
     if update.status is CaseStatus.NOTICE_SENT:
-        case.notice_sent_at = update.observed_at
+        changes["notice_sent_at"] = update.observed_at
     if update.status is CaseStatus.CONTENT_REMOVED:
-        case.removed_at = update.observed_at
+        changes["removed_at"] = update.observed_at
+    return changes

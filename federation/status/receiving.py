@@ -35,8 +35,6 @@ from federation.core.roster import Roster
 from federation.core.status_update import Placement, StatusUpdate, check_transition, place
 from federation.store import cases as case_store
 from federation.store import status as store
-from federation.store.bulk import insert_many
-from federation.store.models import StatusUpdateRow, TrackedCaseRow, table_of
 
 log = structlog.get_logger(__name__)
 
@@ -255,18 +253,12 @@ def _write(session: Session, batch: _Batch, now: datetime) -> None:
     opposite orders (a deadlock, which PostgreSQL takes a second to detect).
     """
     tracked = sorted(batch.tracked.values(), key=lambda t: t.case_id)
-    insert_many(
+    store.track_cases(
         session,
-        table_of(TrackedCaseRow),
         [
-            {
-                "case_id": t.case_id,
-                "responsible_member_id": t.responsible,
-                "status": t.status,
-                "last_applied_sequence": t.last_applied,
-                "first_seen_at": t.first_seen_at,
-                "updated_at": now,
-            }
+            store.TrackedRecord(
+                t.case_id, t.responsible, t.status, t.last_applied, t.first_seen_at, now
+            )
             for t in tracked
             if t.new
         ],
@@ -276,9 +268,8 @@ def _write(session: Session, batch: _Batch, now: datetime) -> None:
         [(t.case_id, t.status, t.last_applied) for t in tracked if t.changed and not t.new],
         now,
     )
-    insert_many(
+    store.insert_updates(
         session,
-        table_of(StatusUpdateRow),
         [
             held.row
             for case_id in sorted(batch.held)

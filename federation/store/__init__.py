@@ -1,10 +1,12 @@
-"""Store: the node's database, reached only through repository functions.
+"""Storage: SQLAlchemy 2 models, engine set-up and repositories.
 
-Owns the SQLAlchemy 2 models, engine and transaction set-up (SQLite's single
-writer, PostgreSQL's row locks), migrations and one repository module per
-concern (cases, inbound items, outbox, status updates, rosters, audit,
-gauges). The driver-level bulk reads and writes used on the hot path stay
-private to this package.
+Owns the schema (``models``, changed only with a migration), the engine and
+its transactions (``database``), and one repository module per group of
+tables (``cases``, ``status``, ``inbound``, ``outbox``, ``rosters``,
+``audit``, ``gauges``). Repositories return storage records (named tuples
+such as ``cases.CaseRecord``), never ORM objects; ``_driver`` (raw driver
+cursors, multi-row inserts and updates: the measured hot path) and the ORM
+row classes are private to this package.
 
-May use: ``core`` and third-party storage libraries only.
+May use: ``core`` and third-party storage libraries (SQLAlchemy, Alembic) only.
 """

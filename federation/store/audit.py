@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from federation.store.models import AuditRow
+from federation.store.models import AuditRow, table_of
 
 #: A call that returned more cases records the first ones and the count.
 MAX_CASES = 1000
@@ -77,11 +78,27 @@ def _coalesced_detail(r: Refusals) -> str:
     return f"{r.detail} ({r.calls} such calls, the last at {last})"
 
 
-def entries(session: Session, since: datetime | None, member_id: str, limit: int) -> list[AuditRow]:
+class Entry(NamedTuple):
+    """One entry of the audit log, as stored (see AuditRow)."""
+
+    id: int
+    at: datetime
+    member_id: str
+    rpc: str
+    case_ids: list[str]
+    outcome: str
+    detail: str
+    calls: int
+
+
+_ENTRY_COLUMNS = tuple(table_of(AuditRow).c[name] for name in Entry._fields)
+
+
+def entries(session: Session, since: datetime | None, member_id: str, limit: int) -> list[Entry]:
     """Entries, oldest first, optionally since a time and for one member."""
-    query = select(AuditRow)
+    query = select(*_ENTRY_COLUMNS)
     if since is not None:
         query = query.where(AuditRow.at >= since)
     if member_id:
         query = query.where(AuditRow.member_id == member_id)
-    return list(session.scalars(query.order_by(AuditRow.id).limit(limit)))
+    return [Entry(*row) for row in session.execute(query.order_by(AuditRow.id).limit(limit))]

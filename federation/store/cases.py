@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from federation.core.case import CaseFilter
 from federation.core.case_status import CaseStatus
-from federation.store.bulk import bind_value, fetch, fetch_in, insert_many, select_in
+from federation.core.ids import CaseId, MemberId, ReportId
+from federation.store._driver import (
+    bind_value,
+    fetch,
+    fetch_in,
+    insert_many,
+    insert_records,
+    lock_clause,
+    select_in,
+    update_many,
+)
 from federation.store.models import (
     EXACT_HASHES_ONLY,
-    Base,
     CaseEventRow,
     CaseHashRow,
     CaseLinkRow,
@@ -26,33 +35,49 @@ from federation.store.models import (
 
 
 class CaseRecord(NamedTuple):
-    """The columns of a case that its views show, read without the ORM.
+    """A case held here, as stored: the one form of a case outside its views
+    (federation.core.case.CaseView), read and written without the ORM.
 
     Liaison streams and case pages read cases many times a second; loading
-    them as ORM objects cost far more than the queries themselves.
+    them as ORM objects cost far more than the queries themselves. A record
+    is never changed in place: update_case writes the changed columns and
+    returns the new record. The fields are CaseRow's columns (see there).
     """
 
-    case_id: str
+    case_id: CaseId
     canonical_url: str
+    url_sha256: bytes
     hosting_country: str
-    responsible_member_id: str
+    responsible_member_id: MemberId
     status: int
-    reappearance_of_case_id: str | None
+    is_open: bool
+    reappearance_of_case_id: CaseId | None
+    last_sequence: int
     created_at: datetime
     updated_at: datetime
-    notice_sent_at: datetime | None
-    police_acknowledged_at: datetime | None
-    police_reference: str | None
-    hold_until: datetime | None
-    hold_reason: str | None
+    first_reported_at: datetime | None = None
+    # Unset for a case that has just opened (see insert_cases):
+    notice_sent_at: datetime | None = None
+    removed_at: datetime | None = None
+    police_acknowledged_at: datetime | None = None
+    police_reference: str | None = None
+    hold_until: datetime | None = None
+    hold_reason: str | None = None
+
+
+_CASES = table_of(CaseRow)
+#: The fields of a newly opened case (see insert_cases).
+_OPENING_FIELDS = CaseRecord._fields.index("first_reported_at") + 1
+#: The columns of a CaseRecord, for queries built with SQLAlchemy.
+_CASE_COLUMNS = tuple(_CASES.c[name] for name in CaseRecord._fields)
 
 
 class ReportRecord(NamedTuple):
     """A report of a case (see CaseRecord)."""
 
-    case_id: str
-    report_id: str
-    origin_member_id: str
+    case_id: CaseId
+    report_id: ReportId
+    origin_member_id: MemberId
     joined_at: datetime
     envelope: bytes
     #: The MOVED chain of a report moved here (see CaseReportRow.moved_chain).
@@ -63,20 +88,39 @@ class EventRecord(NamedTuple):
     """An entry of the case event log (see CaseRecord)."""
 
     sequence: int
-    case_id: str
+    case_id: CaseId
     kind: int
     status: int
     hosting_country: str
     occurred_at: datetime
-    report_id: str | None
+    report_id: ReportId | None
 
 
 def case_records(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRecord]:
     """Cases by id, for showing them, in one query."""
-    rows = fetch_in(
-        session, table_of(CaseRow), CaseRecord._fields, "case_id IN ({in})", sorted(set(case_ids))
-    )
+    rows = fetch_in(session, _CASES, CaseRecord._fields, "case_id IN ({in})", sorted(set(case_ids)))
     return {row[0]: CaseRecord(*row) for row in rows}
+
+
+def insert_cases(session: Session, cases: Sequence[CaseRecord]) -> None:
+    """Store newly opened cases, in one statement: the columns up to
+    first_reported_at only (binding the unset others costs ingest time)."""
+    insert_records(session, _CASES, cases, upto=_OPENING_FIELDS)
+
+
+def update_case(session: Session, case: CaseRecord, **changes: Any) -> CaseRecord:
+    """Write ``changes`` (CaseRecord field -> new value) to the case's row,
+    those columns only; the record as it now stands."""
+    names = sorted(changes)
+    update_many(session, _CASES, names, "case_id", [[*(changes[n] for n in names), case.case_id]])
+    return case._replace(**changes)
+
+
+def record_joins(session: Session, joined: Mapping[str, datetime | None], now: datetime) -> None:
+    """Cases that reports joined now: their first_reported_at (``joined``: case
+    id -> its earliest report's time) and updated_at, in one statement, in key order."""
+    rows = [(now, at, case_id) for case_id, at in sorted(joined.items())]
+    update_many(session, _CASES, ("updated_at", "first_reported_at"), "case_id", rows)
 
 
 def report_records(session: Session, case_ids: Iterable[str]) -> dict[str, list[ReportRecord]]:
@@ -169,7 +213,7 @@ def _counts(session: Session, table: str, extra: str, case_ids: list[str]) -> di
 class ClosedCase:
     """The latest closed case of a URL: what a reappearance points back at."""
 
-    case_id: str
+    case_id: CaseId
     status: int
 
 
@@ -213,26 +257,14 @@ def existing_case_ids(session: Session, case_ids: Iterable[str]) -> set[str]:
     return {row[0] for row in rows}
 
 
-def cases_by_id(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRow]:
-    """Cases by id (for updating), in one query."""
-    ids = list(set(case_ids))
-    if not ids:
-        return {}
-    return {
-        row.case_id: row for row in session.scalars(select(CaseRow).where(CaseRow.case_id.in_(ids)))
-    }
-
-
-def get_case(session: Session, case_id: str, *, lock: bool = False) -> CaseRow | None:
-    """One case by id.
-
-    ``lock``: for a write that decides from the case's state (its status,
-    its next sequence, a hold), hold the row until the transaction ends, so
-    that another node process on the same PostgreSQL database changing the
-    case meanwhile waits, and the write decides on what it then finds
-    (SQLite's write transactions already exclude each other).
-    """
-    return session.get(CaseRow, case_id, with_for_update=lock)
+def get_case(session: Session, case_id: str, *, lock: bool = False) -> CaseRecord | None:
+    """One case by id; ``lock``: for a write that decides from its state (status,
+    next sequence, a hold), hold the row until the transaction ends, so that
+    another node process on the same PostgreSQL database changing the case
+    waits (SQLite's write transactions already exclude each other)."""
+    where = "case_id = ?" + (lock_clause(session) if lock else "")
+    rows = fetch(session, _CASES, CaseRecord._fields, where, [case_id])
+    return CaseRecord(*rows[0]) if rows else None
 
 
 def case_id_of_report(session: Session, report_id: str) -> str | None:
@@ -333,9 +365,18 @@ def all_hashes(session: Session, algorithm: int) -> Iterable[tuple[str, bytes]]:
         yield row.case_id, row.value
 
 
-def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert many rows of one table in a single executemany (no ORM identity map)."""
-    insert_many(session, table_of(model), rows)
+def insert_reports(session: Session, reports: Sequence[ReportRecord]) -> None:
+    """Store reports joining cases held here, in one statement."""
+    insert_records(session, table_of(CaseReportRow), reports)
+
+
+def insert_hashes(session: Session, hashes: Sequence[tuple[str, int, bytes]]) -> None:
+    """Store (case_id, algorithm, value) content hashes of cases, in one statement."""
+    insert_many(
+        session,
+        table_of(CaseHashRow),
+        [{"case_id": c, "algorithm": a, "value": v} for c, a, v in hashes],
+    )
 
 
 def insert_links(session: Session, pairs: Iterable[tuple[str, str]]) -> None:
@@ -415,10 +456,10 @@ def append_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
     """
     if events:
         lock_event_log(session)
-        insert_rows(session, CaseEventRow, events)
+        insert_many(session, table_of(CaseEventRow), events)
 
 
-def append_event(session: Session, case: CaseRow, kind: int, now: datetime) -> None:
+def append_event(session: Session, case: CaseRecord, kind: int, now: datetime) -> None:
     """Append one event about ``case`` (see append_events)."""
     append_events(session, [event_row(case.case_id, kind, case.status, case.hosting_country, now)])
 
@@ -449,16 +490,31 @@ def list_cases(
     limit: int,
     after: tuple[datetime, str] | None,
     overdue_before: datetime | None = None,
-) -> list[CaseRow]:
+) -> list[CaseRecord]:
     """A page of cases, newest first, keyset-paginated by (created_at, case_id).
 
     ``overdue_before``: only NOTICE_SENT cases whose notice is older than that.
     """
-    query = select(CaseRow)
+    query = select(*_CASE_COLUMNS)
     if overdue_before is not None:
         query = query.where(
             CaseRow.status == int(CaseStatus.NOTICE_SENT), CaseRow.notice_sent_at < overdue_before
         )
+    query = _filtered(query, where)
+    if after is not None:
+        created, case_id = after
+        query = query.where(
+            or_(
+                CaseRow.created_at < created,
+                and_(CaseRow.created_at == created, CaseRow.case_id < case_id),
+            )
+        )
+    query = query.order_by(CaseRow.created_at.desc(), CaseRow.case_id.desc()).limit(limit)
+    return _records(session, query)
+
+
+def _filtered(query: Select[Any], where: CaseFilter) -> Select[Any]:
+    """``query`` narrowed to the cases ``where`` admits."""
     if where.statuses:
         query = query.where(CaseRow.status.in_(where.statuses))
     if where.hosting_countries:
@@ -472,16 +528,12 @@ def list_cases(
             CaseReportRow.origin_member_id == where.reporter_member_id
         )
         query = query.where(CaseRow.case_id.in_(reporters))
-    if after is not None:
-        created, case_id = after
-        query = query.where(
-            or_(
-                CaseRow.created_at < created,
-                and_(CaseRow.created_at == created, CaseRow.case_id < case_id),
-            )
-        )
-    query = query.order_by(CaseRow.created_at.desc(), CaseRow.case_id.desc()).limit(limit)
-    return list(session.scalars(query))
+    return query
+
+
+def _records(session: Session, query: Select[Any]) -> list[CaseRecord]:
+    """The cases a select of _CASE_COLUMNS finds."""
+    return [CaseRecord(*row) for row in session.execute(query)]
 
 
 def count_cases(session: Session) -> int:
@@ -491,15 +543,15 @@ def count_cases(session: Session) -> int:
 
 def cases_reported_between(
     session: Session, since: datetime | None, until: datetime | None
-) -> list[CaseRow]:
+) -> list[CaseRecord]:
     """Cases whose first report falls in [since, until) (open ends when None)."""
     first = func.coalesce(CaseRow.first_reported_at, CaseRow.created_at)
-    query = select(CaseRow)
+    query = select(*_CASE_COLUMNS)
     if since is not None:
         query = query.where(first >= since)
     if until is not None:
         query = query.where(first < until)
-    return list(session.scalars(query))
+    return _records(session, query)
 
 
 def events_after(
@@ -520,13 +572,10 @@ def events_after(
     return [EventRecord(*row) for row in rows[:limit]]
 
 
-def expired_holds(session: Session, now: datetime) -> list[CaseRow]:
+def expired_holds(session: Session, now: datetime) -> list[CaseRecord]:
     """Cases whose police hold has run out."""
-    return list(
-        session.scalars(
-            select(CaseRow).where(CaseRow.hold_until.is_not(None), CaseRow.hold_until <= now)
-        )
-    )
+    query = select(*_CASE_COLUMNS).where(CaseRow.hold_until.is_not(None), CaseRow.hold_until <= now)
+    return _records(session, query)
 
 
 def last_event_sequence(session: Session) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from federation.core.ids import ItemId
-from federation.store.bulk import insert_many, select_in
+from federation.store._driver import insert_many, select_in
 from federation.store.models import InboundItemRow, MovedDeliveryRow, table_of
 
 

@@ -18,14 +18,14 @@ import enum
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from federation.core.ids import ItemId, MemberId
-from federation.store.bulk import bind_value, execute_many, fetch, fetch_in, insert_many
+from federation.store._driver import bind_value, execute_many, fetch, fetch_in, insert_many
 from federation.store.models import OutboxRow, PeerBackoffRow, table_of
 
 
@@ -284,9 +284,20 @@ def pending_count(session: Session, destination: str | None = None) -> int:
     return int(session.scalar(query) or 0)
 
 
-def get_backoff(session: Session, destination: str) -> PeerBackoffRow | None:
+class Backoff(NamedTuple):
+    """A peer's retry schedule, as stored (see PeerBackoffRow)."""
+
+    destination: str
+    failures: int
+    retry_at: datetime
+    last_error: str | None
+
+
+def get_backoff(session: Session, destination: str) -> Backoff | None:
     """A peer's retry schedule, if it has failed before."""
-    return session.get(PeerBackoffRow, destination)
+    table = table_of(PeerBackoffRow)
+    rows = fetch(session, table, Backoff._fields, "destination = ?", [destination])
+    return Backoff(*rows[0]) if rows else None
 
 
 def record_failure(

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from federation.store.bulk import insert_many
+from federation.store._driver import insert_many
 from federation.store.models import RosterRow, table_of
 
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from federation.core.ids import CaseId, MemberId, ReportId, UpdateId
 from federation.core.status_update import StatusUpdate
-from federation.store.bulk import (
+from federation.store._driver import (
     bind_value,
     execute_many,
     fetch_in,
     insert_many,
+    insert_records,
+    lock_clause,
     select_in,
 )
 from federation.store.models import (
@@ -26,12 +28,28 @@ from federation.store.models import (
 )
 
 
-def updates_of(session: Session, case_ids: Iterable[str]) -> list[StatusUpdateRow]:
-    """The applied updates of the given cases, by case then sequence."""
-    query = select(StatusUpdateRow).where(
-        StatusUpdateRow.case_id.in_(list(case_ids)), StatusUpdateRow.applied.is_(True)
-    )
-    return list(session.scalars(query.order_by(StatusUpdateRow.case_id, StatusUpdateRow.sequence)))
+class UpdateRecord(NamedTuple):
+    """An applied status update of a case, as stored (see updates_of)."""
+
+    update_id: str
+    case_id: str
+    sequence: int
+    status: int
+    #: The serialized signed envelope (see StatusUpdateRow.envelope).
+    envelope: bytes
+
+
+def updates_of(session: Session, case_ids: Iterable[str]) -> list[UpdateRecord]:
+    """The applied updates of the given cases, by case then sequence, in one query."""
+    table, where = table_of(StatusUpdateRow), "applied = ? AND case_id IN ({in})"
+    ids = sorted(set(case_ids))
+    rows = fetch_in(session, table, UpdateRecord._fields, where, ids, before=(True,))
+    return [UpdateRecord(*row) for row in sorted(rows, key=lambda r: (r[1], r[2]))]
+
+
+def insert_updates(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store status updates (rows made by update_row), in one statement."""
+    insert_many(session, table_of(StatusUpdateRow), rows)
 
 
 def applied_envelopes(session: Session, case_ids: Iterable[str]) -> dict[str, list[bytes]]:
@@ -146,6 +164,7 @@ class TrackedRecord(NamedTuple):
     status: int | None
     last_applied_sequence: int
     first_seen_at: datetime
+    updated_at: datetime
 
 
 def tracked_records(
@@ -164,15 +183,9 @@ def tracked_records(
     return [TrackedRecord(*row) for row in rows]
 
 
-def lock_clause(session: Session) -> str:
-    """What makes a SELECT lock the rows it reads until the transaction ends.
-
-    PostgreSQL: FOR UPDATE, as several node processes write one database
-    under READ COMMITTED; the rows are read in key order so that two
-    transactions lock shared rows in the same order. SQLite: nothing, its
-    write transactions take the whole database (BEGIN IMMEDIATE).
-    """
-    return " FOR UPDATE" if session.connection().dialect.name == "postgresql" else ""
+def track_cases(session: Session, records: Sequence[TrackedRecord]) -> None:
+    """Start tracking remote cases (first seen now), in one statement."""
+    insert_records(session, table_of(TrackedCaseRow), records)
 
 
 def save_progress(
@@ -214,14 +227,18 @@ def link_reports(session: Session, links: Iterable[tuple[str, str]], now: dateti
     insert_many(session, table_of(ReportCaseLinkRow), rows, ignore_duplicates=True)
 
 
-def linked_cases_of_report(session: Session, report_id: str) -> list[str]:
+def linked_cases_of_report(session: Session, report_id: str) -> list[CaseId]:
     """Remote cases one of our reports belongs to, oldest link first."""
-    return list(
-        session.scalars(
-            select(ReportCaseLinkRow.case_id)
-            .where(ReportCaseLinkRow.report_id == report_id)
-            .order_by(ReportCaseLinkRow.linked_at, ReportCaseLinkRow.case_id)
-        )
+    # The column holds case ids as the responsible member named them.
+    return cast(
+        list[CaseId],
+        list(
+            session.scalars(
+                select(ReportCaseLinkRow.case_id)
+                .where(ReportCaseLinkRow.report_id == report_id)
+                .order_by(ReportCaseLinkRow.linked_at, ReportCaseLinkRow.case_id)
+            )
+        ),
     )
 
 
@@ -288,6 +305,7 @@ def update_row(
     }
 
 
-def tracked(session: Session, case_id: str) -> TrackedCaseRow | None:
+def tracked(session: Session, case_id: str) -> TrackedRecord | None:
     """A remote case we track, if any."""
-    return session.get(TrackedCaseRow, case_id)
+    found = tracked_records(session, [case_id])
+    return found[0] if found else None

@@ -9,7 +9,6 @@ history go through every entry exactly once.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,9 +29,10 @@ from federation.core.reasons import REPORT_TYPE, STATUS_UPDATE_TYPE
 from federation.core.status_update import StatusUpdate
 from federation.store import cases as case_store
 from federation.store import status as status_store
+from federation.store.cases import CaseRecord, ReportRecord
 from federation.store.database import Database
-from federation.store.models import CaseLinkRow, CaseReportRow, CaseRow, StatusUpdateRow
 from federation.wire.convert import encode_envelope, encode_report, encode_status_update
+from tests.support.cases import case_record
 from tests.support.net import make_report
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -40,35 +40,26 @@ REPORTS, UPDATES, LINKS = 250, 130, 150
 KEY = SigningKey.generate()
 
 
-def _case_row(case_id: str, url: str) -> dict[str, object]:
-    return {
-        "case_id": case_id,
-        "canonical_url": url,
-        "url_sha256": hashlib.sha256(url.encode()).digest(),
-        "hosting_country": "NL",
-        "responsible_member_id": "hotline-nl",
-        "status": int(CaseStatus.NOTICE_SENT),
-        "is_open": True,
-        "last_sequence": UPDATES,
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
+def _case(case_id: str, url: str) -> CaseRecord:
+    return case_record(
+        url, NOW, case_id=case_id, status=CaseStatus.NOTICE_SENT, last_sequence=UPDATES
+    )
 
 
-def _report_rows(case_id: str) -> list[dict[str, object]]:
+def _reports(case_id: str) -> list[ReportRecord]:
     rows = []
     for n in range(REPORTS):
         report = make_report("hotline-dk", "NL", url="https://big.example.com/one")
         envelope = sign_envelope(KEY, "hotline-dk", REPORT_TYPE, encode_report(report))
         rows.append(
-            {
-                "report_id": report.report_id,
-                "case_id": case_id,
-                "origin_member_id": "hotline-dk",
-                "envelope": encode_envelope(envelope),
+            ReportRecord(
+                case_id,
+                report.report_id,
+                "hotline-dk",
                 # Ten reports join per instant, as in a batch: ties break by id.
-                "joined_at": NOW + timedelta(seconds=n // 10),
-            }
+                NOW + timedelta(seconds=n // 10),
+                encode_envelope(envelope),
+            )
         )
     return rows
 
@@ -94,22 +85,17 @@ def big(db: Database) -> tuple[Database, str, list[str], list[str]]:
     """A large case; its report ids in join order and its linked case ids."""
     case_id = new_uuid7()
     others = sorted(new_uuid7() for _ in range(LINKS))
-    reports = _report_rows(case_id)
+    reports = _reports(case_id)
     with db.write() as session:
-        case_store.insert_rows(
+        case_store.insert_cases(
             session,
-            CaseRow,
-            [_case_row(case_id, "https://big.example.com/one")]
-            + [_case_row(o, f"https://other.example.com/{o}") for o in others],
+            [_case(case_id, "https://big.example.com/one")]
+            + [_case(o, f"https://other.example.com/{o}") for o in others],
         )
-        case_store.insert_rows(session, CaseReportRow, reports)
-        case_store.insert_rows(session, StatusUpdateRow, _update_rows(case_id))
-        case_store.insert_rows(
-            session, CaseLinkRow, [{"case_id": case_id, "linked_case_id": o} for o in others]
-        )
-    order = [
-        str(r["report_id"]) for r in sorted(reports, key=lambda r: (r["joined_at"], r["report_id"]))
-    ]  # type: ignore[arg-type]
+        case_store.insert_reports(session, reports)
+        status_store.insert_updates(session, _update_rows(case_id))
+        case_store.insert_links(session, [(case_id, o) for o in others])
+    order = [r.report_id for r in sorted(reports, key=lambda r: (r.joined_at, r.report_id))]
     return db, case_id, order, others
 
 

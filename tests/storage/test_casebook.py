@@ -14,6 +14,7 @@ from crypto.keys import SigningKey
 from federation.cases.filing import CaseBook, Filing, FilingBatch, PdqSearch
 from federation.cases.queries import OverduePolicy, local_views
 from federation.core.canonical_url import canonical_url
+from federation.core.case import CaseFilter
 from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
 from federation.core.reasons import REPORT_TYPE, Outcome
@@ -68,7 +69,7 @@ def _close(db: Database, case_id: str, status: CaseStatus) -> None:
     with db.write() as session:
         row = store.get_case(session, case_id)
         assert row is not None
-        row.status, row.is_open = int(status), False
+        store.update_case(session, row, status=int(status), is_open=False)
 
 
 def test_same_canonical_url_joins_the_open_case(db: Database) -> None:
@@ -218,9 +219,10 @@ def test_exact_hash_lookup_spans_several_in_lists(db: Database) -> None:
     assert all(ids == {case_id} for ids in found.values())
 
 
-def test_case_views_read_without_the_orm_match_the_stored_case(db: Database) -> None:
-    """The liaison streams' views (records read on the driver cursor) show what
-    the ORM rows hold: reports in joining order, sorted links, the history."""
+def test_every_read_of_a_case_gives_the_same_record_and_view(db: Database) -> None:
+    """The liaison streams' records (read by id on the driver cursor), one case
+    by id and a filtered page (built with SQLAlchemy) hold the same case, and
+    its view shows reports in joining order, sorted links, the history."""
     book = CaseBook("hotline-nl", _statuses())
     shared = ContentHash(HashAlgorithm.SHA256, os.urandom(32))
     first = _file(db, book, _report("https://example.com/v/1", shared))[1]
@@ -229,12 +231,16 @@ def test_case_views_read_without_the_orm_match_the_stored_case(db: Database) -> 
     policy = OverduePolicy()
     with db.read() as session:
         records = store.case_records(session, [first, other, "no-such-case"])
-        rows = store.cases_by_id(session, [first, other])
+        one = store.get_case(session, first)
+        page = store.list_cases(session, CaseFilter(), 10, None)
         from_records = local_views(session, [records[first], records[other]], NOW, policy)
-        from_rows = local_views(session, [rows[first], rows[other]], NOW, policy)
+        from_page = local_views(
+            session, sorted(page, key=lambda r: r.case_id != first), NOW, policy
+        )
         events = store.events_after(session, 0, ["NL"], 10)
     assert set(records) == {first, other}
-    assert from_records == from_rows
+    assert one == records[first] and set(page) == set(records.values())
+    assert from_records == from_page
     view = from_records[0]
     assert [r.report.origin_member_id for r in view.reports] == ["hotline-dk", "hotline-de"]
     assert view.known_content_case_ids == (other,)

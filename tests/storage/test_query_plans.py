@@ -36,7 +36,7 @@ def _plans(db: Database, run: Callable[[Session], object]) -> list[str]:
     """The query plan of every SELECT ``run`` executes.
 
     Traced on the driver connection: the hot-path look-ups bypass
-    SQLAlchemy's statement events (federation/store/bulk.py).
+    SQLAlchemy's statement events (federation/store/_driver.py).
     """
     statements: list[str] = []
     with db.read() as session:

@@ -16,15 +16,10 @@ from federation.core.ids import new_uuid7
 from federation.store import audit, inbound, outbox, rosters
 from federation.store import cases as case_store
 from federation.store import status as status_store
+from federation.store.cases import CaseRecord, ReportRecord
 from federation.store.database import Database, lost_a_race
-from federation.store.models import (
-    AuditRow,
-    CaseHashRow,
-    CaseReportRow,
-    CaseRow,
-    OutboxRow,
-    StatusUpdateRow,
-)
+from federation.store.models import AuditRow, OutboxRow, StatusUpdateRow
+from tests.support.cases import case_record
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -47,19 +42,9 @@ def _item(item_id: str | None = None, at: datetime = NOW) -> inbound.NewInboundI
     )
 
 
-def _case(url: str, *, is_open: bool = True, at: datetime = NOW) -> CaseRow:
-    return CaseRow(
-        case_id=new_uuid7(),
-        canonical_url=url,
-        url_sha256=hashlib.sha256(url.encode()).digest(),
-        hosting_country="NL",
-        responsible_member_id="hotline-nl",
-        status=int(CaseStatus.RECEIVED if is_open else CaseStatus.CONTENT_REMOVED),
-        is_open=is_open,
-        last_sequence=0,
-        created_at=at,
-        updated_at=at,
-    )
+def _case(url: str, *, is_open: bool = True, at: datetime = NOW) -> CaseRecord:
+    status = CaseStatus.RECEIVED if is_open else CaseStatus.CONTENT_REMOVED
+    return case_record(url, at, status=status, is_open=is_open)
 
 
 # --- inbound items ------------------------------------------------------------
@@ -146,18 +131,18 @@ def test_naive_times_are_refused(db: Database) -> None:
 def test_one_open_case_per_url(db: Database) -> None:
     url = "https://example.test/a"
     with db.write() as session:
-        session.add(_case(url))
+        case_store.insert_cases(session, [_case(url)])
     with pytest.raises(IntegrityError), db.write() as session:
-        session.add(_case(url))
+        case_store.insert_cases(session, [_case(url)])
     # Closed cases for the same URL are allowed beside the open one.
     with db.write() as session:
-        session.add(_case(url, is_open=False, at=NOW - timedelta(days=2)))
-        session.add(_case(url, is_open=False, at=NOW - timedelta(days=1)))
+        case_store.insert_cases(session, [_case(url, is_open=False, at=NOW - timedelta(days=2))])
+        case_store.insert_cases(session, [_case(url, is_open=False, at=NOW - timedelta(days=1))])
     with db.read() as session:
         sha = hashlib.sha256(url.encode()).digest()
         held = case_store.cases_by_url(session, [sha])[sha]
         assert held.open_case_id is not None
-        open_case = case_store.cases_by_id(session, [held.open_case_id])[held.open_case_id]
+        open_case = case_store.case_records(session, [held.open_case_id])[held.open_case_id]
         closed = held.latest_closed
         assert open_case.is_open
         assert closed is not None
@@ -169,47 +154,35 @@ def test_closing_a_case_frees_its_url(db: Database) -> None:
     url = "https://example.test/b"
     first = _case(url)
     with db.write() as session:
-        session.add(first)
+        case_store.insert_cases(session, [first])
     with db.write() as session:
         row = case_store.get_case(session, first.case_id)
         assert row is not None
-        row.is_open, row.status = False, int(CaseStatus.CONTENT_REMOVED)
+        case_store.update_case(session, row, is_open=False, status=int(CaseStatus.CONTENT_REMOVED))
     with db.write() as session:
-        session.add(_case(url))
+        case_store.insert_cases(session, [_case(url)])
     with db.read() as session:
         assert case_store.count_cases(session) == 2
 
 
-def _report_row(case_id: str, report_id: str, origin: str) -> dict[str, object]:
-    return {
-        "report_id": report_id,
-        "case_id": case_id,
-        "origin_member_id": origin,
-        "envelope": b"env-" + report_id.encode(),
-        "joined_at": NOW,
-    }
+def _report(case_id: str, report_id: str, origin: str) -> ReportRecord:
+    return ReportRecord(case_id, report_id, origin, NOW, b"env-" + report_id.encode())
 
 
 def test_reports_hashes_links_and_events(db: Database) -> None:
     a, b = _case("https://example.test/c"), _case("https://example.test/d")
     with db.write() as session:
-        session.add_all([a, b])
-        session.flush()
-        case_store.insert_rows(
+        case_store.insert_cases(session, [a, b])
+        case_store.insert_reports(
             session,
-            CaseReportRow,
-            [
-                _report_row(a.case_id, "r1", "hotline-dk"),
-                _report_row(a.case_id, "r2", "hotline-de"),
-            ],
+            [_report(a.case_id, "r1", "hotline-dk"), _report(a.case_id, "r2", "hotline-de")],
         )
-        case_store.insert_rows(
+        case_store.insert_hashes(
             session,
-            CaseHashRow,
             [
-                {"case_id": a.case_id, "algorithm": 1, "value": b"\x01" * 32},
-                {"case_id": b.case_id, "algorithm": 1, "value": b"\x01" * 32},
-                {"case_id": b.case_id, "algorithm": 2, "value": b"\x02" * 20},
+                (a.case_id, 1, b"\x01" * 32),
+                (b.case_id, 1, b"\x01" * 32),
+                (b.case_id, 2, b"\x02" * 20),
             ],
         )
         case_store.insert_links(session, [(a.case_id, b.case_id), (a.case_id, a.case_id)])
@@ -244,7 +217,9 @@ def test_case_listing_is_keyset_paginated(db: Database) -> None:
 
     with db.write() as session:
         for i in range(5):
-            session.add(_case(f"https://example.test/p{i}", at=NOW + timedelta(minutes=i)))
+            case_store.insert_cases(
+                session, [_case(f"https://example.test/p{i}", at=NOW + timedelta(minutes=i))]
+            )
     seen: list[str] = []
     after = None
     with db.read() as session:
@@ -559,18 +534,18 @@ def test_event_appends_commit_in_sequence_order(db: Database) -> None:
         _case("https://order.example.com/2"),
     )
     with db.write() as session:
-        session.add_all([first_case, second_case])
+        case_store.insert_cases(session, [first_case, second_case])
     committed: list[str] = []
 
     def second() -> None:
         with db.write() as session:
-            case = session.get(CaseRow, second_case.case_id)
+            case = case_store.get_case(session, second_case.case_id)
             assert case is not None
             case_store.append_event(session, case, 1, NOW)
         committed.append("second")
 
     with db.write() as session:
-        case = session.get(CaseRow, first_case.case_id)
+        case = case_store.get_case(session, first_case.case_id)
         assert case is not None
         case_store.append_event(session, case, 1, NOW)
         session.flush()  # the first transaction holds its sequence number now

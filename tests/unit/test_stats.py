@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from federation.core.case import CaseView
 from federation.core.case_status import CaseStatus
-from federation.core.stats import CaseFacts, takedown_stats
+from federation.core.stats import takedown_stats
 
 NOW = datetime(2026, 6, 10, tzinfo=UTC)
 H = timedelta(hours=1)
 
 
-def _removed(case_id: str, hours: float) -> CaseFacts:
+def _case(
+    case_id: str,
+    status: CaseStatus,
+    country: str,
+    first_reported_at: datetime,
+    removed_at: datetime | None = None,
+) -> CaseView:
+    """A case as statistics read it (its own fields; no reports)."""
+    return CaseView(
+        case_id=case_id,
+        canonical_url=f"https://example.com/{case_id}",
+        hosting_country=country,
+        responsible_member_id="hotline-nl",
+        status=status,
+        reports=(),
+        known_content_case_ids=(),
+        reappearance_of_case_id="",
+        created_at=first_reported_at + H,
+        updated_at=NOW,
+        first_reported_at=first_reported_at,
+        removed_at=removed_at,
+    )
+
+
+def _removed(case_id: str, hours: float) -> CaseView:
     start = NOW - timedelta(days=5)
-    return CaseFacts(case_id, CaseStatus.CONTENT_REMOVED, "NL", start, start + hours * H, False)
+    return _case(case_id, CaseStatus.CONTENT_REMOVED, "NL", start, start + hours * H)
 
 
 def test_takedown_times_and_counts() -> None:
     facts = [_removed(f"c{i}", h) for i, h in enumerate([10, 20, 30, 40, 100])]
-    facts.append(CaseFacts("open-old", CaseStatus.NOTICE_SENT, "DE", NOW - 80 * H, None, True))
-    facts.append(CaseFacts("open-new", CaseStatus.RECEIVED, "DE", NOW - 10 * H, None, True))
+    facts.append(_case("open-old", CaseStatus.NOTICE_SENT, "DE", NOW - 80 * H))
+    facts.append(_case("open-new", CaseStatus.RECEIVED, "DE", NOW - 10 * H))
     result = takedown_stats(facts, NOW)
     assert result.removed_count == 5
     assert result.median == 30 * H
@@ -44,3 +70,10 @@ def test_no_removed_cases() -> None:
 def test_single_removed_case() -> None:
     result = takedown_stats([_removed("only", 5)], NOW)
     assert result.median == result.p90 == 5 * H and result.within_window_share == 1.0
+
+
+def test_takedown_time_starts_at_the_opening_when_no_first_report_is_recorded() -> None:
+    opened = NOW - 100 * H
+    case = _case("old", CaseStatus.CONTENT_REMOVED, "NL", opened, opened + 10 * H)
+    result = takedown_stats([replace(case, first_reported_at=None, created_at=opened)], NOW)
+    assert result.median == 10 * H

@@ -1,4 +1,10 @@
-"""Fast multi-row INSERT for the ingest path.
+"""Driver-level reads and writes, private to federation/store.
+
+Nothing outside store/ calls these: the repository modules beside this one
+(cases, status, outbox...) are the way to a table, and return storage
+records (named tuples) rather than driver rows or ORM objects.
+
+Fast multi-row INSERT for the ingest path.
 
 SQLAlchemy's executemany path runs its generic parameter machinery for every
 row (about 10 µs a row here); filing one report writes about eight rows, so
@@ -83,14 +89,36 @@ def insert_many(
     Python-side defaults are applied: give every value the row needs). With
     ``ignore_duplicates`` a row whose key is already stored is skipped.
     """
-    if not rows:
-        return
+    if rows:
+        names = tuple(rows[0])
+        columns = {name: [row[name] for row in rows] for name in names}
+        _insert_columns(session, table, names, columns, ignore_duplicates)
+
+
+def insert_records(
+    session: Session, table: Table, records: Sequence[tuple[Any, ...]], upto: int = 0
+) -> None:
+    """:func:`insert_many` of named tuples whose field names are ``table``'s
+    columns: all of them, or only the first ``upto`` (the others get NULL)."""
+    if records:
+        names: tuple[str, ...] = records[0]._fields[: upto or None]  # type: ignore[attr-defined]
+        columns = dict(zip(names, zip(*records, strict=True), strict=False))
+        _insert_columns(session, table, names, columns, ignore_duplicates=False)
+
+
+def _insert_columns(
+    session: Session,
+    table: Table,
+    names: tuple[str, ...],
+    columns: Mapping[str, Sequence[Any]],
+    ignore_duplicates: bool,
+) -> None:
+    """INSERT the rows whose values ``columns`` holds column by column."""
     connection = session.connection()
-    plan = _compile(table, tuple(rows[0]), connection.dialect, ignore_duplicates)
-    columns = [[row[name] for row in rows] for name in plan.names]
+    plan = _compile(table, names, connection.dialect, ignore_duplicates)
     converted = [
         values if p is None else _convert(p, values)
-        for values, p in zip(columns, plan.processors, strict=True)
+        for values, p in zip((columns[n] for n in plan.names), plan.processors, strict=True)
     ]
     if plan.positional:
         params: list[Any] = list(zip(*converted, strict=True))
@@ -124,7 +152,7 @@ def _driver_cursor(session: Session, sql: str) -> Iterator[Any]:
         cursor.close()
 
 
-def _convert(processor: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+def _convert(processor: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
     """Apply a bind processor to a column's values, once per distinct value.
 
     A batch repeats a few values many times (its timestamp, empty path
@@ -256,3 +284,41 @@ def execute_many(session: Session, sql: str, params: Sequence[Sequence[Any]]) ->
     sql = sql.replace("?", _mark(session))
     with _driver_cursor(session, sql) as cursor:
         cursor.executemany(sql, [tuple(p) for p in params])
+
+
+def update_many(
+    session: Session,
+    table: Table,
+    names: Sequence[str],
+    key: str,
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """``UPDATE table SET names... WHERE key = ?`` once per row, in one
+    executemany; each row holds the new values of ``names`` then its key.
+
+    Values are given as the application holds them (aware datetimes...):
+    each column's bind processing is looked up once and applied here.
+    """
+    if not rows:
+        return
+    dialect = session.connection().dialect
+    columns = [*names, key]
+    processors = [_processor(table, name, dialect) for name in columns]
+    converted = [
+        values if p is None else _convert(p, values)
+        for values, p in zip(zip(*rows, strict=True), processors, strict=True)
+    ]
+    sets = ", ".join(f"{table.c[name].name} = ?" for name in names)
+    sql = f"UPDATE {table.name} SET {sets} WHERE {table.c[key].name} = ?"  # noqa: S608
+    execute_many(session, sql, list(zip(*converted, strict=True)))
+
+
+def lock_clause(session: Session) -> str:
+    """What makes a SELECT lock the rows it reads until the transaction ends.
+
+    PostgreSQL: FOR UPDATE, as several node processes write one database
+    under READ COMMITTED; the rows are read in key order so that two
+    transactions lock shared rows in the same order. SQLite: nothing, its
+    write transactions take the whole database (BEGIN IMMEDIATE).
+    """
+    return " FOR UPDATE" if session.connection().dialect.name == "postgresql" else ""

@@ -37,7 +37,7 @@ from federation.runtime.metrics import NodeMetrics
 from federation.store import outbox as store
 from federation.store import status as status_store
 from federation.store.database import Database
-from federation.trust.holder import RosterHolder
+from federation.trust import RosterHolder
 from federation.wire.convert import decode_envelope, envelope_from_proto
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import grpc
 
 from crypto.x509ca import member_id_from_cert
 from federation.core.roster import Member, Role, Roster
 from federation.errors import PermissionDeniedError, UnauthenticatedError
-
-#: Metadata key naming the caller when the node runs in insecure plaintext
-#: development mode (there is no certificate to read then).
-DEV_MEMBER_METADATA = "x-hfed-dev-member"
+from federation.trust import RosterHolder
+from federation.wire.metadata import DEV_MEMBER_METADATA
 
 NODE_ROLES = frozenset({Role.HOTLINE, Role.SECRETARIAT})
 
@@ -56,3 +55,20 @@ def authorize(
     if member.role not in roles:
         raise PermissionDeniedError(f"role {member.role.name} may not call this service")
     return member
+
+
+@dataclass(frozen=True, slots=True)
+class Callers:
+    """How a servicer tells who is calling: the roster its callers must be in,
+    and whether the node runs in insecure development mode."""
+
+    rosters: RosterHolder
+    dev_plaintext: bool
+
+    def member(self, context: grpc.ServicerContext, roles: Collection[Role]) -> Member:
+        """The calling member, if it is in the current roster with one of ``roles``."""
+        return authorize(context, self.rosters.roster, roles, dev_plaintext=self.dev_plaintext)
+
+    def member_id(self, context: grpc.ServicerContext) -> str:
+        """The caller's member id, whether or not the roster knows it."""
+        return caller_member_id(context, dev_plaintext=self.dev_plaintext)

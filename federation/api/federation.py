@@ -7,14 +7,13 @@ from collections.abc import Callable
 import grpc
 import structlog
 
-from federation.api.auth import NODE_ROLES, authorize
+from federation.api.auth import NODE_ROLES, Callers
 from federation.api.errors import translate_errors
 from federation.core.limits import Limits
 from federation.core.roster import RosterUpdate
 from federation.errors import FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError
-from federation.intake.delivery import DeliveryService, IncomingItem
-from federation.intake.payloads import NO_PROOFS, Proofs
-from federation.trust.holder import RosterHolder, RosterRejectedError, serialize_signed_roster
+from federation.intake import NO_PROOFS, DeliveryService, IncomingItem, Proofs
+from federation.trust import RosterHolder, RosterRejectedError, serialize_signed_roster
 from federation.wire.convert import envelope_from_proto, signed_roster_from_proto
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
@@ -30,18 +29,18 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         delivery: DeliveryService,
         rosters: RosterHolder,
         limits: Limits,
+        callers: Callers,
         *,
-        dev_plaintext: bool,
         on_roster_installed: Callable[[], None] = lambda: None,
     ) -> None:
         self._delivery = delivery
         self._rosters = rosters
         self._limits = limits
-        self._dev = dev_plaintext
+        self._callers = callers
         self._on_roster_installed = on_roster_installed
 
     def _caller(self, context: grpc.ServicerContext) -> str:
-        member = authorize(context, self._rosters.roster, NODE_ROLES, dev_plaintext=self._dev)
+        member = self._callers.member(context, NODE_ROLES)
         structlog.contextvars.bind_contextvars(peer_member_id=member.member_id)
         return member.member_id
 

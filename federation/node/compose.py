@@ -41,7 +41,7 @@ from federation.trust import RosterHolder, RosterSync
 from federation.wire.metadata import dev_metadata
 from peers.backoff import Backoff
 from peers.channel import ClientIdentity, insecure_channel, secure_channel
-from peers.outbox import OutboxSender
+from peers.outbox import OutboxOptions, OutboxSender
 from peers.roster_client import RosterClient
 
 log = structlog.get_logger(__name__)
@@ -151,18 +151,14 @@ def outbound(base: Foundation) -> Outbound:
         RosterClient(channel_for, metadata=metadata),
         pull_interval=cfg.roster_pull_seconds,
     )
-    outbox = OutboxSender(
-        cfg.member_id,
-        base.db,
-        base.rosters,
-        channel_for,
-        metadata=metadata,
+    options = OutboxOptions(
         batch_size=cfg.outbox.batch_size,
         lanes=cfg.outbox.lanes,
         backoff=Backoff(cfg.outbox.backoff_base_seconds, cfg.outbox.backoff_cap_seconds),
         metrics=base.metrics,
         executor=base.executor,
     )
+    outbox = OutboxSender(cfg.member_id, base.db, base.rosters, channel_for, metadata, options)
     return Outbound(sync, outbox)
 
 

@@ -8,6 +8,10 @@ trying to reconnect.
 
 Messages are written for a police officer under time pressure: they say what
 went wrong and what to do, and name the node, the case or the profile key.
+
+This module holds the click commands and their options; reaching the node
+is ``session``'s, following the stream ``follower``'s, and what is shown
+``formatting``'s.
 """
 
 from __future__ import annotations
@@ -111,7 +115,8 @@ def profile_option(command: F) -> F:
     )(command)
 
 
-def when_option(text: str, option: str, now: datetime, *, ago: bool) -> datetime:
+def _when_option(text: str, option: str, now: datetime, *, ago: bool) -> datetime:
+    """The moment an option names, or a usage error that names the option."""
     try:
         return parse_when(text, now, ago=ago)
     except ValueError as exc:
@@ -295,7 +300,7 @@ def hold(profile_path: Path | None, case: str, reason: str, until_text: str) -> 
             f"must be 1 to {MAX_REASON_CHARS} characters", param_hint="--reason"
         )
     now = utc_now()
-    until = when_option(until_text, "--until", now, ago=False)
+    until = _when_option(until_text, "--until", now, ago=False)
     if until <= now:
         raise click.BadParameter(f"{iso(until)} is not in the future", param_hint="--until")
     if until - now > MAX_HOLD:
@@ -372,8 +377,8 @@ def export(
 def _export_window(since_text: str, until_text: str | None) -> case_pb2.CaseFilter:
     """The referrals --since and --until select (both count back from now)."""
     now = utc_now()
-    since = when_option(since_text, "--since", now, ago=True)
-    until = None if until_text is None else when_option(until_text, "--until", now, ago=True)
+    since = _when_option(since_text, "--since", now, ago=True)
+    until = None if until_text is None else _when_option(until_text, "--until", now, ago=True)
     if until is not None and until <= since:
         raise click.BadParameter("must be later than --since", param_hint="--until")
     filters = case_pb2.CaseFilter(created_since=timestamp(since))

@@ -27,6 +27,7 @@ from federation.api.errors import code_name
 from federation.api.federation import FederationServicer
 from federation.api.hotline import HotlineDesk, HotlineServicer
 from federation.api.liaison import EventFeed, LiaisonServicer
+from federation.api.services import CLIENT_SERVICES, LIAISON_SERVICE, SERVICE_NAMES, add_services
 from federation.node.compose import (
     Application,
     ClientCapacity,
@@ -38,14 +39,6 @@ from federation.node.compose import (
     outbound,
 )
 from federation.node.config import AdmissionConfig, NodeConfig
-from hfp.v1 import (
-    federation_service_pb2,
-    federation_service_pb2_grpc,
-    hotline_service_pb2,
-    hotline_service_pb2_grpc,
-    liaison_service_pb2,
-    liaison_service_pb2_grpc,
-)
 
 log = structlog.get_logger(__name__)
 
@@ -54,17 +47,6 @@ log = structlog.get_logger(__name__)
 _FRAME_SLACK = 64 * 1024
 _MAX_SEND = 32 * 1024 * 1024
 
-LIAISON_SERVICE = liaison_service_pb2.DESCRIPTOR.services_by_name["LiaisonService"].full_name
-#: The services of the node's own members and of police liaisons: their calls
-#: run on the client lane, apart from FederationService's.
-CLIENT_SERVICES = (
-    hotline_service_pb2.DESCRIPTOR.services_by_name["HotlineService"].full_name,
-    LIAISON_SERVICE,
-)
-SERVICE_NAMES = (
-    federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
-    *CLIENT_SERVICES,
-)
 #: Clients may ping an idle connection this often (to keep it open through
 #: NAT and firewalls); faster pings are a flood, and after gRPC's default two
 #: strikes the node closes the connection.
@@ -169,26 +151,16 @@ def add_servicers(
 ) -> None:
     """FederationService, HotlineService and LiaisonService on ``server``."""
     callers = Callers(base.rosters, base.config.insecure_plaintext)
-    federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
-        FederationServicer(
-            app.delivery,
-            base.rosters,
-            base.limits,
-            callers,
-            on_roster_installed=peers.sync.installed,
-        ),
-        server,
+    federation = FederationServicer(
+        app.delivery, base.rosters, base.limits, callers, on_roster_installed=peers.sync.installed
     )
-    hotline_service_pb2_grpc.add_HotlineServiceServicer_to_server(
-        HotlineServicer(
-            HotlineDesk(app.delivery, app.lookup, app.actions),
-            callers,
-            base.limits,
-            heavy_reads=capacity.heavy,
-        ),
-        server,
+    hotline = HotlineServicer(
+        HotlineDesk(app.delivery, app.lookup, app.actions),
+        callers,
+        base.limits,
+        heavy_reads=capacity.heavy,
     )
-    liaison_service_pb2_grpc.add_LiaisonServiceServicer_to_server(liaison, server)
+    add_services(server, federation, hotline, liaison)
 
 
 def add_health(server: grpc.Server, config: NodeConfig) -> health.HealthServicer:

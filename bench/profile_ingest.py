@@ -37,9 +37,10 @@ from federation.core.reasons import REPORT_TYPE
 from federation.core.report import ContentHash, HashAlgorithm, Report
 from federation.devnet.create import init_network
 from federation.devnet.smoke import synthetic_report
-from federation.intake.delivery import DeliveryService, IncomingItem, NodeIdentity
+from federation.intake import Books, DeliveryOptions, DeliveryService, IncomingItem, NodeIdentity
+from federation.node.compose import trust_anchor
 from federation.node.config import load_config
-from federation.node.server import trust_anchor, tune_gc
+from federation.node.server import tune_gc
 from federation.status.issuing import StatusBook
 from federation.store.database import Database
 from federation.store.migrate import upgrade
@@ -72,7 +73,14 @@ def _service(directory: Path, stored: int) -> tuple[DeliveryService, SigningKey]
     )
     casebook = CaseBook(RECEIVER, statuses)
     casebook.load(database)  # the stored PDQ hashes, as the node loads them at start
-    service = DeliveryService(identity, rosters, database, Limits(), casebook, executor=pool)
+    service = DeliveryService(
+        identity,
+        rosters,
+        database,
+        Limits(),
+        Books(casebook, statuses),
+        DeliveryOptions(executor=pool),
+    )
     return service, SigningKey.load(directory / manifest.members[SENDER].signing_key)
 
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import grpc
 
-from federation.api.auth import DEV_MEMBER_METADATA
-
 #: Receipts for a full batch are far below this; the cap is explicit on purpose.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 DEFAULT_DEADLINE_SECONDS = 30.0
@@ -50,11 +48,6 @@ def secure_channel(endpoint: str, identity: ClientIdentity) -> grpc.Channel:
 def insecure_channel(endpoint: str) -> grpc.Channel:
     """A plaintext channel, for nodes running in insecure development mode only."""
     return grpc.insecure_channel(endpoint, options=_options())
-
-
-def dev_metadata(member_id: str) -> tuple[tuple[str, str], ...]:
-    """Call metadata naming the caller to a node in insecure development mode."""
-    return ((DEV_MEMBER_METADATA, member_id),)
 
 
 class ChannelPool:

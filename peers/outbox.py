@@ -24,6 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import grpc
@@ -38,7 +39,7 @@ from federation.runtime.metrics import NodeMetrics
 from federation.store import outbox as store
 from federation.store import status as status_store
 from federation.store.database import Database
-from federation.trust.holder import RosterHolder
+from federation.trust import RosterHolder
 from federation.wire.convert import decode_envelope, envelope_from_proto
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
@@ -98,6 +99,22 @@ def process_name() -> str:
 ChannelFactory = Callable[[str], grpc.Channel]
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxOptions:
+    """How the outbox sender works: batch size, lanes per peer, backoff after
+    a failure, the lease on claimed items, and the clock, metrics and threads
+    it shares with the node."""
+
+    batch_size: int = 500
+    lanes: int = LANES
+    backoff: Backoff = field(default_factory=Backoff)
+    lease: timedelta = LEASE
+    clock: Clock = utc_now
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
+    #: Threads for verifying a batch's receipts (the node's verify pool).
+    executor: Executor | None = None
+
+
 class OutboxSender:
     """Starts and feeds one worker per destination peer."""
 
@@ -107,30 +124,23 @@ class OutboxSender:
         db: Database,
         rosters: RosterHolder,
         channel_for: ChannelFactory,
-        *,
-        backoff: Backoff | None = None,
-        batch_size: int = 500,
-        lanes: int = LANES,
         metadata: tuple[tuple[str, str], ...] = (),
-        clock: Clock = utc_now,
-        metrics: NodeMetrics | None = None,
-        lease: timedelta = LEASE,
-        executor: Executor | None = None,
+        options: OutboxOptions | None = None,
     ) -> None:
+        options = options or OutboxOptions()
         self.member_id = member_id
-        #: Threads for verifying a batch's receipts (the node's verify pool).
-        self.executor = executor
+        self.executor = options.executor
         self.db = db
         self.rosters = rosters
         #: Channels to peers, kept open between batches.
         self.channels = ChannelPool(channel_for)
-        self.backoff = backoff or Backoff()
-        self.batch_size = batch_size
-        self.lanes = lanes
+        self.backoff = options.backoff
+        self.batch_size = options.batch_size
+        self.lanes = options.lanes
         self.metadata = metadata
-        self.clock = clock
-        self.metrics = metrics or NodeMetrics()
-        self.lease = lease
+        self.clock = options.clock
+        self.metrics = options.metrics
+        self.lease = options.lease
         #: Recorded on every item this sender claims (and delivers).
         self.name = process_name()
         self.stopping = threading.Event()

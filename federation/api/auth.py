@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import grpc
 
@@ -17,10 +18,8 @@ from federation.core.errors import (
 )
 from federation.core.ids import MemberId
 from federation.core.roster import Member, Role, Roster
-
-#: Metadata key naming the caller when the node runs in insecure plaintext
-#: development mode (there is no certificate to read then).
-DEV_MEMBER_METADATA = "x-hfed-dev-member"
+from federation.trust import RosterHolder
+from federation.wire.metadata import DEV_MEMBER_METADATA
 
 NODE_ROLES = frozenset({Role.HOTLINE, Role.SECRETARIAT})
 
@@ -67,3 +66,20 @@ def authorize(
             ROLE_NOT_ALLOWED, f"role {member.role.name} may not call this service"
         )
     return member
+
+
+@dataclass(frozen=True, slots=True)
+class Callers:
+    """How a servicer tells who is calling: the roster its callers must be in,
+    and whether the node runs in insecure development mode."""
+
+    rosters: RosterHolder
+    dev_plaintext: bool
+
+    def member(self, context: grpc.ServicerContext, roles: Collection[Role]) -> Member:
+        """The calling member, if it is in the current roster with one of ``roles``."""
+        return authorize(context, self.rosters.roster, roles, dev_plaintext=self.dev_plaintext)
+
+    def member_id(self, context: grpc.ServicerContext) -> str:
+        """The caller's member id, whether or not the roster knows it."""
+        return caller_member_id(context, dev_plaintext=self.dev_plaintext)

@@ -8,7 +8,7 @@ from typing import cast
 import grpc
 import structlog
 
-from federation.api.auth import NODE_ROLES, authorize
+from federation.api.auth import NODE_ROLES, Callers
 from federation.api.errors import translate_errors
 from federation.core.errors import (
     BATCH_TOO_LARGE,
@@ -22,9 +22,8 @@ from federation.core.errors import (
 from federation.core.ids import MemberId
 from federation.core.limits import Limits
 from federation.core.roster import RosterUpdate
-from federation.intake.delivery import DeliveryService, IncomingItem
-from federation.intake.payloads import NO_PROOFS, Proofs
-from federation.trust.holder import RosterHolder, RosterRejectedError, serialize_signed_roster
+from federation.intake import NO_PROOFS, DeliveryService, IncomingItem, Proofs
+from federation.trust import RosterHolder, RosterRejectedError, serialize_signed_roster
 from federation.wire.convert import envelope_from_proto, signed_roster_from_proto
 from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
@@ -40,18 +39,18 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         delivery: DeliveryService,
         rosters: RosterHolder,
         limits: Limits,
+        callers: Callers,
         *,
-        dev_plaintext: bool,
         on_roster_installed: Callable[[], None] = lambda: None,
     ) -> None:
         self._delivery = delivery
         self._rosters = rosters
         self._limits = limits
-        self._dev = dev_plaintext
+        self._callers = callers
         self._on_roster_installed = on_roster_installed
 
     def _caller(self, context: grpc.ServicerContext) -> MemberId:
-        member = authorize(context, self._rosters.roster, NODE_ROLES, dev_plaintext=self._dev)
+        member = self._callers.member(context, NODE_ROLES)
         structlog.contextvars.bind_contextvars(peer_member_id=member.member_id)
         return member.member_id
 

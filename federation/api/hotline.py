@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 import structlog
 
-from crypto.dsse import sign_envelope
-from crypto.keys import SigningKey
-from federation.api.auth import authorize
+from federation.api.auth import Callers
 from federation.api.decoding import field_path, from_request
 from federation.api.errors import translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
-from federation.cases.actions import record_status
-from federation.cases.filing import CaseBook
-from federation.cases.queries import (
-    OverduePolicy,
-    case_history,
-    case_reports,
-    get_case,
-    list_cases,
-    stats,
-)
+from federation.cases import CaseActions, CaseLookup, StatusChange
 from federation.core.canonical_url import UrlError, canonical_url
 from federation.core.case_status import CaseStatus
 from federation.core.errors import (
@@ -38,19 +27,15 @@ from federation.core.errors import (
 )
 from federation.core.ids import new_uuid7
 from federation.core.limits import Limits
-from federation.core.reasons import REPORT_TYPE
 from federation.core.report import Report, check_report
 from federation.core.roster import Role
-from federation.intake.delivery import DeliveryService
+from federation.intake import DeliveryService
 from federation.runtime.clock import Clock, utc_now
-from federation.store.database import Database
-from federation.trust.holder import RosterHolder
 from federation.wire.convert import (
     case_filter_from_proto,
     case_report_to_proto,
     case_to_proto,
     decode_envelope,
-    encode_report,
     envelope_to_proto,
     report_from_proto,
     stats_to_proto,
@@ -67,42 +52,41 @@ log = structlog.get_logger(__name__)
 ANY_ROLE = frozenset(Role)
 
 
+@dataclass(frozen=True, slots=True)
+class HotlineDesk:
+    """The application services HotlineService adapts: intake of our own
+    reports, the read side of cases, and analysts' actions on them."""
+
+    intake: DeliveryService
+    lookup: CaseLookup
+    actions: CaseActions
+
+
 class HotlineServicer(pb_grpc.HotlineServiceServicer):
     """Serves the node's own member: intake and case look-up."""
 
     def __init__(
         self,
-        delivery: DeliveryService,
-        casebook: CaseBook,
-        rosters: RosterHolder,
-        db: Database,
-        signing_key: SigningKey,
+        desk: HotlineDesk,
+        callers: Callers,
         limits: Limits,
-        *,
-        overdue: OverduePolicy,
-        notify_outbox: Callable[[str], None],
-        dev_plaintext: bool,
         heavy_reads: HeavyReads | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._heavy = heavy_reads or HeavyReads(HEAVY_READS_DEFAULT)
-        self._delivery = delivery
-        self._casebook = casebook
-        self._rosters = rosters
-        self._db = db
-        self._key = signing_key
+        self._intake = desk.intake
+        self._lookup = desk.lookup
+        self._actions = desk.actions
+        self._callers = callers
         self._limits = limits
-        self._overdue = overdue
-        self._notify = notify_outbox
-        self._dev = dev_plaintext
         self._clock = clock
 
     @property
     def _me(self) -> str:
-        return self._delivery.member_id
+        return self._intake.member_id
 
     def _own_member(self, context: grpc.ServicerContext) -> None:
-        member = authorize(context, self._rosters.roster, ANY_ROLE, dev_plaintext=self._dev)
+        member = self._callers.member(context, ANY_ROLE)
         if member.member_id != self._me:
             raise PermissionDeniedError(
                 NOT_OPERATOR, "only this node's own member may use HotlineService"
@@ -115,8 +99,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         """Complete, sign, deduplicate and route a report from our own intake."""
         self._own_member(context)
         report = self._complete(request.report)
-        envelope = sign_envelope(self._key, self._me, REPORT_TYPE, encode_report(report))
-        signed = self._delivery.submit_own(report, envelope)
+        signed = self._intake.submit_own(report)
         receipt = receipt_pb2.Receipt.FromString(decode_envelope(signed).payload)
         # Debug only: at intake rates a line per report costs more than the
         # report (one locked, flushed write), and the caller has the receipt.
@@ -167,7 +150,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         which = request.WhichOneof("selector")
         if which is None:
             raise InvalidArgumentError(REQUIRED_FIELD, "give case_id or report_id", field="case_id")
-        view = get_case(self._db, self._clock(), self._overdue, **{which: getattr(request, which)})
+        view = self._lookup.case(**{which: getattr(request, which)})
         return pb.GetCaseResponse(case=case_to_proto(view))
 
     @translate_errors
@@ -178,9 +161,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self._own_member(context)
         where = from_request(lambda: case_filter_from_proto(request.filters), "filters")
         with self._heavy.slot(context):
-            page = list_cases(
-                self._db, where, request.page_size, request.page_token, self._clock(), self._overdue
-            )
+            page = self._lookup.cases(where, request.page_size, request.page_token)
             cases, next_token = bounded_cases(page)
             return pb.ListCasesResponse(cases=cases, next_page_token=next_token)
 
@@ -190,7 +171,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     ) -> pb.ListCaseReportsResponse:
         """A page of a case's reports in the order they joined (ours, for another member's case)."""
         self._own_member(context)
-        page = case_reports(self._db, request.case_id, request.page_size, request.page_token)
+        page = self._lookup.reports(request.case_id, request.page_size, request.page_token)
         return pb.ListCaseReportsResponse(
             reports=[case_report_to_proto(r) for r in page.reports],
             next_page_token=page.next_page_token,
@@ -203,7 +184,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     ) -> pb.ListCaseHistoryResponse:
         """A page of a case's applied status updates, in sequence order."""
         self._own_member(context)
-        page = case_history(self._db, request.case_id, request.page_size, request.page_token)
+        page = self._lookup.history(request.case_id, request.page_size, request.page_token)
         return pb.ListCaseHistoryResponse(
             history=[status_update_to_proto(u) for u in page.history],
             history_envelopes=[envelope_to_proto(e) for e in page.envelopes],
@@ -223,17 +204,8 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
             raise InvalidArgumentError(
                 UNKNOWN_ENUM_VALUE, "status is missing or unknown", field="status"
             ) from None
-        update = record_status(
-            self._db,
-            self._casebook,
-            self._rosters.roster,
-            self._limits,
-            request.case_id,
-            status,
-            self._clock(),
-            self._notify,
-            note=request.note,
-            new_hosting_country=request.new_hosting_country,
+        update = self._actions.record_status(
+            StatusChange(request.case_id, status, request.note, request.new_hosting_country)
         )
         log.info(
             "status recorded", case_id=update.case_id, status=status.name, sequence=update.sequence
@@ -248,4 +220,4 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self._own_member(context)
         since = from_request(lambda: optional_datetime(request, "since"))
         until = from_request(lambda: optional_datetime(request, "until"))
-        return stats_to_proto(stats(self._db, since, until, self._clock()))
+        return stats_to_proto(self._lookup.stats(since, until))

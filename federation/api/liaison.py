@@ -5,25 +5,20 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 import structlog
 
-from federation.api.auth import authorize, caller_member_id
+from federation.api.auth import Callers
 from federation.api.decoding import from_request
 from federation.api.errors import code_name, refusal_of, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
 from federation.core.errors import SHUTTING_DOWN, HfedError, UnavailableError
 from federation.core.roster import Member, Role
-from federation.liaison.audit import RefusalAudit
-from federation.liaison.bell import Bell
-from federation.liaison.referrals import ReferralDesk, decode_cursor
-from federation.runtime.clock import Clock, utc_now
-from federation.store import audit
-from federation.store.database import Database
-from federation.trust.holder import RosterHolder
+from federation.liaison import MAX_AUDITED_CASES, Bell, CallAudit, ReferralDesk, decode_cursor
 from federation.wire.convert import (
     case_filter_from_proto,
     case_report_to_proto,
@@ -93,14 +88,23 @@ class _Sent:
         self.events += 1
         if case_id in self.cases:
             return
-        if len(self.cases) < audit.MAX_CASES:
+        if len(self.cases) < MAX_AUDITED_CASES:
             self.cases[case_id] = None
         else:
             self.more = True
 
     def summary(self) -> str:
-        more = f"; first {audit.MAX_CASES} of more cases listed" if self.more else ""
+        more = f"; first {MAX_AUDITED_CASES} of more cases listed" if self.more else ""
         return f"{self.events} events sent{more}"
+
+
+@dataclass(frozen=True, slots=True)
+class EventFeed:
+    """What wakes and ends WatchReferrals streams: the bell rung after every
+    commit, and the node's shutdown."""
+
+    bell: Bell
+    stopping: threading.Event
 
 
 class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
@@ -109,25 +113,17 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     def __init__(
         self,
         desk: ReferralDesk,
-        rosters: RosterHolder,
-        db: Database,
-        bell: Bell,
-        stopping: threading.Event,
-        *,
-        dev_plaintext: bool,
-        refusals: RefusalAudit,
+        callers: Callers,
+        audit: CallAudit,
+        feed: EventFeed,
         heavy_reads: HeavyReads | None = None,
-        clock: Clock = utc_now,
     ) -> None:
-        self._refusals = refusals
         self._heavy = heavy_reads or HeavyReads(HEAVY_READS_DEFAULT)
         self._desk = desk
-        self._rosters = rosters
-        self._db = db
-        self._bell = bell
-        self._stopping = stopping
-        self._dev = dev_plaintext
-        self._clock = clock
+        self._callers = callers
+        self._audit = audit
+        self._bell = feed.bell
+        self._stopping = feed.stopping
 
     def audit(
         self,
@@ -146,19 +142,13 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         ``cause`` groups refusals whose detail varies (a retry delay).
         """
         try:
-            who: str = caller_member_id(context, dev_plaintext=self._dev)
+            who: str = self._callers.member_id(context)
         except HfedError:
             who = "(unauthenticated)"
-        if outcome != "OK":
-            self._refusals.record(who, rpc, outcome, detail, cause=cause, case_ids=case_ids)
-            return
-        with self._db.write() as session:
-            audit.append(
-                session, self._clock(), who, rpc, [c for c in case_ids if c], outcome, detail
-            )
+        self._audit.record(who, rpc, case_ids, outcome, detail, cause=cause)
 
     def _liaison(self, context: grpc.ServicerContext) -> tuple[Member, frozenset[str]]:
-        member = authorize(context, self._rosters.roster, LIAISON, dev_plaintext=self._dev)
+        member = self._callers.member(context, LIAISON)
         structlog.contextvars.bind_contextvars(liaison=member.member_id)
         return member, self._desk.admit(member)
 

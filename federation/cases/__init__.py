@@ -7,3 +7,27 @@ statistics), analysts' actions on a case, and the overdue-takedown watch.
 May use: ``core``, ``store``, ``status`` (every change of a case is a signed
 status update), ``runtime``.
 """
+
+from federation.cases.actions import CaseActions, StatusChange
+from federation.cases.changes import CaseChanges
+from federation.cases.filing import CaseBook, Filed, Filing, FilingBatch, PdqSearch
+from federation.cases.lookup import CaseLookup
+from federation.cases.overdue import OverdueWatcher
+from federation.cases.queries import CasePage, HistoryPage, OverduePolicy, ReportPage
+
+__all__ = [
+    "CaseActions",
+    "CaseBook",
+    "CaseChanges",
+    "CaseLookup",
+    "CasePage",
+    "Filed",
+    "Filing",
+    "FilingBatch",
+    "HistoryPage",
+    "OverduePolicy",
+    "OverdueWatcher",
+    "PdqSearch",
+    "ReportPage",
+    "StatusChange",
+]

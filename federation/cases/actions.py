@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from federation.cases.filing import CaseBook
+from federation.cases.changes import CaseChanges
 from federation.core.case_status import CaseStatus, may_follow
 from federation.core.errors import (
     HOLD_ACTIVE,
@@ -27,88 +27,99 @@ from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
 from federation.core.roster import Roster
 from federation.core.status_update import StatusUpdate
-from federation.status.issuing import Fanout, Issued
+from federation.status import Fanout, Issued
 from federation.store import cases as case_store
 from federation.store import outbox
 from federation.store.cases import CaseRecord
-from federation.store.database import Database
 from federation.wire.convert import encode_proofs
 
 
-def _validate(
-    case: CaseRecord,
-    status: CaseStatus,
-    note: str,
-    new_country: str,
-    roster: Roster,
-    me: str,
-    now: datetime,
-    limits: Limits,
-) -> None:
-    current = CaseStatus(case.status)
-    if not may_follow(current, status):
-        raise FailedPreconditionError(
-            ILLEGAL_TRANSITION, f"illegal transition: {status.name} may not follow {current.name}"
-        )
-    if status is CaseStatus.NOTICE_SENT and case.hold_until and case.hold_until > now:
-        raise FailedPreconditionError(
-            HOLD_ACTIVE,
-            f"a police hold is active until {case.hold_until.isoformat(timespec='minutes')}: "
-            "no takedown notice may be sent",
-        )
-    if len(note) > limits.max_note_chars:
-        raise InvalidArgumentError(
-            TEXT_LENGTH, f"note is longer than {limits.max_note_chars} characters", field="note"
-        )
-    if (status is CaseStatus.MOVED) != bool(new_country):
-        raise InvalidArgumentError(
-            MOVED_NEEDS_COUNTRY,
-            "new_hosting_country is required for MOVED and only then",
-            field="new_hosting_country",
-        )
-    if status is CaseStatus.MOVED:
-        if not is_country(new_country):
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """An analyst's request to move one of our cases to a new status."""
+
+    case_id: str
+    status: CaseStatus
+    note: str = ""
+    #: For MOVED only: the country now hosting the content.
+    new_hosting_country: str = ""
+
+
+class CaseActions:
+    """What an analyst does to a case this node is responsible for."""
+
+    def __init__(self, changes: CaseChanges, limits: Limits) -> None:
+        self._db = changes.db
+        self._statuses = changes.statuses
+        self._roster = changes.roster
+        self._notify = changes.notify_outbox
+        self._clock = changes.clock
+        self._limits = limits
+
+    def record_status(self, change: StatusChange) -> StatusUpdate:
+        """Record a status of one of our cases, sign it and fan it out."""
+        now, roster, fanout = self._clock(), self._roster(), Fanout()
+        with self._db.write() as session:
+            case = case_store.get_case(session, change.case_id, lock=True)
+            if case is None:
+                raise NotFoundError(UNKNOWN_CASE, "no such case at this node")
+            self._validate(case, change, roster, now)
+            issued, _ = self._statuses.issue(
+                session,
+                case,
+                change.status,
+                now,
+                fanout,
+                note=change.note,
+                new_hosting_country=change.new_hosting_country,
+            )
+            if change.status is CaseStatus.MOVED:
+                _reroute(session, case, issued, roster, now, fanout)
+        for destination in fanout.destinations:
+            self._notify(destination)
+        return issued.update
+
+    def _validate(
+        self, case: CaseRecord, change: StatusChange, roster: Roster, now: datetime
+    ) -> None:
+        status, current = change.status, CaseStatus(case.status)
+        if not may_follow(current, status):
+            raise FailedPreconditionError(
+                ILLEGAL_TRANSITION,
+                f"illegal transition: {status.name} may not follow {current.name}",
+            )
+        if status is CaseStatus.NOTICE_SENT and case.hold_until and case.hold_until > now:
+            raise FailedPreconditionError(
+                HOLD_ACTIVE,
+                f"a police hold is active until {case.hold_until.isoformat(timespec='minutes')}: "
+                "no takedown notice may be sent",
+            )
+        if len(change.note) > self._limits.max_note_chars:
+            raise InvalidArgumentError(
+                TEXT_LENGTH,
+                f"note is longer than {self._limits.max_note_chars} characters",
+                field="note",
+            )
+        if (status is CaseStatus.MOVED) != bool(change.new_hosting_country):
+            raise InvalidArgumentError(
+                MOVED_NEEDS_COUNTRY,
+                "new_hosting_country is required for MOVED and only then",
+                field="new_hosting_country",
+            )
+        if status is CaseStatus.MOVED:
+            self._check_destination(change.new_hosting_country, roster)
+
+    def _check_destination(self, country: str, roster: Roster) -> None:
+        if not is_country(country):
             raise InvalidArgumentError(
                 INVALID_COUNTRY,
                 "new_hosting_country must be ISO 3166 alpha-2 or ZZ",
                 field="new_hosting_country",
             )
-        if roster.responsible_for(new_country).member_id == me:
+        if roster.responsible_for(country).member_id == self._statuses.member_id:
             raise FailedPreconditionError(
-                NOTHING_TO_MOVE,
-                f"{new_country} is also this hotline's responsibility: nothing to move",
+                NOTHING_TO_MOVE, f"{country} is also this hotline's responsibility: nothing to move"
             )
-
-
-def record_status(
-    db: Database,
-    casebook: CaseBook,
-    roster: Roster,
-    limits: Limits,
-    case_id: str,
-    status: CaseStatus,
-    now: datetime,
-    notify: Callable[[str], None],
-    *,
-    note: str = "",
-    new_hosting_country: str = "",
-) -> StatusUpdate:
-    """Record a status of one of our cases, sign it and fan it out."""
-    me = casebook.member_id
-    fanout = Fanout()
-    with db.write() as session:
-        case = case_store.get_case(session, case_id, lock=True)
-        if case is None:
-            raise NotFoundError(UNKNOWN_CASE, "no such case at this node")
-        _validate(case, status, note, new_hosting_country, roster, me, now, limits)
-        issued, _ = casebook.statuses.issue(
-            session, case, status, now, fanout, note=note, new_hosting_country=new_hosting_country
-        )
-        if status is CaseStatus.MOVED:
-            _reroute(session, case, issued, roster, now, fanout)
-    for destination in fanout.destinations:
-        notify(destination)
-    return issued.update
 
 
 def _reroute(

@@ -21,7 +21,7 @@ from federation.core.ids import CaseId, MemberId, ReportId, new_uuid7
 from federation.core.pdq_index import PdqIndex, PdqSnapshot, pairs_within
 from federation.core.reasons import Outcome
 from federation.core.report import HashAlgorithm, Report
-from federation.status.issuing import Fanout, Join, OpenedCase, StatusBook
+from federation.status import Fanout, Join, OpenedCase, StatusBook
 from federation.store import cases as store
 from federation.store.cases import CaseRecord, ReportRecord
 from federation.store.database import Database
@@ -73,7 +73,7 @@ class CaseBook:
         new_id: Callable[[], str] = new_uuid7,
     ) -> None:
         self.member_id = member_id
-        self.statuses = statuses
+        self._statuses = statuses
         self.pdq = PdqIndex(pdq_threshold)
         self._new_id = new_id
         self._lock = threading.Lock()
@@ -115,8 +115,14 @@ class CaseBook:
         plan = _Plan(self, now, batch)
         plan.prefetch(session, filings)
         filed = [plan.file(f) for f in filings]
-        plan.write(session)
+        opened = plan.write(session)
+        self._statuses.open_cases(session, opened, now, batch.fanout)
         return filed
+
+    @property
+    def pdq_threshold(self) -> int:
+        """The largest Hamming distance at which PDQ hashes link cases."""
+        return self.pdq.threshold
 
     def new_case_id(self) -> CaseId:
         """A fresh case id."""
@@ -267,7 +273,7 @@ class _Plan:
         ]
         pdqs = [value for value, _ in pdq_of]
         self.pdq_near = self.book.pdq_matches(pdqs, [known for _, known in pdq_of])
-        self.pdq_pairs = pairs_within(pdqs, self.book.pdq.threshold)
+        self.pdq_pairs = pairs_within(pdqs, self.book.pdq_threshold)
         joined = [case.case_id for case in self.open.values()]
         self.reporters = store.reporters_of(session, joined)
         self.known_hashes = store.hashes_of(session, joined)
@@ -303,8 +309,9 @@ class _Plan:
         self._hashes(case_id, report)
         return Filed(outcome, case_id)
 
-    def write(self, session: Session) -> None:
-        """Write everything the batch decided: one insert per table, in FK order."""
+    def write(self, session: Session) -> list[OpenedCase]:
+        """Write everything the batch decided: one insert per table, in FK order;
+        the cases it opened, for their first update."""
         opened = list(self.new_cases.values())
         store.insert_cases(session, [c.record for c in opened])
         store.record_joins(session, self.joined, self.now)
@@ -314,16 +321,10 @@ class _Plan:
         store.insert_links(session, self.links)
         self.book.index_pdq(self.pdq_new, self.batch)
         store.append_events(session, self.events)
-        fanout = self.batch.fanout
-        self.book.statuses.open_cases(
-            session,
-            [
-                OpenedCase(c.record.case_id, tuple(c.reports), frozenset(c.reporters), c.chains)
-                for c in opened
-            ],
-            self.now,
-            fanout,
-        )
+        return [
+            OpenedCase(c.record.case_id, tuple(c.reports), frozenset(c.reporters), c.chains)
+            for c in opened
+        ]
 
     def _join_existing(self, case: CaseRecord, filing: Filing) -> None:
         report = filing.report

@@ -13,7 +13,8 @@ import grpc
 
 from federation.devnet.manifest import Manifest, ManifestError
 from federation.node.config import ConfigError, NodeConfig, load_config
-from peers.channel import ClientIdentity, dev_metadata, insecure_channel, secure_channel
+from federation.wire.metadata import dev_metadata
+from peers.channel import ClientIdentity, insecure_channel, secure_channel
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEADLINE = 30.0

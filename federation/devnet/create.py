@@ -17,7 +17,7 @@ from federation.core.ids import KeyId, MemberId
 from federation.core.roster import Member, MemberKey, Role, Roster
 from federation.devnet.manifest import MANIFEST, Manifest, MemberEntry
 from federation.runtime.clock import utc_now
-from federation.trust.holder import serialize_signed_roster
+from federation.trust import serialize_signed_roster
 from federation.wire.convert import encode_roster
 
 LOOPBACK = "127.0.0.1"

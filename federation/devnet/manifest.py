@@ -9,7 +9,7 @@ from pathlib import Path
 from crypto.keys import public_key_from_hex
 from crypto.threshold import TrustAnchor
 from federation.core.roster import Roster
-from federation.trust.holder import verify_signed_roster
+from federation.trust import verify_signed_roster
 
 MANIFEST = "manifest.json"
 

@@ -19,7 +19,7 @@ from federation.core.receipt import Receipt
 from federation.core.report import ContentHash, HashAlgorithm, Report
 from federation.devnet.manifest import Manifest
 from federation.runtime.clock import utc_now
-from federation.trust.holder import signed_by_member
+from federation.trust import signed_by_member
 from federation.wire.convert import (
     decode_receipt,
     encode_report,

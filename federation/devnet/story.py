@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 
 from federation.devnet.manifest import Manifest
-from federation.trust.holder import signed_by_member
+from federation.trust import signed_by_member
 from federation.wire.convert import envelope_from_proto
 from hfp.v1 import case_pb2, report_pb2, status_pb2
 from hfp.v1 import hotline_service_pb2 as hpb

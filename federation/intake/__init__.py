@@ -10,3 +10,22 @@ payloads), ``trust`` (the current roster), ``cases`` (filing reports we are
 responsible for), ``status`` (applying updates about our reports),
 ``runtime``. Never grpc or generated code: the API layer decodes requests.
 """
+
+from federation.intake.delivery import (
+    Books,
+    DeliveryOptions,
+    DeliveryService,
+    IncomingItem,
+    NodeIdentity,
+)
+from federation.intake.payloads import NO_PROOFS, Proofs
+
+__all__ = [
+    "NO_PROOFS",
+    "Books",
+    "DeliveryOptions",
+    "DeliveryService",
+    "IncomingItem",
+    "NodeIdentity",
+    "Proofs",
+]

@@ -34,7 +34,7 @@ from crypto.dsse import (
     verify_many,
 )
 from crypto.keys import SigningKey
-from federation.cases.filing import CaseBook, Filing, FilingBatch, PdqSearch
+from federation.cases import CaseBook, Filing, FilingBatch, PdqSearch
 from federation.core import envelope_checks as checks
 from federation.core.errors import RosterExpiredError
 from federation.core.ids import ItemId, KeyId, MemberId, UpdateId
@@ -63,15 +63,16 @@ from federation.intake.payloads import (
 )
 from federation.runtime.clock import Clock, utc_now
 from federation.runtime.metrics import NodeMetrics
-from federation.status.receiving import ReceivedUpdate
+from federation.status import ReceivedUpdate, StatusBook
 from federation.store import inbound, outbox
 from federation.store.database import Database, lost_a_race
-from federation.trust.holder import RosterHolder
+from federation.trust import RosterHolder
 from federation.wire.convert import (
     decode_envelope,
     encode_envelope,
     encode_proofs,
     encode_receipt,
+    encode_report,
 )
 
 log = structlog.get_logger(__name__)
@@ -114,6 +115,29 @@ class NodeIdentity:
     ) -> list[Envelope]:
         """Sign many payloads as this node, on ``executor``'s threads when given."""
         return sign_many(self.signing_key, self.member_id, payload_type, payloads, executor)
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    """Where accepted items go: reports we are responsible for to the case
+    book, status updates to the status book; ``notify_outbox`` wakes the
+    sender of a peer that got new outbox items, after the commit."""
+
+    cases: CaseBook
+    statuses: StatusBook
+    notify_outbox: Callable[[str], None] = lambda _destination: None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    """How the pipeline runs: the clock, the threads that verify and sign in
+    bulk, the metrics it counts into, and (tests only) signature checks off."""
+
+    clock: Clock = utc_now
+    executor: Executor | None = None
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
+    #: False only under the test fault "skip-signature-check".
+    verify_signatures: bool = True
 
 
 @dataclass(slots=True)
@@ -200,26 +224,22 @@ class DeliveryService:
         rosters: RosterHolder,
         db: Database,
         limits: Limits,
-        casebook: CaseBook,
-        *,
-        notify_outbox: Callable[[str], None] = lambda _destination: None,
-        clock: Clock = utc_now,
-        executor: Executor | None = None,
-        metrics: NodeMetrics | None = None,
-        verify_signatures: bool = True,
+        books: Books,
+        options: DeliveryOptions | None = None,
     ) -> None:
+        options = options or DeliveryOptions()
         self._identity = identity
         self._rosters = rosters
         self._db = db
         self._limits = limits
-        self._casebook = casebook
+        self._casebook = books.cases
+        self._statuses = books.statuses
         self._checker = PayloadChecker(identity.member_id, limits)
-        self._notify_outbox = notify_outbox
-        self._clock = clock
-        self._executor = executor
-        self._metrics = metrics or NodeMetrics()
-        #: False only under the test fault "skip-signature-check".
-        self._verify_signatures = verify_signatures
+        self._notify_outbox = books.notify_outbox
+        self._clock = options.clock
+        self._executor = options.executor
+        self._metrics = options.metrics
+        self._verify_signatures = options.verify_signatures
         self._group: GroupCommit[_Work] = GroupCommit(self._commit, isolate=caused_by_items)
 
     @property
@@ -239,9 +259,9 @@ class DeliveryService:
         self._parse_and_check(work, sender)
         return self._finish(work)
 
-    def submit_own(self, report: Report, envelope: Envelope) -> bytes:
-        """Take in a report of this node's own intake, which ``envelope``
-        carries as this node has just encoded and signed it; its signed receipt.
+    def submit_own(self, report: Report) -> bytes:
+        """Encode and sign a report of this node's own intake as this node and
+        take it in; its signed receipt.
 
         As :meth:`deliver` from this node, except that the signature just
         made is not verified and the payload just encoded is not decoded
@@ -249,6 +269,7 @@ class DeliveryService:
         live roster key of this node (its id names the public key, so that
         key made the signature), and every check after parsing still runs.
         """
+        envelope = self._identity.sign(REPORT_TYPE, encode_report(report))
         self._require_current_roster()
         own = _Work(
             IncomingItem(envelope, ()), hashlib.sha256(envelope.payload).digest(), self.member_id
@@ -266,7 +287,7 @@ class DeliveryService:
 
     def _require_current_roster(self) -> None:
         """Raise RosterExpiredError once the node's roster has expired."""
-        if self._rosters.roster.is_expired(self._clock()):
+        if self._rosters.expired(self._clock()):
             raise RosterExpiredError("this node's roster has expired; it accepts no new items")
 
     def _finish(self, work: list[_Work]) -> list[bytes]:
@@ -569,7 +590,7 @@ class DeliveryService:
             txn.receipts[index] = receipt
             txn.rows.append(self._row(fresh[index], work.answers[index].outcome, receipt, now))
         if txn.filing.joins:
-            self._casebook.statuses.catch_up(
+            self._statuses.catch_up(
                 session,
                 txn.filing.joins,
                 {f.report.report_id: txn.receipts[index] for index, f in work.filings},
@@ -655,7 +676,7 @@ class DeliveryService:
         now: datetime,
     ) -> list[Rejection | None]:
         """Hand status updates to the reporter side (StatusBook.receive_many)."""
-        return self._casebook.statuses.receive_many(
+        return self._statuses.receive_many(
             session,
             self._rosters.roster,
             [

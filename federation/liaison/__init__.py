@@ -7,3 +7,23 @@ audit of refused calls, and the bell that wakes waiting referral streams.
 May use: ``core``, ``store``, ``cases`` (reading and filing), ``status``
 (acknowledgements become status updates), ``runtime``.
 """
+
+from federation.liaison.audit import MAX_AUDITED_CASES, CallAudit, RefusalAudit
+from federation.liaison.bell import Bell
+from federation.liaison.referrals import (
+    ReferralDesk,
+    ReferralEvent,
+    decode_cursor,
+    encode_cursor,
+)
+
+__all__ = [
+    "MAX_AUDITED_CASES",
+    "Bell",
+    "CallAudit",
+    "ReferralDesk",
+    "ReferralEvent",
+    "RefusalAudit",
+    "decode_cursor",
+    "encode_cursor",
+]

@@ -1,4 +1,4 @@
-"""Refused liaison calls, audited in batches instead of one transaction each.
+"""The audit of liaison calls: allowed ones at once, refused ones in batches.
 
 Every police call is written to the audit log, refused ones too. A refusal
 is meant to cost the node next to nothing, yet a write transaction per
@@ -139,3 +139,36 @@ class RefusalAudit:
             except Exception:
                 # Kept for the next round: the database may be back by then.
                 log.exception("refused calls could not be audited yet; retrying")
+
+
+#: The most case ids one audit entry lists.
+MAX_AUDITED_CASES = audit.MAX_CASES
+
+
+class CallAudit:
+    """Writes one entry per liaison call: an allowed call in its own
+    transaction, a refused one through the batching RefusalAudit."""
+
+    def __init__(self, db: Database, refusals: RefusalAudit, clock: Clock = utc_now) -> None:
+        self._db = db
+        self._refusals = refusals
+        self._clock = clock
+
+    def record(
+        self,
+        member_id: str,
+        rpc: str,
+        case_ids: Sequence[str],
+        outcome: str,
+        detail: str,
+        *,
+        cause: str = "",
+    ) -> None:
+        """Append (or, refused, queue) the entry for one call of ``member_id``."""
+        if outcome != "OK":
+            self._refusals.record(member_id, rpc, outcome, detail, cause=cause, case_ids=case_ids)
+            return
+        with self._db.write() as session:
+            audit.append(
+                session, self._clock(), member_id, rpc, [c for c in case_ids if c], outcome, detail
+            )

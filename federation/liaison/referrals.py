@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from federation.cases.filing import CaseBook
+from federation.cases import CaseChanges
 from federation.cases.queries import (
     CasePage,
     HistoryPage,
@@ -46,12 +45,10 @@ from federation.core.errors import (
     PermissionDeniedError,
 )
 from federation.core.limits import MAX_STORED_INT
-from federation.core.roster import Member, Roster
-from federation.runtime.clock import Clock, utc_now
-from federation.status.issuing import Fanout
+from federation.core.roster import Member
+from federation.status import Fanout
 from federation.store import cases as store
 from federation.store.cases import CaseRecord
-from federation.store.database import Database
 
 MAX_HOLD = timedelta(days=90)
 MAX_REFERENCE_CHARS = 128
@@ -114,26 +111,18 @@ def decode_cursor(cursor: str) -> int:
 class ReferralDesk:
     """What police liaisons can see and do at this node."""
 
-    def __init__(
-        self,
-        db: Database,
-        casebook: CaseBook,
-        roster: Callable[[], Roster],
-        overdue: OverduePolicy,
-        notify_outbox: Callable[[str], None],
-        clock: Clock = utc_now,
-    ) -> None:
-        self._db = db
-        self._casebook = casebook
-        self._roster = roster
+    def __init__(self, changes: CaseChanges, overdue: OverduePolicy) -> None:
+        self._db = changes.db
+        self._statuses = changes.statuses
+        self._roster = changes.roster
+        self._notify = changes.notify_outbox
+        self._clock = changes.clock
         self._overdue = overdue
-        self._notify = notify_outbox
-        self._clock = clock
 
     @property
     def member_id(self) -> str:
         """This node's member id."""
-        return self._casebook.member_id
+        return self._statuses.member_id
 
     def admit(self, liaison: Member) -> frozenset[str]:
         """The liaison's countries this node is responsible for (never empty)."""
@@ -216,7 +205,7 @@ class ReferralDesk:
                     f"too late for a hold: the case is {CaseStatus(case.status).name}",
                 )
             for status in path:
-                _, case = self._casebook.statuses.issue(
+                _, case = self._statuses.issue(
                     session, case, status, now, fanout, note="hold requested by police"
                 )
             case = store.update_case(

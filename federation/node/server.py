@@ -5,10 +5,8 @@ from __future__ import annotations
 import gc
 import signal
 import threading
-from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
-from datetime import timedelta
 from types import FrameType
 
 import grpc
@@ -16,48 +14,31 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from crypto.keys import SigningKey, public_key_from_hex
-from crypto.threshold import TrustAnchor
 from federation.api.admission import (
     Admission,
     AdmissionInterceptor,
     AdmissionLimits,
     AdmissionRefusedError,
-    ClientLane,
     RefusalHook,
 )
+from federation.api.auth import Callers
 from federation.api.decoding import DecodeGuard
 from federation.api.errors import code_name
 from federation.api.federation import FederationServicer
-from federation.api.heavy import HeavyReads
-from federation.api.hotline import HotlineServicer
-from federation.api.liaison import LiaisonServicer
-from federation.cases.filing import CaseBook
-from federation.cases.overdue import OverdueWatcher
-from federation.cases.queries import OverduePolicy
-from federation.core.limits import Limits
-from federation.intake.delivery import DeliveryService, NodeIdentity
-from federation.liaison.audit import RefusalAudit
-from federation.liaison.bell import Bell
-from federation.liaison.referrals import ReferralDesk
-from federation.node.config import AdmissionConfig, NodeConfig
-from federation.runtime.metrics import NodeMetrics
-from federation.status.issuing import StatusBook
-from federation.store.database import Database
-from federation.store.migrate import require_current
-from federation.trust.holder import RosterHolder
-from hfp.v1 import (
-    federation_service_pb2,
-    federation_service_pb2_grpc,
-    hotline_service_pb2,
-    hotline_service_pb2_grpc,
-    liaison_service_pb2,
-    liaison_service_pb2_grpc,
+from federation.api.hotline import HotlineDesk, HotlineServicer
+from federation.api.liaison import EventFeed, LiaisonServicer
+from federation.api.services import CLIENT_SERVICES, LIAISON_SERVICE, SERVICE_NAMES, add_services
+from federation.node.compose import (
+    Application,
+    ClientCapacity,
+    Foundation,
+    Outbound,
+    application,
+    client_capacity,
+    foundation,
+    outbound,
 )
-from peers.backoff import Backoff
-from peers.channel import ClientIdentity, dev_metadata, insecure_channel, secure_channel
-from peers.outbox import OutboxSender
-from peers.roster_sync import RosterSync
+from federation.node.config import AdmissionConfig, NodeConfig
 
 log = structlog.get_logger(__name__)
 
@@ -66,49 +47,10 @@ log = structlog.get_logger(__name__)
 _FRAME_SLACK = 64 * 1024
 _MAX_SEND = 32 * 1024 * 1024
 
-LIAISON_SERVICE = liaison_service_pb2.DESCRIPTOR.services_by_name["LiaisonService"].full_name
-#: The services of the node's own members and of police liaisons: their calls
-#: run on the client lane, apart from FederationService's.
-CLIENT_SERVICES = (
-    hotline_service_pb2.DESCRIPTOR.services_by_name["HotlineService"].full_name,
-    LIAISON_SERVICE,
-)
-SERVICE_NAMES = (
-    federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
-    *CLIENT_SERVICES,
-)
 #: Clients may ping an idle connection this often (to keep it open through
 #: NAT and firewalls); faster pings are a flood, and after gRPC's default two
 #: strikes the node closes the connection.
 _MIN_CLIENT_PING_MS = 20_000
-
-
-@dataclass
-class _Parts:
-    db: Database
-    rosters: RosterHolder
-    health: health.HealthServicer
-    server: grpc.Server
-    executor: futures.ThreadPoolExecutor
-    sync: RosterSync
-    outbox: OutboxSender
-    watcher: OverdueWatcher
-    lane: ClientLane
-    refusals: RefusalAudit
-
-
-def trust_anchor(config: NodeConfig) -> TrustAnchor:
-    """The pinned root keys and threshold from the configuration."""
-    keys = [public_key_from_hex(k) for k in config.trust.root_public_keys]
-    return TrustAnchor.from_public_keys(keys, config.trust.threshold)
-
-
-def limits_from(config: NodeConfig) -> Limits:
-    """Protocol limits with the configured overrides."""
-    return Limits(
-        max_batch_items=config.limits.max_batch_items,
-        max_batch_bytes=config.limits.max_batch_bytes,
-    )
 
 
 def admission_limits(config: NodeConfig) -> AdmissionLimits:
@@ -158,16 +100,107 @@ def audit_refused_liaison_calls(liaison: LiaisonServicer) -> RefusalHook:
     return audit
 
 
-def client_capacity(cfg: NodeConfig, db: Database) -> tuple[ClientLane, HeavyReads, RefusalAudit]:
-    """What keeps HotlineService and LiaisonService calls from taking the peers'
-    capacity: their own thread pool and cap, the heavy-read slots, and the
-    batched audit of refused calls (started)."""
-    lane = ClientLane(
-        CLIENT_SERVICES, cfg.client_threads, cfg.admission.client_calls_total or cfg.client_threads
+def liaison_servicer(
+    base: Foundation, app: Application, capacity: ClientCapacity, stopping: threading.Event
+) -> LiaisonServicer:
+    """LiaisonService: referral streams end when ``stopping`` is set."""
+    return LiaisonServicer(
+        app.desk,
+        Callers(base.rosters, base.config.insecure_plaintext),
+        capacity.audit,
+        EventFeed(app.bell, stopping),
+        capacity.heavy,
     )
-    refusals = RefusalAudit(db)
-    refusals.start()
-    return lane, HeavyReads(cfg.admission.heavy_reads_total), refusals
+
+
+def grpc_server(base: Foundation, capacity: ClientCapacity, on_refused: RefusalHook) -> grpc.Server:
+    """The gRPC server with its admission control, decoding guard and limits."""
+    cfg = base.config
+    admission = AdmissionInterceptor(
+        Admission(admission_limits(cfg), unmetered={cfg.member_id}),
+        SERVICE_NAMES,  # not health or reflection: they answer a refused member too
+        dev_plaintext=cfg.insecure_plaintext,
+        hold_for_tests="hold-calls" in base.faults,
+        on_refused=on_refused,
+        lane=capacity.lane,
+    )
+    return grpc.server(
+        futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
+        # Admission first (cheap refusals), then decoding failures as INVALID_ARGUMENT.
+        interceptors=[admission, DecodeGuard(SERVICE_NAMES)],
+        options=[
+            ("grpc.max_receive_message_length", base.limits.max_batch_bytes + _FRAME_SLACK),
+            ("grpc.max_send_message_length", _MAX_SEND),
+            ("grpc.so_reuseport", 0),
+            # No grpc.max_concurrent_streams: set to the worker threads, it
+            # made busy channels fail calls with REFUSED_STREAM. Calls still
+            # queued when SIGTERM comes are CANCELLED without storing
+            # anything; senders retry them (tests/reliability).
+            *connection_options(cfg.admission),
+        ],
+    )
+
+
+def add_servicers(
+    server: grpc.Server,
+    base: Foundation,
+    app: Application,
+    peers: Outbound,
+    capacity: ClientCapacity,
+    liaison: LiaisonServicer,
+) -> None:
+    """FederationService, HotlineService and LiaisonService on ``server``."""
+    callers = Callers(base.rosters, base.config.insecure_plaintext)
+    federation = FederationServicer(
+        app.delivery, base.rosters, base.limits, callers, on_roster_installed=peers.sync.installed
+    )
+    hotline = HotlineServicer(
+        HotlineDesk(app.delivery, app.lookup, app.actions),
+        callers,
+        base.limits,
+        heavy_reads=capacity.heavy,
+    )
+    add_services(server, federation, hotline, liaison)
+
+
+def add_health(server: grpc.Server, config: NodeConfig) -> health.HealthServicer:
+    """The health service (and reflection, when configured) on ``server``."""
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if config.reflection:
+        names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+    return health_servicer
+
+
+def serve_metrics(base: Foundation, app: Application) -> int:
+    """Gauges read from the store at scrape time; the metrics port when served, else 0."""
+    base.metrics.watch_store(base.db, app.overdue.after)
+    listen = base.config.metrics.listen
+    if not listen:
+        return 0
+    port = base.metrics.serve(listen)
+    log.info("metrics served", listen=listen, port=port)
+    return port
+
+
+def start_background(peers: Outbound, app: Application) -> None:
+    """Start roster sync, the outbox sender and the overdue watch, once serving."""
+    peers.sync.start()
+    peers.outbox.start()
+    app.watcher.start()
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What a running node holds, to stop it."""
+
+    base: Foundation
+    peers: Outbound
+    app: Application
+    capacity: ClientCapacity
+    server: grpc.Server
+    health: health.HealthServicer
 
 
 class Node:
@@ -183,160 +216,35 @@ class Node:
     def start(self) -> None:
         """Open storage, load trust, bind and start serving."""
         cfg = self.config
-        db = Database(cfg.database_url, background_checkpoints=True)
-        require_current(db)
-        faults = set(cfg.testing.faults)
-        for fault in sorted(faults):
-            log.warning("TEST FAULT ACTIVE: this node is deliberately broken", fault=fault)
-        rosters = RosterHolder(trust_anchor(cfg), db, allow_stale="accept-stale-roster" in faults)
-        rosters.load(cfg.trust.roster.read_bytes() if cfg.trust.roster else None)
-        if rosters.roster.member(cfg.member_id) is None:
-            raise SystemExit(f"member {cfg.member_id} is not in the roster")
-        identity = NodeIdentity(cfg.member_id, SigningKey.load(cfg.signing.key))
-        limits = limits_from(cfg)
-        executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
-        channel_for, metadata = self._channels()
-        metrics = NodeMetrics()
-        sync = RosterSync(
-            cfg.member_id,
-            rosters,
-            channel_for,
-            metadata=metadata,
-            pull_interval=cfg.roster_pull_seconds,
-        )
-        outbox = OutboxSender(
-            cfg.member_id,
-            db,
-            rosters,
-            channel_for,
-            metadata=metadata,
-            batch_size=cfg.outbox.batch_size,
-            lanes=cfg.outbox.lanes,
-            backoff=Backoff(cfg.outbox.backoff_base_seconds, cfg.outbox.backoff_cap_seconds),
-            metrics=metrics,
-            executor=executor,
-        )
-        statuses = StatusBook(
-            cfg.member_id,
-            identity.sign,
-            sign_many=lambda payload_type, payloads: identity.sign_many(
-                payload_type, payloads, executor
-            ),
-        )
-        casebook = CaseBook(cfg.member_id, statuses, cfg.dedup.pdq_threshold)
-        casebook.load(db)
-        overdue = OverduePolicy(timedelta(hours=cfg.takedown.overdue_after_hours))
-        bell = Bell()
-        db.after_write.append(bell.ring)
-        desk = ReferralDesk(db, casebook, lambda: rosters.roster, overdue, outbox.notify)
-        watcher = OverdueWatcher(
-            db, overdue, interval=cfg.takedown.check_every_seconds, also=desk.expire_holds
-        )
-        delivery = DeliveryService(
-            identity,
-            rosters,
-            db,
-            limits,
-            casebook,
-            notify_outbox=outbox.notify,
-            executor=executor,
-            metrics=metrics,
-            verify_signatures="skip-signature-check" not in faults,
-        )
-        lane, heavy, refusals = client_capacity(cfg, db)
-        liaison = LiaisonServicer(
-            desk,
-            rosters,
-            db,
-            bell,
-            self._stopping,
-            dev_plaintext=cfg.insecure_plaintext,
-            refusals=refusals,
-            heavy_reads=heavy,
-        )
-        admission = AdmissionInterceptor(
-            Admission(admission_limits(cfg), unmetered={cfg.member_id}),
-            SERVICE_NAMES,  # not health or reflection: they answer a refused member too
-            dev_plaintext=cfg.insecure_plaintext,
-            hold_for_tests="hold-calls" in faults,
-            on_refused=audit_refused_liaison_calls(liaison),
-            lane=lane,
-        )
-        server = grpc.server(
-            futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
-            # Admission first (cheap refusals), then decoding failures as INVALID_ARGUMENT.
-            interceptors=[admission, DecodeGuard(SERVICE_NAMES)],
-            options=[
-                ("grpc.max_receive_message_length", limits.max_batch_bytes + _FRAME_SLACK),
-                ("grpc.max_send_message_length", _MAX_SEND),
-                ("grpc.so_reuseport", 0),
-                # No grpc.max_concurrent_streams: set to the worker threads, it
-                # made busy channels fail calls with REFUSED_STREAM. Calls still
-                # queued when SIGTERM comes are CANCELLED without storing
-                # anything; senders retry them (tests/reliability).
-                *connection_options(cfg.admission),
-            ],
-        )
-        federation_service_pb2_grpc.add_FederationServiceServicer_to_server(
-            FederationServicer(
-                delivery,
-                rosters,
-                limits,
-                dev_plaintext=cfg.insecure_plaintext,
-                on_roster_installed=sync.installed,
-            ),
-            server,
-        )
-        hotline_service_pb2_grpc.add_HotlineServiceServicer_to_server(
-            HotlineServicer(
-                delivery,
-                casebook,
-                rosters,
-                db,
-                identity.signing_key,
-                limits,
-                overdue=overdue,
-                notify_outbox=outbox.notify,
-                dev_plaintext=cfg.insecure_plaintext,
-                heavy_reads=heavy,
-            ),
-            server,
-        )
-        liaison_service_pb2_grpc.add_LiaisonServiceServicer_to_server(liaison, server)
-        health_servicer = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        if cfg.reflection:
-            names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
-            reflection.enable_server_reflection(names, server)
-        self.port = self._bind(server)
-        server.start()
-        for name in ("", *SERVICE_NAMES):
-            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        metrics.watch_store(db, overdue.after)
-        if cfg.metrics.listen:
-            self.metrics_port = metrics.serve(cfg.metrics.listen)
-            log.info("metrics served", listen=cfg.metrics.listen, port=self.metrics_port)
-        sync.start()
-        outbox.start()
-        watcher.start()
-        self._parts = _Parts(
-            db, rosters, health_servicer, server, executor, sync, outbox, watcher, lane, refusals
-        )
+        base = foundation(cfg)
+        peers = outbound(base)
+        app = application(base, peers.outbox.notify)
+        capacity = client_capacity(cfg, base.db, CLIENT_SERVICES)
+        server, health_servicer = self._serve(base, app, peers, capacity)
+        start_background(peers, app)
+        self._parts = _Parts(base, peers, app, capacity, server, health_servicer)
         log.info(
             "node serving",
             member_id=cfg.member_id,
             listen=cfg.listen,
             port=self.port,
-            roster_version=rosters.roster.version,
+            roster_version=base.rosters.roster.version,
         )
 
-    def _channels(self) -> tuple[Callable[[str], grpc.Channel], tuple[tuple[str, str], ...]]:
-        """How this node opens channels to its peers (and the metadata it sends)."""
-        cfg = self.config
-        if cfg.insecure_plaintext or cfg.tls is None:
-            return insecure_channel, dev_metadata(cfg.member_id)
-        identity = ClientIdentity.from_files(cfg.tls.ca_cert, cfg.tls.cert, cfg.tls.key)
-        return (lambda endpoint: secure_channel(endpoint, identity)), ()
+    def _serve(
+        self, base: Foundation, app: Application, peers: Outbound, capacity: ClientCapacity
+    ) -> tuple[grpc.Server, health.HealthServicer]:
+        """The gRPC server with every service, bound and started, reporting SERVING."""
+        liaison = liaison_servicer(base, app, capacity, self._stopping)
+        server = grpc_server(base, capacity, audit_refused_liaison_calls(liaison))
+        add_servicers(server, base, app, peers, capacity, liaison)
+        health_servicer = add_health(server, base.config)
+        self.port = self._bind(server)
+        server.start()
+        for name in ("", *SERVICE_NAMES):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.metrics_port = serve_metrics(base, app)
+        return server, health_servicer
 
     def _bind(self, server: grpc.Server) -> int:
         cfg = self.config
@@ -375,13 +283,13 @@ class Node:
         parts.health.enter_graceful_shutdown()
         self._stopping.set()  # ends liaison streams; clients resume from their cursor
         stopped.wait()
-        parts.lane.shutdown()
-        parts.refusals.stop()  # refused calls still queued reach the audit log
-        parts.outbox.stop()
-        parts.watcher.stop()
-        parts.sync.stop()
-        parts.executor.shutdown(wait=True)
-        parts.db.dispose()
+        parts.capacity.lane.shutdown()
+        parts.capacity.refusals.stop()  # refused calls still queued reach the audit log
+        parts.peers.outbox.stop()
+        parts.app.watcher.stop()
+        parts.peers.sync.stop()
+        parts.base.executor.shutdown(wait=True)
+        parts.base.db.dispose()
         log.info("node stopped")
 
     def wait(self) -> None:

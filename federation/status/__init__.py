@@ -8,3 +8,15 @@ strictly in sequence order, holding updates past a gap).
 May use: ``core``, ``store``, ``wire`` (encoding the proofs carried with a
 moved item), ``runtime``, ``crypto`` (signing).
 """
+
+from federation.status.issuing import Fanout, Issued, Join, OpenedCase, StatusBook
+from federation.status.receiving import ReceivedUpdate
+
+__all__ = [
+    "Fanout",
+    "Issued",
+    "Join",
+    "OpenedCase",
+    "ReceivedUpdate",
+    "StatusBook",
+]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
@@ -130,6 +131,10 @@ class RosterHolder:
     def roster(self) -> Roster:
         """Shortcut for the current domain roster."""
         return self.installed.roster
+
+    def expired(self, now: datetime) -> bool:
+        """Whether the current roster has expired at ``now``."""
+        return self.installed.roster.is_expired(now)
 
     def offer(self, signed_roster: bytes) -> tuple[RosterUpdate, int]:
         """Verify and install a roster if it is newer; returns what happened."""

@@ -24,7 +24,7 @@ from click.testing import CliRunner, Result
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crypto.x509ca import IssuedCert, create_ca, issue_member_cert
-from federation.cli.liaison.commands import EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_UNREACHABLE, liaison
+from federation.cli.liaison import EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_UNREACHABLE, liaison
 from federation.devnet.create import free_ports
 from hfp.v1 import case_pb2, status_pb2
 from hfp.v1 import liaison_service_pb2 as pb

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from federation.cli.liaison.commands import (
+from federation.cli.liaison.follower import (
     Follower,
     GaveUpError,
     NodeUnreachableError,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from federation.cli.liaison.commands import (
+from federation.cli.liaison.formatting import (
     event_line,
     event_record,
     export_row,

@@ -17,7 +17,7 @@ import pytest
 
 from crypto.dsse import Envelope, sign_envelope
 from crypto.keys import SigningKey
-from federation.cases.actions import record_status
+from federation.cases import CaseActions, CaseChanges, StatusChange
 from federation.cases.filing import CaseBook, Filing, FilingBatch
 from federation.cases.queries import OverduePolicy
 from federation.core.canonical_url import canonical_url
@@ -76,7 +76,8 @@ class _Paused:
         return _sign(payload_type, payload)
 
 
-def _open_case(db: Database, book: CaseBook) -> str:
+def _open_case(db: Database, statuses: StatusBook) -> str:
+    book = CaseBook(ME, statuses)
     report = Report(
         new_uuid7(), "hotline-dk", T0, f"https://locks.example.com/{new_uuid7()}", (), 1, 1, "NL"
     )
@@ -87,12 +88,17 @@ def _open_case(db: Database, book: CaseBook) -> str:
     return filed.case_id
 
 
-def _record(db: Database, book: CaseBook, case_id: str, status: S, now: datetime) -> None:
-    record_status(db, book, ROSTER, Limits(), case_id, status, now, lambda _destination: None)
+def _changes(db: Database, statuses: StatusBook, now: datetime) -> CaseChanges:
+    return CaseChanges(db, statuses, lambda: ROSTER, lambda _destination: None, lambda: now)
 
 
-def _desk(db: Database, book: CaseBook, now: datetime) -> ReferralDesk:
-    return ReferralDesk(db, book, lambda: ROSTER, OverduePolicy(), lambda _d: None, lambda: now)
+def _record(db: Database, statuses: StatusBook, case_id: str, status: S, now: datetime) -> None:
+    actions = CaseActions(_changes(db, statuses, now), Limits())
+    actions.record_status(StatusChange(case_id, status))
+
+
+def _desk(db: Database, statuses: StatusBook, now: datetime) -> ReferralDesk:
+    return ReferralDesk(_changes(db, statuses, now), OverduePolicy())
 
 
 def _race(
@@ -128,8 +134,8 @@ def test_a_hold_renewed_while_a_notice_is_recorded_is_refused(db: Database) -> N
     renews the hold. Expect the notice recorded and the hold refused as too
     late: never a hold granted on a case whose notice went out."""
     paused = _Paused()
-    process_a = CaseBook(ME, StatusBook(ME, paused))
-    process_b = CaseBook(ME, StatusBook(ME, _sign))
+    process_a = StatusBook(ME, paused)
+    process_b = StatusBook(ME, _sign)
     case_id = _open_case(db, process_a)
     _record(db, process_a, case_id, S.ASSESSED_ILLEGAL, T0)
     _desk(db, process_b, T0).request_hold(
@@ -157,8 +163,8 @@ def test_a_notice_recorded_while_a_hold_is_granted_is_refused(db: Database) -> N
     an analyst at process B records NOTICE_SENT. Expect the hold granted and
     the notice refused, not an internal error for either."""
     paused = _Paused()
-    process_a = CaseBook(ME, StatusBook(ME, paused))
-    process_b = CaseBook(ME, StatusBook(ME, _sign))
+    process_a = StatusBook(ME, paused)
+    process_b = StatusBook(ME, _sign)
     case_id = _open_case(db, process_b)
     _record(db, process_b, case_id, S.ASSESSED_ILLEGAL, T0)
     paused.armed = True

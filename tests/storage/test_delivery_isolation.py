@@ -32,7 +32,7 @@ from federation.core.report import ContentHash, HashAlgorithm, Report
 from federation.core.roster import Member, MemberKey, Role, Roster
 from federation.core.status_update import StatusUpdate
 from federation.intake import payloads
-from federation.intake.delivery import DeliveryService, IncomingItem, NodeIdentity
+from federation.intake.delivery import Books, DeliveryService, IncomingItem, NodeIdentity
 from federation.intake.group_commit import GroupCommit
 from federation.status.issuing import StatusBook
 from federation.store import inbound
@@ -102,7 +102,7 @@ def _service(db: Database) -> DeliveryService:
                     )
                 ],
             )
-    return DeliveryService(identity, rosters, db, DEFAULT_LIMITS, casebook)
+    return DeliveryService(identity, rosters, db, DEFAULT_LIMITS, Books(casebook, statuses))
 
 
 def _report(origin: str) -> Envelope:

@@ -4,27 +4,46 @@ A node that installs a newer roster pushes it to every peer once; peers that
 were down miss the push, so every node also asks its peers for anything
 newer at a fixed interval. Together these converge without a retry queue:
 the pull is the retry.
+
+The calls themselves are made by a :class:`RosterPeers` client (gRPC, in
+``peers``); this module decides when to make them and what to install.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from typing import Protocol
 
-import grpc
 import structlog
 
 from federation.core.ids import MemberId
 from federation.trust.holder import RosterHolder, RosterRejectedError
-from hfp.v1 import federation_service_pb2 as pb
-from hfp.v1 import federation_service_pb2_grpc as pb_grpc
-from hfp.v1 import roster_pb2
 
 log = structlog.get_logger(__name__)
 
-RPC_DEADLINE = 10.0
 
-ChannelFactory = Callable[[str], grpc.Channel]
+class RosterCallError(Exception):
+    """A roster call to a peer failed; ``code`` names how (a gRPC status name)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class RosterPeers(Protocol):
+    """The roster calls this node makes to one peer at a time."""
+
+    #: The longest one call may take (seconds).
+    deadline: float
+
+    def publish(self, endpoint: str, signed_roster: bytes) -> None:
+        """Offer our signed roster to the peer at ``endpoint``; RosterCallError if refused."""
+        ...
+
+    def newer(self, endpoint: str, known_version: int) -> bytes | None:
+        """The peer's signed roster if newer than ``known_version``, else None;
+        RosterCallError if the call fails."""
+        ...
 
 
 class RosterSync:
@@ -34,15 +53,13 @@ class RosterSync:
         self,
         member_id: MemberId,
         rosters: RosterHolder,
-        channel_for: ChannelFactory,
+        peers: RosterPeers,
         *,
-        metadata: tuple[tuple[str, str], ...] = (),
         pull_interval: float = 60.0,
     ) -> None:
         self._member_id = member_id
         self._rosters = rosters
-        self._channel_for = channel_for
-        self._metadata = metadata
+        self._peers = peers
         self._pull_interval = pull_interval
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -56,7 +73,7 @@ class RosterSync:
         """Stop the background thread (waits for an in-progress round)."""
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout=RPC_DEADLINE + 5)
+        self._thread.join(timeout=self._peers.deadline + 5)
 
     def installed(self) -> None:
         """Tell the thread a newer roster was installed: push it now."""
@@ -75,36 +92,25 @@ class RosterSync:
         return [(m.member_id, m.endpoint) for m in self._rosters.roster.peers_of(self._member_id)]
 
     def _push(self) -> None:
-        signed = roster_pb2.SignedRoster.FromString(self._rosters.installed.signed_roster)
+        signed = self._rosters.installed.signed_roster
         for member_id, endpoint in self._endpoints():
             try:
-                with self._channel_for(endpoint) as channel:
-                    pb_grpc.FederationServiceStub(channel).PublishRoster(
-                        pb.PublishRosterRequest(roster=signed),
-                        timeout=RPC_DEADLINE,
-                        metadata=self._metadata,
-                    )
-            except grpc.RpcError as exc:
+                self._peers.publish(endpoint, signed)
+            except RosterCallError as exc:
                 # FAILED_PRECONDITION: the peer already has this or a newer one.
-                log.info("roster push not taken", peer=member_id, code=exc.code().name)
+                log.info("roster push not taken", peer=member_id, code=exc.code)
 
     def _pull(self) -> bool:
         """Ask each peer for a newer roster; True when one was installed."""
         installed_any = False
         for member_id, endpoint in self._endpoints():
-            known = self._rosters.roster.version
             try:
-                with self._channel_for(endpoint) as channel:
-                    reply = pb_grpc.FederationServiceStub(channel).GetRoster(
-                        pb.GetRosterRequest(known_version=known),
-                        timeout=RPC_DEADLINE,
-                        metadata=self._metadata,
-                    )
-            except grpc.RpcError as exc:
-                log.debug("roster pull failed", peer=member_id, code=exc.code().name)
+                signed = self._peers.newer(endpoint, self._rosters.roster.version)
+            except RosterCallError as exc:
+                log.debug("roster pull failed", peer=member_id, code=exc.code)
                 continue
-            if reply.HasField("roster"):
-                installed_any |= self._offer(member_id, reply.roster.SerializeToString())
+            if signed is not None:
+                installed_any |= self._offer(member_id, signed)
         return installed_any
 
     def _offer(self, member_id: MemberId, signed: bytes) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from crypto.dsse import Envelope, pae, verify_many
 from federation.core import envelope_checks as checks
+from federation.core.errors import PeerError
 from federation.core.ids import ItemId, MemberId
 from federation.core.reasons import RECEIPT_TYPE, Outcome, Rejection
 from federation.core.receipt import Receipt
@@ -16,7 +17,7 @@ from federation.wire.convert import decode_receipt
 from federation.wire.errors import MalformedMessageError
 
 
-class BadReceiptError(ValueError):
+class BadReceiptError(PeerError):
     """A receipt that proves nothing: the item stays queued."""
 
 

@@ -1,6 +1,6 @@
 """The node's domain errors: a short tree, and the reasons they name.
 
-Two roots, both plain Python:
+Three roots, all plain Python:
 
 * ``HfedError``: a refusal a caller may be told about. Its class says what
   kind of refusal it is (the API layer, ``federation.api.errors``, alone turns
@@ -9,6 +9,9 @@ Two roots, both plain Python:
   ``public_message`` safe to send. Anything internal goes to the log only.
 * ``SetupError``: the node cannot start (configuration, database schema);
   for the operator, never for a caller.
+* ``PeerError``: a peer's answer to one of our outbound calls that we cannot
+  use (a bad receipt, a failed roster call); it goes to our log and the
+  peer's backoff, never to a caller.
 
 ::
 
@@ -30,6 +33,13 @@ Two roots, both plain Python:
     SetupError
     ├── ConfigError                   node/config.py
     └── SchemaError                   store/migrate.py
+    PeerError
+    ├── BadReceiptError               peers/receipts.py
+    └── RosterCallError               trust/sync.py
+
+Storage failures stay in SQLAlchemy's own tree (``OperationalError``, with
+``store.database.WriterBusyError`` below it); the API layer maps them to
+UNAVAILABLE.
 
 ``crypto`` keeps its own ``CryptoError`` root (it is a package of its own).
 The table of reasons and the codes they go out with is in the module
@@ -144,3 +154,7 @@ class UnavailableError(HfedError):
 
 class SetupError(Exception):
     """The node cannot start as configured; the message is for its operator."""
+
+
+class PeerError(Exception):
+    """A peer's answer to our outbound call that we cannot use (log and back off)."""

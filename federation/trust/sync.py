@@ -16,13 +16,14 @@ from typing import Protocol
 
 import structlog
 
+from federation.core.errors import PeerError
 from federation.core.ids import MemberId
 from federation.trust.holder import RosterHolder, RosterRejectedError
 
 log = structlog.get_logger(__name__)
 
 
-class RosterCallError(Exception):
+class RosterCallError(PeerError):
     """A roster call to a peer failed; ``code`` names how (a gRPC status name)."""
 
     def __init__(self, code: str) -> None:

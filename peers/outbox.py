@@ -144,11 +144,11 @@ class OutboxSender:
         #: Recorded on every item this sender claims (and delivers).
         self.name = process_name()
         self.stopping = threading.Event()
-        self._workers: dict[str, list[_PeerWorker]] = {}
+        self._workers: dict[MemberId, list[_PeerWorker]] = {}
         #: Items claimed in memory (SQLite; see claim).
         self._held: set[int] = set()
         #: Each peer's (failing, retry_at) as this process last learned it.
-        self._peers: dict[str, tuple[bool, datetime | None]] = {}
+        self._peers: dict[MemberId, tuple[bool, datetime | None]] = {}
         self._held_lock = threading.Lock()
         self._lock = threading.Lock()
         self._scanner: threading.Thread | None = None
@@ -186,7 +186,7 @@ class OutboxSender:
             except Exception:
                 log.exception("outbox scan error")
 
-    def claim(self, destination: str, size: int, now: datetime) -> list[store.OutgoingItem]:
+    def claim(self, destination: MemberId, size: int, now: datetime) -> list[store.OutgoingItem]:
         """Claim the next batch for a peer: in memory on SQLite (one process per
         file), with a database lease on PostgreSQL (processes share the outbox)."""
         if not self.db.is_sqlite:
@@ -203,7 +203,7 @@ class OutboxSender:
         with self._held_lock:
             self._held.difference_update(item.id for item in batch)
 
-    def peer_state(self, destination: str) -> tuple[bool, datetime | None]:
+    def peer_state(self, destination: MemberId) -> tuple[bool, datetime | None]:
         """Whether ``destination`` is failing, and when to try it again.
 
         Read from storage once (a failure recorded before a restart still
@@ -225,12 +225,12 @@ class OutboxSender:
         with self._lock:
             return self._peers.setdefault(destination, state)
 
-    def note_peer(self, destination: str, failing: bool, retry_at: datetime | None) -> None:
+    def note_peer(self, destination: MemberId, failing: bool, retry_at: datetime | None) -> None:
         """Remember the outcome of the latest delivery attempt to a peer."""
         with self._lock:
             self._peers[destination] = (failing, retry_at)
 
-    def notify(self, destination: str) -> None:
+    def notify(self, destination: MemberId) -> None:
         """New items for ``destination`` were committed: wake (or start) its worker.
 
         One lane is woken, the first idle one: a lane that claims a full
@@ -267,12 +267,12 @@ class OutboxSender:
 class _PeerWorker(threading.Thread):
     """Delivers the queue of one destination, in order."""
 
-    def __init__(self, sender: OutboxSender, destination: str, lane: int = 0) -> None:
+    def __init__(self, sender: OutboxSender, destination: MemberId, lane: int = 0) -> None:
         name = f"outbox-{destination}" + (f"-{lane}" if lane else "")
         super().__init__(name=name, daemon=True)
         self.sender = sender
         # Outbox rows and wake-ups name a peer in plain text: here it becomes its id.
-        self.destination = MemberId(destination)
+        self.destination = destination
         #: Lane 0 also probes a failing peer; the others only help a healthy one.
         self.lane = lane
         self.wake = threading.Event()

@@ -25,7 +25,7 @@ from federation.core.errors import (
     InvalidArgumentError,
     PermissionDeniedError,
 )
-from federation.core.ids import new_uuid7
+from federation.core.ids import CaseId, MemberId, ReportId, new_uuid7
 from federation.core.limits import Limits
 from federation.core.report import Report, check_report
 from federation.core.roster import Role
@@ -82,7 +82,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self._clock = clock
 
     @property
-    def _me(self) -> str:
+    def _me(self) -> MemberId:
         return self._intake.member_id
 
     def _own_member(self, context: grpc.ServicerContext) -> None:
@@ -150,7 +150,10 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         which = request.WhichOneof("selector")
         if which is None:
             raise InvalidArgumentError(REQUIRED_FIELD, "give case_id or report_id", field="case_id")
-        view = self._lookup.case(**{which: getattr(request, which)})
+        if which == "report_id":
+            view = self._lookup.case(report_id=ReportId(request.report_id))
+        else:
+            view = self._lookup.case(case_id=CaseId(request.case_id))
         return pb.GetCaseResponse(case=case_to_proto(view))
 
     @translate_errors
@@ -171,7 +174,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     ) -> pb.ListCaseReportsResponse:
         """A page of a case's reports in the order they joined (ours, for another member's case)."""
         self._own_member(context)
-        page = self._lookup.reports(request.case_id, request.page_size, request.page_token)
+        page = self._lookup.reports(CaseId(request.case_id), request.page_size, request.page_token)
         return pb.ListCaseReportsResponse(
             reports=[case_report_to_proto(r) for r in page.reports],
             next_page_token=page.next_page_token,
@@ -184,7 +187,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     ) -> pb.ListCaseHistoryResponse:
         """A page of a case's applied status updates, in sequence order."""
         self._own_member(context)
-        page = self._lookup.history(request.case_id, request.page_size, request.page_token)
+        page = self._lookup.history(CaseId(request.case_id), request.page_size, request.page_token)
         return pb.ListCaseHistoryResponse(
             history=[status_update_to_proto(u) for u in page.history],
             history_envelopes=[envelope_to_proto(e) for e in page.envelopes],
@@ -205,7 +208,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
                 UNKNOWN_ENUM_VALUE, "status is missing or unknown", field="status"
             ) from None
         update = self._actions.record_status(
-            StatusChange(request.case_id, status, request.note, request.new_hosting_country)
+            StatusChange(CaseId(request.case_id), status, request.note, request.new_hosting_country)
         )
         log.info(
             "status recorded", case_id=update.case_id, status=status.name, sequence=update.sequence

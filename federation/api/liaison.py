@@ -6,7 +6,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 import structlog
@@ -17,6 +17,7 @@ from federation.api.errors import code_name, refusal_of, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
 from federation.core.errors import SHUTTING_DOWN, HfedError, UnavailableError
+from federation.core.ids import CaseId
 from federation.core.roster import Member, Role
 from federation.liaison import MAX_AUDITED_CASES, Bell, CallAudit, ReferralDesk, decode_cursor
 from federation.wire.convert import (
@@ -40,15 +41,17 @@ IDLE_WAIT_SECONDS = 1.0
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _case_ids(request: object, response: object) -> list[str]:
+def _case_ids(request: object, response: object) -> list[CaseId]:
+    # The ids are read off the wire messages here, for the audit only: a
+    # response's come from our own case views, a request's as it was asked.
     if hasattr(response, "cases"):
-        return [c.case_id for c in response.cases]
+        return cast(list[CaseId], [c.case_id for c in response.cases])
     case = getattr(response, "case", None)
     if case is not None and case.case_id:
-        return [case.case_id]
+        return [CaseId(case.case_id)]
     # A page of one case's reports or history names the case in its request.
     asked = getattr(request, "case_id", "")
-    return [asked] if asked else []
+    return [CaseId(asked)] if asked else []
 
 
 def audited(method: F) -> F:
@@ -63,7 +66,7 @@ def audited(method: F) -> F:
             self.audit(
                 context,
                 method.__name__,
-                [getattr(request, "case_id", "")],
+                [CaseId(getattr(request, "case_id", ""))],
                 code_name(refusal),
                 refusal.public_message,
             )
@@ -81,10 +84,10 @@ class _Sent:
 
     def __init__(self) -> None:
         self.events = 0
-        self.cases: dict[str, None] = {}  # insertion-ordered set
+        self.cases: dict[CaseId, None] = {}  # insertion-ordered set
         self.more = False
 
-    def add(self, case_id: str) -> None:
+    def add(self, case_id: CaseId) -> None:
         self.events += 1
         if case_id in self.cases:
             return
@@ -129,7 +132,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         self,
         context: grpc.ServicerContext,
         rpc: str,
-        case_ids: list[str],
+        case_ids: list[CaseId],
         outcome: str,
         detail: str,
         *,
@@ -172,7 +175,9 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     ) -> pb.LiaisonServiceListCaseReportsResponse:
         """A page of a referral's reports, in the order they joined."""
         _, countries = self._liaison(context)
-        page = self._desk.reports(countries, request.case_id, request.page_size, request.page_token)
+        page = self._desk.reports(
+            countries, CaseId(request.case_id), request.page_size, request.page_token
+        )
         return pb.LiaisonServiceListCaseReportsResponse(
             reports=[case_report_to_proto(r) for r in page.reports],
             next_page_token=page.next_page_token,
@@ -186,7 +191,9 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     ) -> pb.LiaisonServiceListCaseHistoryResponse:
         """A page of a referral's applied status updates, in sequence order."""
         _, countries = self._liaison(context)
-        page = self._desk.history(countries, request.case_id, request.page_size, request.page_token)
+        page = self._desk.history(
+            countries, CaseId(request.case_id), request.page_size, request.page_token
+        )
         return pb.LiaisonServiceListCaseHistoryResponse(
             history=[status_update_to_proto(u) for u in page.history],
             history_envelopes=[envelope_to_proto(e) for e in page.envelopes],
@@ -201,7 +208,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     ) -> pb.AcknowledgeReferralResponse:
         """Police confirm a referral with their reference number."""
         _, countries = self._liaison(context)
-        view = self._desk.acknowledge(countries, request.case_id, request.reference)
+        view = self._desk.acknowledge(countries, CaseId(request.case_id), request.reference)
         return pb.AcknowledgeReferralResponse(case=case_to_proto(view))
 
     @translate_errors
@@ -212,7 +219,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         """Police ask to delay the takedown notice."""
         _, countries = self._liaison(context)
         until = from_request(lambda: optional_datetime(request, "until"))
-        view = self._desk.request_hold(countries, request.case_id, request.reason, until)
+        view = self._desk.request_hold(countries, CaseId(request.case_id), request.reason, until)
         return pb.RequestHoldResponse(case=case_to_proto(view))
 
     @translate_errors
@@ -222,7 +229,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     ) -> pb.ReleaseHoldResponse:
         """Police lift their hold."""
         _, countries = self._liaison(context)
-        view = self._desk.release_hold(countries, request.case_id)
+        view = self._desk.release_hold(countries, CaseId(request.case_id))
         return pb.ReleaseHoldResponse(case=case_to_proto(view))
 
     @translate_errors

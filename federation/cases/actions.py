@@ -22,7 +22,7 @@ from federation.core.errors import (
     NotFoundError,
 )
 from federation.core.handover import heir_of
-from federation.core.ids import is_country
+from federation.core.ids import CaseId, is_country
 from federation.core.limits import Limits
 from federation.core.reasons import REPORT_TYPE
 from federation.core.roster import Roster
@@ -38,7 +38,7 @@ from federation.wire.convert import encode_proofs
 class StatusChange:
     """An analyst's request to move one of our cases to a new status."""
 
-    case_id: str
+    case_id: CaseId
     status: CaseStatus
     note: str = ""
     #: For MOVED only: the country now hosting the content.

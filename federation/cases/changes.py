@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from federation.core.ids import MemberId
 from federation.core.roster import Roster
 from federation.runtime.clock import Clock, utc_now
 from federation.status import StatusBook
@@ -20,5 +21,5 @@ class CaseChanges:
     db: Database
     statuses: StatusBook
     roster: Callable[[], Roster]
-    notify_outbox: Callable[[str], None]
+    notify_outbox: Callable[[MemberId], None]
     clock: Clock = utc_now

@@ -48,7 +48,7 @@ class FilingBatch:
     one batch link too; if the transaction rolls back, ``undo`` takes them out.
     """
 
-    added: list[tuple[str, bytes]] = field(default_factory=list)
+    added: list[tuple[CaseId, bytes]] = field(default_factory=list)
     #: Peers that got outbox items (status fan-out) in this transaction.
     fanout: Fanout = field(default_factory=Fanout)
     #: Reports that joined an existing case and whose authors must be told
@@ -130,7 +130,7 @@ class CaseBook:
 
     def pdq_matches(
         self, values: Sequence[bytes], known: Sequence[PdqSearch | None] | None = None
-    ) -> list[list[str]]:
+    ) -> list[list[CaseId]]:
         """For each PDQ hash, the cases holding one within the threshold.
 
         ``known``: for each value, a search made before the transaction (see
@@ -166,7 +166,7 @@ class CaseBook:
             snapshot, {v: [c for c, _ in f] for v, f in zip(values, found, strict=True)}
         )
 
-    def index_pdq(self, entries: Sequence[tuple[str, bytes]], batch: FilingBatch) -> None:
+    def index_pdq(self, entries: Sequence[tuple[CaseId, bytes]], batch: FilingBatch) -> None:
         """Add (case_id, PDQ hash) entries to the index (undone if the batch rolls back)."""
         with self._lock:
             self.pdq.add_many(entries)
@@ -186,7 +186,7 @@ class PdqSearch:
 
     snapshot: PdqSnapshot
     #: PDQ hash -> cases within the threshold at ``snapshot``.
-    found: dict[bytes, list[str]]
+    found: dict[bytes, list[CaseId]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,22 +231,22 @@ class _Plan:
         self.book, self.now, self.batch = book, now, batch
         self.open: dict[bytes, CaseRecord] = {}
         #: Existing cases that reports joined -> their earliest report's time.
-        self.joined: dict[str, datetime | None] = {}
+        self.joined: dict[CaseId, datetime | None] = {}
         self.closed: dict[bytes, store.ClosedCase] = {}
-        self.by_hash: dict[store.HashPair, set[str]] = {}
-        self.reporters: dict[str, set[str]] = {}
-        self.known_hashes: dict[str, set[store.HashPair]] = {}
+        self.by_hash: dict[store.HashPair, set[CaseId]] = {}
+        self.reporters: dict[CaseId, set[MemberId]] = {}
+        self.known_hashes: dict[CaseId, set[store.HashPair]] = {}
         self.new_cases: dict[bytes, _NewCase] = {}
         self.reports: list[ReportRecord] = []
-        self.hashes: list[tuple[str, int, bytes]] = []
-        self.links: set[tuple[str, str]] = set()
+        self.hashes: list[tuple[CaseId, int, bytes]] = []
+        self.links: set[tuple[CaseId, CaseId]] = set()
         self.events: list[dict[str, object]] = []
         # PDQ hashes of the batch in order of appearance: the indexed cases
         # near each, pairs of them near each other, and the case each went to.
-        self.pdq_near: list[list[str]] = []
+        self.pdq_near: list[list[CaseId]] = []
         self.pdq_pairs: list[tuple[int, int]] = []
-        self.pdq_case: list[str] = []
-        self.pdq_new: list[tuple[str, bytes]] = []
+        self.pdq_case: list[CaseId] = []
+        self.pdq_new: list[tuple[CaseId, bytes]] = []
 
     def prefetch(self, session: Session, filings: Sequence[Filing]) -> None:
         """Read the open and closed cases, exact hashes and reporters the batch touches."""
@@ -380,14 +380,14 @@ class _Plan:
         self._event(record, CaseEventKind.CASE_OPENED, report_id)
         return case_id
 
-    def _event(self, case: CaseRecord, kind: CaseEventKind, report_id: str) -> None:
+    def _event(self, case: CaseRecord, kind: CaseEventKind, report_id: ReportId) -> None:
         self.events.append(
             store.event_row(
                 case.case_id, int(kind), case.status, case.hosting_country, self.now, report_id
             )
         )
 
-    def _hashes(self, case_id: str, report: Report) -> None:
+    def _hashes(self, case_id: CaseId, report: Report) -> None:
         """Link the case to others with the same content, remember its hashes."""
         known = self.known_hashes.setdefault(case_id, set())
         for h in report.hashes:

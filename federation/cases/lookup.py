@@ -7,6 +7,7 @@ layer asks for a case or a page without reaching storage itself.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from federation.cases.queries import (
     CasePage,
@@ -20,6 +21,7 @@ from federation.cases.queries import (
     stats,
 )
 from federation.core.case import CaseFilter, CaseView
+from federation.core.ids import CaseId, ReportId
 from federation.core.stats import TakedownStats
 from federation.runtime.clock import Clock, utc_now
 from federation.store.database import Database
@@ -33,7 +35,9 @@ class CaseLookup:
         self._overdue = overdue
         self._clock = clock
 
-    def case(self, *, case_id: str = "", report_id: str = "") -> CaseView:
+    def case(
+        self, *, case_id: CaseId | Literal[""] = "", report_id: ReportId | Literal[""] = ""
+    ) -> CaseView:
         """One case by its id or by the id of one of its reports."""
         return get_case(
             self._db, self._clock(), self._overdue, case_id=case_id, report_id=report_id
@@ -43,11 +47,11 @@ class CaseLookup:
         """A filtered page of our cases, newest first."""
         return list_cases(self._db, where, page_size, token, self._clock(), self._overdue)
 
-    def reports(self, case_id: str, page_size: int, token: str) -> ReportPage:
+    def reports(self, case_id: CaseId, page_size: int, token: str) -> ReportPage:
         """A page of a case's reports, in the order they joined."""
         return case_reports(self._db, case_id, page_size, token)
 
-    def history(self, case_id: str, page_size: int, token: str) -> HistoryPage:
+    def history(self, case_id: CaseId, page_size: int, token: str) -> HistoryPage:
         """A page of a case's applied status updates, in sequence order."""
         return case_history(self._db, case_id, page_size, token)
 

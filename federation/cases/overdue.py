@@ -37,7 +37,7 @@ class OverdueWatcher:
         self._clock = clock
         self._interval = interval
         self._also = also
-        self._known: set[str] = set()
+        self._known: set[CaseId] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="overdue", daemon=True)
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,7 @@ from federation.core.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from federation.core.ids import is_uuid
+from federation.core.ids import CaseId, MemberId, ReportId, is_uuid
 from federation.core.stats import TakedownStats, takedown_stats
 from federation.core.status_update import StatusUpdate
 from federation.store import cases as store
@@ -79,7 +79,7 @@ def _history(
 
 
 def _report_view(
-    report_id: str, origin: str, at: datetime, envelope_bytes: bytes
+    report_id: ReportId, origin: MemberId, at: datetime, envelope_bytes: bytes
 ) -> CaseReportView:
     envelope = decode_envelope(envelope_bytes)
     return CaseReportView(report_id, origin, at, decode_report(envelope.payload), envelope)
@@ -140,7 +140,7 @@ def yielding(items: Sequence[T]) -> Iterator[T]:
 def _local_view(
     row: CaseRecord,
     report_rows: Sequence[ReportRecord] = (),
-    links: Sequence[str] = (),
+    links: Sequence[CaseId] = (),
     update_envelopes: Sequence[bytes] = (),
     *,
     overdue: bool = False,
@@ -183,19 +183,26 @@ def report_view(record: ReportRecord) -> CaseReportView:
     )
 
 
-def _tracked_reports(session: Session, report_ids: Sequence[str]) -> tuple[CaseReportView, ...]:
+def _tracked_reports(
+    session: Session, report_ids: Sequence[ReportId]
+) -> tuple[CaseReportView, ...]:
     """Our own reports (stored as we sent them), in the order given."""
     stored = inbound.find_envelopes(session, report_ids)
     return tuple(
         _report_view(
-            rid, decode_envelope(stored[rid][0]).signer_member_id, stored[rid][1], stored[rid][0]
+            rid,
+            MemberId(decode_envelope(stored[rid][0]).signer_member_id),
+            stored[rid][1],
+            stored[rid][0],
         )
         for rid in report_ids
         if rid in stored
     )
 
 
-def _tracked_view(session: Session, tracked: TrackedRecord, via_report: str = "") -> CaseView:
+def _tracked_view(
+    session: Session, tracked: TrackedRecord, via_report: ReportId | Literal[""] = ""
+) -> CaseView:
     """A case at another member, seen from a reporter: our reports in it (the
     first hundred by id, and their count) and its history. Looked up by one
     of our reports, the history also holds the cases that report went
@@ -229,7 +236,7 @@ def _tracked_view(session: Session, tracked: TrackedRecord, via_report: str = ""
     )
 
 
-def _chain_history(session: Session, chain: Sequence[str]) -> tuple[list[bytes], int]:
+def _chain_history(session: Session, chain: Sequence[CaseId]) -> tuple[list[bytes], int]:
     """The applied updates of the cases of a MOVED chain, oldest case first,
     bounded as one history (its first and latest updates), and their total."""
     counts = status_store.applied_counts(session, chain)
@@ -253,7 +260,7 @@ def _chain_history(session: Session, chain: Sequence[str]) -> tuple[list[bytes],
     return head + tail[::-1], total
 
 
-def _moved(session: Session, case_id: str) -> bool:
+def _moved(session: Session, case_id: CaseId) -> bool:
     tracked = status_store.tracked(session, case_id)
     return tracked is not None and tracked.status == CaseStatus.MOVED
 
@@ -266,7 +273,12 @@ def _canonical_or_empty(url: str) -> str:
 
 
 def get_case(
-    db: Database, now: datetime, policy: OverduePolicy, *, case_id: str = "", report_id: str = ""
+    db: Database,
+    now: datetime,
+    policy: OverduePolicy,
+    *,
+    case_id: CaseId | Literal[""] = "",
+    report_id: ReportId | Literal[""] = "",
 ) -> CaseView:
     """A case by its id or by the id of one of its reports (ours or tracked)."""
     with db.read() as session:
@@ -281,7 +293,7 @@ def get_case(
     raise NotFoundError(UNKNOWN_CASE, "no such case")
 
 
-def _case_of_report(session: Session, report_id: str) -> str:
+def _case_of_report(session: Session, report_id: ReportId) -> CaseId | Literal[""]:
     """The case a report is in now: ours, unless we moved it away and its new
     owner has written to us since; else the remote case it was linked to last."""
     local = store.get_case(session, store.case_id_of_report(session, report_id) or "")
@@ -331,12 +343,12 @@ def item_page_size(requested: int) -> int:
     return min(requested or ITEM_PAGE_DEFAULT, ITEM_PAGE_MAX)
 
 
-def _item_token(kind: str, case_id: str, position: str) -> str:
+def _item_token(kind: str, case_id: CaseId, position: str) -> str:
     """Opaque token naming where the next page of one case's list starts."""
     return base64.urlsafe_b64encode(f"{kind}|{case_id}|{position}".encode()).decode()
 
 
-def _item_position(token: str, kind: str, case_id: str) -> str | None:
+def _item_position(token: str, kind: str, case_id: CaseId) -> str | None:
     """The position in a token made by _item_token for this list of this case
     (None for an empty token); INVALID_ARGUMENT for anything else."""
     if not token:
@@ -360,10 +372,10 @@ def _report_key(position: str | None) -> store.ReportKey | None:
         at = None
     if at is None or at.tzinfo is None or not report_id:
         raise _bad_token("page_token is not valid for this case")
-    return at, report_id
+    return at, ReportId(report_id)
 
 
-def local_report_page(session: Session, case_id: str, page_size: int, token: str) -> ReportPage:
+def local_report_page(session: Session, case_id: CaseId, page_size: int, token: str) -> ReportPage:
     """A page of the reports of a case held here, in the order they joined."""
     size = item_page_size(page_size)
     after = _report_key(_item_position(token, "r1", case_id))
@@ -379,7 +391,9 @@ def local_report_page(session: Session, case_id: str, page_size: int, token: str
     return ReportPage([report_view(r) for r in rows[:size]], next_token, count)
 
 
-def _tracked_report_page(session: Session, case_id: str, page_size: int, token: str) -> ReportPage:
+def _tracked_report_page(
+    session: Session, case_id: CaseId, page_size: int, token: str
+) -> ReportPage:
     size = item_page_size(page_size)
     after = _item_position(token, "t1", case_id) or ""
     ids = status_store.linked_report_page(session, case_id, after, size + 1)
@@ -388,7 +402,7 @@ def _tracked_report_page(session: Session, case_id: str, page_size: int, token: 
     return ReportPage(list(_tracked_reports(session, ids[:size])), next_token, count)
 
 
-def case_reports(db: Database, case_id: str, page_size: int, token: str) -> ReportPage:
+def case_reports(db: Database, case_id: CaseId, page_size: int, token: str) -> ReportPage:
     """A page of a case's reports: every report of a case held here, or our
     own reports in another member's case."""
     item_page_size(page_size)  # a bad size is refused before any read
@@ -400,7 +414,7 @@ def case_reports(db: Database, case_id: str, page_size: int, token: str) -> Repo
     raise NotFoundError(UNKNOWN_CASE, "no such case")
 
 
-def history_page(session: Session, case_id: str, page_size: int, token: str) -> HistoryPage:
+def history_page(session: Session, case_id: CaseId, page_size: int, token: str) -> HistoryPage:
     """A page of a case's applied updates, in sequence order (a case held
     here or tracked; the caller has checked which and that it may see it)."""
     size = item_page_size(page_size)
@@ -414,7 +428,7 @@ def history_page(session: Session, case_id: str, page_size: int, token: str) -> 
     return HistoryPage(history, envelopes, next_token, count)
 
 
-def case_history(db: Database, case_id: str, page_size: int, token: str) -> HistoryPage:
+def case_history(db: Database, case_id: CaseId, page_size: int, token: str) -> HistoryPage:
     """A page of the applied history of a case held or tracked here."""
     item_page_size(page_size)
     with db.read() as session:
@@ -427,7 +441,7 @@ def case_history(db: Database, case_id: str, page_size: int, token: str) -> Hist
     raise NotFoundError(UNKNOWN_CASE, "no such case")
 
 
-def encode_token(created_at: datetime, case_id: str) -> str:
+def encode_token(created_at: datetime, case_id: CaseId) -> str:
     """Opaque keyset cursor for the next page."""
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{case_id}".encode()).decode()
 
@@ -438,7 +452,7 @@ MAX_TOKEN_CHARS = 256
 _NOT_OURS = "page_token is not valid: pass a next_page_token of this node unchanged"
 
 
-def decode_token(token: str) -> tuple[datetime, str] | None:
+def decode_token(token: str) -> tuple[datetime, CaseId] | None:
     """Read a page token; INVALID_ARGUMENT when it was not made by us.
 
     Everything the token carries is checked here, before any query: the
@@ -457,7 +471,7 @@ def decode_token(token: str) -> tuple[datetime, str] | None:
     if moment.tzinfo is None or not is_uuid(case_id):
         raise _bad_token(_NOT_OURS)
     try:
-        return moment.astimezone(UTC), case_id
+        return moment.astimezone(UTC), CaseId(case_id)
     except OverflowError:  # an offset that moves the time past year 1 or 9999
         raise _bad_token(_NOT_OURS) from None
 

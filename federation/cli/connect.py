@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 import grpc
 
+from federation.core.ids import MemberId
 from federation.devnet.manifest import Manifest, ManifestError
 from federation.node.config import ConfigError, NodeConfig, load_config
 from federation.wire.metadata import dev_metadata
@@ -26,7 +27,7 @@ class Target:
 
     endpoint: str
     identity: ClientIdentity | None  # None: the node runs in insecure dev mode
-    member_id: str
+    member_id: MemberId
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

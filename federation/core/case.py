@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from crypto.dsse import Envelope
 from federation.core.case_status import CaseStatus
+from federation.core.ids import CaseId, MemberId, ReportId
 from federation.core.report import Report
 from federation.core.status_update import StatusUpdate
 
@@ -26,8 +28,8 @@ MAX_CASE_LINKS = 100
 class CaseReportView:
     """One report linked to a case, with the envelope it arrived in."""
 
-    report_id: str
-    origin_member_id: str
+    report_id: ReportId
+    origin_member_id: MemberId
     received_at: datetime
     report: Report
     envelope: Envelope
@@ -38,14 +40,14 @@ class CaseView:
     """A case with its reports and links, each list bounded (see the limits
     above); the counts tell how long each list really is."""
 
-    case_id: str
+    case_id: CaseId
     canonical_url: str
     hosting_country: str
-    responsible_member_id: str
+    responsible_member_id: MemberId
     status: CaseStatus
     reports: tuple[CaseReportView, ...]
-    known_content_case_ids: tuple[str, ...]
-    reappearance_of_case_id: str
+    known_content_case_ids: tuple[CaseId, ...]
+    reappearance_of_case_id: CaseId | Literal[""]
     created_at: datetime
     updated_at: datetime
     #: Applied status updates in order, with the envelopes they were signed in.
@@ -75,7 +77,7 @@ class CaseFilter:
     hosting_countries: frozenset[str] = frozenset()
     created_since: datetime | None = None
     created_until: datetime | None = None
-    reporter_member_id: str = ""
+    reporter_member_id: MemberId | Literal[""] = ""
     overdue_only: bool = False
 
 

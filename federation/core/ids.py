@@ -27,9 +27,17 @@ A string becomes an id once, at a boundary, by calling the type on it
 - new ids: ``new_uuid7`` returns ``str``, its callers name the kind made
   (``CaseBook.new_case_id``, ``StatusBook``);
 - storage: read-side repository records (``store.status.HeldUpdate``,
-  ``TrackedRecord``, ``store.outbox.OutgoingItem``...) annotate their fields
-  with these types, so a value read from a row needs no wrapping. Write-side
-  records and query parameters take ``str``: any id may be stored.
+  ``TrackedRecord``, ``store.outbox.OutgoingItem``...) and the ids that
+  repository functions return (``store.cases.all_hashes``,
+  ``store.outbox.pending_destinations``...) carry these types, so a value
+  read from a row needs no wrapping; where the ORM's column type says
+  ``str``, the whole list it returns takes one ``cast``. Query parameters
+  take ``str`` (any id may be looked up); write-side records type the ids
+  they are made from (``NewOutboxItem``, ``NewInboundItem``), except an
+  envelope's signer and key id, kept as crypto has them (see above);
+- requests: an API servicer types a request's case or report id where it
+  reads it (``CaseId(request.case_id)``), a CLI command where it reads the
+  argument (``cli.liaison.commands.case_argument``).
 
 Everything from there inward takes the typed id; an id becomes a ``str``
 again only by being used as one (a proto field, a SQL parameter, a log).

@@ -74,6 +74,8 @@ from typing import Any, Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from federation.core.ids import CaseId
+
 __all__ = ["PDQ_BYTES", "PdqIndex", "PdqSnapshot", "hamming"]
 
 #: Length of a PDQ hash (256 bits).
@@ -199,12 +201,12 @@ class _View:
     words: npt.NDArray[np.uint64]
     alive: npt.NDArray[np.bool_]
     slot_kid: npt.NDArray[np.int32]
-    key_of: list[str]
+    key_of: list[CaseId]
     snapshot: PdqSnapshot
 
 
 class PdqIndex:
-    """Keys (opaque ids such as case ids) by PDQ hash, searchable by distance.
+    """Case ids (the keys) by PDQ hash, searchable by distance.
 
     The same hash may be stored under several keys, and a key may hold several
     hashes; adding the same (key, hash) twice stores it twice, so that
@@ -234,8 +236,8 @@ class PdqIndex:
 
         # Keys are interned to small ints so per-slot data stays in numpy;
         # each key's slots form a singly linked list (head per key, next per slot).
-        self._kid_of: dict[str, int] = {}
-        self._key_of: list[str] = []
+        self._kid_of: dict[CaseId, int] = {}
+        self._key_of: list[CaseId] = []
         self._head = np.full(_INITIAL_CAPACITY, -1, dtype=np.int32)
 
         # Base tables: slots table-major and sorted by bucket; the slots of
@@ -273,7 +275,7 @@ class PdqIndex:
 
     # --- writes ---
 
-    def add(self, key: str, pdq: bytes) -> None:
+    def add(self, key: CaseId, pdq: bytes) -> None:
         """Store ``pdq`` under ``key``; ValueError unless it is 32 bytes."""
         row = _as_row(pdq)
         with self._lock:
@@ -293,13 +295,13 @@ class PdqIndex:
             self._note_added(added)
             self._add_to_delta(added)
 
-    def add_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+    def add_many(self, items: Iterable[tuple[CaseId, bytes]]) -> None:
         """Store many (key, hash) pairs at once (start-up loading).
 
         All hashes are checked before anything is stored, so a ValueError
         leaves the index unchanged.
         """
-        keys: list[str] = []
+        keys: list[CaseId] = []
         chunks: list[bytes] = []
         for key, pdq in items:
             if len(pdq) != PDQ_BYTES:
@@ -326,7 +328,7 @@ class PdqIndex:
             else:
                 self._add_to_delta(slots.astype(np.intp))
 
-    def remove(self, key: str) -> None:
+    def remove(self, key: CaseId) -> None:
         """Remove every hash stored under ``key`` (no-op for an unknown key)."""
         with self._lock:
             kid = self._kid_of.pop(key, None)
@@ -338,9 +340,9 @@ class PdqIndex:
                 self._release(slot)
                 slot = following
             self._head[kid] = -1
-            self._key_of[kid] = ""  # the id is not reused; drop the string
+            self._key_of[kid] = CaseId("")  # the id is not reused; drop the string
 
-    def remove_entry(self, key: str, pdq: bytes) -> bool:
+    def remove_entry(self, key: CaseId, pdq: bytes) -> bool:
         """Undo one :meth:`add` of (``key``, ``pdq``); False if none is stored."""
         row = _as_row(pdq)
         with self._lock:
@@ -371,7 +373,7 @@ class PdqIndex:
 
     # --- reads ---
 
-    def search(self, pdq: bytes, threshold: int | None = None) -> list[tuple[str, int]]:
+    def search(self, pdq: bytes, threshold: int | None = None) -> list[tuple[CaseId, int]]:
         """Every key holding a hash within ``threshold`` bits of ``pdq``.
 
         Returns (key, distance) pairs, one per key with its smallest distance,
@@ -382,7 +384,7 @@ class PdqIndex:
 
     def search_many(
         self, pdqs: Sequence[bytes], threshold: int | None = None
-    ) -> list[list[tuple[str, int]]]:
+    ) -> list[list[tuple[CaseId, int]]]:
         """:meth:`search` for many hashes at once, one result list per hash.
 
         One vectorised pass for the whole batch: per query, numpy's fixed cost
@@ -392,7 +394,7 @@ class PdqIndex:
 
     def search_many_at(
         self, pdqs: Sequence[bytes], threshold: int | None = None
-    ) -> tuple[PdqSnapshot, list[list[tuple[str, int]]]]:
+    ) -> tuple[PdqSnapshot, list[list[tuple[CaseId, int]]]]:
         """:meth:`search_many`, and the snapshot of the index it answered from."""
         limit = self._limit(threshold)
         if not pdqs:
@@ -419,7 +421,7 @@ class PdqIndex:
 
     def search_since(
         self, snapshot: PdqSnapshot, pdqs: Sequence[bytes], threshold: int | None = None
-    ) -> list[list[tuple[str, int]]] | None:
+    ) -> list[list[tuple[CaseId, int]]] | None:
         """For each hash, the keys added after ``snapshot`` that hold a hash
         within ``threshold`` bits (as :meth:`search`); ``None`` when the index
         changed otherwise since then (a removal) or the log of additions no
@@ -460,11 +462,11 @@ class PdqIndex:
 
     def _search(
         self, view: _View, rows: npt.NDArray[np.uint8], limit: int
-    ) -> list[list[tuple[str, int]]]:
+    ) -> list[list[tuple[CaseId, int]]]:
         """The vectorised search over one view (no lock needed), a chunk of
         queries at a time."""
         masks = self._masks(limit // _TABLES)
-        found: list[list[tuple[str, int]]] = []
+        found: list[list[tuple[CaseId, int]]] = []
         for start in range(0, rows.shape[0], _QUERY_CHUNK):
             found.extend(_search_chunk(view, rows[start : start + _QUERY_CHUNK], masks, limit))
         return found
@@ -531,7 +533,7 @@ class PdqIndex:
         self._delta_sorted = self._delta_entries
         self._delta_starts = None
 
-    def _intern(self, key: str) -> int:
+    def _intern(self, key: CaseId) -> int:
         kid = self._kid_of.get(key)
         if kid is None:
             kid = self._kid_of[key] = len(self._key_of)
@@ -618,8 +620,8 @@ _EMPTY: Final = np.zeros(0, dtype=np.intp)
 
 
 def _nearest(
-    count: int, queries: list[int], kids: list[int], distances: list[int], key_of: list[str]
-) -> list[list[tuple[str, int]]]:
+    count: int, queries: list[int], kids: list[int], distances: list[int], key_of: list[CaseId]
+) -> list[list[tuple[CaseId, int]]]:
     """Per query (0 .. count-1), each key found with its smallest distance,
     sorted by distance then key, from parallel lists of hits."""
     best: list[dict[int, int]] = [{} for _ in range(count)]
@@ -634,7 +636,7 @@ def _nearest(
 
 def _search_chunk(
     view: _View, rows: npt.NDArray[np.uint8], masks: _IntArray, limit: int
-) -> list[list[tuple[str, int]]]:
+) -> list[list[tuple[CaseId, int]]]:
     """Search a few queries (see _QUERY_CHUNK) over one view."""
     count = rows.shape[0]
     # Probe buckets: in table j, each query's substring XOR each mask.

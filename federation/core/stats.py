@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from federation.core.case import CaseView
 from federation.core.case_status import CaseStatus, is_open
+from federation.core.ids import CaseId
 
 TAKEDOWN_WINDOW = timedelta(hours=72)
 
@@ -18,7 +19,7 @@ TAKEDOWN_WINDOW = timedelta(hours=72)
 class OpenPastWindow:
     """A case still open longer than the takedown window after its first report."""
 
-    case_id: str
+    case_id: CaseId
     status: CaseStatus
     hosting_country: str
     first_reported_at: datetime

@@ -125,7 +125,7 @@ class Books:
 
     cases: CaseBook
     statuses: StatusBook
-    notify_outbox: Callable[[str], None] = lambda _destination: None
+    notify_outbox: Callable[[MemberId], None] = lambda _destination: None
 
 
 @dataclass(frozen=True, slots=True)

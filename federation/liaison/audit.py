@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from federation.core.ids import CaseId
 from federation.runtime.clock import Clock, utc_now
 from federation.store import audit
 from federation.store.database import Database
@@ -33,7 +34,7 @@ FLUSH_SECONDS = 1.0
 #: Distinct pending refusals before the recording thread writes them itself.
 MAX_PENDING = 2000
 
-_Key = tuple[str, str, str, str, tuple[str, ...]]
+_Key = tuple[str, str, str, str, tuple[CaseId, ...]]
 
 
 class RefusalAudit:
@@ -74,7 +75,7 @@ class RefusalAudit:
         detail: str,
         *,
         cause: str = "",
-        case_ids: Sequence[str] = (),
+        case_ids: Sequence[CaseId] = (),
     ) -> None:
         """Queue one refused call. ``cause`` groups refusals whose detail differs
         only in passing (a retry delay); without it the detail itself does."""
@@ -158,7 +159,7 @@ class CallAudit:
         self,
         member_id: str,
         rpc: str,
-        case_ids: Sequence[str],
+        case_ids: Sequence[CaseId],
         outcome: str,
         detail: str,
         *,

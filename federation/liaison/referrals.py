@@ -44,6 +44,7 @@ from federation.core.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from federation.core.ids import CaseId, MemberId
 from federation.core.limits import MAX_STORED_INT
 from federation.core.roster import Member
 from federation.status import Fanout
@@ -69,7 +70,7 @@ class ReferralEvent:
 
     sequence: int
     kind: CaseEventKind
-    case_id: str
+    case_id: CaseId
     status: CaseStatus
     occurred_at: datetime
     #: The case as it stands, without its reports (see ``report``).
@@ -120,7 +121,7 @@ class ReferralDesk:
         self._overdue = overdue
 
     @property
-    def member_id(self) -> str:
+    def member_id(self) -> MemberId:
         """This node's member id."""
         return self._statuses.member_id
 
@@ -159,7 +160,7 @@ class ReferralDesk:
             self._overdue,
         )
 
-    def acknowledge(self, countries: frozenset[str], case_id: str, reference: str) -> CaseView:
+    def acknowledge(self, countries: frozenset[str], case_id: CaseId, reference: str) -> CaseView:
         """Police confirm receipt, with their own reference number."""
         reference = reference.strip()
         if not 0 < len(reference) <= MAX_REFERENCE_CHARS:
@@ -182,7 +183,7 @@ class ReferralDesk:
         return self.view(countries, case_id)
 
     def request_hold(
-        self, countries: frozenset[str], case_id: str, reason: str, until: datetime | None
+        self, countries: frozenset[str], case_id: CaseId, reason: str, until: datetime | None
     ) -> CaseView:
         """Delay the takedown notice until ``until`` (or release)."""
         now = self._clock()
@@ -216,7 +217,7 @@ class ReferralDesk:
             self._notify(destination)
         return self.view(countries, case_id)
 
-    def release_hold(self, countries: frozenset[str], case_id: str) -> CaseView:
+    def release_hold(self, countries: frozenset[str], case_id: CaseId) -> CaseView:
         """Lift an active hold before it expires."""
         now = self._clock()
         with self._db.write() as session:
@@ -228,7 +229,7 @@ class ReferralDesk:
             _lift(session, case, CaseEventKind.HOLD_RELEASED, now)
         return self.view(countries, case_id)
 
-    def expire_holds(self) -> list[str]:
+    def expire_holds(self) -> list[CaseId]:
         """Lift every hold whose time is up; returns the case ids."""
         now = self._clock()
         with self._db.write() as session:
@@ -237,14 +238,14 @@ class ReferralDesk:
                 _lift(session, case, CaseEventKind.HOLD_EXPIRED, now)
         return [c.case_id for c in expired]
 
-    def view(self, countries: frozenset[str], case_id: str) -> CaseView:
+    def view(self, countries: frozenset[str], case_id: CaseId) -> CaseView:
         """One referral."""
         with self._db.read() as session:
             case = self._case(session, countries, case_id)
             return local_view(session, case, self._clock(), self._overdue)
 
     def reports(
-        self, countries: frozenset[str], case_id: str, page_size: int, token: str
+        self, countries: frozenset[str], case_id: CaseId, page_size: int, token: str
     ) -> ReportPage:
         """A page of a referral's reports, in the order they joined."""
         item_page_size(page_size)  # a bad size is refused before any read
@@ -253,7 +254,7 @@ class ReferralDesk:
             return local_report_page(session, case_id, page_size, token)
 
     def history(
-        self, countries: frozenset[str], case_id: str, page_size: int, token: str
+        self, countries: frozenset[str], case_id: CaseId, page_size: int, token: str
     ) -> HistoryPage:
         """A page of a referral's applied status updates, in sequence order."""
         item_page_size(page_size)
@@ -304,7 +305,7 @@ class ReferralDesk:
 
     @staticmethod
     def _case(
-        session: Session, countries: frozenset[str], case_id: str, *, lock: bool = False
+        session: Session, countries: frozenset[str], case_id: CaseId, *, lock: bool = False
     ) -> CaseRecord:
         """A case of the liaison's countries (``lock``: for a write, see store.get_case)."""
         case = store.get_case(session, case_id, lock=lock) if case_id else None

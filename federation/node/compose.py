@@ -29,6 +29,7 @@ from federation.cases import (
     OverduePolicy,
     OverdueWatcher,
 )
+from federation.core.ids import MemberId
 from federation.core.limits import Limits
 from federation.intake import Books, DeliveryOptions, DeliveryService, NodeIdentity
 from federation.liaison import Bell, CallAudit, ReferralDesk, RefusalAudit
@@ -220,7 +221,7 @@ def bell_after_writes(db: Database) -> Bell:
     return bell
 
 
-def application(base: Foundation, notify_outbox: Callable[[str], None]) -> Application:
+def application(base: Foundation, notify_outbox: Callable[[MemberId], None]) -> Application:
     """Every application service, sharing one status book and case book."""
     cfg, db, rosters = base.config, base.db, base.rosters
     statuses = status_book(base)

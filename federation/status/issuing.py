@@ -43,7 +43,7 @@ BulkSigner = Callable[[str, Sequence[bytes]], list[Envelope]]
 class Fanout:
     """Peers that got new outbox items in this transaction (to wake after commit)."""
 
-    destinations: set[str] = field(default_factory=set)
+    destinations: set[MemberId] = field(default_factory=set)
 
 
 #: Report ids named by the update an owner records and shows (its case's

@@ -85,14 +85,15 @@ class _Held:
 
 @dataclass(slots=True)
 class _Batch:
-    ours_responsible: set[str]
+    ours_responsible: set[CaseId]
     tracked: dict[CaseId, _Tracked]
     held: dict[CaseId, dict[int, _Held]]
     #: Our reports among those the batch names -> their expected owners.
     owners: dict[ReportId, MemberId]
     links: list[tuple[ReportId, CaseId]] = field(default_factory=list)
-    newly_applied: list[str] = field(default_factory=list)
-    newly_refused: list[str] = field(default_factory=list)
+    #: Stored updates (each with its id) applied or refused by this batch.
+    newly_applied: list[UpdateId | Literal[""]] = field(default_factory=list)
+    newly_refused: list[UpdateId | Literal[""]] = field(default_factory=list)
 
 
 def receive_updates(

@@ -10,6 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from federation.core.ids import CaseId
 from federation.store.models import AuditRow, table_of
 
 #: A call that returned more cases records the first ones and the count.
@@ -24,7 +25,7 @@ class Refusals:
     rpc: str
     outcome: str
     detail: str
-    case_ids: tuple[str, ...]
+    case_ids: tuple[CaseId, ...]
     first_at: datetime
     last_at: datetime
     calls: int = 1
@@ -85,7 +86,7 @@ class Entry(NamedTuple):
     at: datetime
     member_id: str
     rpc: str
-    case_ids: list[str]
+    case_ids: list[CaseId]
     outcome: str
     detail: str
     calls: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
@@ -96,7 +96,7 @@ class EventRecord(NamedTuple):
     report_id: ReportId | None
 
 
-def case_records(session: Session, case_ids: Iterable[str]) -> dict[str, CaseRecord]:
+def case_records(session: Session, case_ids: Iterable[str]) -> dict[CaseId, CaseRecord]:
     """Cases by id, for showing them, in one query."""
     rows = fetch_in(session, _CASES, CaseRecord._fields, "case_id IN ({in})", sorted(set(case_ids)))
     return {row[0]: CaseRecord(*row) for row in rows}
@@ -116,17 +116,19 @@ def update_case(session: Session, case: CaseRecord, **changes: Any) -> CaseRecor
     return case._replace(**changes)
 
 
-def record_joins(session: Session, joined: Mapping[str, datetime | None], now: datetime) -> None:
+def record_joins(session: Session, joined: Mapping[CaseId, datetime | None], now: datetime) -> None:
     """Cases that reports joined now: their first_reported_at (``joined``: case
     id -> its earliest report's time) and updated_at, in one statement, in key order."""
     rows = [(now, at, case_id) for case_id, at in sorted(joined.items())]
     update_many(session, _CASES, ("updated_at", "first_reported_at"), "case_id", rows)
 
 
-def report_records(session: Session, case_ids: Iterable[str]) -> dict[str, list[ReportRecord]]:
+def report_records(
+    session: Session, case_ids: Iterable[CaseId]
+) -> dict[CaseId, list[ReportRecord]]:
     """Every report of each case, in the order they joined, in one query."""
     ids = sorted(set(case_ids))
-    found: dict[str, list[ReportRecord]] = {case_id: [] for case_id in ids}
+    found: dict[CaseId, list[ReportRecord]] = {case_id: [] for case_id in ids}
     rows = fetch_in(
         session, table_of(CaseReportRow), ReportRecord._fields, "case_id IN ({in})", ids
     )
@@ -135,14 +137,14 @@ def report_records(session: Session, case_ids: Iterable[str]) -> dict[str, list[
     return found
 
 
-def report_counts(session: Session, case_ids: Iterable[str]) -> dict[str, int]:
+def report_counts(session: Session, case_ids: Iterable[CaseId]) -> dict[CaseId, int]:
     """How many reports each case holds, in one query (an index-only count)."""
     return _counts(session, "case_reports", "", sorted(set(case_ids)))
 
 
 def earliest_reports(
-    session: Session, counts: dict[str, int], limit: int
-) -> dict[str, list[ReportRecord]]:
+    session: Session, counts: dict[CaseId, int], limit: int
+) -> dict[CaseId, list[ReportRecord]]:
     """The first ``limit`` reports of each case of ``counts`` (from report_counts),
     in the order they joined.
 
@@ -160,7 +162,7 @@ def earliest_reports(
     return found
 
 
-ReportKey = tuple[datetime, str]
+ReportKey = tuple[datetime, ReportId]
 """Where a case's report stands in its order: (joined_at, report_id)."""
 
 
@@ -184,7 +186,7 @@ def report_page(
     return [ReportRecord(*row) for row in rows]
 
 
-def reports_by_id(session: Session, report_ids: Iterable[str]) -> dict[str, ReportRecord]:
+def reports_by_id(session: Session, report_ids: Iterable[str]) -> dict[ReportId, ReportRecord]:
     """Reports of cases held here, by report id, in one query."""
     rows = fetch_in(
         session,
@@ -196,7 +198,7 @@ def reports_by_id(session: Session, report_ids: Iterable[str]) -> dict[str, Repo
     return {row[1]: ReportRecord(*row) for row in rows}
 
 
-def _counts(session: Session, table: str, extra: str, case_ids: list[str]) -> dict[str, int]:
+def _counts(session: Session, table: str, extra: str, case_ids: list[CaseId]) -> dict[CaseId, int]:
     """Rows per case of ``table`` (whose ``case_id`` is indexed), in one query."""
     found = dict.fromkeys(case_ids, 0)
     rows = select_in(
@@ -221,7 +223,7 @@ class ClosedCase:
 class UrlCases:
     """What is held for one canonical URL: its open case, its latest closed one."""
 
-    open_case_id: str | None = None
+    open_case_id: CaseId | None = None
     latest_closed: ClosedCase | None = None
 
 
@@ -249,7 +251,7 @@ def cases_by_url(session: Session, url_keys: Iterable[bytes]) -> dict[bytes, Url
     return found
 
 
-def existing_case_ids(session: Session, case_ids: Iterable[str]) -> set[str]:
+def existing_case_ids(session: Session, case_ids: Iterable[str]) -> set[CaseId]:
     """Which of ``case_ids`` are cases held here, in one query."""
     rows = select_in(
         session, "SELECT case_id FROM cases WHERE case_id IN ({in})", sorted(set(case_ids))
@@ -267,21 +269,25 @@ def get_case(session: Session, case_id: str, *, lock: bool = False) -> CaseRecor
     return CaseRecord(*rows[0]) if rows else None
 
 
-def case_id_of_report(session: Session, report_id: str) -> str | None:
+def case_id_of_report(session: Session, report_id: str) -> CaseId | None:
     """The case a report belongs to, if it is held here: the newest, when it
     came back after a MOVED and joined a second one."""
-    return session.scalar(
-        select(CaseReportRow.case_id)
-        .where(CaseReportRow.report_id == report_id)
-        .order_by(CaseReportRow.joined_at.desc())
-        .limit(1)
+    # The ORM maps the column as str; a case id is what it holds.
+    return cast(
+        CaseId | None,
+        session.scalar(
+            select(CaseReportRow.case_id)
+            .where(CaseReportRow.report_id == report_id)
+            .order_by(CaseReportRow.joined_at.desc())
+            .limit(1)
+        ),
     )
 
 
-def reporters_of(session: Session, case_ids: Iterable[str]) -> dict[str, set[str]]:
+def reporters_of(session: Session, case_ids: Iterable[CaseId]) -> dict[CaseId, set[MemberId]]:
     """Members that authored a report in each of the given cases, in one query."""
     ids = list(set(case_ids))
-    found: dict[str, set[str]] = {case_id: set() for case_id in ids}
+    found: dict[CaseId, set[MemberId]] = {case_id: set() for case_id in ids}
     if ids:
         rows = session.execute(
             select(CaseReportRow.case_id, CaseReportRow.origin_member_id)
@@ -293,7 +299,7 @@ def reporters_of(session: Session, case_ids: Iterable[str]) -> dict[str, set[str
     return found
 
 
-def case_reports(session: Session, case_id: str) -> list[ReportRecord]:
+def case_reports(session: Session, case_id: CaseId) -> list[ReportRecord]:
     """Every report of a case, in the order they joined."""
     return report_records(session, [case_id])[case_id]
 
@@ -302,10 +308,10 @@ HashPair = tuple[int, bytes]
 """(algorithm, value) of a content hash."""
 
 
-def hashes_of(session: Session, case_ids: Iterable[str]) -> dict[str, set[HashPair]]:
+def hashes_of(session: Session, case_ids: Iterable[CaseId]) -> dict[CaseId, set[HashPair]]:
     """The content hashes already held for each of the given cases, in one query."""
     ids = list(set(case_ids))
-    found: dict[str, set[HashPair]] = {case_id: set() for case_id in ids}
+    found: dict[CaseId, set[HashPair]] = {case_id: set() for case_id in ids}
     if ids:
         rows = session.execute(
             select(CaseHashRow.case_id, CaseHashRow.algorithm, CaseHashRow.value).where(
@@ -324,12 +330,12 @@ _BY_HASH = (
 )
 
 
-def cases_by_hash(session: Session, hashes: Iterable[HashPair]) -> dict[HashPair, set[str]]:
+def cases_by_hash(session: Session, hashes: Iterable[HashPair]) -> dict[HashPair, set[CaseId]]:
     """Cases holding each (algorithm, value) pair exactly, in one indexed query
     per algorithm. Not for PDQ hashes: the index leaves them out (they are
     matched by distance, in memory), so none would be found."""
     wanted = set(hashes)
-    found: dict[HashPair, set[str]] = {}
+    found: dict[HashPair, set[CaseId]] = {}
     if not wanted:
         return found
     rows = [
@@ -349,12 +355,12 @@ def cases_by_hash(session: Session, hashes: Iterable[HashPair]) -> dict[HashPair
     return found
 
 
-def cases_with_hashes(session: Session, hashes: Sequence[HashPair]) -> set[str]:
+def cases_with_hashes(session: Session, hashes: Sequence[HashPair]) -> set[CaseId]:
     """Cases holding any of the given (algorithm, value) pairs exactly."""
     return set().union(*cases_by_hash(session, hashes).values())
 
 
-def all_hashes(session: Session, algorithm: int) -> Iterable[tuple[str, bytes]]:
+def all_hashes(session: Session, algorithm: int) -> Iterable[tuple[CaseId, bytes]]:
     """Every (case_id, value) of one algorithm, streamed (index loading)."""
     rows = session.execute(
         select(CaseHashRow.case_id, CaseHashRow.value)
@@ -390,12 +396,14 @@ def insert_links(session: Session, pairs: Iterable[tuple[str, str]]) -> None:
     insert_many(session, table_of(CaseLinkRow), rows, ignore_duplicates=True)
 
 
-def link_counts(session: Session, case_ids: Iterable[str]) -> dict[str, int]:
+def link_counts(session: Session, case_ids: Iterable[CaseId]) -> dict[CaseId, int]:
     """How many cases each of ``case_ids`` is linked to, in one query."""
     return _counts(session, "case_links", "", sorted(set(case_ids)))
 
 
-def first_links(session: Session, counts: dict[str, int], limit: int) -> dict[str, list[str]]:
+def first_links(
+    session: Session, counts: dict[CaseId, int], limit: int
+) -> dict[CaseId, list[CaseId]]:
     """The first ``limit`` linked case ids (in id order) of each case of
     ``counts`` (from link_counts); as earliest_reports, larger cases are
     read one by one, each read stopped by the primary key index."""
@@ -416,15 +424,15 @@ def first_links(session: Session, counts: dict[str, int], limit: int) -> dict[st
     return found
 
 
-def linked_cases(session: Session, case_id: str) -> list[str]:
+def linked_cases(session: Session, case_id: CaseId) -> list[CaseId]:
     """Cases linked to this one by known content, sorted."""
     return links_of_cases(session, [case_id])[case_id]
 
 
-def links_of_cases(session: Session, case_ids: Iterable[str]) -> dict[str, list[str]]:
+def links_of_cases(session: Session, case_ids: Iterable[CaseId]) -> dict[CaseId, list[CaseId]]:
     """The cases linked to each of ``case_ids`` by known content, sorted, in one query."""
     ids = sorted(set(case_ids))
-    found: dict[str, list[str]] = {case_id: [] for case_id in ids}
+    found: dict[CaseId, list[CaseId]] = {case_id: [] for case_id in ids}
     rows = select_in(
         session, "SELECT case_id, linked_case_id FROM case_links WHERE case_id IN ({in})", ids
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from federation.core.ids import ItemId
+from federation.core.ids import ItemId, MemberId, UpdateId
 from federation.store._driver import insert_many, select_in
 from federation.store.models import InboundItemRow, MovedDeliveryRow, table_of
 
@@ -27,22 +28,24 @@ class StoredReceipt:
 class NewInboundItem:
     """An accepted item and its signed receipt, ready to store."""
 
-    item_id: str
+    item_id: ItemId | Literal[""]
     payload_type: str
+    #: Copied from the envelope, whose fields crypto keeps as plain str:
+    #: typing them would cost a call per item on the Deliver path.
     signer_member_id: str
     key_id: str
-    sender_member_id: str
-    via_member_ids: tuple[str, ...]
+    sender_member_id: MemberId
+    via_member_ids: tuple[MemberId, ...]
     envelope: bytes
     payload_sha256: bytes
     outcome: int
     receipt: bytes
     received_at: datetime
     #: For a report of our own intake: the member responsible for it then.
-    expected_owner: str | None = None
+    expected_owner: MemberId | None = None
     #: For a report moved here: the update id of the MOVED that sent it, and
     #: the proofs it came with (stored in moved_deliveries, not here).
-    move_id: str = ""
+    move_id: UpdateId | Literal[""] = ""
     proofs: bytes | None = None
 
 

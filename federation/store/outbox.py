@@ -18,7 +18,7 @@ import enum
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -58,22 +58,22 @@ class OutgoingItem:
 class NewOutboxItem:
     """An item to queue for a peer."""
 
-    destination: str
-    item_id: str
+    destination: MemberId
+    item_id: ItemId
     payload_type: str
     envelope: bytes
-    via_member_ids: tuple[str, ...] = ()
+    via_member_ids: tuple[MemberId, ...] = ()
     #: Hand-over proofs sent beside the envelope (see OutboxRow.proofs).
     proofs: bytes | None = None
 
 
 def enqueue(
     session: Session,
-    destination: str,
-    item_id: str,
+    destination: MemberId,
+    item_id: ItemId,
     payload_type: str,
     envelope: bytes,
-    via: Sequence[str],
+    via: Sequence[MemberId],
     now: datetime,
     proofs: bytes | None = None,
 ) -> None:
@@ -265,12 +265,19 @@ def release_all(session: Session) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def pending_destinations(session: Session) -> list[str]:
+def pending_destinations(session: Session) -> list[MemberId]:
     """Peers that have pending items."""
-    return list(
-        session.scalars(
-            select(OutboxRow.destination).where(OutboxRow.state == OutboxState.PENDING).distinct()
-        )
+    # The ORM maps the column as str; only member ids are queued for (one
+    # cast of the list, no call per row).
+    return cast(
+        list[MemberId],
+        list(
+            session.scalars(
+                select(OutboxRow.destination)
+                .where(OutboxRow.state == OutboxState.PENDING)
+                .distinct()
+            )
+        ),
     )
 
 
@@ -384,7 +391,9 @@ def queue_states(session: Session) -> list[PeerQueueState]:
     return states
 
 
-def rejected_items(session: Session, limit: int) -> list[tuple[str, str, bytes, datetime | None]]:
+def rejected_items(
+    session: Session, limit: int
+) -> list[tuple[MemberId, ItemId, bytes, datetime | None]]:
     """Items peers refused: (destination, item_id, receipt, finished_at), newest first."""
     rows = session.execute(
         select(OutboxRow.destination, OutboxRow.item_id, OutboxRow.receipt, OutboxRow.finished_at)
@@ -392,9 +401,17 @@ def rejected_items(session: Session, limit: int) -> list[tuple[str, str, bytes, 
         .order_by(OutboxRow.id.desc())
         .limit(limit)
     )
-    return [(r[0], r[1], r[2] or b"", r[3]) for r in rows]
+    # As the ORM maps them, the columns are str: a member id and an item id.
+    return cast(
+        list[tuple[MemberId, ItemId, bytes, datetime | None]],
+        [(r[0], r[1], r[2] or b"", r[3]) for r in rows],
+    )
 
 
-def destinations_of(session: Session, item_id: str) -> set[str]:
+def destinations_of(session: Session, item_id: str) -> set[MemberId]:
     """Every peer an item was queued for (e.g. where we sent a report)."""
-    return set(session.scalars(select(OutboxRow.destination).where(OutboxRow.item_id == item_id)))
+    # The ORM maps the column as str; only member ids are queued for.
+    return cast(
+        set[MemberId],
+        set(session.scalars(select(OutboxRow.destination).where(OutboxRow.item_id == item_id))),
+    )

@@ -31,8 +31,8 @@ from federation.store.models import (
 class UpdateRecord(NamedTuple):
     """An applied status update of a case, as stored (see updates_of)."""
 
-    update_id: str
-    case_id: str
+    update_id: UpdateId
+    case_id: CaseId
     sequence: int
     status: int
     #: The serialized signed envelope (see StatusUpdateRow.envelope).
@@ -52,11 +52,11 @@ def insert_updates(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     insert_many(session, table_of(StatusUpdateRow), rows)
 
 
-def applied_envelopes(session: Session, case_ids: Iterable[str]) -> dict[str, list[bytes]]:
+def applied_envelopes(session: Session, case_ids: Iterable[CaseId]) -> dict[CaseId, list[bytes]]:
     """The signed envelopes of each case's applied updates, in sequence order,
     in one query (a case's history as its views show it)."""
     ids = sorted(set(case_ids))
-    found: dict[str, list[bytes]] = {case_id: [] for case_id in ids}
+    found: dict[CaseId, list[bytes]] = {case_id: [] for case_id in ids}
     rows = select_in(
         session,
         "SELECT case_id, sequence, envelope FROM status_updates"
@@ -69,7 +69,7 @@ def applied_envelopes(session: Session, case_ids: Iterable[str]) -> dict[str, li
     return found
 
 
-def applied_counts(session: Session, case_ids: Iterable[str]) -> dict[str, int]:
+def applied_counts(session: Session, case_ids: Iterable[CaseId]) -> dict[CaseId, int]:
     """How many applied updates each case's history holds, in one query."""
     ids = sorted(set(case_ids))
     found = dict.fromkeys(ids, 0)
@@ -104,8 +104,8 @@ def applied_page(
 
 
 def bounded_history(
-    session: Session, counts: dict[str, int], head: int, tail: int
-) -> dict[str, list[bytes]]:
+    session: Session, counts: dict[CaseId, int], head: int, tail: int
+) -> dict[CaseId, list[bytes]]:
     """Each case's applied updates in sequence order (counts from
     applied_counts): all of a history of at most head + tail, else its first
     ``head`` and latest ``tail``. Short histories are read in one query."""
@@ -242,7 +242,7 @@ def linked_cases_of_report(session: Session, report_id: str) -> list[CaseId]:
     )
 
 
-def latest_link(session: Session, report_id: str) -> tuple[str, datetime] | None:
+def latest_link(session: Session, report_id: str) -> tuple[CaseId, datetime] | None:
     """The remote case one of our reports was linked to last, and when."""
     row = session.execute(
         select(ReportCaseLinkRow.case_id, ReportCaseLinkRow.linked_at)
@@ -250,19 +250,23 @@ def latest_link(session: Session, report_id: str) -> tuple[str, datetime] | None
         .order_by(ReportCaseLinkRow.linked_at.desc(), ReportCaseLinkRow.case_id.desc())
         .limit(1)
     ).first()
-    return (row.case_id, row.linked_at) if row else None
+    return (CaseId(row.case_id), row.linked_at) if row else None
 
 
-def reports_linked_to(session: Session, case_ids: Iterable[str]) -> list[str]:
+def reports_linked_to(session: Session, case_ids: Iterable[str]) -> list[ReportId]:
     """Our reports linked to any of the given remote cases."""
-    return sorted(
-        set(
-            session.scalars(
-                select(ReportCaseLinkRow.report_id).where(
-                    ReportCaseLinkRow.case_id.in_(list(case_ids))
+    # The ORM maps the column as str; it holds the ids of our own reports.
+    return cast(
+        list[ReportId],
+        sorted(
+            set(
+                session.scalars(
+                    select(ReportCaseLinkRow.report_id).where(
+                        ReportCaseLinkRow.case_id.in_(list(case_ids))
+                    )
                 )
             )
-        )
+        ),
     )
 
 
@@ -274,7 +278,7 @@ def linked_report_count(session: Session, case_id: str) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def linked_report_page(session: Session, case_id: str, after: str, limit: int) -> list[str]:
+def linked_report_page(session: Session, case_id: str, after: str, limit: int) -> list[ReportId]:
     """Up to ``limit`` of our reports linked to a remote case, in id order after ``after``."""
     rows = select_in(
         session,

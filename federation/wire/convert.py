@@ -476,7 +476,7 @@ def case_filter_from_proto(message: case_pb2.CaseFilter) -> CaseFilter:
         hosting_countries=frozenset(message.hosting_countries),
         created_since=optional_datetime(message, "created_since"),
         created_until=optional_datetime(message, "created_until"),
-        reporter_member_id=message.reporter_member_id,
+        reporter_member_id=MemberId(message.reporter_member_id),
         overdue_only=message.overdue_only,
     )
 

@@ -73,7 +73,7 @@ from federation.cli.liaison.session import (
     unary,
 )
 from federation.cli.output import FORMAT_OPTION, Format, emit, printable
-from federation.core.ids import is_uuid
+from federation.core.ids import CaseId, is_uuid
 from federation.runtime.clock import utc_now
 from hfp.v1 import case_pb2, status_pb2
 from hfp.v1 import liaison_service_pb2 as pb
@@ -123,7 +123,7 @@ def _when_option(text: str, option: str, now: datetime, *, ago: bool) -> datetim
         raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
-def case_argument(text: str) -> str:
+def case_argument(text: str) -> CaseId:
     """A case id as the node spells it (canonical lower-case UUID)."""
     case_id = text.strip().lower()
     if not is_uuid(case_id):
@@ -132,7 +132,7 @@ def case_argument(text: str) -> str:
             "0190c6c2-7a3b-7c4d-8e5f-123456789abc; see `hfed liaison list`)",
             param_hint="CASE",
         )
-    return case_id
+    return CaseId(case_id)
 
 
 # --- the command group ---------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import click
 import grpc
@@ -17,6 +17,7 @@ from federation.cli.liaison.profile import (
     ProfileError,
     load_profile,
 )
+from federation.core.ids import CaseId
 from federation.runtime.clock import utc_now
 from hfp.v1 import case_pb2
 from hfp.v1 import liaison_service_pb2 as pb
@@ -85,7 +86,9 @@ def open_profile(path: Path | None) -> LiaisonProfile:
     return profile
 
 
-def explain(exc: grpc.RpcError, profile: LiaisonProfile, case_id: str = "") -> LiaisonError:
+def explain(
+    exc: grpc.RpcError, profile: LiaisonProfile, case_id: CaseId | Literal[""] = ""
+) -> LiaisonError:
     """A failed call in words an officer can act on."""
     code: grpc.StatusCode = exc.code()
     details = exc.details() or "no details"
@@ -133,7 +136,7 @@ def liaison_stub(profile: LiaisonProfile) -> Iterator[pb_grpc.LiaisonServiceStub
 def unary(
     profile: LiaisonProfile,
     call: Callable[[pb_grpc.LiaisonServiceStub], T],
-    case_id: str = "",
+    case_id: CaseId | Literal[""] = "",
 ) -> T:
     """Run one unary call (which must pass ``timeout=DEADLINE``), explaining failures."""
     with liaison_stub(profile) as stub:
@@ -163,7 +166,7 @@ def referral_pages(
 
 
 def case_reports(
-    stub: pb_grpc.LiaisonServiceStub, case_id: str, limit: int
+    stub: pb_grpc.LiaisonServiceStub, case_id: CaseId, limit: int
 ) -> tuple[list[case_pb2.CaseReport], int]:
     """Up to ``limit`` reports of a referral, in the order they joined, and
     how many it holds in all."""

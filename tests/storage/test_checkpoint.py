@@ -31,14 +31,20 @@ def _write_rows(db: Database, count: int) -> None:
 
 
 def _rows_in_main_file(path: Path, tmp_path: Path) -> int:
-    """Rows visible in a copy of the database file alone (its WAL left behind)."""
+    """Rows visible in a copy of the database file alone (its WAL left behind);
+    -1 when the copy was torn by a checkpoint writing the file meanwhile."""
     copy = tmp_path / "main-file-only.db"
     shutil.copyfile(path, copy)
-    with closing(sqlite3.connect(copy)) as conn:
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        if "scratch" not in names:
-            return 0
-        return int(conn.execute("SELECT COUNT(*) FROM scratch").fetchone()[0])
+    try:
+        with closing(sqlite3.connect(copy)) as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "scratch" not in names:
+                return 0
+            return int(conn.execute("SELECT COUNT(*) FROM scratch").fetchone()[0])
+    except sqlite3.DatabaseError:
+        # The copy is not atomic: a page-by-page checkpoint running during it
+        # leaves a file that reads as malformed. Waiting callers try again.
+        return -1
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float = WAIT_SECONDS) -> bool:

@@ -6,6 +6,7 @@ node's configuration file.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,31 @@ def rejected(
         )
     emit(fmt, ("peer", "item_id", "reason", "detail", "at"), rows)
     db.dispose()
+
+
+@outbox.command()
+@node_options
+@click.option("--to", "peer", required=True, help="The peer that restored a backup.")
+@click.option(
+    "--since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+    help="Resend what was delivered to it from then on (UTC unless an offset is given).",
+)
+def redeliver(
+    config_path: Path | None,
+    devnet_dir: Path | None,
+    member: str | None,
+    peer: str,
+    since: datetime,
+) -> None:
+    """Resend to PEER every item delivered to it since SINCE (after it restored a backup).
+
+    Safe to run while this node runs and to repeat: the peer answers an item it
+    still holds with the receipt it stored, and files the ones it lost.
+    """
+    db = _database(config_path, devnet_dir, member)
+    with db.write() as session:
+        count = store.redeliver(session, peer, since if since.tzinfo else since.replace(tzinfo=UTC))
+    db.dispose()
+    click.echo(f"{count} items queued again for {peer}")

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 
 import migrations
 from federation.core.errors import SetupError
@@ -64,3 +65,13 @@ def require_current(db: Database) -> None:
             f"database schema is at revision {current or 'none (empty database)'} but this "
             f"version of hfed needs {head}: run `hfed db upgrade --config FILE` first"
         )
+
+
+def can_upgrade_from(url: str, revision: str) -> bool:
+    """True when ``revision`` is one of the migrations this code knows (so that
+    ``upgrade`` can bring a database at it to the head)."""
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    try:
+        return scripts.get_revision(revision) is not None
+    except CommandError:
+        return False

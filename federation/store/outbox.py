@@ -415,3 +415,21 @@ def destinations_of(session: Session, item_id: str) -> set[MemberId]:
         set[MemberId],
         set(session.scalars(select(OutboxRow.destination).where(OutboxRow.item_id == item_id))),
     )
+
+
+def redeliver(session: Session, destination: str, since: datetime) -> int:
+    """Queue again every item delivered to ``destination`` at or after ``since``
+    (the peer restored an older copy of its database and may have lost them);
+    how many. The stored receipt stays until the peer's new one replaces it, and
+    the peer's backoff is cleared so that the resend starts at once."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.destination == destination,
+            OutboxRow.state == OutboxState.DELIVERED,
+            OutboxRow.finished_at >= since,
+        )
+        .values(state=OutboxState.PENDING, lease_until=None)
+    )
+    session.execute(delete(PeerBackoffRow).where(PeerBackoffRow.destination == destination))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
+from hfp.v1 import federation_service_pb2, hotline_service_pb2, liaison_service_pb2
 
 #: Receipts for a full batch are far below this; the cap is explicit on purpose.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -28,26 +31,92 @@ class ClientIdentity:
         return cls(ca_cert.read_bytes(), cert.read_bytes(), key.read_bytes())
 
 
-def _options() -> list[tuple[str, int]]:
+ChannelOptions = Sequence[tuple[str, int | str]]
+
+#: Calls a client may simply send again: they only read. A call that changes
+#: something (SubmitReport fills in a new report id, RecordStatus, holds and
+#: acknowledgements) is never retried by the channel: the caller decides.
+IDEMPOTENT_CALLS = {
+    hotline_service_pb2.DESCRIPTOR.services_by_name["HotlineService"]: (
+        "GetCase",
+        "ListCaseReports",
+        "ListCaseHistory",
+        "ListCases",
+        "GetStats",
+    ),
+    liaison_service_pb2.DESCRIPTOR.services_by_name["LiaisonService"]: (
+        "ListReferrals",
+        "ListCaseReports",
+        "ListCaseHistory",
+    ),
+    federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"]: ("GetRoster",),
+}
+#: gRPC's own retries of those calls when the node is briefly unreachable
+#: (restarting, a connection reset): a few attempts within about two seconds.
+RETRY_POLICY = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.2s",
+    "maxBackoff": "1s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+#: Client keepalive, so that a long stream (WatchReferrals) notices a dead
+#: connection and is not dropped as idle by NAT or firewalls on the way. Pings
+#: go only while a call is open, no more often than the node permits
+#: (federation.node.server: a client may ping every 20 s).
+KEEPALIVE_MS = 30_000
+KEEPALIVE_TIMEOUT_MS = 10_000
+
+
+def _options() -> list[tuple[str, int | str]]:
     return [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
 
 
-def secure_channel(endpoint: str, identity: ClientIdentity) -> grpc.Channel:
-    """A mutual-TLS channel to ``endpoint`` (host:port), verifying the server."""
+def retry_service_config() -> str:
+    """The channel's service config (JSON): retry the idempotent calls on UNAVAILABLE."""
+    names = [
+        {"service": service.full_name, "method": method}
+        for service, methods in IDEMPOTENT_CALLS.items()
+        for method in methods
+    ]
+    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}]})
+
+
+def client_options() -> list[tuple[str, int | str]]:
+    """Options of the channels of people's clients (CLI, liaison client): retries
+    of idempotent calls and keepalive (node-to-node channels use neither: the
+    outbox has its own durable retries)."""
+    return [
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", retry_service_config()),
+        ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+        ("grpc.keepalive_permit_without_calls", 0),
+        # Keep pinging a stream on which nothing arrives for a long time
+        # (gRPC's default stops after two pings without data).
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def secure_channel(
+    endpoint: str, identity: ClientIdentity, options: ChannelOptions = ()
+) -> grpc.Channel:
+    """A mutual-TLS channel to ``endpoint`` (host:port), verifying the server;
+    ``options`` are added to the message caps (e.g. ``client_options()``)."""
     credentials = grpc.ssl_channel_credentials(
         root_certificates=identity.ca_cert,
         private_key=identity.key,
         certificate_chain=identity.cert,
     )
-    return grpc.secure_channel(endpoint, credentials, options=_options())
+    return grpc.secure_channel(endpoint, credentials, options=[*_options(), *options])
 
 
-def insecure_channel(endpoint: str) -> grpc.Channel:
+def insecure_channel(endpoint: str, options: ChannelOptions = ()) -> grpc.Channel:
     """A plaintext channel, for nodes running in insecure development mode only."""
-    return grpc.insecure_channel(endpoint, options=_options())
+    return grpc.insecure_channel(endpoint, options=[*_options(), *options])
 
 
 class ChannelPool:

@@ -45,6 +45,7 @@ from hfp.v1 import federation_service_pb2 as pb
 from hfp.v1 import federation_service_pb2_grpc as pb_grpc
 from peers.backoff import Backoff
 from peers.channel import ChannelPool
+from peers.pushback import retry_pushback
 from peers.receipts import BadReceiptError, Sent, verify_receipts
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,11 @@ PROBE_BATCH = 10
 MAX_CALL_BYTES = 4 * 1024 * 1024
 #: How often a sender looks for peers with pending items it has no worker for.
 RESCAN_SECONDS = 5.0
+#: Failures after which the connection to the peer is kept: a peer refusing
+#: for load is up and reachable, and reconnecting (a TLS handshake on both
+#: nodes) would only add to its load. After any other failure the channel is
+#: dropped so that the next attempt connects afresh (see ChannelPool).
+KEEP_CHANNEL = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 
 def _by_size(batch: list[store.OutgoingItem], limit: int) -> Iterator[list[store.OutgoingItem]]:
@@ -359,8 +365,9 @@ class _PeerWorker(threading.Thread):
                 request, timeout=DELIVER_DEADLINE, metadata=sender.metadata
             )
         except grpc.RpcError as exc:
-            sender.channels.discard(endpoint, channel)
-            self._failed(batch, f"{exc.code().name}: {exc.details()}")
+            if exc.code() not in KEEP_CHANNEL:
+                sender.channels.discard(endpoint, channel)
+            self._failed(batch, f"{exc.code().name}: {exc.details()}", retry_pushback(exc))
             return False
         faultpoints.reach(faultpoints.OUTBOX_AFTER_REPLY)
         if len(reply.receipts) != len(batch):
@@ -439,14 +446,19 @@ class _PeerWorker(threading.Thread):
                 detail=receipt.detail,
             )
 
-    def _failed(self, batch: list[store.OutgoingItem], error: str) -> None:
+    def _failed(
+        self, batch: list[store.OutgoingItem], error: str, pushback: timedelta | None = None
+    ) -> None:
+        """Count a failed attempt and schedule the next one: after our backoff,
+        and never sooner than the wait the peer asked for (``pushback``)."""
         sender = self.sender
         sender.metrics.outbox_failures.labels(self.destination).inc()
+        delay: Callable[[int], timedelta] = sender.backoff.delay
+        if pushback is not None:
+            delay = _at_least(delay, pushback)
         with sender.db.write() as session:
             store.note_attempt(session, [i.id for i in batch], error)
-            retry_at = store.record_failure(
-                session, self.destination, error, sender.clock(), sender.backoff.delay
-            )
+            retry_at = store.record_failure(session, self.destination, error, sender.clock(), delay)
         sender.note_peer(self.destination, True, retry_at)
         log.warning(
             "delivery to peer failed",
@@ -454,7 +466,15 @@ class _PeerWorker(threading.Thread):
             error=error,
             items=len(batch),
             retry_at=_iso(retry_at),
+            pushback_ms=None if pushback is None else round(pushback.total_seconds() * 1000),
         )
+
+
+def _at_least(
+    delay_after: Callable[[int], timedelta], floor: timedelta
+) -> Callable[[int], timedelta]:
+    """``delay_after``, but never shorter than ``floor``."""
+    return lambda failures: max(delay_after(failures), floor)
 
 
 def _state_of(outcome: Outcome) -> store.OutboxState:

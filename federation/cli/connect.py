@@ -15,7 +15,7 @@ from federation.core.ids import MemberId
 from federation.devnet.manifest import Manifest, ManifestError
 from federation.node.config import ConfigError, NodeConfig, load_config
 from federation.wire.metadata import dev_metadata
-from peers.channel import ClientIdentity, insecure_channel, secure_channel
+from peers.channel import ClientIdentity, client_options, insecure_channel, secure_channel
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEADLINE = 30.0
@@ -91,9 +91,9 @@ def resolve(config_path: Path | None, devnet_dir: Path | None, member: str | Non
 def channel(target: Target) -> Iterator[grpc.Channel]:
     """An open channel to the target node."""
     opened = (
-        insecure_channel(target.endpoint)
+        insecure_channel(target.endpoint, client_options())
         if target.identity is None
-        else secure_channel(target.endpoint, target.identity)
+        else secure_channel(target.endpoint, target.identity, client_options())
     )
     with opened:
         yield opened

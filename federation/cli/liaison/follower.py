@@ -26,7 +26,7 @@ from federation.runtime.clock import utc_now
 from hfp.v1 import liaison_service_pb2 as pb
 from hfp.v1 import liaison_service_pb2_grpc as pb_grpc
 from peers.backoff import Backoff
-from peers.channel import secure_channel
+from peers.channel import client_options, secure_channel
 
 
 class StreamCall(Protocol):
@@ -276,7 +276,7 @@ class NodeStreams:
         # A long watch can outlive its certificate; say so rather than
         # retrying a TLS handshake the node will never accept.
         self._profile.check_certificate(utc_now())
-        channel = secure_channel(self._profile.node, self._profile.identity())
+        channel = secure_channel(self._profile.node, self._profile.identity(), client_options())
         self._channel = channel
         states: queue.SimpleQueue[grpc.ChannelConnectivity] = queue.SimpleQueue()
         channel.subscribe(states.put, try_to_connect=True)

@@ -22,7 +22,7 @@ from federation.runtime.clock import utc_now
 from hfp.v1 import case_pb2
 from hfp.v1 import liaison_service_pb2 as pb
 from hfp.v1 import liaison_service_pb2_grpc as pb_grpc
-from peers.channel import DEFAULT_DEADLINE_SECONDS, secure_channel
+from peers.channel import DEFAULT_DEADLINE_SECONDS, client_options, secure_channel
 
 T = TypeVar("T")
 
@@ -129,7 +129,7 @@ def liaison_stub(profile: LiaisonProfile) -> Iterator[pb_grpc.LiaisonServiceStub
         identity = profile.identity()
     except ProfileError as exc:
         raise LiaisonError(str(exc)) from exc
-    with secure_channel(profile.node, identity) as channel:
+    with secure_channel(profile.node, identity, client_options()) as channel:
         yield pb_grpc.LiaisonServiceStub(channel)
 
 

@@ -98,6 +98,20 @@ def node_answers(listen: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def _require_stopped(config: NodeConfig, database: Path | None) -> None:
+    """Refuse while the node runs: an SQLite file some process has open, or
+    (for a PostgreSQL node, whose processes may run anywhere) a node answering
+    on the configured listen address."""
+    if database is not None and files.in_use(database):
+        raise click.ClickException(
+            f"{database} is in use (is the node running?): stop the node first"
+        )
+    if database is None and node_answers(config.listen):
+        raise click.ClickException(
+            f"something answers on {config.listen} (is the node running?): stop the node first"
+        )
+
+
 def _checked_backup(config: NodeConfig, path: Path) -> files.BackupFile:
     from federation.store.migrate import can_upgrade_from
 
@@ -134,13 +148,35 @@ def db_restore(config_path: Path, backup: Path) -> None:
 
     config = node_config(config_path)
     database = _sqlite_file(config, backup)
-    if node_answers(config.listen):
-        raise click.ClickException(
-            f"something answers on {config.listen}: stop the node before restoring its database"
-        )
+    _require_stopped(config, database)
     checked = _checked_backup(config, backup)
     aside = files.restore(backup, database, utc_now())
     revision = upgrade_url(config.database_url)
     click.echo(f"restored {backup} to {database} (schema {revision})")
     click.echo(f"the replaced database is kept as {aside}" if aside else "there was no database")
     click.echo(_redeliver_hint(config, checked))
+
+
+@db.command("copy")
+@config_option
+@click.argument("target_url")
+def db_copy(config_path: Path, target_url: str) -> None:
+    """Copy every row of the node's database into the empty database TARGET_URL
+    (e.g. from SQLite to PostgreSQL), with the node stopped. Give a PostgreSQL
+    password through PGPASSWORD or ~/.pgpass rather than in the URL."""
+    from federation.store.copy import CopyError, copy_rows
+    from federation.store.database import Database
+
+    config = node_config(config_path)
+    sqlite = config.database_url.startswith("sqlite")
+    _require_stopped(config, files.sqlite_path(config.database_url) if sqlite else None)
+    source, target = Database(config.database_url), Database(target_url)
+    try:
+        counts = copy_rows(source, target)
+    except CopyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        source.dispose()
+        target.dispose()
+    click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables")
+    click.echo("now set database_url in the node's configuration to the new database")

@@ -13,6 +13,7 @@ how for a configured URL without its password.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 from contextlib import closing
@@ -28,6 +29,9 @@ from federation.core.errors import SetupError
 NODE_TABLES = frozenset({"alembic_version", "inbound_items", "outbox", "cases"})
 #: Suffixes of the files SQLite keeps beside a database in WAL mode.
 SIDE_FILES = ("-wal", "-shm")
+#: The byte of the ``-shm`` file on which every connection to a WAL database
+#: holds a shared lock while it is open (SQLite's unix VFS: UNIX_SHM_DMS).
+SHM_DMS_OFFSET = 128
 #: Pages copied per step of an online backup (the node writes between steps).
 BACKUP_PAGES = 1024
 
@@ -135,6 +139,24 @@ def check(path: Path) -> BackupFile:
             return BackupFile(path, str(row[0]), _newest_item(conn))
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{path} is not a readable SQLite database: {exc}") from exc
+
+
+def in_use(database: Path) -> bool:
+    """True while any process has the WAL-mode database open (a running node
+    does, from start to stop): its shared lock on the ``-shm`` file's DMS
+    byte stops us from taking that byte exclusively. A killed process holds
+    no lock, so this tells a stopped node from a running one however it ended."""
+    try:
+        fd = os.open(database.with_name(database.name + "-shm"), os.O_RDWR)
+    except FileNotFoundError:
+        return False  # no connection in WAL mode has it open
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, SHM_DMS_OFFSET)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases our test lock
+    return False
 
 
 def _aside_name(database: Path, stamp: str) -> Path:

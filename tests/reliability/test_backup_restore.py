@@ -26,28 +26,8 @@ from click.testing import CliRunner, Result
 from federation.cli.main import cli
 from federation.runtime.clock import utc_now
 from federation.store.outbox import OutboxState
-from tests.support.crashes import (
-    id_counts,
-    integrity_ok,
-    kill9,
-    outbox_rows,
-    pending_outbox,
-    scalar,
-    set_check,
-    start_node,
-    stored_receipts,
-    wait_until,
-)
-from tests.support.hostile import deliver_many
-from tests.support.net import (
-    Network,
-    item,
-    make_report,
-    outcome_name,
-    running_network,
-    sign_report,
-    small_members,
-)
+from tests.support import crashes, hostile
+from tests.support import net as netlib
 
 SENDER, RECEIVER, ORIGIN = "hotline-dk", "hotline-nl", "hotline-de"
 BATCH = 50
@@ -57,16 +37,18 @@ TIMEOUT = 180.0
 
 
 @pytest.fixture
-def bnet(tmp_path: Path) -> Iterator[Network]:
+def bnet(tmp_path: Path) -> Iterator[netlib.Network]:
     """hotline-dk (forwarding) and hotline-nl (responsible for NL), both running."""
-    with running_network(tmp_path / "net", small_members(SENDER, RECEIVER)) as network:
+    with netlib.running_network(
+        tmp_path / "net", netlib.small_members(SENDER, RECEIVER)
+    ) as network:
         yield network
 
 
 class Feeder:
     """Hands hotline-dk batches of NL reports (as hotline-de) until stopped."""
 
-    def __init__(self, net: Network) -> None:
+    def __init__(self, net: netlib.Network) -> None:
         self.net = net
         self.sent: list[str] = []
         self.failures: list[BaseException] = []
@@ -77,10 +59,10 @@ class Feeder:
         key = self.net.signing_key(ORIGIN)
         try:
             while not self.stopping.is_set():
-                reports = [make_report(ORIGIN, "NL") for _ in range(BATCH)]
-                items = [item(sign_report(r, key)) for r in reports]
-                receipts = deliver_many(self.net, ORIGIN, SENDER, items)
-                assert all(outcome_name(r) == "OUTCOME_FORWARDED" for r in receipts)
+                reports = [netlib.make_report(ORIGIN, "NL") for _ in range(BATCH)]
+                items = [netlib.item(netlib.sign_report(r, key)) for r in reports]
+                receipts = hostile.deliver_many(self.net, ORIGIN, SENDER, items)
+                assert all(netlib.outcome_name(r) == "OUTCOME_FORWARDED" for r in receipts)
                 self.sent.extend(r.report_id for r in reports)
                 time.sleep(0.05)
         except BaseException as exc:  # reported by the test thread
@@ -100,28 +82,28 @@ def hfed(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def filed(net: Network) -> int:
+def filed(net: netlib.Network) -> int:
     """Reports filed at the receiver so far."""
-    return scalar(net, RECEIVER, "SELECT COUNT(*) FROM case_reports")
+    return crashes.scalar(net, RECEIVER, "SELECT COUNT(*) FROM case_reports")
 
 
-def config(net: Network, member_id: str) -> str:
+def config(net: netlib.Network, member_id: str) -> str:
     """The node's configuration file."""
     return str(net.path(net.member(member_id).config))
 
 
-def _backup_while_running(net: Network, out: Path) -> None:
-    assert wait_until(lambda: filed(net) >= BEFORE, TIMEOUT, 0.2)
+def _backup_while_running(net: netlib.Network, out: Path) -> None:
+    assert crashes.wait_until(lambda: filed(net) >= BEFORE, TIMEOUT, 0.2)
     result = hfed("db", "backup", "--config", config(net, RECEIVER), str(out))
     assert result.exit_code == 0, result.output
     assert out.is_file()
     # Restoring over a node that still runs is refused and changes nothing.
     refused = hfed("db", "restore", "--config", config(net, RECEIVER), str(out))
-    assert refused.exit_code != 0 and "stop the node" in refused.output
+    assert refused.exit_code != 0 and "stop the node first" in refused.output
 
 
-def _restore_after_kill(net: Network, out: Path) -> int:
-    kill9(net, RECEIVER)
+def _restore_after_kill(net: netlib.Network, out: Path) -> int:
+    crashes.kill9(net, RECEIVER)
     had = filed(net)
     result = hfed("db", "restore", "--config", config(net, RECEIVER), str(out))
     assert result.exit_code == 0, result.output
@@ -129,13 +111,13 @@ def _restore_after_kill(net: Network, out: Path) -> int:
     assert list(net.db_path(RECEIVER).parent.glob("node.db.replaced-*")), "nothing kept aside"
     lost = had - filed(net)
     assert lost > 0, "the restore lost nothing: the backup was taken too late"
-    start_node(net, RECEIVER)
+    crashes.start_node(net, RECEIVER)
     return lost
 
 
 @pytest.mark.timeout(600)
 def test_restored_receiver_gets_back_what_it_lost_exactly_once(
-    bnet: Network, tmp_path: Path
+    bnet: netlib.Network, tmp_path: Path
 ) -> None:
     """Back up hotline-nl while reports flow to it, keep sending, kill it -9, restore
     the backup and restart it, and have hotline-dk redeliver since the backup: expect
@@ -146,7 +128,7 @@ def test_restored_receiver_gets_back_what_it_lost_exactly_once(
     backed_up_at = utc_now()
     _backup_while_running(bnet, out)
     at_backup = filed(bnet)
-    assert wait_until(lambda: filed(bnet) >= at_backup + AFTER, TIMEOUT, 0.2)
+    assert crashes.wait_until(lambda: filed(bnet) >= at_backup + AFTER, TIMEOUT, 0.2)
     lost = _restore_after_kill(bnet, out)
     since = (backed_up_at - timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S+0000")
     result = hfed(
@@ -156,16 +138,16 @@ def test_restored_receiver_gets_back_what_it_lost_exactly_once(
     time.sleep(1.0)  # reports keep flowing to the restarted node
     sent = feeder.stop()
 
-    assert wait_until(lambda: pending_outbox(bnet, SENDER) == 0, TIMEOUT, 0.5)
-    check = set_check(
+    assert crashes.wait_until(lambda: crashes.pending_outbox(bnet, SENDER) == 0, TIMEOUT, 0.5)
+    check = crashes.set_check(
         sent,
-        id_counts(bnet, RECEIVER, "inbound_items", "item_id"),
-        id_counts(bnet, RECEIVER, "case_reports", "report_id"),
+        crashes.id_counts(bnet, RECEIVER, "inbound_items", "item_id"),
+        crashes.id_counts(bnet, RECEIVER, "case_reports", "report_id"),
     )
     print(f"\nlost by the restore: {lost}; {result.output.strip()}; {check.summary()}")
     assert check.ok, check.summary()
-    assert integrity_ok(bnet, RECEIVER)
-    stored = stored_receipts(bnet, RECEIVER)
-    rows = outbox_rows(bnet, SENDER)
+    assert crashes.integrity_ok(bnet, RECEIVER)
+    stored = crashes.stored_receipts(bnet, RECEIVER)
+    rows = crashes.outbox_rows(bnet, SENDER)
     assert sorted(r.item_id for r in rows) == sorted(sent)
     assert all(r.state is OutboxState.DELIVERED and r.receipt == stored[r.item_id] for r in rows)

@@ -19,24 +19,8 @@ from pathlib import Path
 import pytest
 
 from federation.devnet import processes
-from tests.support.crashes import (
-    id_counts,
-    log_text,
-    pending_outbox,
-    set_check,
-    start_node,
-    wait_until,
-)
-from tests.support.hostile import deliver_many
-from tests.support.net import (
-    Network,
-    item,
-    make_report,
-    outcome_name,
-    running_network,
-    sign_report,
-    small_members,
-)
+from tests.support import crashes, hostile
+from tests.support import net as netlib
 
 SENDER, RECEIVER, ORIGIN = "hotline-dk", "hotline-nl", "hotline-de"
 ITEMS = 30
@@ -52,18 +36,20 @@ SLACK = timedelta(milliseconds=100)
 
 
 @pytest.fixture
-def pnet(tmp_path: Path) -> Iterator[Network]:
+def pnet(tmp_path: Path) -> Iterator[netlib.Network]:
     """hotline-dk (hasty sender) and hotline-nl (stingy receiver)."""
-    with running_network(tmp_path / "net", small_members(SENDER, RECEIVER)) as network:
+    with netlib.running_network(
+        tmp_path / "net", netlib.small_members(SENDER, RECEIVER)
+    ) as network:
         processes.down(network.directory, only=[SENDER, RECEIVER])
-        start_node(network, RECEIVER, STINGY)
-        start_node(network, SENDER, HASTY)
+        crashes.start_node(network, RECEIVER, STINGY)
+        crashes.start_node(network, SENDER, HASTY)
         yield network
 
 
-def _outbox_events(net: Network) -> list[dict[str, object]]:
+def _outbox_events(net: netlib.Network) -> list[dict[str, object]]:
     events = []
-    for line in log_text(net, SENDER).splitlines():
+    for line in crashes.log_text(net, SENDER).splitlines():
         if line.startswith("{"):
             event = json.loads(line)
             if event.get("event") in ("delivery to peer failed", "delivered to peer"):
@@ -76,17 +62,19 @@ def _at(event: dict[str, object]) -> datetime:
 
 
 @pytest.mark.timeout(300)
-def test_outbox_waits_out_the_pushback_of_a_refusing_peer(pnet: Network) -> None:
+def test_outbox_waits_out_the_pushback_of_a_refusing_peer(pnet: netlib.Network) -> None:
     """Hand hotline-dk 30 reports for a peer that admits one call per 2 s: expect
     every refusal to carry a pushback, the next call no sooner than that, and
     every report delivered exactly once."""
     key = pnet.signing_key(ORIGIN)
-    reports = [make_report(ORIGIN, "NL") for _ in range(ITEMS)]
-    receipts = deliver_many(pnet, ORIGIN, SENDER, [item(sign_report(r, key)) for r in reports])
-    assert all(outcome_name(r) == "OUTCOME_FORWARDED" for r in receipts)
-    assert wait_until(lambda: pending_outbox(pnet, SENDER) == 0, 120.0, 0.5)
+    reports = [netlib.make_report(ORIGIN, "NL") for _ in range(ITEMS)]
+    receipts = hostile.deliver_many(
+        pnet, ORIGIN, SENDER, [netlib.item(netlib.sign_report(r, key)) for r in reports]
+    )
+    assert all(netlib.outcome_name(r) == "OUTCOME_FORWARDED" for r in receipts)
+    assert crashes.wait_until(lambda: crashes.pending_outbox(pnet, SENDER) == 0, 120.0, 0.5)
     ids = [r.report_id for r in reports]
-    check = set_check(ids, id_counts(pnet, RECEIVER, "inbound_items", "item_id"))
+    check = crashes.set_check(ids, crashes.id_counts(pnet, RECEIVER, "inbound_items", "item_id"))
     assert check.ok, check.summary()
 
     events = _outbox_events(pnet)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,9 +14,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from federation.cli.main import cli
+from federation.core.ids import MemberId, ReportId
 from federation.store import backup as files
 from federation.store.backup import BackupError
-from federation.store.migrate import head_revision, upgrade_url
+from federation.store.copy import CopyError, copy_rows
+from federation.store.database import Database
+from federation.store.migrate import head_revision, upgrade, upgrade_url
+from federation.store.outbox import NewOutboxItem, enqueue_many, pending_count
 
 NOW = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
 
@@ -89,3 +96,56 @@ def test_postgresql_backup_points_to_pg_dump_without_the_password(tmp_path: Path
         "pg_dump -Fc --no-owner -h db.example -p 5433 -U hfed -f out.dump hfed_nl" in result.output
     )
     assert "s3cret" not in result.output
+
+
+def test_in_use_while_a_process_has_the_database_open_not_after_kill_9(tmp_path: Path) -> None:
+    database = _node_db(tmp_path / "node.db")
+    holder = subprocess.Popen(  # a process with the file open, as a running node has
+        [sys.executable, "-c", HOLD, str(database)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        assert files.in_use(database)
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert not files.in_use(database), "a killed process holds no lock"
+
+
+HOLD = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("PRAGMA journal_mode=WAL")
+conn.execute("SELECT COUNT(*) FROM cases").fetchone()
+print("open", flush=True)
+time.sleep(60)
+"""
+
+
+def test_copy_moves_every_row_to_an_empty_database(new_database_url: Callable[[], str]) -> None:
+    source = Database(new_database_url())
+    upgrade(source)
+    with source.write() as session:
+        enqueue_many(session, [_outgoing(n) for n in range(3)], NOW)
+    target = Database(new_database_url())
+    try:
+        counts = copy_rows(source, target)
+        assert counts["outbox"] == 3
+        with target.write() as session:  # ids continue after the copied ones
+            enqueue_many(session, [_outgoing(3)], NOW)
+        with target.read() as session:
+            assert pending_count(session) == 4
+        with pytest.raises(CopyError, match="not empty"):
+            copy_rows(source, target)
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+def _outgoing(n: int) -> NewOutboxItem:
+    return NewOutboxItem(
+        destination=MemberId("hotline-dk"),
+        item_id=ReportId(f"00000000-0000-4000-8000-00000000000{n}"),
+        payload_type="x",
+        envelope=b"e",
+    )

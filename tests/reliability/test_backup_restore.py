@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 
 from federation.cli.main import cli
 from federation.runtime.clock import utc_now
+from federation.store.backup import in_use
 from federation.store.outbox import OutboxState
 from tests.support import crashes, hostile
 from tests.support import net as netlib
@@ -104,6 +105,9 @@ def _backup_while_running(net: netlib.Network, out: Path) -> None:
 
 def _restore_after_kill(net: netlib.Network, out: Path) -> int:
     crashes.kill9(net, RECEIVER)
+    # The killed process is reaped thread by thread: its leader can look gone
+    # while the last threads still hold its files (and SQLite's lock).
+    assert crashes.wait_until(lambda: not in_use(net.db_path(RECEIVER)), 15.0, 0.05)
     had = filed(net)
     result = hfed("db", "restore", "--config", config(net, RECEIVER), str(out))
     assert result.exit_code == 0, result.output

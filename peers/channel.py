@@ -131,6 +131,8 @@ class ChannelPool:
     After a failed call the caller discards the channel: the next call opens a
     new one and connects at once, so recovery follows the outbox's own
     backoff rather than gRPC's reconnect backoff (which grows to minutes).
+    A refusal for load is the exception (the peer is up: see
+    outbox.KEEP_CHANNEL).
     """
 
     def __init__(self, factory: Callable[[str], grpc.Channel]) -> None:

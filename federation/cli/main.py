@@ -43,7 +43,7 @@ def serve(config_path: Path) -> None:
     config = _config(config_path)
     configure_logging(config.log.format, config.log.level)
     try:
-        run(config)
+        run(config, config_path)
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from exc
 

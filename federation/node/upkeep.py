@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -65,8 +66,10 @@ class Upkeep:
         self.tls = tls
         self._clock = clock
         self._health: health.HealthServicer | None = None
-        #: Why the node cannot sign, as last logged ("" when it can).
-        self._signing_problem: str | None = None
+        #: The id of the key the node signs with, as last reported ("": none).
+        self._signing_with: str | None = None
+        #: Roster installs (gRPC threads) and the main thread's checks meet here.
+        self._signing_lock = threading.Lock()
         self._files = self._fingerprint()
         self._next_files_check = 0.0
         self._next_expiry_warning = 0.0
@@ -74,7 +77,7 @@ class Upkeep:
     def attach(self, health_servicer: health.HealthServicer) -> None:
         """Report the signing state in ``health_servicer`` from now on."""
         self._health = health_servicer
-        self._signing_problem = None
+        self._signing_with = None
         self.check_signing()
 
     # --- reloading -------------------------------------------------------------
@@ -143,25 +146,32 @@ class Upkeep:
         self.check_signing()
 
     def check_signing(self) -> None:
-        """Log and report in health whether the node can sign, when that changed."""
-        problem = self._identity.why_not_signing() or ""
-        if problem == self._signing_problem:
-            return
-        self._signing_problem = problem
-        if problem:
-            log.error("this node cannot sign: it refuses new items and actions", reason=problem)
+        """Log, and report in health, the key the node signs with when it changed
+        (and why it cannot sign when it has none)."""
+        with self._signing_lock:
+            key = self._identity.current_key()
+            key_id = key.key_id if key else ""
+            if key_id != self._signing_with:
+                self._signing_with = key_id
+                self._report_signing(key_id)
+
+    def _report_signing(self, key_id: str) -> None:
+        if key_id:
+            log.info("signing with key", key_id=key_id[:16])
         else:
-            key = self._identity.signing_key
-            log.info("signing with key", key_id=key.key_id[:16])
+            log.error(
+                "this node cannot sign: it refuses new items and actions",
+                reason=self._identity.why_not_signing(),
+            )
         status = health_pb2.HealthCheckResponse
         if self._health is not None:
             for name in SIGNING_SERVICES:
-                self._health.set(name, status.NOT_SERVING if problem else status.SERVING)
+                self._health.set(name, status.SERVING if key_id else status.NOT_SERVING)
 
     @property
     def can_sign(self) -> bool:
         """Whether the node had a key to sign with at the last check."""
-        return not self._signing_problem
+        return self._signing_with != ""
 
     def warn_expiry(self) -> None:
         """A warning for the roster and the certificate if either expires soon."""

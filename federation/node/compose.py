@@ -145,18 +145,23 @@ class Outbound:
     outbox: OutboxSender
 
 
-def peer_channels(config: NodeConfig) -> tuple[ChannelFactory, tuple[tuple[str, str], ...]]:
-    """How this node opens channels to its peers (and the metadata it sends)."""
-    if config.insecure_plaintext or config.tls is None:
+def peer_channels(
+    config: NodeConfig, identity: Callable[[], ClientIdentity] | None
+) -> tuple[ChannelFactory, tuple[tuple[str, str], ...]]:
+    """How this node opens channels to its peers (and the metadata it sends).
+
+    ``identity`` gives the TLS material in use at the moment a channel opens,
+    so a channel opened after a reload presents the renewed certificate.
+    """
+    if config.insecure_plaintext or identity is None:
         return insecure_channel, dev_metadata(config.member_id)
-    identity = ClientIdentity.from_files(config.tls.ca_cert, config.tls.cert, config.tls.key)
-    return (lambda endpoint: secure_channel(endpoint, identity)), ()
+    return (lambda endpoint: secure_channel(endpoint, identity())), ()
 
 
-def outbound(base: Foundation) -> Outbound:
+def outbound(base: Foundation, identity: Callable[[], ClientIdentity] | None) -> Outbound:
     """Roster sync and the outbox sender (not started yet)."""
     cfg = base.config
-    channel_for, metadata = peer_channels(cfg)
+    channel_for, metadata = peer_channels(cfg, identity)
     sync = RosterSync(
         cfg.member_id,
         base.rosters,

@@ -25,6 +25,7 @@ from crypto.errors import CryptoError
 from crypto.keys import SigningKey
 from federation.node.config import TlsConfig
 from federation.runtime.clock import utc_now
+from peers.channel import ClientIdentity
 
 log = structlog.get_logger(__name__)
 
@@ -105,6 +106,11 @@ class ServerTls:
             self._fetch,  # type: ignore[arg-type]  # the stubs forget that None means "no change"
             require_client_authentication=True,
         )
+
+    def client_identity(self) -> ClientIdentity:
+        """The same material as a client presents it to peers."""
+        current = self.current
+        return ClientIdentity(current.ca_pem, current.cert_pem, current.key_pem)
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         # Called by gRPC before every new handshake: answer quickly, and

@@ -242,7 +242,8 @@ class Node:
         cfg = self.config
         base = foundation(cfg)
         self._upkeep = node_upkeep(base, self.config_path)
-        peers = outbound(base)
+        tls = self._upkeep.tls
+        peers = outbound(base, tls.client_identity if tls else None)
         app = application(base, peers.outbox.notify)
         capacity = client_capacity(cfg, base.db, CLIENT_SERVICES)
         server, health_servicer = self._serve(base, app, peers, capacity)

@@ -42,7 +42,7 @@ EXPIRY_WARN_EVERY = 86_400.0
 #: Services whose every answer carries this node's signature.
 SIGNING_SERVICES = (FEDERATION_SERVICE, HOTLINE_SERVICE)
 
-Fingerprint = tuple[tuple[str, int, int], ...]
+Fingerprint = tuple[tuple[str, int, int, int], ...]
 
 
 class Upkeep:
@@ -116,7 +116,7 @@ class Upkeep:
             return self._key_paths
 
     def _fingerprint(self) -> Fingerprint:
-        """Modification time and size of every file a reload reads."""
+        """Identity, modification time and size of every file a reload reads."""
         paths = list(self._key_paths)
         if self._config_path is not None:
             paths.append(self._config_path)
@@ -192,9 +192,10 @@ class Upkeep:
         }
 
 
-def _stat(path: Path) -> tuple[str, int, int]:
+def _stat(path: Path) -> tuple[str, int, int, int]:
+    # The inode too: a file replaced by a rename may keep size and mtime.
     try:
         info = path.stat()
     except OSError:
-        return (str(path), -1, -1)
-    return (str(path), info.st_mtime_ns, info.st_size)
+        return (str(path), -1, -1, -1)
+    return (str(path), info.st_ino, info.st_mtime_ns, info.st_size)

@@ -64,7 +64,7 @@ def _service(directory: Path, stored: int) -> tuple[DeliveryService, SigningKey]
     rosters = RosterHolder(trust_anchor(config), database)
     assert config.trust.roster is not None
     rosters.load(config.trust.roster.read_bytes())
-    identity = NodeIdentity(RECEIVER, SigningKey.load(config.signing.key))
+    identity = NodeIdentity(RECEIVER, SigningKey.load(config.signing.paths[0]))
     pool = ThreadPoolExecutor(2, thread_name_prefix="verify")
     statuses = StatusBook(
         RECEIVER,

@@ -65,6 +65,7 @@ ADMISSION_CLIENT_CALLS     RESOURCE_EXHAUSTED   over client_calls_total (RetryIn
 ADMISSION_HEAVY_READS      RESOURCE_EXHAUSTED   over heavy_reads_total (RetryInfo)
 SHUTTING_DOWN              UNAVAILABLE          the node is stopping; retry elsewhere or later
 STORAGE_UNAVAILABLE        UNAVAILABLE          the database failed or is busy; retry later
+NO_SIGNING_KEY             UNAVAILABLE          the roster lists no live key this node holds
 INTERNAL                   INTERNAL             a bug; the message is always "internal error"
 =========================  ===================  ==================================================
 """

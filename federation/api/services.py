@@ -21,16 +21,14 @@ from hfp.v1 import (
 )
 
 LIAISON_SERVICE = liaison_service_pb2.DESCRIPTOR.services_by_name["LiaisonService"].full_name
+HOTLINE_SERVICE = hotline_service_pb2.DESCRIPTOR.services_by_name["HotlineService"].full_name
+FEDERATION_SERVICE = federation_service_pb2.DESCRIPTOR.services_by_name[
+    "FederationService"
+].full_name
 #: The services of the node's own members and of police liaisons: their calls
 #: run on the client lane, apart from FederationService's.
-CLIENT_SERVICES = (
-    hotline_service_pb2.DESCRIPTOR.services_by_name["HotlineService"].full_name,
-    LIAISON_SERVICE,
-)
-SERVICE_NAMES = (
-    federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
-    *CLIENT_SERVICES,
-)
+CLIENT_SERVICES = (HOTLINE_SERVICE, LIAISON_SERVICE)
+SERVICE_NAMES = (FEDERATION_SERVICE, *CLIENT_SERVICES)
 
 
 def add_services(

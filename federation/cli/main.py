@@ -32,7 +32,7 @@ def serve(config_path: Path) -> None:
     config = node_config(config_path)
     configure_logging(config.log.format, config.log.level)
     try:
-        run(config)
+        run(config, config_path)
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from exc
 

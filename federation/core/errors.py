@@ -30,6 +30,7 @@ Three roots, all plain Python:
     ├── ResourceExhaustedError
     │   └── AdmissionRefusedError     api/admission.py
     └── UnavailableError
+        └── NoSigningKeyError       intake/identity.py
     SetupError
     ├── ConfigError                   node/config.py
     └── SchemaError                   store/migrate.py
@@ -92,6 +93,7 @@ BATCH_TOO_MANY_ITEMS: Final = "BATCH_TOO_MANY_ITEMS"
 BATCH_TOO_LARGE: Final = "BATCH_TOO_LARGE"
 SHUTTING_DOWN: Final = "SHUTTING_DOWN"
 STORAGE_UNAVAILABLE: Final = "STORAGE_UNAVAILABLE"
+NO_SIGNING_KEY: Final = "NO_SIGNING_KEY"
 #: The catch-all: a bug, never a refusal; its message is fixed.
 INTERNAL: Final = "INTERNAL"
 

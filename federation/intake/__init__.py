@@ -16,8 +16,8 @@ from federation.intake.delivery import (
     DeliveryOptions,
     DeliveryService,
     IncomingItem,
-    NodeIdentity,
 )
+from federation.intake.identity import NodeIdentity, NoSigningKeyError
 from federation.intake.payloads import NO_PROOFS, Proofs
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "DeliveryOptions",
     "DeliveryService",
     "IncomingItem",
+    "NoSigningKeyError",
     "NodeIdentity",
     "Proofs",
 ]

@@ -28,12 +28,9 @@ from sqlalchemy.orm import Session
 from crypto.dsse import (
     Envelope,
     pae,
-    sign_envelope,
-    sign_many,
     verify_envelope_signature,
     verify_many,
 )
-from crypto.keys import SigningKey
 from federation.cases import CaseBook, Filing, FilingBatch, PdqSearch
 from federation.core import envelope_checks as checks
 from federation.core.errors import RosterExpiredError
@@ -52,6 +49,7 @@ from federation.core.report import HashAlgorithm, Report
 from federation.core.roster import MemberKey, Roster
 from federation.core.routing import ForwardTo, HandleHere, Route, route_report
 from federation.intake.group_commit import GroupCommit
+from federation.intake.identity import NodeIdentity
 from federation.intake.payloads import (
     NO_PROOFS,
     Parsed,
@@ -97,24 +95,6 @@ class IncomingItem:
     envelope: Envelope
     via_member_ids: tuple[MemberId, ...]
     proofs: Proofs = NO_PROOFS
-
-
-@dataclass(frozen=True, slots=True)
-class NodeIdentity:
-    """Who this node is and the key it signs with."""
-
-    member_id: MemberId
-    signing_key: SigningKey
-
-    def sign(self, payload_type: str, payload: bytes) -> Envelope:
-        """Sign a payload as this node."""
-        return sign_envelope(self.signing_key, self.member_id, payload_type, payload)
-
-    def sign_many(
-        self, payload_type: str, payloads: Sequence[bytes], executor: Executor | None = None
-    ) -> list[Envelope]:
-        """Sign many payloads as this node, on ``executor``'s threads when given."""
-        return sign_many(self.signing_key, self.member_id, payload_type, payloads, executor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,10 +230,15 @@ class DeliveryService:
     def deliver(self, sender: MemberId, items: Sequence[IncomingItem]) -> list[bytes]:
         """Process a batch handed over by ``sender``; one signed receipt per item.
 
-        Raises RosterExpiredError when the node's roster has expired; every
+        Raises RosterExpiredError when the node's roster has expired, and
+        NoSigningKeyError when it has no key to sign receipts with; every
         item-level problem becomes a REJECTED receipt instead.
         """
         self._require_current_roster()
+        # A receipt that cannot be signed is no receipt: refuse the whole
+        # batch before anything is stored, so the sender keeps the items and
+        # delivers them again once this node has a key (docs/threat-model.md).
+        self._identity.require_key()
         work = [_Work(i, hashlib.sha256(i.envelope.payload).digest(), sender) for i in items]
         self._authenticate(work)
         self._parse_and_check(work, sender)

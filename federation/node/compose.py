@@ -17,7 +17,7 @@ from datetime import timedelta
 import grpc
 import structlog
 
-from crypto.keys import SigningKey, public_key_from_hex
+from crypto.keys import public_key_from_hex
 from crypto.threshold import TrustAnchor
 from federation.api.admission import ClientLane
 from federation.api.heavy import HeavyReads
@@ -34,6 +34,7 @@ from federation.core.limits import Limits
 from federation.intake import Books, DeliveryOptions, DeliveryService, NodeIdentity
 from federation.liaison import Bell, CallAudit, ReferralDesk, RefusalAudit
 from federation.node.config import NodeConfig
+from federation.node.material import MaterialError, load_signing_keys
 from federation.runtime.metrics import NodeMetrics
 from federation.status import StatusBook
 from federation.store.database import Database
@@ -107,16 +108,26 @@ def load_trust(config: NodeConfig, db: Database, faults: frozenset[str]) -> Rost
     return rosters
 
 
+def node_identity(config: NodeConfig, rosters: RosterHolder) -> NodeIdentity:
+    """The node's signing keys, the one in use chosen by the installed roster."""
+    try:
+        keys = load_signing_keys(config.signing.paths)
+    except MaterialError as exc:
+        raise SystemExit(str(exc)) from exc
+    return NodeIdentity(config.member_id, keys, lambda: rosters.roster)
+
+
 def foundation(config: NodeConfig) -> Foundation:
     """Open storage, load trust, and make the node's identity and shared threads."""
     db = open_storage(config)
     faults = active_faults(config)
+    rosters = load_trust(config, db, faults)
     return Foundation(
         config,
         faults,
         db,
-        load_trust(config, db, faults),
-        NodeIdentity(config.member_id, SigningKey.load(config.signing.key)),
+        rosters,
+        node_identity(config, rosters),
         limits_from(config),
         futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify"),
         NodeMetrics(),
@@ -134,18 +145,23 @@ class Outbound:
     outbox: OutboxSender
 
 
-def peer_channels(config: NodeConfig) -> tuple[ChannelFactory, tuple[tuple[str, str], ...]]:
-    """How this node opens channels to its peers (and the metadata it sends)."""
-    if config.insecure_plaintext or config.tls is None:
+def peer_channels(
+    config: NodeConfig, identity: Callable[[], ClientIdentity] | None
+) -> tuple[ChannelFactory, tuple[tuple[str, str], ...]]:
+    """How this node opens channels to its peers (and the metadata it sends).
+
+    ``identity`` gives the TLS material in use at the moment a channel opens,
+    so a channel opened after a reload presents the renewed certificate.
+    """
+    if config.insecure_plaintext or identity is None:
         return insecure_channel, dev_metadata(config.member_id)
-    identity = ClientIdentity.from_files(config.tls.ca_cert, config.tls.cert, config.tls.key)
-    return (lambda endpoint: secure_channel(endpoint, identity)), ()
+    return (lambda endpoint: secure_channel(endpoint, identity())), ()
 
 
-def outbound(base: Foundation) -> Outbound:
+def outbound(base: Foundation, identity: Callable[[], ClientIdentity] | None) -> Outbound:
     """Roster sync and the outbox sender (not started yet)."""
     cfg = base.config
-    channel_for, metadata = peer_channels(cfg)
+    channel_for, metadata = peer_channels(cfg, identity)
     sync = RosterSync(
         cfg.member_id,
         base.rosters,

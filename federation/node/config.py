@@ -40,9 +40,26 @@ class TlsConfig(_Section):
 
 
 class SigningConfig(_Section):
-    """The node's Ed25519 signing key (PKCS#8 PEM)."""
+    """The node's Ed25519 signing keys (PKCS#8 PEM files).
 
-    key: Path
+    ``key`` is the classic single key; ``keys`` lists more (a key being
+    rotated in). The node signs with the newest of them that its roster
+    lists as valid and not revoked (federation.intake.identity).
+    """
+
+    key: Path | None = None
+    keys: list[Path] = []
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> SigningConfig:
+        if self.key is None and not self.keys:
+            raise ValueError("give the signing key as key = ... or keys = [...]")
+        return self
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """Every configured key file, ``key`` first."""
+        return (*((self.key,) if self.key else ()), *self.keys)
 
 
 class TrustConfig(_Section):
@@ -170,6 +187,9 @@ class NodeConfig(_Section):
     worker_threads: int = Field(default=16, ge=2, le=256)
     #: How often to ask peers for a newer roster (pushes are immediate).
     roster_pull_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
+    #: How often to look whether the TLS or signing key files changed (and
+    #: reload them if so); SIGHUP reloads at once.
+    reload_check_seconds: float = Field(default=30.0, ge=0.5, le=86400.0)
     tls: TlsConfig | None = None
     signing: SigningConfig
     trust: TrustConfig
@@ -226,6 +246,9 @@ def _resolve(base: Path, raw: dict[str, object]) -> None:
             for key in keys:
                 if isinstance(table.get(key), str):
                     table[key] = str(base / table[key])
+    signing = raw.get("signing")
+    if isinstance(signing, dict) and isinstance(signing.get("keys"), list):
+        signing["keys"] = [str(base / k) if isinstance(k, str) else k for k in signing["keys"]]
     url = raw.get("database_url")
     if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         raw["database_url"] = "sqlite:///" + str(base / url.removeprefix("sqlite:///"))

@@ -7,6 +7,7 @@ import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 import grpc
@@ -39,6 +40,8 @@ from federation.node.compose import (
     outbound,
 )
 from federation.node.config import AdmissionConfig, NodeConfig
+from federation.node.material import MaterialError, ServerTls
+from federation.node.upkeep import Upkeep
 
 log = structlog.get_logger(__name__)
 
@@ -203,13 +206,34 @@ class _Parts:
     health: health.HealthServicer
 
 
+def server_tls(config: NodeConfig) -> ServerTls | None:
+    """The server's reloadable TLS material (None in plaintext mode)."""
+    if config.insecure_plaintext or config.tls is None:
+        return None
+    try:
+        return ServerTls(config.tls)
+    except MaterialError as exc:
+        raise SystemExit(str(exc)) from exc
+
+
+def node_upkeep(base: Foundation, config_path: Path | None) -> Upkeep:
+    """Reloads, the signing watch and expiry warnings, reported in metrics too."""
+    upkeep = Upkeep(base.config, config_path, base.identity, base.rosters, server_tls(base.config))
+    base.rosters.on_install.append(upkeep.roster_installed)
+    base.metrics.watch_lifetimes(upkeep.expiries, lambda: upkeep.can_sign)
+    return upkeep
+
+
 class Node:
     """One running HFP node."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, config_path: Path | None = None) -> None:
         self.config = config
+        #: The configuration file, read again on reload for the signing key files.
+        self.config_path = config_path
         self._parts: _Parts | None = None
         self._stopping = threading.Event()
+        self._upkeep: Upkeep | None = None
         self.port: int = 0
         self.metrics_port: int = 0
 
@@ -217,10 +241,14 @@ class Node:
         """Open storage, load trust, bind and start serving."""
         cfg = self.config
         base = foundation(cfg)
-        peers = outbound(base)
+        self._upkeep = node_upkeep(base, self.config_path)
+        tls = self._upkeep.tls
+        peers = outbound(base, tls.client_identity if tls else None)
         app = application(base, peers.outbox.notify)
         capacity = client_capacity(cfg, base.db, CLIENT_SERVICES)
         server, health_servicer = self._serve(base, app, peers, capacity)
+        self._upkeep.attach(health_servicer)
+        self._upkeep.tick()
         start_background(peers, app)
         self._parts = _Parts(base, peers, app, capacity, server, health_servicer)
         log.info(
@@ -256,13 +284,8 @@ class Node:
             )
             port = server.add_insecure_port(cfg.listen)
         else:
-            assert cfg.tls is not None
-            credentials = grpc.ssl_server_credentials(
-                [(cfg.tls.key.read_bytes(), cfg.tls.cert.read_bytes())],
-                root_certificates=cfg.tls.ca_cert.read_bytes(),
-                require_client_auth=True,
-            )
-            port = server.add_secure_port(cfg.listen, credentials)
+            assert self._upkeep is not None and self._upkeep.tls is not None
+            port = server.add_secure_port(cfg.listen, self._upkeep.tls.credentials())
         if port == 0:
             raise SystemExit(f"cannot listen on {cfg.listen} (address in use?)")
         return port
@@ -291,6 +314,16 @@ class Node:
         parts.base.executor.shutdown(wait=True)
         parts.base.db.dispose()
         log.info("node stopped")
+
+    def reload(self, why: str) -> None:
+        """Read the TLS material and signing keys again (SIGHUP, changed files)."""
+        if self._upkeep is not None:
+            self._upkeep.reload(why)
+
+    def tick(self) -> None:
+        """The periodic checks: changed files, signing ability, expiry warnings."""
+        if self._upkeep is not None:
+            self._upkeep.tick()
 
     def wait(self) -> None:
         """Block until the server terminates."""
@@ -325,23 +358,29 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def serve(config: NodeConfig) -> None:
-    """Run a node until SIGTERM or SIGINT, then shut down gracefully."""
-    node = Node(config)
+def serve(config: NodeConfig, config_path: Path | None = None) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut down gracefully; SIGHUP
+    reloads its TLS material and signing keys."""
+    node = Node(config, config_path)
     node.start()
     tune_gc()
     stop = threading.Event()
+    hangup = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal received", signal=signal.Signals(signum).name)
-        stop.set()
+        (hangup if signum == signal.SIGHUP else stop).set()
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
     # Python runs signal handlers only in the main thread, when it wakes up.
     # The kernel may deliver SIGTERM to any of gRPC's threads, which does
     # not interrupt a main thread blocked in an untimed wait: it would sleep
     # through the signal for good. Waking twice a second bounds the delay.
+    # The reload runs here, on the main thread, never inside the handler.
     while not stop.wait(SIGNAL_POLL_SECONDS):
-        pass
+        if hangup.is_set():
+            hangup.clear()
+            node.reload("SIGHUP")
+        node.tick()
     node.stop()

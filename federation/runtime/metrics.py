@@ -8,9 +8,9 @@ scrape time, so they are right whichever process (or restart) did the work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -68,6 +68,16 @@ class NodeMetrics:
         """Also report queue depths, oldest ages, open and overdue cases."""
         self.registry.register(_StoreCollector(db, overdue_after, clock))
 
+    def watch_lifetimes(
+        self,
+        expiries: Callable[[], Mapping[str, datetime | None]],
+        can_sign: Callable[[], bool],
+        clock: Clock = utc_now,
+    ) -> None:
+        """Also report the roster's and certificate's remaining lifetime and
+        whether the node has a key to sign with."""
+        self.registry.register(_LifetimeCollector(expiries, can_sign, clock))
+
     def serve(self, listen: str) -> int:
         """Serve /metrics on host:port (port 0 picks one); returns the port."""
         host, _, port = listen.rpartition(":")
@@ -105,4 +115,40 @@ class _StoreCollector(Collector):
             "hfed_overdue_takedowns",
             "Cases with a takedown notice older than the deadline.",
             value=overdue,
+        )
+
+
+#: Gauge names of ``_LifetimeCollector`` by what expires (Upkeep.expiries keys).
+_LIFETIME_GAUGES = {
+    "roster": ("hfed_roster_expires_in_seconds", "Seconds until the installed roster expires."),
+    "TLS certificate": (
+        "hfed_tls_certificate_expires_in_seconds",
+        "Seconds until this node's TLS certificate expires.",
+    ),
+}
+
+
+class _LifetimeCollector(Collector):
+    """Remaining lifetimes, computed when Prometheus scrapes (negative once expired)."""
+
+    def __init__(
+        self,
+        expiries: Callable[[], Mapping[str, datetime | None]],
+        can_sign: Callable[[], bool],
+        clock: Clock,
+    ) -> None:
+        self._expiries = expiries
+        self._can_sign = can_sign
+        self._clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self._clock()
+        for what, when in self._expiries().items():
+            if when is not None and what in _LIFETIME_GAUGES:
+                name, documentation = _LIFETIME_GAUGES[what]
+                yield GaugeMetricFamily(name, documentation, value=(when - now).total_seconds())
+        yield GaugeMetricFamily(
+            "hfed_signing_key_available",
+            "1 when the roster lists a key this node holds as valid now, else 0.",
+            value=1 if self._can_sign() else 0,
         )

@@ -7,6 +7,7 @@ Rosters are accepted only when threshold-signed by the pinned root keys
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,6 +104,8 @@ class RosterHolder:
         self._former: dict[tuple[MemberId, KeyId], bytes] | None = None
         #: True only under the test fault "accept-stale-roster".
         self._allow_stale = allow_stale
+        #: Called with each roster installed after start-up (outside the lock).
+        self.on_install: list[Callable[[Roster], None]] = []
 
     def load(self, bootstrap: bytes | None) -> None:
         """Install the newest stored roster, or the bootstrap one if newer/none."""
@@ -138,6 +141,13 @@ class RosterHolder:
 
     def offer(self, signed_roster: bytes) -> tuple[RosterUpdate, int]:
         """Verify and install a roster if it is newer; returns what happened."""
+        decision, version = self._offer(signed_roster)
+        if decision is RosterUpdate.INSTALL:
+            for listener in self.on_install:
+                listener(self.roster)
+        return decision, version
+
+    def _offer(self, signed_roster: bytes) -> tuple[RosterUpdate, int]:
         candidate = verify_signed_roster(signed_roster, self._anchor)
         with self._lock:
             current = self._installed

@@ -89,3 +89,14 @@ def test_bad_environment_override_is_named(tmp_path: Path) -> None:
         load_config(_write(tmp_path, GOOD), {"HFED_OUTBOX__BATCH_SIZE": "lots"})
     with pytest.raises(ConfigError, match="HFED_OUTBOX__COLOUR"):
         load_config(_write(tmp_path, GOOD), {"HFED_OUTBOX__COLOUR": "red"})
+
+
+def test_signing_keys_may_be_a_list_beside_the_single_key(tmp_path: Path) -> None:
+    text = GOOD.replace('key = "signing.pem"', 'key = "signing.pem"\nkeys = ["keys/next.pem"]')
+    config = load_config(_write(tmp_path, text))
+    root = tmp_path.resolve()
+    assert config.signing.paths == (root / "signing.pem", root / "keys/next.pem")
+    only_list = GOOD.replace('key = "signing.pem"', 'keys = ["a.pem"]')
+    assert load_config(_write(tmp_path, only_list)).signing.paths == (root / "a.pem",)
+    with pytest.raises(ConfigError, match="signing"):
+        load_config(_write(tmp_path, GOOD.replace('key = "signing.pem"', "")))

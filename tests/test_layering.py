@@ -56,6 +56,7 @@ MAY_USE: dict[str, frozenset[str]] = {
     "cases": frozenset({"core", "store", "wire", "runtime", "status"}),
     "liaison": frozenset({"core", "store", "wire", "runtime", "status", "cases", "trust"}),
     "intake": frozenset({"core", "store", "wire", "runtime", "status", "cases", "trust"}),
+    "network": frozenset({"core", "wire"}),
     "api": frozenset({"core", "wire", "runtime", "hfp", *APPLICATION}),
     "peers": frozenset({"core", "store", "wire", "runtime", "hfp", *APPLICATION}),
 }

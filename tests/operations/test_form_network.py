@@ -1,0 +1,230 @@
+"""A network formed from nothing by separate parties, then refusals of each
+command that must refuse (one-line reason, exit 1, no traceback)."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from federation.devnet.create import free_ports
+from federation.network.trustfile import TrustFile
+from federation.node.config import load_config
+from federation.trust.holder import verify_signed_roster
+from tests.operations.parties import MEMBERS, ROOTS, Formation, form, hfed, refused
+
+SECRETS = ("root.pem", "ca.key", "signing.pem", "tls.key")
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Formation:
+    ports = free_ports(3)
+    endpoints = {
+        m: f"127.0.0.1:{p}"
+        for m, p in zip(("secretariat", "hotline-dk", "hotline-nl"), ports, strict=True)
+    }
+    return form(tmp_path_factory.mktemp("ops"), endpoints)
+
+
+def test_the_roster_verifies_under_the_trust_anchor(network: Formation) -> None:
+    for member_id in MEMBERS:
+        home = network.home(member_id)
+        anchor = TrustFile.load(home / "trust.toml").anchor
+        roster = verify_signed_roster((home / "roster.bin").read_bytes(), anchor).roster
+        assert set(roster.members) == set(MEMBERS)
+        assert roster.fallback_member_id == "secretariat"
+        assert roster.responsible_for("DK").member_id == "hotline-dk"
+
+
+def test_secrets_stay_private_and_are_never_printed(network: Formation) -> None:
+    secrets = [p for p in network.base.rglob("*") if p.name in SECRETS]
+    assert len(secrets) == len(ROOTS) + 1 + 3 + len(MEMBERS)  # roots, CA, 3 signing keys, TLS keys
+    for path in secrets:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    requests = [p.read_text() for p in network.base.rglob("request.toml")]
+    assert all("PRIVATE KEY" not in text for text in requests)
+
+
+def test_keygen_does_not_print_the_key(tmp_path: Path) -> None:
+    output = hfed("root", "keygen", tmp_path / "root.pem").output
+    body = (tmp_path / "root.pem").read_text().splitlines()[1]
+    assert body not in output and "PRIVATE" not in output
+
+
+def test_node_init_writes_a_config_the_node_loads(network: Formation) -> None:
+    home = network.home("hotline-dk")
+    hfed(*_node_init(network, "hotline-dk"))
+    config = load_config(home / "node" / "node.toml", environ={})
+    assert config.member_id == "hotline-dk"
+    assert config.listen == network.endpoints["hotline-dk"]
+    assert config.signing.key.resolve() == (home / "member" / "signing.pem").resolve()
+    assert (home / "node" / "data").is_dir()
+
+
+def _node_init(network: Formation, member_id: str) -> list[object]:
+    home = network.home(member_id)
+    return [
+        "node", "init", home / "node", "--member-dir", home / "member",
+        "--trust", home / "trust.toml", "--roster", home / "roster.bin",
+        "--cert", home / "member" / "tls.pem", "--listen", network.endpoints[member_id],
+    ]  # fmt: skip
+
+
+@pytest.fixture()
+def serving(network: Formation) -> Iterator[Path]:
+    """hotline-nl's node, configured by `node init` and started with `hfed serve`."""
+    config = network.home("hotline-nl") / "node" / "node.toml"
+    if not config.exists():
+        hfed(*_node_init(network, "hotline-nl"))
+    hfed("db", "upgrade", "--config", config)
+    log = (config.parent / "node.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "federation.cli.main", "serve", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        yield config
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _status(config: Path) -> str:
+    deadline = time.monotonic() + 30
+    while True:
+        result = hfed("roster", "status", "--config", config, ok=False)
+        if result.exit_code == 0 or time.monotonic() > deadline:
+            assert result.exit_code == 0, result.output
+            return result.output
+        time.sleep(0.3)
+
+
+def test_a_node_formed_so_serves_and_takes_the_next_roster(
+    network: Formation, serving: Path
+) -> None:
+    output = _status(serving)
+    assert "roster version 1" in output
+    assert "certificate expires" in output
+    sec = network.home("office")
+    text = (sec / "roster.toml").read_text().replace("version = 1\n", "version = 2\n", 1)
+    (sec / "roster.toml").write_text(text)
+    new = network.ceremony(signers=ROOTS[1:], previous=True)
+    assert "holds roster version 2" in hfed("roster", "publish", new, "--config", serving).output
+    assert "roster version 2" in _status(serving)
+
+
+# --- refusals ------------------------------------------------------------------
+
+
+def _signatures(network: Formation, holders: tuple[str, ...]) -> list[Path]:
+    sec = network.home("office")
+    sigs = []
+    for index, holder in enumerate(holders):
+        sig = network.home(holder) / f"again-{index}.sig"
+        sig.unlink(missing_ok=True)
+        key = network.home(holder) / "root.pem"
+        hfed("roster", "sign", sec / "roster.unsigned", "--root-key", key, "--out", sig)
+        sigs.append(sig)
+    return sigs
+
+
+def _assemble(network: Formation, sigs: list[Path], tmp_path: Path) -> str:
+    sec = network.home("office")
+    trust = sec / "ca" / "trust.toml"
+    return refused(
+        "roster",
+        "assemble",
+        sec / "roster.unsigned",
+        *sigs,
+        "--trust",
+        trust,
+        "--out",
+        tmp_path / "r.bin",
+    )
+
+
+def test_assemble_refuses_one_signature_short(network: Formation, tmp_path: Path) -> None:
+    reason = _assemble(network, _signatures(network, ("root-1",)), tmp_path)
+    assert "1 of the 2 root signatures" in reason
+    assert not (tmp_path / "r.bin").exists()
+
+
+def test_assemble_refuses_a_signature_by_a_non_root_key(network: Formation, tmp_path: Path) -> None:
+    hfed("root", "keygen", network.home("stranger") / "root.pem")
+    reason = _assemble(network, _signatures(network, ("root-1", "stranger")), tmp_path)
+    assert "not a root key" in reason
+
+
+def test_assemble_refuses_two_signatures_by_the_same_root(
+    network: Formation, tmp_path: Path
+) -> None:
+    reason = _assemble(network, _signatures(network, ("root-2", "root-2")), tmp_path)
+    assert "same root key" in reason
+
+
+def test_ca_issue_refuses_a_member_not_in_the_roster_source(
+    network: Formation, tmp_path: Path
+) -> None:
+    hfed("member", "init", tmp_path / "new", "--member", "hotline-se", "--role", "hotline",
+         "--jurisdiction", "SE", "--endpoint", "127.0.0.1:1")  # fmt: skip
+    sec = network.home("office")
+    csr = tmp_path / "new" / "tls.csr"
+    reason = refused("ca", "issue", "--ca", sec / "ca", csr, "--member", "hotline-se",
+                     "--roster", sec / "roster.toml", "--out", tmp_path / "c.pem")  # fmt: skip
+    assert "hotline-se is not in the roster source" in reason
+
+
+def test_ca_issue_refuses_a_csr_for_another_member(network: Formation, tmp_path: Path) -> None:
+    sec = network.home("office")
+    csr = sec / "inbox" / "hotline-nl" / "tls.csr"
+    reason = refused("ca", "issue", "--ca", sec / "ca", csr, "--member", "hotline-dk",
+                     "--roster", sec / "roster.toml", "--out", tmp_path / "c.pem")  # fmt: skip
+    assert "is for 'hotline-nl', not for --member 'hotline-dk'" in reason
+
+
+def test_build_refuses_a_version_not_above_the_previous(network: Formation, tmp_path: Path) -> None:
+    sec = network.home("office")
+    reason = refused(
+        "roster",
+        "build",
+        sec / "roster.toml",
+        "--out",
+        tmp_path / "u",
+        "--previous",
+        sec / "roster.bin",
+    )
+    assert "does not exceed the previous roster's" in reason
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (("member_id", '"Bad_Id"'), "member_id"),
+        (("role", '"police"'), "role"),
+        (("key_id", '"00"'), "key_id is not the id"),
+        (("jurisdictions", '["Denmark"]'), "jurisdictions"),
+        (("extra", '"x"'), "extra"),
+    ],
+)
+def test_roster_add_refuses_a_malformed_request(
+    tmp_path: Path, change: tuple[str, str], reason: str
+) -> None:
+    hfed("member", "init", tmp_path / "m", "--member", "hotline-se", "--role", "hotline",
+         "--jurisdiction", "SE", "--endpoint", "127.0.0.1:1")  # fmt: skip
+    request = tmp_path / "m" / "request.toml"
+    lines = [
+        line for line in request.read_text().splitlines() if not line.startswith(f"{change[0]} =")
+    ]
+    request.write_text("\n".join([f"{change[0]} = {change[1]}", *lines]) + "\n")
+    assert reason in refused(
+        "roster", "add", tmp_path / "roster.toml", request, "--fallback", "hotline-se"
+    )
+    assert not (tmp_path / "roster.toml").exists()

@@ -12,23 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from federation.devnet.create import free_ports
 from federation.network.trustfile import TrustFile
 from federation.node.config import load_config
 from federation.trust.holder import verify_signed_roster
-from tests.operations.parties import MEMBERS, ROOTS, Formation, form, hfed, refused
+from tests.operations.parties import MEMBERS, ROOTS, Formation, hfed, refused
 
 SECRETS = ("root.pem", "ca.key", "signing.pem", "tls.key")
-
-
-@pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Formation:
-    ports = free_ports(3)
-    endpoints = {
-        m: f"127.0.0.1:{p}"
-        for m, p in zip(("secretariat", "hotline-dk", "hotline-nl"), ports, strict=True)
-    }
-    return form(tmp_path_factory.mktemp("ops"), endpoints)
 
 
 def test_the_roster_verifies_under_the_trust_anchor(network: Formation) -> None:

@@ -26,6 +26,11 @@ from federation.network.trustfile import TrustFile
 from federation.runtime.clock import utc_now
 
 
+def stdin_is_terminal() -> bool:
+    """Whether a person may be asked (a script's standard input is no terminal)."""
+    return sys.stdin.isatty()
+
+
 @click.group()
 def roster() -> None:
     """Make, sign, check and publish the network's roster."""
@@ -119,7 +124,7 @@ def roster_sign(unsigned: Path, root_key: Path, out: Path, yes: bool) -> None:
         key = SigningKey.load(root_key)
     except KeyFormatError as exc:
         raise click.ClickException(f"{root_key}: {exc}") from exc
-    if sys.stdin.isatty() and not yes:
+    if stdin_is_terminal() and not yes:
         click.confirm("Sign this roster?", abort=True)
     refuse_existing(out)
     out.write_bytes(ceremony.sign(data, key))

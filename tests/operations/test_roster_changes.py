@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from federation.network.trustfile import TrustFile
 from federation.trust.holder import verify_signed_roster
 from tests.operations.parties import Formation, hfed, refused
@@ -162,3 +164,17 @@ def test_assemble_refuses_a_signature_over_other_bytes(network: Formation, tmp_p
     reason = refused("roster", "assemble", office / "roster.unsigned", *sigs,
                      "--trust", trust, "--out", tmp_path / "r.bin")  # fmt: skip
     assert "does not verify over this roster" in reason
+
+
+def test_sign_asks_on_a_terminal_and_writes_nothing_when_declined(
+    network: Formation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office = network.home("office")
+    key = network.home("root-3") / "root.pem"
+    monkeypatch.setattr("federation.cli.roster.stdin_is_terminal", lambda: True)
+    args = ["roster", "sign", office / "roster.unsigned", "--root-key", key]
+    result = hfed(*args, "--out", tmp_path / "no.sig", ok=False, input="n\n")
+    assert "Sign this roster?" in result.output and result.exit_code == 1
+    assert not (tmp_path / "no.sig").exists()
+    assert "roster version" in hfed(*args, "--out", tmp_path / "yes.sig", input="y\n").output
+    assert (tmp_path / "yes.sig").exists()

@@ -30,6 +30,12 @@ OUT_DIR = click.Path(file_okay=False, path_type=Path)
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
 
 
+def needs(flag: str, dest: str | None, kind: Any, help: str) -> Callable[[F], F]:
+    """A required option (``dest``: its parameter name, when not the flag's)."""
+    names = (flag, dest) if dest else (flag,)
+    return click.option(*names, required=True, type=kind, help=help)
+
+
 def refusing(command: F) -> F:
     """Show an operator error as one line and exit 1 (never a traceback)."""
 
@@ -76,14 +82,10 @@ def ca_init(directory: Path, network_name: str) -> None:
 
 
 @ca.command("issue")
-@click.option(
-    "--ca", "ca_dir", required=True, type=IN_DIR, help="Directory holding ca.pem and ca.key."
-)
+@needs("--ca", "ca_dir", IN_DIR, "Directory holding ca.pem and ca.key.")
 @click.argument("csr", type=IN_FILE)
 @click.option("--member", "member_id", required=True, help="The member the certificate is for.")
-@click.option(
-    "--roster", "roster_toml", required=True, type=IN_FILE, help="The roster source (roster.toml)."
-)
+@needs("--roster", "roster_toml", IN_FILE, "The roster source (roster.toml).")
 @click.option(
     "--host",
     "hosts",
@@ -93,7 +95,7 @@ def ca_init(directory: Path, network_name: str) -> None:
 @click.option(
     "--days", default=825, show_default=True, type=click.IntRange(1, 3650), help="Validity."
 )
-@click.option("--out", required=True, type=OUT_FILE, help="Where to write the certificate (PEM).")
+@needs("--out", None, OUT_FILE, "Where to write the certificate (PEM).")
 @refusing
 def ca_issue(
     ca_dir: Path,
@@ -139,7 +141,7 @@ def root_keygen(out: Path) -> None:
 
 
 @ca.command("trust")
-@click.option("--ca", "ca_dir", required=True, type=IN_DIR, help="Directory holding ca.pem.")
+@needs("--ca", "ca_dir", IN_DIR, "Directory holding ca.pem.")
 @click.option(
     "--root-public-key",
     "keys",
@@ -147,7 +149,7 @@ def root_keygen(out: Path) -> None:
     required=True,
     help="A root public key (hex, from `hfed root keygen`); repeat for each.",
 )
-@click.option("--threshold", required=True, type=int, help="How many roots must sign a roster (K).")
+@needs("--threshold", None, int, "How many roots must sign a roster (K).")
 @refusing
 def ca_trust(ca_dir: Path, keys: tuple[str, ...], threshold: int) -> None:
     """Write trust.toml beside ca.pem from the root holders' public keys.
@@ -219,20 +221,10 @@ def node() -> None:
 
 @node.command("init")
 @click.argument("directory", type=OUT_DIR)
-@click.option(
-    "--member-dir", required=True, type=IN_DIR, help="The directory of `hfed member init`."
-)
-@click.option(
-    "--trust", "trust_toml", required=True, type=IN_FILE, help="The network's trust.toml."
-)
-@click.option(
-    "--roster",
-    "roster_bin",
-    required=True,
-    type=IN_FILE,
-    help="A signed roster (roster.bin) listing the member.",
-)
-@click.option("--cert", required=True, type=IN_FILE, help="The member's certificate (tls.pem).")
+@needs("--member-dir", None, IN_DIR, "The directory of `hfed member init`.")
+@needs("--trust", "trust_toml", IN_FILE, "The network's trust.toml.")
+@needs("--roster", "roster_bin", IN_FILE, "A signed roster (roster.bin) listing the member.")
+@needs("--cert", None, IN_FILE, "The member's certificate (tls.pem).")
 @click.option("--listen", required=True, help="HOST:PORT the node binds.")
 @refusing
 def node_init(
@@ -292,10 +284,8 @@ def keys() -> None:
 
 
 @keys.command("rotate")
-@click.option("--config", "config_path", required=True, type=IN_FILE, help="The node's node.toml.")
-@click.option(
-    "--out", required=True, type=OUT_DIR, help="Directory for the new signing.pem and request.toml."
-)
+@needs("--config", "config_path", IN_FILE, "The node's node.toml.")
+@needs("--out", None, OUT_DIR, "Directory for the new signing.pem and request.toml.")
 @refusing
 def keys_rotate(config_path: Path, out: Path) -> None:
     """Make a new signing key (OUT/signing.pem) and OUT/request.toml for the secretariat.

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import grpc
 
-from federation.cli.network import IN_FILE, OUT_FILE, refusing, wrote
+from federation.cli.network import IN_FILE, OUT_FILE, needs, refusing, wrote
 from federation.cli.output import print_table, printable
 from federation.network import ceremony
 from federation.network import describe as d
@@ -81,7 +81,7 @@ def roster_revoke(roster_toml: Path, member_id: str, key_id: str | None) -> None
 
 @roster.command("build")
 @click.argument("roster_toml", type=IN_FILE)
-@click.option("--out", required=True, type=OUT_FILE, help="Where to write the unsigned roster.")
+@needs("--out", None, OUT_FILE, "Where to write the unsigned roster.")
 @click.option(
     "--previous",
     type=IN_FILE,
@@ -104,10 +104,8 @@ def roster_build(roster_toml: Path, out: Path, previous: Path | None) -> None:
 
 @roster.command("sign")
 @click.argument("unsigned", type=IN_FILE)
-@click.option("--root-key", required=True, type=IN_FILE, help="Your root key (PKCS#8 PEM).")
-@click.option(
-    "--out", required=True, type=OUT_FILE, help="Where to write your signature (FILE.sig)."
-)
+@needs("--root-key", None, IN_FILE, "Your root key (PKCS#8 PEM).")
+@needs("--out", None, OUT_FILE, "Where to write your signature (FILE.sig).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @refusing
 def roster_sign(unsigned: Path, root_key: Path, out: Path, yes: bool) -> None:
@@ -135,12 +133,8 @@ def roster_sign(unsigned: Path, root_key: Path, out: Path, yes: bool) -> None:
 @roster.command("assemble")
 @click.argument("unsigned", type=IN_FILE)
 @click.argument("signatures", nargs=-1, required=True, type=IN_FILE)
-@click.option(
-    "--trust", "trust_toml", required=True, type=IN_FILE, help="The network's trust.toml."
-)
-@click.option(
-    "--out", required=True, type=OUT_FILE, help="Where to write the signed roster (roster.bin)."
-)
+@needs("--trust", "trust_toml", IN_FILE, "The network's trust.toml.")
+@needs("--out", None, OUT_FILE, "Where to write the signed roster (roster.bin).")
 @refusing
 def roster_assemble(
     unsigned: Path, signatures: tuple[Path, ...], trust_toml: Path, out: Path
@@ -166,7 +160,7 @@ def roster_show(file: Path, fmt: str) -> None:
     """Members, roles, jurisdictions, keys and expiry of FILE (roster.bin or roster.unsigned)."""
     parsed = ceremony.read_any(file.read_bytes())
     if fmt == "json":
-        click.echo(json.dumps(d.as_json(parsed, utc_now()), indent=2))
+        click.echo(json.dumps(d.as_json(parsed, utc_now()), indent=2, default=str))
     else:
         _show(parsed)
 
@@ -195,13 +189,7 @@ def roster_diff(old: Path, new: Path) -> None:
 
 @roster.command("publish")
 @click.argument("roster_bin", type=IN_FILE)
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=IN_FILE,
-    help="The node's node.toml (its TLS identity is used).",
-)
+@needs("--config", "config_path", IN_FILE, "The node's node.toml (its TLS identity is used).")
 @click.option(
     "--to", "to", default=None, help="HOST:PORT of a peer to publish to instead of this node."
 )
@@ -230,7 +218,7 @@ def roster_publish(roster_bin: Path, config_path: Path, to: str | None) -> None:
 
 
 @roster.command("status")
-@click.option("--config", "config_path", required=True, type=IN_FILE, help="The node's node.toml.")
+@needs("--config", "config_path", IN_FILE, "The node's node.toml.")
 @refusing
 def roster_status(config_path: Path) -> None:
     """The node's roster (version, expiry), its certificate's expiry, and its peers' versions."""

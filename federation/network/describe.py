@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from federation.core.roster import Member, MemberKey, Roster
+from federation.network.source import source_table
 
 
 def key_state(key: MemberKey, now: datetime) -> str:
@@ -44,31 +45,14 @@ def member_rows(roster: Roster, now: datetime) -> list[dict[str, Any]]:
 
 
 def as_json(roster: Roster, now: datetime) -> dict[str, Any]:
-    """The roster as plain data (full key ids and public keys)."""
-    return {
-        "version": roster.version,
-        "issued_at": roster.issued_at.isoformat(),
-        "expires_at": roster.expires_at.isoformat(),
-        "fallback_member_id": roster.fallback_member_id,
-        "members": [
-            {
-                "member_id": m.member_id,
-                "display_name": m.display_name,
-                "role": m.role.name.lower(),
-                "jurisdictions": sorted(m.jurisdictions),
-                "endpoint": m.endpoint,
-                "keys": [
-                    {
-                        "key_id": k.key_id,
-                        "public_key": k.public_key.hex(),
-                        "state": key_state(k, now),
-                    }
-                    for k in m.keys.values()
-                ],
-            }
-            for m in roster.members.values()
-        ],
-    }
+    """The roster as plain data: the roster source's fields, times and each key's state."""
+    lifetime = (roster.expires_at - roster.issued_at).days
+    table = source_table(roster, lifetime)
+    for entry in table["members"]:
+        listed = roster.members[entry["member_id"]].keys
+        for key in entry["keys"]:
+            key["state"] = key_state(listed[key["key_id"]], now)
+    return {"issued_at": roster.issued_at, "expires_at": roster.expires_at, **table}
 
 
 def diff(old: Roster, new: Roster) -> list[str]:

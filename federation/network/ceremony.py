@@ -83,7 +83,11 @@ def read_any(data: bytes) -> Roster:
     try:
         return read_signed(data)[0]
     except OperationsError:
+        pass
+    try:
         return read_unsigned(data)
+    except OperationsError as exc:
+        raise OperationsError("neither a signed roster (roster.bin) nor an unsigned one") from exc
 
 
 def sign(unsigned: bytes, root_key: SigningKey) -> bytes:

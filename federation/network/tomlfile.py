@@ -40,7 +40,8 @@ def validate(model: type[M], raw: object, where: Path | str) -> M:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise OperationsError(f"{where}: {field}: {first['msg']}{more}") from exc
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise OperationsError(f"{where}: {field}: {message}{more}") from exc
 
 
 def _value(value: object) -> str:

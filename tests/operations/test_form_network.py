@@ -217,3 +217,22 @@ def test_roster_add_refuses_a_malformed_request(
         "roster", "add", tmp_path / "roster.toml", request, "--fallback", "hotline-se"
     )
     assert not (tmp_path / "roster.toml").exists()
+
+
+def test_ca_issue_refuses_a_csr_with_a_malformed_member_id(
+    network: Formation, tmp_path: Path
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Hotline_DK")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    path = tmp_path / "bad.csr"
+    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    sec = network.home("office")
+    reason = refused("ca", "issue", "--ca", sec / "ca", path, "--member", "hotline-dk",
+                     "--roster", sec / "roster.toml", "--out", tmp_path / "c.pem")  # fmt: skip
+    assert "malformed" in reason

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,13 +65,26 @@ def _node_init(network: Formation, member_id: str) -> list[object]:
     ]  # fmt: skip
 
 
-@pytest.fixture()
-def serving(network: Formation) -> Iterator[Path]:
-    """hotline-nl's node, configured by `node init` and started with `hfed serve`."""
-    config = network.home("hotline-nl") / "node" / "node.toml"
-    if not config.exists():
-        hfed(*_node_init(network, "hotline-nl"))
-    hfed("db", "upgrade", "--config", config)
+SERVED = ("hotline-dk", "hotline-nl")
+
+
+@pytest.fixture(scope="module")
+def serving(network: Formation) -> Iterator[dict[str, Path]]:
+    """hotline-dk's and hotline-nl's nodes, configured by `node init`, run by `hfed serve`."""
+    configs = {}
+    with ExitStack() as stack:
+        for member_id in SERVED:
+            config = network.home(member_id) / "node" / "node.toml"
+            if not config.exists():
+                hfed(*_node_init(network, member_id))
+            hfed("db", "upgrade", "--config", config)
+            stack.enter_context(_served(config))
+            configs[member_id] = config
+        yield configs
+
+
+@contextmanager
+def _served(config: Path) -> Iterator[None]:
     log = (config.parent / "node.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "federation.cli.main", "serve", "--config", str(config)],
@@ -79,35 +93,47 @@ def serving(network: Formation) -> Iterator[Path]:
         stdin=subprocess.DEVNULL,
     )
     try:
-        yield config
+        yield
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
 
 
-def _status(config: Path) -> str:
+def _eventually(*args: object, want: str) -> str:
+    """The output of a command once it succeeds and shows ``want`` (bounded wait)."""
     deadline = time.monotonic() + 30
     while True:
-        result = hfed("roster", "status", "--config", config, ok=False)
-        if result.exit_code == 0 or time.monotonic() > deadline:
+        result = hfed(*args, ok=False)
+        if (result.exit_code == 0 and want in result.output) or time.monotonic() > deadline:
             assert result.exit_code == 0, result.output
+            assert want in result.output, result.output
             return result.output
         time.sleep(0.3)
 
 
-def test_a_node_formed_so_serves_and_takes_the_next_roster(
-    network: Formation, serving: Path
+def test_a_formed_node_serves_and_takes_the_next_roster(
+    network: Formation, serving: dict[str, Path]
 ) -> None:
-    output = _status(serving)
-    assert "roster version 1" in output
+    nl = serving["hotline-nl"]
+    output = _eventually("roster", "status", "--config", nl, want="roster version 1")
     assert "certificate expires" in output
     sec = network.home("office")
     text = (sec / "roster.toml").read_text().replace("version = 1\n", "version = 2\n", 1)
     (sec / "roster.toml").write_text(text)
     new = network.ceremony(signers=ROOTS[1:], previous=True)
-    assert "holds roster version 2" in hfed("roster", "publish", new, "--config", serving).output
-    assert "roster version 2" in _status(serving)
+    assert "holds roster version 2" in hfed("roster", "publish", new, "--config", nl).output
+    # hotline-nl passes it on to its peer hotline-dk.
+    _eventually("roster", "status", "--config", serving["hotline-dk"], want="roster version 2")
+
+
+def test_a_report_travels_between_formed_nodes(serving: dict[str, Path]) -> None:
+    url = f"https://example.com/formed/{time.time_ns()}"
+    dk = serving["hotline-dk"]
+    submitted = hfed("report", "submit", "--config", dk, "--url", url, "--country", "NL")
+    assert "hotline-nl" in submitted.output
+    listing = ("case", "list", "--config", serving["hotline-nl"], "--format", "json")
+    _eventually(*listing, want=url)
 
 
 # --- refusals ------------------------------------------------------------------

@@ -128,6 +128,10 @@ def test_a_formed_node_serves_and_takes_the_next_roster(
     # hotline-nl passes it on to its peer hotline-dk.
     # Pushed at once; should the push miss, hotline-dk's pull (every 60 s) finds it.
     _eventually("roster", "status", "--config", dk, want="roster version 2", wait=90)
+    to_peer = hfed(
+        "roster", "publish", new, "--config", nl, "--to", network.endpoints["hotline-dk"]
+    )
+    assert f"{network.endpoints['hotline-dk']} now holds roster version 2" in to_peer.output
 
 
 def test_a_report_travels_between_formed_nodes(serving: dict[str, Path]) -> None:

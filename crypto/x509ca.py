@@ -26,12 +26,16 @@ from crypto.errors import CertificateError
 __all__ = [
     "MEMBER_ID_PATTERN",
     "MEMBER_URI_PREFIX",
+    "CsrIdentity",
     "IssuedCert",
     "cert_not_after",
     "create_ca",
+    "create_member_csr",
     "is_valid_member_id",
+    "issue_cert_for_csr",
     "issue_member_cert",
     "member_id_from_cert",
+    "read_member_csr",
 ]
 
 MEMBER_URI_PREFIX: Final = "hfp://member/"
@@ -104,15 +108,120 @@ def issue_member_cert(
     Raises:
         CertificateError: invalid member id or host, or an unusable CA.
     """
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert_pem = _sign_member_cert(ca, member_id, key.public_key(), hosts, valid_days, now)
+    return IssuedCert(cert_pem=cert_pem, key_pem=_key_to_pem(key))
+
+
+def create_member_csr(member_id: str, hosts: Sequence[str]) -> IssuedCert:
+    """A new P-256 TLS key and a CSR naming ``member_id`` (CN and SAN URI) and ``hosts``.
+
+    The returned ``cert_pem`` holds the CSR (PEM); ``key_pem`` the private key.
+
+    Raises:
+        CertificateError: invalid member id or host.
+    """
+    if not is_valid_member_id(member_id):
+        raise CertificateError(f"invalid member id {member_id!r}")
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, member_id)]))
+        .add_extension(_member_san(member_id, hosts), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return IssuedCert(
+        cert_pem=csr.public_bytes(serialization.Encoding.PEM), key_pem=_key_to_pem(key)
+    )
+
+
+@dataclass(frozen=True)
+class CsrIdentity:
+    """What a verified CSR asks for: a member id and the hosts of its SAN."""
+
+    member_id: str
+    hosts: tuple[str, ...]
+
+
+def read_member_csr(csr_pem: bytes) -> CsrIdentity:
+    """Parse a CSR, check its self-signature and return the identity it asks for.
+
+    Raises:
+        CertificateError: unparsable, badly signed, not P-256, or without one
+            valid member id (CN and SAN URI must agree when both are present).
+    """
+    csr = _load_csr(csr_pem)
+    uri_ids = _member_ids_from_san(csr)
+    common_names = {str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)}
+    candidates = uri_ids | common_names
+    if len(candidates) != 1:
+        raise CertificateError(f"CSR names {len(candidates)} member ids, expected exactly one")
+    (member_id,) = candidates
+    if not is_valid_member_id(member_id):
+        raise CertificateError(f"CSR member id {member_id!r} is malformed")
+    return CsrIdentity(member_id, _san_hosts(csr))
+
+
+def issue_cert_for_csr(
+    ca: IssuedCert,
+    csr_pem: bytes,
+    member_id: str,
+    hosts: Sequence[str],
+    *,
+    valid_days: int = 825,
+    now: datetime | None = None,
+) -> bytes:
+    """Issue a member certificate (PEM) for the public key of a verified CSR.
+
+    The caller decides ``member_id`` and ``hosts`` (see :func:`read_member_csr`);
+    nothing else in the CSR is copied into the certificate.
+    """
+    public_key = _load_csr(csr_pem).public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise CertificateError("CSR key is not ECDSA")
+    return _sign_member_cert(ca, member_id, public_key, hosts, valid_days, now)
+
+
+def _load_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
+    """Parse a PEM CSR and check its self-signature."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except (ValueError, TypeError) as exc:
+        raise CertificateError(f"cannot parse PEM certificate request: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise CertificateError("certificate request signature does not verify")
+    if not isinstance(csr.public_key(), ec.EllipticCurvePublicKey):
+        raise CertificateError("certificate request key is not ECDSA P-256")
+    return csr
+
+
+def _san_hosts(csr: x509.CertificateSigningRequest) -> tuple[str, ...]:
+    """The DNS names and IP addresses of a CSR's SAN, in order."""
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return (*ips, *san.get_values_for_type(x509.DNSName))
+
+
+def _sign_member_cert(
+    ca: IssuedCert,
+    member_id: str,
+    public_key: ec.EllipticCurvePublicKey,
+    hosts: Sequence[str],
+    valid_days: int,
+    now: datetime | None,
+) -> bytes:
+    """The member certificate for ``public_key``, signed by the CA (PEM)."""
     if not is_valid_member_id(member_id):
         raise CertificateError(f"invalid member id {member_id!r}")
     ca_cert, ca_key = _load_ca(ca)
     not_before, not_after = _validity(now, valid_days)
     not_after = min(not_after, ca_cert.not_valid_after_utc)
-    key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, member_id)])
     builder = (
-        _base_builder(subject, ca_cert.subject, key.public_key(), not_before, not_after)
+        _base_builder(subject, ca_cert.subject, public_key, not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(**{**_NO_KEY_USAGE, "digital_signature": True}), critical=True)
         .add_extension(
@@ -124,8 +233,7 @@ def issue_member_cert(
         .add_extension(_member_san(member_id, hosts), critical=False)
         .add_extension(_authority_key_identifier(ca_cert), critical=False)
     )
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return IssuedCert(cert_pem=_cert_to_pem(cert), key_pem=_key_to_pem(key))
+    return _cert_to_pem(builder.sign(ca_key, hashes.SHA256()))
 
 
 def member_id_from_cert(cert_pem: bytes) -> str | None:
@@ -229,7 +337,7 @@ def _authority_key_identifier(ca_cert: x509.Certificate) -> x509.AuthorityKeyIde
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
-def _member_ids_from_san(cert: x509.Certificate) -> set[str]:
+def _member_ids_from_san(cert: x509.Certificate | x509.CertificateSigningRequest) -> set[str]:
     """All ids carried in ``hfp://member/`` SAN URIs (empty if none)."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -24,6 +24,9 @@ The rules, in words:
   from the package, not from its modules), and nothing in the node imports
   ``peers`` but ``node`` (the composition root) and the clients.
   Every name a package's ``__all__`` promises exists.
+- ``network`` (forming and operating a network: requests, the roster
+  source, signing ceremonies) uses ``core`` and ``wire`` only: no storage,
+  no gRPC; the ``hfed`` operator commands in ``cli`` drive it.
 - generated ``hfp`` code appears only in ``wire``, ``api``, ``peers``, the tools and the
   clients (``cli``, ``devnet``).
 """
@@ -56,6 +59,7 @@ MAY_USE: dict[str, frozenset[str]] = {
     "cases": frozenset({"core", "store", "wire", "runtime", "status"}),
     "liaison": frozenset({"core", "store", "wire", "runtime", "status", "cases", "trust"}),
     "intake": frozenset({"core", "store", "wire", "runtime", "status", "cases", "trust"}),
+    "network": frozenset({"core", "wire"}),
     "api": frozenset({"core", "wire", "runtime", "hfp", *APPLICATION}),
     "peers": frozenset({"core", "store", "wire", "runtime", "hfp", *APPLICATION}),
 }
@@ -64,6 +68,7 @@ FORBIDDEN_THIRD_PARTY: dict[str, frozenset[str]] = {
     "core": frozenset({"grpc", "grpc_status", "google", "sqlalchemy", "structlog", "alembic"}),
     "store": frozenset({"grpc", "grpc_status", "google"}),
     **{layer: frozenset({"grpc", "grpc_status", "google"}) for layer in APPLICATION},
+    "network": frozenset({"grpc", "grpc_status", "google", "sqlalchemy"}),
 }
 #: Layers whose own imports are not restricted: the composition root, the
 #: clients and the tools (bench, scripts), except for PRIVATE_TO_STORE.
@@ -214,6 +219,8 @@ def test_module_respects_its_layer(path: Path) -> None:
         ("federation.trust.sync", "from google.protobuf import message"),
         ("peers.outbox", "from federation.trust import _keys_of"),
         ("peers.outbox", "from federation.cli.output import printable"),
+        ("federation.network.ceremony", "from federation.trust.holder import RosterHolder"),
+        ("federation.network.ceremony", "import grpc"),
         ("federation.cases.queries", "from federation.store._driver import fetch_in"),
         ("federation.cases.queries", "from federation.store.models import CaseRow"),
         ("federation.cli.cases", "from federation.store import models as m"),

@@ -16,9 +16,10 @@ from crypto.x509ca import IssuedCert, create_ca, issue_member_cert
 from federation.core.ids import KeyId, MemberId
 from federation.core.roster import Member, MemberKey, Role, Roster
 from federation.devnet.manifest import MANIFEST, Manifest, MemberEntry
+from federation.network import ceremony
+from federation.network.source import RosterSource, source_table
+from federation.network.trustfile import TRUST_FILE, TrustFile
 from federation.runtime.clock import utc_now
-from federation.trust import serialize_signed_roster
-from federation.wire.convert import encode_roster
 
 LOOPBACK = "127.0.0.1"
 CERT_HOSTS = (LOOPBACK, "localhost")
@@ -237,12 +238,25 @@ def init_network(
         if spec.role is Role.LIAISON and spec.jurisdictions:
             node = roster.responsible_for(spec.jurisdictions[0])
             _write_liaison_profile(directory, spec.member_id, node.member_id, node.endpoint)
-    roster_bytes = encode_roster(roster)
-    signed = serialize_signed_roster(roster_bytes, sign_roster_bytes(roster_bytes, roots))
-    (directory / "roster.bin").write_bytes(signed)
+    _write_operator_files(directory, roster, roots, root_hex)
     manifest = Manifest(root_hex, ROOT_THRESHOLD, "ca.pem", "roster.bin", entries)
     manifest.save(directory)
     return manifest
+
+
+def _write_operator_files(
+    directory: Path, roster: Roster, roots: Sequence[SigningKey], root_hex: list[str]
+) -> None:
+    """roster.bin, made the way a real network makes it (docs/operations.md),
+    and the operator's files beside it: trust.toml and the roster source."""
+    source = RosterSource.model_validate(source_table(roster, ROSTER_LIFETIME.days))
+    source.save(directory / "roster.toml")
+    trust = TrustFile(tuple(root_hex), ROOT_THRESHOLD, directory / "ca.pem")
+    trust.save(directory / TRUST_FILE)
+    built = ceremony.build(source, roster.issued_at)
+    signatures = sign_roster_bytes(built.unsigned, roots)
+    named = [(f"root-{index}", s) for index, s in enumerate(signatures, start=1)]
+    (directory / "roster.bin").write_bytes(ceremony.assemble(built.unsigned, named, trust.anchor))
 
 
 def _addresses(

@@ -423,6 +423,26 @@ def decode_signed_roster(data: bytes) -> tuple[bytes, tuple[RootSignature, ...]]
     return signed_roster_from_proto(message)
 
 
+def encode_signed_roster(roster: bytes, signatures: Iterable[RootSignature]) -> bytes:
+    """Serialized SignedRoster (roster.bin) for roster bytes and root signatures."""
+    return signed_roster_to_proto(roster, signatures).SerializeToString()
+
+
+def encode_root_signature(signature: RootSignature) -> bytes:
+    """One detached root signature as a serialized RootSignature (a ``.sig`` file)."""
+    message = roster_pb2.RootSignature(key_id=signature.key_id, signature=signature.signature)
+    return message.SerializeToString()
+
+
+def decode_root_signature(data: bytes) -> RootSignature:
+    """Parse a serialized RootSignature (unverified)."""
+    message = roster_pb2.RootSignature()
+    _parse(message, data, "root signature")
+    if not message.key_id or not message.signature:
+        raise MalformedMessageError("root signature lacks a key id or a signature")
+    return RootSignature(message.key_id, message.signature)
+
+
 # --- cases ---------------------------------------------------------------------
 
 

@@ -323,3 +323,29 @@ def test_tls_rejects_wrong_hostname(tmp_path: Path) -> None:
     server = _tls_end(server_ctx, server=True, hostname=None)
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(client, server)
+
+
+# --- certificate requests (hfed member init / hfed ca issue) --------------------
+
+
+def test_a_csr_names_its_member_and_hosts_and_gets_a_certificate() -> None:
+    from crypto.x509ca import create_member_csr, issue_cert_for_csr, read_member_csr
+
+    ca = create_ca("CSR test CA")
+    request = create_member_csr("hotline-se", ["127.0.0.1", "hfp.example.se"])
+    identity = read_member_csr(request.cert_pem)
+    assert identity.member_id == "hotline-se"
+    assert identity.hosts == ("127.0.0.1", "hfp.example.se")
+    cert = issue_cert_for_csr(ca, request.cert_pem, "hotline-se", identity.hosts)
+    assert member_id_from_cert(cert) == "hotline-se"
+
+
+def test_a_csr_that_does_not_parse_or_names_a_bad_member_is_refused() -> None:
+    from crypto.x509ca import create_member_csr, read_member_csr
+
+    with pytest.raises(CertificateError):
+        read_member_csr(
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+        )
+    with pytest.raises(CertificateError):
+        create_member_csr("Bad_Id", [])

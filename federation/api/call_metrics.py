@@ -11,7 +11,7 @@ and prometheus_client's own locked increments; nothing per item.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import grpc
@@ -62,27 +62,6 @@ class CallMetrics(HandlerWrapper):
     def __init__(self, metrics: NodeMetrics, services: Collection[str]) -> None:
         super().__init__(services)
         self._metrics = metrics
-        #: Per (method, inner handler): admission swaps in a refusing handler
-        #: while the client lane is full, so one method may have two.
-        self._handlers: dict[tuple[str, int], tuple[Handler, Handler]] = {}
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        """The service's handler, counted when the service is one of ours."""
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method[1:].partition("/")[0] not in self._services:
-            return handler
-        key = (method, id(handler))
-        cached = self._handlers.get(key)
-        if cached is None or cached[0] is not handler:
-            with self._lock:
-                cached = (handler, self.wrap(handler, method))
-                self._handlers[key] = cached
-        return cached[1]
 
     def wrap(self, handler: Handler, method: str) -> Handler:
         """The handler, counted (its thread pool kept)."""

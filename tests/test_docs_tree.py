@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: A backticked repository path, e.g. ``federation/cases/`` or ``peers/outbox.py``.
 PATH = re.compile(
-    r"`((?:federation|peers|crypto|conformance|proto|hfp|bench|docs|migrations|tests)"
+    r"`((?:federation|peers|crypto|conformance|proto|hfp|bench|docs|migrations|tests|deploy)"
     r"(?:/[A-Za-z0-9_.*-]*)*)`"
 )
 #: ``(`a.py`, `b.py`)`` after a package path names files inside it.

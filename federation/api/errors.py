@@ -220,6 +220,11 @@ def _begin(rpc: str) -> None:
     structlog.contextvars.bind_contextvars(rpc=rpc)
 
 
+def bind_caller(member_id: str) -> None:
+    """Name the calling member (``caller``) on every log line of this call."""
+    structlog.contextvars.bind_contextvars(caller=member_id)
+
+
 def translate_errors(method: F) -> F:
     """Map what ``method`` raises to gRPC status (``refuse``); for a method that
     streams its responses (a generator) also what it raises between them."""

@@ -9,7 +9,7 @@ import grpc
 import structlog
 
 from federation.api.auth import NODE_ROLES, Callers
-from federation.api.errors import translate_errors
+from federation.api.errors import bind_caller, translate_errors
 from federation.core.errors import (
     BATCH_TOO_LARGE,
     BATCH_TOO_MANY_ITEMS,
@@ -51,7 +51,7 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
 
     def _caller(self, context: grpc.ServicerContext) -> MemberId:
         member = self._callers.member(context, NODE_ROLES)
-        structlog.contextvars.bind_contextvars(peer_member_id=member.member_id)
+        bind_caller(member.member_id)
         return member.member_id
 
     @translate_errors

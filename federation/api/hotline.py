@@ -9,7 +9,7 @@ import structlog
 
 from federation.api.auth import Callers
 from federation.api.decoding import field_path, from_request
-from federation.api.errors import translate_errors
+from federation.api.errors import bind_caller, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
 from federation.cases import CaseActions, CaseLookup, StatusChange
@@ -87,6 +87,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
 
     def _own_member(self, context: grpc.ServicerContext) -> None:
         member = self._callers.member(context, ANY_ROLE)
+        bind_caller(member.member_id)
         if member.member_id != self._me:
             raise PermissionDeniedError(
                 NOT_OPERATOR, "only this node's own member may use HotlineService"

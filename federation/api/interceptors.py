@@ -27,7 +27,10 @@ class HandlerWrapper(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, services: Collection[str]) -> None:
         self._services = frozenset(services)
-        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        #: Per (method, inner handler): an inner wrapper may hand out more than
+        #: one handler for a method (admission's refusing twin while the client
+        #: lane is full), and each keeps its own wrapper.
+        self._wrapped: dict[tuple[str, int], tuple[Handler, Handler]] = {}
         self._lock = threading.Lock()
 
     def wrap(self, handler: Handler, method: str) -> Handler:
@@ -44,9 +47,10 @@ class HandlerWrapper(grpc.ServerInterceptor):  # type: ignore[type-arg]
         method = handler_call_details.method
         if handler is None or method[1:].partition("/")[0] not in self._services:
             return handler
-        with self._lock:
-            cached = self._wrapped.get(method)
-            if cached is None or cached[0] is not handler:
+        key = (method, id(handler))
+        cached = self._wrapped.get(key)  # a hit needs no lock: entries are only replaced
+        if cached is None or cached[0] is not handler:
+            with self._lock:
                 cached = (handler, self.wrap(handler, method))
-                self._wrapped[method] = cached
+                self._wrapped[key] = cached
         return cached[1]

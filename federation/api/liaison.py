@@ -13,7 +13,7 @@ import structlog
 
 from federation.api.auth import Callers
 from federation.api.decoding import from_request
-from federation.api.errors import code_name, refusal_of, translate_errors
+from federation.api.errors import bind_caller, code_name, refusal_of, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
 from federation.core.errors import SHUTTING_DOWN, HfedError, UnavailableError
@@ -152,7 +152,7 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
 
     def _liaison(self, context: grpc.ServicerContext) -> tuple[Member, frozenset[str]]:
         member = self._callers.member(context, LIAISON)
-        structlog.contextvars.bind_contextvars(liaison=member.member_id)
+        bind_caller(member.member_id)
         return member, self._desk.admit(member)
 
     @translate_errors

@@ -23,6 +23,7 @@ from federation.api.admission import (
     RefusalHook,
 )
 from federation.api.auth import Callers
+from federation.api.call_metrics import CallMetrics
 from federation.api.decoding import DecodeGuard
 from federation.api.errors import code_name
 from federation.api.federation import FederationServicer
@@ -129,8 +130,13 @@ def grpc_server(base: Foundation, capacity: ClientCapacity, on_refused: RefusalH
     )
     return grpc.server(
         futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
-        # Admission first (cheap refusals), then decoding failures as INVALID_ARGUMENT.
-        interceptors=[admission, DecodeGuard(SERVICE_NAMES)],
+        # Metrics outermost (refusals are calls too), admission next (cheap
+        # refusals), then decoding failures as INVALID_ARGUMENT.
+        interceptors=[
+            CallMetrics(base.metrics, SERVICE_NAMES),
+            admission,
+            DecodeGuard(SERVICE_NAMES),
+        ],
         options=[
             ("grpc.max_receive_message_length", base.limits.max_batch_bytes + _FRAME_SLACK),
             ("grpc.max_send_message_length", _MAX_SEND),

@@ -8,11 +8,13 @@ scrape time, so they are right whichever process (or restart) did the work.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -23,6 +25,8 @@ from federation.store.database import Database
 
 #: Seconds from an item entering the outbox to the peer's receipt.
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+#: Seconds a served call took, to its status (a stream: to its end).
+RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600)
 
 
 @dataclass
@@ -63,6 +67,30 @@ class NodeMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._add_rpc_metrics()
+
+    def _add_rpc_metrics(self) -> None:
+        """Per-method call counts and durations (fed by ``api.call_metrics``), build info."""
+        self.rpc_calls = Counter(
+            "hfed_rpc_calls",
+            "Calls served, by method (Service/Method) and gRPC status code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.rpc_duration = Histogram(
+            "hfed_rpc_duration_seconds",
+            "Time from a call's start to its status (a streaming call: to its end), by method.",
+            ["method"],
+            buckets=RPC_BUCKETS,
+            registry=self.registry,
+        )
+        build = Gauge(
+            "hfed_build_info",
+            "Always 1; the labels name the node's version, Python and grpcio.",
+            ["version", "python", "grpc"],
+            registry=self.registry,
+        )
+        build.labels(*build_versions()).set(1)
 
     def watch_store(self, db: Database, overdue_after: timedelta, clock: Clock = utc_now) -> None:
         """Also report queue depths, oldest ages, open and overdue cases."""
@@ -83,6 +111,18 @@ class NodeMetrics:
         host, _, port = listen.rpartition(":")
         server, _thread = start_http_server(int(port), addr=host, registry=self.registry)
         return int(server.server_address[1])
+
+
+def build_versions() -> tuple[str, str, str]:
+    """This node's package version, the Python version and the grpcio version."""
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return installed("hotline-federation"), platform.python_version(), installed("grpcio")
 
 
 class _StoreCollector(Collector):

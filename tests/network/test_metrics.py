@@ -8,6 +8,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import grpc
+import pytest
+
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 from hfp.v1 import report_pb2
@@ -40,6 +43,8 @@ def test_metrics_move_with_traffic(tmp_path: Path) -> None:
                     url=f"https://metrics.example.com/{os.urandom(4).hex()}", hosting_country="NL"
                 )
                 stub.SubmitReport(pb.SubmitReportRequest(report=report), timeout=DEADLINE)
+            with pytest.raises(grpc.RpcError):  # counted with its code
+                stub.GetCase(pb.GetCaseRequest(case_id="no-such-case"), timeout=DEADLINE)
         delivered = 'hfed_outbox_delivered_total{outcome="FORWARDED",peer="hotline-nl"}'
         accepted = 'hfed_outbox_delivered_total{outcome="ACCEPTED",peer="hotline-nl"}'
         deadline = time.monotonic() + 20
@@ -57,6 +62,19 @@ def test_metrics_move_with_traffic(tmp_path: Path) -> None:
         at_b = scrape(net, B)
         assert at_b["hfed_open_cases"] == COUNT
         assert at_b["hfed_overdue_takedowns"] == 0
+        assert_rpc_metrics(after, scrape(net, B))
         for member in (A, B):  # reported URLs never reach the logs
             log = (net.directory / "members" / member / "node.log").read_text()
             assert "metrics.example.com" not in log
+
+
+def assert_rpc_metrics(at_a: dict[str, float], at_b: dict[str, float]) -> None:
+    """Calls per method and code, their durations, and the build info."""
+    submit = 'method="HotlineService/SubmitReport"'
+    assert at_a[f'hfed_rpc_calls_total{{code="OK",{submit}}}'] == COUNT
+    assert at_a[f"hfed_rpc_duration_seconds_count{{{submit}}}"] == COUNT
+    get_case = 'hfed_rpc_calls_total{code="NOT_FOUND",method="HotlineService/GetCase"}'
+    assert at_a[get_case] == 1
+    assert at_b['hfed_rpc_calls_total{code="OK",method="FederationService/Deliver"}'] >= 1
+    build = [name for name, value in at_a.items() if name.startswith("hfed_build_info{")]
+    assert len(build) == 1 and at_a[build[0]] == 1 and 'version="' in build[0]

@@ -288,16 +288,23 @@ def keys() -> None:
 @needs("--out", None, OUT_DIR, "Directory for the new signing.pem and request.toml.")
 @refusing
 def keys_rotate(config_path: Path, out: Path) -> None:
-    """Make a new signing key (OUT/signing.pem) and OUT/request.toml for the secretariat.
+    """Make a new signing key (OUT/signing.pem), list it in the node's
+    [signing] keys, and write OUT/request.toml for the secretariat.
 
-    The request asks the secretariat to add the new key beside the old one.
-    Once a roster listing it is installed on the node, point the node's
-    [signing] key at OUT/signing.pem and restart it (docs/operations.md).
+    The node keeps signing with its current key until a roster listing the
+    new one is installed, then switches by itself (it re-reads node.toml on
+    SIGHUP and when the file changes). Old items keep verifying with the old
+    key, which stays in the roster (docs/operations.md).
     """
+    from federation.network.nodefile import add_signing_key
+
     base = _own_request(config_path)
     written = p.new_key_request(out, base)
     wrote(written, secret=[out / p.SIGNING_KEY])
-    click.echo("send request.toml to the secretariat (`hfed roster add`)")
+    listed = add_signing_key(config_path, out / p.SIGNING_KEY)
+    click.echo(f"added {listed} to [signing] keys in {config_path}")
+    click.echo("send request.toml to the secretariat (`hfed roster add`); the node switches")
+    click.echo("to the new key once a roster listing it is installed")
 
 
 def _own_request(config_path: Path) -> MembershipRequest:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from federation.network.trustfile import TrustFile
+from federation.node.config import load_config
 from federation.trust.holder import verify_signed_roster
 from tests.operations.parties import Formation, hfed, refused
 
@@ -39,6 +40,10 @@ def test_a_rotated_key_reaches_the_roster_beside_the_old_one(network: Formation)
     out = network.home("hotline-dk") / "key-2"
     output = hfed("keys", "rotate", "--config", config, "--out", out).output
     assert "signing.pem" in output and "PRIVATE" not in output
+    # The node holds both keys from now on and picks the one its roster lists.
+    paths = load_config(config).signing.paths
+    assert [p.resolve() for p in paths][-1] == (out / "signing.pem").resolve()
+    assert len(paths) == 2
     network.send(out / "request.toml", "office/inbox/hotline-dk-key-2")
     office = network.home("office")
     added = hfed(

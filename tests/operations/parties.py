@@ -19,7 +19,7 @@ from federation.cli.main import cli
 ROOTS = ("root-1", "root-2", "root-3")
 THRESHOLD = 2
 #: Member id -> (role, jurisdictions). The secretariat is the fallback.
-MEMBERS = {
+MEMBERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "secretariat": ("secretariat", ()),
     "hotline-dk": ("hotline", ("DK",)),
     "hotline-nl": ("hotline", ("NL",)),
@@ -57,6 +57,8 @@ class Formation:
     base: Path
     endpoints: dict[str, str]
     root_public_keys: list[str] = field(default_factory=list)
+    #: Member id -> (role, jurisdictions) of the parties that take part.
+    members: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=lambda: dict(MEMBERS))
 
     def home(self, party: str) -> Path:
         """A party's own directory."""
@@ -89,7 +91,7 @@ class Formation:
 
     def make_member(self, member_id: str) -> Path:
         """A member makes its keys and request, and sends them to the secretariat."""
-        role, countries = MEMBERS[member_id]
+        role, countries = self.members[member_id]
         directory = self.home(member_id) / "member"
         args = ["member", "init", directory, "--member", member_id, "--role", role]
         args += [a for c in countries for a in ("--jurisdiction", c)]
@@ -155,15 +157,19 @@ class Formation:
             self.send(path, member_id)
 
 
-def form(base: Path, endpoints: dict[str, str]) -> Formation:
+def form(
+    base: Path,
+    endpoints: dict[str, str],
+    members: dict[str, tuple[str, tuple[str, ...]]] = MEMBERS,
+) -> Formation:
     """A whole network formed from nothing, ending with roster.bin at every member."""
-    formation = Formation(base, endpoints)
+    formation = Formation(base, endpoints, members=dict(members))
     formation.make_roots()
     formation.make_ca()
-    for member_id in MEMBERS:
+    for member_id in members:
         formation.make_member(member_id)
         formation.admit(member_id)
     formation.ceremony()
-    for member_id in MEMBERS:
+    for member_id in members:
         formation.hand_out(member_id)
     return formation

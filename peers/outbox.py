@@ -395,6 +395,7 @@ class _PeerWorker(threading.Thread):
         finished: list[store.Finished] = []
         links: list[tuple[str, str]] = []
         bad: list[store.OutgoingItem] = []
+        observed: list[tuple[store.OutgoingItem, Receipt]] = []
         for item, envelope, receipt_pb, result in zip(
             batch, sent, reply.receipts, results, strict=True
         ):
@@ -407,7 +408,7 @@ class _PeerWorker(threading.Thread):
                 )
                 bad.append(item)
                 continue
-            self._observe(item, result, now)
+            observed.append((item, result))
             finished.append(
                 store.Finished(item.id, _state_of(result.outcome), receipt_pb.SerializeToString())
             )
@@ -421,6 +422,10 @@ class _PeerWorker(threading.Thread):
             status_store.link_reports(session, links, now)
             if not bad and was_failing:
                 store.record_success(session, self.destination)
+        # Counted once the rows are retired, so the delivered counters and
+        # the depth gauge (read from the database) never disagree at a scrape.
+        for item, result in observed:
+            self._observe(item, result, now)
         if not bad:
             sender.note_peer(self.destination, False, None)
         if bad:

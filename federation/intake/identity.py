@@ -11,7 +11,6 @@ key its peers would refuse.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
@@ -59,7 +58,6 @@ class NodeIdentity:
             raise ValueError("a node needs at least one signing key")
         self._roster = roster
         self._clock = clock
-        self._lock = threading.Lock()
 
     @property
     def keys(self) -> tuple[SigningKey, ...]:
@@ -71,8 +69,9 @@ class NodeIdentity:
         with the key they started with."""
         if not keys:
             raise ValueError("a node needs at least one signing key")
-        with self._lock:
-            self._keys = tuple(keys)
+        # One attribute assignment: readers see the old tuple or the new one,
+        # never a mix, so no lock is needed (readers never took one).
+        self._keys = tuple(keys)
 
     def current_key(self) -> SigningKey | None:
         """The key to sign with now, or None when the roster allows none of ours."""

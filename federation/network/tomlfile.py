@@ -1,19 +1,17 @@
 """Reading and writing the small TOML files operators exchange.
 
-The standard library reads TOML but does not write it; the files here hold
-only strings, integers, booleans, datetimes, lists of strings and arrays of
-tables, which this writer covers.
+The standard library reads TOML (tomllib); tomli-w, by the same author,
+writes it, so every value is escaped the way the reader expects.
 """
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from federation.network.errors import OperationsError
@@ -44,35 +42,21 @@ def validate(model: type[M], raw: object, where: Path | str) -> M:
         raise OperationsError(f"{where}: {field}: {message}{more}") from exc
 
 
-def _value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str):
-        # A JSON string is a valid TOML basic string.
-        return json.dumps(value, ensure_ascii=False)
+def _table_without_none(table: Table) -> dict[str, Any]:
+    return {k: _without_none(v) for k, v in table.items() if v is not None}
+
+
+def _without_none(value: object) -> object:
+    """``value`` with None left out of every table (TOML has no null)."""
+    if isinstance(value, Mapping):
+        return _table_without_none(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _is_tables(value: object) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
-
-
-def _lines(table: Table, prefix: str) -> list[str]:
-    lines = [f"{k} = {_value(v)}" for k, v in table.items() if v is not None and not _is_tables(v)]
-    for key, value in table.items():
-        if _is_tables(value):
-            for item in value:
-                lines += ["", f"[[{prefix}{key}]]", *_lines(item, f"{prefix}{key}.")]
-    return lines
+        return [_without_none(v) for v in value]
+    return value
 
 
 def dumps(table: Table, header: str = "") -> str:
     """TOML text for ``table`` (None values left out), with a comment header."""
-    comment = [f"# {line}".rstrip() for line in header.splitlines()]
-    return "\n".join([*comment, *_lines(table, "")]) + "\n"
+    comment = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+    body = tomli_w.dumps(_table_without_none(table))
+    return comment + body

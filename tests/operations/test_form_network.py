@@ -7,11 +7,13 @@ import stat
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from federation.network.trustfile import TrustFile
 from federation.node.config import load_config
@@ -242,10 +244,9 @@ def test_roster_add_refuses_a_malformed_request(
     hfed("member", "init", tmp_path / "m", "--member", "hotline-se", "--role", "hotline",
          "--jurisdiction", "SE", "--endpoint", "127.0.0.1:1")  # fmt: skip
     request = tmp_path / "m" / "request.toml"
-    lines = [
-        line for line in request.read_text().splitlines() if not line.startswith(f"{change[0]} =")
-    ]
-    request.write_text("\n".join([f"{change[0]} = {change[1]}", *lines]) + "\n")
+    fields = tomllib.loads(request.read_text())
+    fields[change[0]] = tomllib.loads(f"v = {change[1]}")["v"]
+    request.write_text(tomli_w.dumps(fields))
     assert reason in refused(
         "roster", "add", tmp_path / "roster.toml", request, "--fallback", "hotline-se"
     )

@@ -135,8 +135,10 @@ class ChannelPool:
     outbox.KEEP_CHANNEL).
     """
 
-    def __init__(self, factory: Callable[[str], grpc.Channel]) -> None:
+    def __init__(self, factory: Callable[[str], grpc.Channel], grace: float = 60.0) -> None:
         self._factory = factory
+        #: Seconds a renewed-away channel stays open for the calls it carries.
+        self._grace = grace
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
 
@@ -155,9 +157,30 @@ class ChannelPool:
                 del self._channels[endpoint]
         channel.close()
 
+    def renew(self) -> None:
+        """Open new channels from now on; close the old ones after the grace.
+
+        Called when the node's own TLS material was reloaded: a channel
+        presents the client certificate it was opened with for as long as it
+        lives, so without this a renewed certificate would reach a peer only
+        after a failed call. Closing at once would cancel calls in flight, so
+        the old channels stay open for longer than any call may last.
+        """
+        with self._lock:
+            old, self._channels = list(self._channels.values()), {}
+        if old:
+            timer = threading.Timer(self._grace, _close_all, args=(old,))
+            timer.daemon = True
+            timer.start()
+
     def close(self) -> None:
         """Close every channel (at shutdown)."""
         with self._lock:
             channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
             channel.close()
+
+
+def _close_all(channels: list[grpc.Channel]) -> None:
+    for channel in channels:
+        channel.close()

@@ -139,7 +139,7 @@ class OutboxSender:
         self.db = db
         self.rosters = rosters
         #: Channels to peers, kept open between batches.
-        self.channels = ChannelPool(channel_for)
+        self.channels = ChannelPool(channel_for, grace=DELIVER_DEADLINE + 5)
         self.backoff = options.backoff
         self.batch_size = options.batch_size
         self.lanes = options.lanes

@@ -250,6 +250,7 @@ class Node:
         self._upkeep = node_upkeep(base, self.config_path)
         tls = self._upkeep.tls
         peers = outbound(base, tls.client_identity if tls else None)
+        self._upkeep.on_tls_renewed.append(peers.outbox.channels.renew)
         app = application(base, peers.outbox.notify)
         capacity = client_capacity(cfg, base.db, CLIENT_SERVICES)
         server, health_servicer = self._serve(base, app, peers, capacity)

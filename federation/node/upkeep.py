@@ -64,6 +64,8 @@ class Upkeep:
         self._rosters = rosters
         #: The server's TLS material (None in plaintext mode).
         self.tls = tls
+        #: Called after new TLS material was taken (the outbox renews its channels).
+        self.on_tls_renewed: list[Callable[[], None]] = []
         self._clock = clock
         self._health: health.HealthServicer | None = None
         #: The id of the key the node signs with, as last reported ("": none).
@@ -86,8 +88,9 @@ class Upkeep:
         """Read the TLS material and the signing keys again."""
         log.info("reloading keys and certificates", why=why)
         self._files = self._fingerprint()
-        if self.tls is not None:
-            self.tls.reload()
+        if self.tls is not None and self.tls.reload():
+            for renewed in self.on_tls_renewed:
+                renewed()
         self._reload_keys()
         self.check_signing()
         self.warn_expiry()

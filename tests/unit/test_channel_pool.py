@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 
@@ -51,4 +53,28 @@ def test_close_closes_every_channel_and_starts_afresh() -> None:
     with pytest.raises(ValueError, match="closed channel"):
         channel.unary_unary("/hfp.test.Nothing/Call", None, None)(b"", timeout=0.1)
     assert pool.get(ENDPOINT) is not channel
+    pool.close()
+
+
+def test_renew_opens_new_channels_and_closes_the_old_after_the_grace() -> None:
+    factory = _Factory()
+    pool = ChannelPool(factory, grace=0.2)
+    old = pool.get(ENDPOINT)
+    pool.renew()
+    fresh = pool.get(ENDPOINT)
+    assert fresh is not old and len(factory.made) == 2
+    # Calls in flight on the old channel may finish: it is still open ...
+    with pytest.raises(grpc.RpcError):
+        old.unary_unary("/hfp.test.Nothing/Call", None, None)(b"", timeout=0.05)
+    # ... until the grace has passed (bounded wait).
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            old.unary_unary("/hfp.test.Nothing/Call", None, None)(b"", timeout=0.05)
+        except ValueError:
+            break
+        except grpc.RpcError:
+            time.sleep(0.05)
+    else:
+        pytest.fail("the renewed-away channel was never closed")
     pool.close()

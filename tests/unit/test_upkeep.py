@@ -61,3 +61,33 @@ def test_a_changed_key_file_is_reloaded_at_the_next_check(tmp_path: Path) -> Non
     clock[0] += 5
     upkeep.tick(lambda: clock[0])
     assert [k.key_id for k in identity.keys] == [second.key_id]
+
+
+def test_renewed_tls_material_tells_the_outbox_once(tmp_path: Path) -> None:
+    ca = create_ca("test network")
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
+    cert = issue_member_cert(ca, "hotline-nl", ["localhost"])
+    (tmp_path / "tls.pem").write_bytes(cert.cert_pem)
+    (tmp_path / "tls.key").write_bytes(cert.key_pem)
+    key = SigningKey.generate()
+    key.save(tmp_path / "signing.pem")
+    (tmp_path / "node.toml").write_text(CONFIG)
+    config = load_config(tmp_path / "node.toml", environ={})
+    assert config.tls is not None
+    rosters = SimpleNamespace(roster=SimpleNamespace(expires_at=utc_now() + timedelta(days=90)))
+    upkeep = Upkeep(
+        config,
+        tmp_path / "node.toml",
+        NodeIdentity(MemberId("hotline-nl"), [key]),
+        cast(RosterHolder, rosters),
+        ServerTls(config.tls),
+    )
+    renewed: list[str] = []
+    upkeep.on_tls_renewed.append(lambda: renewed.append("renewed"))
+    upkeep.reload("nothing changed")
+    assert renewed == []
+    fresh = issue_member_cert(ca, "hotline-nl", ["localhost"])
+    (tmp_path / "tls.pem").write_bytes(fresh.cert_pem)
+    (tmp_path / "tls.key").write_bytes(fresh.key_pem)
+    upkeep.reload("SIGHUP")
+    assert renewed == ["renewed"]

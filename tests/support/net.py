@@ -203,7 +203,20 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (ProcessLookupError, FileNotFoundError):
         return False
-    return state != "Z"
+    return state != "Z" or _holds_files(pid)
+
+
+def _holds_files(pid: int) -> bool:
+    """True while a zombie's other threads still hold its open files.
+
+    The leader of a multi-threaded process shows as a zombie as soon as it
+    exits, while the other threads may still be closing the shared file
+    table (a SQLite file and its locks among them).
+    """
+    try:
+        return bool(os.listdir(f"/proc/{pid}/fd"))
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
+        return False
 
 
 def terminate(pid: int) -> None:

@@ -67,6 +67,13 @@ def link_to(traceparent: str | None) -> Link | None:
     return Link(trace.get_current_span(context).get_span_context())
 
 
+def trace_metadata(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying the W3C traceparent in ``environ["TRACEPARENT"]``
+    (the convention of tracing-aware scripts), if it holds a valid one."""
+    value = environ.get(TRACEPARENT.upper(), "").strip()
+    return ((TRACEPARENT, value),) if parent_context(value) is not None else ()
+
+
 class Tracing:
     """The node's tracer, or (no provider) tracing switched off."""
 

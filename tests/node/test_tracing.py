@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import grpc
 import pytest
@@ -106,8 +105,7 @@ def path(traced: tuple[Network, InMemorySpanExporter]) -> tuple[str, list[Readab
     net, exporter = traced
     seen: list[liaison_pb.WatchReferralsResponse] = []
     watcher = threading.Thread(target=watch_first_event, args=(net, seen))
-    watcher.start()
-    time.sleep(0.5)  # the stream is open before the report is filed
+    watcher.start()  # from the start of the log: no race with the filing
     url = f"https://tracing.example.dk/{uuid.uuid4()}?secret=note"
     submit_url(net, A, url, "DK")
     watcher.join(DEADLINE + 2)
@@ -167,7 +165,7 @@ def test_spans_carry_no_report_content(path: tuple[str, list[ReadableSpan]]) -> 
             assert key.startswith(allowed), f"{span.name} has attribute {key}"
 
 
-def test_overrides_switch_tracing_on(tmp_path: Path) -> None:
+def test_overrides_switch_tracing_on() -> None:
     raw: dict[str, object] = {}
     assert apply_env_overrides(raw, TRACING_ON) == sorted(TRACING_ON)
     assert raw == {"tracing": {"enabled": True, "exporter": "none"}}

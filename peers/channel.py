@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 
+from federation.runtime.tracing import Tracing
 from hfp.v1 import federation_service_pb2, hotline_service_pb2, liaison_service_pb2
 
 #: Receipts for a full batch are far below this; the cap is explicit on purpose.
@@ -184,3 +185,19 @@ class ChannelPool:
 def _close_all(channels: list[grpc.Channel]) -> None:
     for channel in channels:
         channel.close()
+
+
+def traced_channels(
+    factory: Callable[[str], grpc.Channel], tracing: Tracing
+) -> Callable[[str], grpc.Channel]:
+    """``factory``'s channels with OpenTelemetry's gRPC client interceptor when
+    tracing is on: each call a client span, whose context goes out as W3C
+    ``traceparent`` metadata (read by federation/api/tracing.py at the peer)."""
+    if not tracing.enabled:
+        return factory
+    # Imported only with tracing on: the instrumentation's import pulls in wrapt.
+    from opentelemetry.instrumentation.grpc import client_interceptor  # noqa: PLC0415
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel  # noqa: PLC0415
+
+    interceptor = client_interceptor(tracer_provider=tracing.provider)  # type: ignore[no-untyped-call]
+    return lambda endpoint: intercept_channel(factory(endpoint), interceptor)  # type: ignore[no-untyped-call]

@@ -36,6 +36,7 @@ from federation.core.receipt import Receipt
 from federation.runtime import faultpoints
 from federation.runtime.clock import Clock, utc_now
 from federation.runtime.metrics import NodeMetrics
+from federation.runtime.tracing import DISABLED, Tracing, items_attributes, link_to
 from federation.store import outbox as store
 from federation.store import status as status_store
 from federation.store.database import Database
@@ -119,6 +120,7 @@ class OutboxOptions:
     metrics: NodeMetrics = field(default_factory=NodeMetrics)
     #: Threads for verifying a batch's receipts (the node's verify pool).
     executor: Executor | None = None
+    tracing: Tracing = DISABLED
 
 
 class OutboxSender:
@@ -147,6 +149,7 @@ class OutboxSender:
         self.clock = options.clock
         self.metrics = options.metrics
         self.lease = options.lease
+        self.tracing = options.tracing
         #: Recorded on every item this sender claims (and delivers).
         self.name = process_name()
         self.stopping = threading.Event()
@@ -361,9 +364,7 @@ class _PeerWorker(threading.Thread):
         faultpoints.reach(faultpoints.OUTBOX_BEFORE_SEND)
         channel = sender.channels.get(endpoint)
         try:
-            reply = pb_grpc.FederationServiceStub(channel).Deliver(
-                request, timeout=DELIVER_DEADLINE, metadata=sender.metadata
-            )
+            reply = self._deliver(channel, request, batch)
         except grpc.RpcError as exc:
             if exc.code() not in KEEP_CHANNEL:
                 sender.channels.discard(endpoint, channel)
@@ -375,6 +376,29 @@ class _PeerWorker(threading.Thread):
             return False
         self._record(batch, reply)
         return True
+
+    def _deliver(
+        self, channel: grpc.Channel, request: pb.DeliverRequest, batch: list[store.OutgoingItem]
+    ) -> pb.DeliverResponse:
+        """The Deliver call; with tracing on, in a span continuing the trace of
+        the batch's first traced item and linked to the other items' traces
+        (a span has one parent, and the call one traceparent)."""
+        sender = self.sender
+
+        def call() -> pb.DeliverResponse:
+            return pb_grpc.FederationServiceStub(channel).Deliver(
+                request, timeout=DELIVER_DEADLINE, metadata=sender.metadata
+            )
+
+        if not sender.tracing.enabled:
+            return call()
+        traces = list(dict.fromkeys(i.traceparent for i in batch if i.traceparent))
+        links = [link for link in map(link_to, traces[1:]) if link is not None]
+        attributes = {"hfed.peer": self.destination, **items_attributes([i.item_id for i in batch])}
+        with sender.tracing.span(
+            "outbox.send", attributes, parent=traces[0] if traces else None, links=links
+        ):
+            return call()
 
     def _record(self, batch: list[store.OutgoingItem], reply: pb.DeliverResponse) -> None:
         """Verify the batch's receipts (in bulk, before any transaction), then

@@ -17,11 +17,8 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Histogram
 
-from federation.api.interceptors import Behavior, Handler, HandlerWrapper
+from federation.api.interceptors import Behavior, Handler, HandlerWrapper, ended, keep_pool
 from federation.runtime.metrics import NodeMetrics
-
-#: The attribute by which gRPC runs a behavior on a pool of its own (the client lane).
-_POOL = "experimental_thread_pool"
 
 
 class _Method:
@@ -42,12 +39,6 @@ class _Method:
         if child is None:  # first call with this code; a racing twin finds the same child
             child = self._by_code[code] = self._calls.labels(self._name, code.name)
         child.inc()
-
-
-def _ended(context: grpc.ServicerContext, default: grpc.StatusCode) -> grpc.StatusCode:
-    """The code the call ended with: the one set or aborted with, else ``default``."""
-    code: grpc.StatusCode | None = context.code()  # type: ignore[attr-defined]
-    return code if code is not None else default
 
 
 def method_label(method: str) -> str:
@@ -79,25 +70,18 @@ class CallMetrics(HandlerWrapper):
         return handler  # client-streaming methods: none in HFP v1
 
 
-def _on_pool_of(inner: Behavior, outer: Behavior) -> Behavior:
-    pool = getattr(inner, _POOL, None)
-    if pool is not None:
-        setattr(outer, _POOL, pool)
-    return outer
-
-
 def _unary(behavior: Behavior, counted: _Method) -> Behavior:
     def timed(request: Any, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
             response = behavior(request, context)
         except BaseException:
-            counted.record(_ended(context, grpc.StatusCode.UNKNOWN), started)
+            counted.record(ended(context, grpc.StatusCode.UNKNOWN), started)
             raise
-        counted.record(_ended(context, grpc.StatusCode.OK), started)
+        counted.record(ended(context, grpc.StatusCode.OK), started)
         return response
 
-    return _on_pool_of(behavior, timed)
+    return keep_pool(behavior, timed)
 
 
 def _stream(behavior: Behavior, counted: _Method) -> Behavior:
@@ -108,13 +92,13 @@ def _stream(behavior: Behavior, counted: _Method) -> Behavior:
         ending = [grpc.StatusCode.CANCELLED]
 
         def at_end() -> None:
-            counted.record(_ended(context, ending[0]), started)
+            counted.record(ended(context, ending[0]), started)
 
         if not context.add_callback(at_end):
             at_end()  # the call is already over
         return _watched(behavior(request, context), ending)
 
-    return _on_pool_of(behavior, timed)
+    return keep_pool(behavior, timed)
 
 
 def _watched(responses: Iterable[Any], ending: list[grpc.StatusCode]) -> Iterator[Any]:

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
+#: The attribute by which gRPC runs a behavior on a pool of its own (the client lane).
+_POOL = "experimental_thread_pool"
+
 #: A method's behavior: (request, context) -> response or response iterator.
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 if TYPE_CHECKING:
@@ -54,3 +57,17 @@ class HandlerWrapper(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 cached = (handler, self.wrap(handler, method))
                 self._wrapped[key] = cached
         return cached[1]
+
+
+def keep_pool(inner: Behavior, outer: Behavior) -> Behavior:
+    """``outer``, wrapping ``inner``, runs on the thread pool ``inner`` was given."""
+    pool = getattr(inner, _POOL, None)
+    if pool is not None:
+        setattr(outer, _POOL, pool)
+    return outer
+
+
+def ended(context: grpc.ServicerContext, default: grpc.StatusCode) -> grpc.StatusCode:
+    """The code the call ended with: the one set or aborted with, else ``default``."""
+    code: grpc.StatusCode | None = context.code()  # type: ignore[attr-defined]
+    return code if code is not None else default

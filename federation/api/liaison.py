@@ -17,9 +17,17 @@ from federation.api.errors import bind_caller, code_name, refusal_of, translate_
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
 from federation.core.errors import SHUTTING_DOWN, HfedError, UnavailableError
-from federation.core.ids import CaseId
+from federation.core.ids import CaseId, MemberId
 from federation.core.roster import Member, Role
-from federation.liaison import MAX_AUDITED_CASES, Bell, CallAudit, ReferralDesk, decode_cursor
+from federation.liaison import (
+    MAX_AUDITED_CASES,
+    Bell,
+    CallAudit,
+    ReferralDesk,
+    ReferralEvent,
+    decode_cursor,
+)
+from federation.runtime.tracing import DISABLED, Attributes, Tracing
 from federation.wire.convert import (
     case_filter_from_proto,
     case_report_to_proto,
@@ -120,8 +128,10 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         audit: CallAudit,
         feed: EventFeed,
         heavy_reads: HeavyReads | None = None,
+        tracing: Tracing = DISABLED,
     ) -> None:
         self._heavy = heavy_reads or HeavyReads(HEAVY_READS_DEFAULT)
+        self._tracing = tracing
         self._desk = desk
         self._callers = callers
         self._audit = audit
@@ -240,10 +250,10 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
         sent = _Sent()
         outcome, detail = "OK", f"from cursor {request.cursor or '(start)'}"
         try:
-            _, countries = self._liaison(context)
+            member, countries = self._liaison(context)
             after = decode_cursor(request.cursor)
             self._desk.check_cursor(after)
-            yield from self._stream(context, countries, after, sent)
+            yield from self._stream(context, (member.member_id, countries), after, sent)
         except Exception as exc:
             # Audited as the caller will see it; translate_errors ends the call.
             refusal = refusal_of(exc)
@@ -261,10 +271,13 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
     def _stream(
         self,
         context: grpc.ServicerContext,
-        countries: frozenset[str],
+        watcher: tuple[MemberId, frozenset[str]],
         after: int,
         sent: _Sent,
     ) -> Iterator[pb.WatchReferralsResponse]:
+        """The events of the liaison's (``watcher``'s) countries, each in a span
+        continuing the trace of the call that logged it (tracing on)."""
+        liaison, countries = watcher
         # Memory per stream stays bounded however slowly the client reads: the
         # generator is resumed only after gRPC has handed the previous message
         # to the transport (flow control), so at most one page is held here.
@@ -276,18 +289,11 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
             seen = self._bell.rings
             events = self._desk.events(countries, after, EVENT_PAGE)
             for event in events:
-                yield pb.WatchReferralsResponse(
-                    event=case_pb2.CaseEvent(
-                        sequence=event.sequence,
-                        kind=int(event.kind),  # type: ignore[arg-type]
-                        case_id=event.case_id,
-                        status=int(event.status),  # type: ignore[arg-type]
-                        occurred_at=to_timestamp(event.occurred_at),
-                        case=case_to_proto(event.case),
-                        report=case_report_to_proto(event.report) if event.report else None,
-                    ),
-                    cursor=event.cursor,
-                )
+                with self._tracing.span(
+                    "liaison.event", _event_attributes(event, liaison), parent=event.traceparent
+                ):
+                    response = _event_response(event)
+                yield response
                 after = event.sequence
                 sent.add(event.case_id)
             # A short page means the stream has caught up: wait for the next
@@ -295,3 +301,30 @@ class LiaisonServicer(pb_grpc.LiaisonServiceServicer):
             # taken before the read, so a commit during it is not missed.
             if len(events) < EVENT_PAGE:
                 self._bell.wait(seen, IDLE_WAIT_SECONDS)
+
+
+def _event_response(event: ReferralEvent) -> pb.WatchReferralsResponse:
+    """One event of the stream, with the cursor after it."""
+    return pb.WatchReferralsResponse(
+        event=case_pb2.CaseEvent(
+            sequence=event.sequence,
+            kind=int(event.kind),  # type: ignore[arg-type]
+            case_id=event.case_id,
+            status=int(event.status),  # type: ignore[arg-type]
+            occurred_at=to_timestamp(event.occurred_at),
+            case=case_to_proto(event.case),
+            report=case_report_to_proto(event.report) if event.report else None,
+        ),
+        cursor=event.cursor,
+    )
+
+
+def _event_attributes(event: ReferralEvent, liaison: MemberId) -> Attributes:
+    """Ids, the event's position and kind: nothing of the case's content."""
+    return {
+        "hfed.liaison": liaison,
+        "hfed.case_id": event.case_id,
+        "hfed.event_sequence": event.sequence,
+        "hfed.event_kind": event.kind.name,
+        **({"hfed.report_id": event.report.report_id} if event.report else {}),
+    }

@@ -196,7 +196,8 @@ class Filing:
     ``hosting_country`` overrides the report's own when a case elsewhere was
     MOVED here, and ``chain`` is then the MOVED chain it came with (see
     ReportRecord.moved_chain); ``pdq`` is the report's PDQ hashes searched
-    in advance, if they were.
+    in advance, if they were; ``traceparent`` the trace of the call that
+    brought the report, kept with its case event (tracing on).
     """
 
     report: Report
@@ -205,6 +206,7 @@ class Filing:
     hosting_country: str = ""
     pdq: PdqSearch | None = None
     chain: bytes | None = None
+    traceparent: str | None = None
 
 
 @dataclass(slots=True)
@@ -292,7 +294,7 @@ class _Plan:
             new.reports.append((report.report_id, report.origin_member_id))
             new.reporters.add(report.origin_member_id)
             new.chains.setdefault(report.origin_member_id, {})[report.report_id] = filing.chain
-            self._event(new.record, CaseEventKind.REPORT_JOINED, report.report_id)
+            self._event(new.record, CaseEventKind.REPORT_JOINED, filing)
         else:
             country = filing.hosting_country or report.hosting_country
             case_id, outcome = self._open(filing, key, country), Outcome.ACCEPTED
@@ -345,7 +347,7 @@ class _Plan:
             )
         first = self.joined.get(case.case_id, case.first_reported_at)
         self.joined[case.case_id] = min(first or self.now, report.created_at)
-        self._event(case, CaseEventKind.REPORT_JOINED, report.report_id)
+        self._event(case, CaseEventKind.REPORT_JOINED, filing)
 
     def _open(self, filing: Filing, key: bytes, country: str) -> CaseId:
         previous = self.closed.get(key)
@@ -377,13 +379,19 @@ class _Plan:
             {origin},
             {origin: {report_id: filing.chain}},
         )
-        self._event(record, CaseEventKind.CASE_OPENED, report_id)
+        self._event(record, CaseEventKind.CASE_OPENED, filing)
         return case_id
 
-    def _event(self, case: CaseRecord, kind: CaseEventKind, report_id: ReportId) -> None:
+    def _event(self, case: CaseRecord, kind: CaseEventKind, filing: Filing) -> None:
         self.events.append(
             store.event_row(
-                case.case_id, int(kind), case.status, case.hosting_country, self.now, report_id
+                case.case_id,
+                int(kind),
+                case.status,
+                case.hosting_country,
+                self.now,
+                filing.report.report_id,
+                filing.traceparent,
             )
         )
 

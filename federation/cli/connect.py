@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import grpc
 from federation.core.ids import MemberId
 from federation.devnet.manifest import Manifest, ManifestError
 from federation.node.config import ConfigError, NodeConfig, load_config
+from federation.runtime.tracing import trace_metadata
 from federation.wire.metadata import dev_metadata
 from peers.channel import ClientIdentity, client_options, insecure_channel, secure_channel
 
@@ -31,8 +33,11 @@ class Target:
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        """Call metadata (names the caller only in insecure dev mode)."""
-        return dev_metadata(self.member_id) if self.identity is None else ()
+        """Call metadata: the caller's name only in insecure dev mode, and the
+        trace context of the TRACEPARENT environment variable when it holds one
+        (the node's spans then join the calling script's trace)."""
+        caller = dev_metadata(self.member_id) if self.identity is None else ()
+        return caller + trace_metadata(os.environ)
 
 
 def node_options(command: F) -> F:

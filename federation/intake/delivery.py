@@ -61,6 +61,7 @@ from federation.intake.payloads import (
 )
 from federation.runtime.clock import Clock, utc_now
 from federation.runtime.metrics import NodeMetrics
+from federation.runtime.tracing import DISABLED, Attributes, Tracing, items_attributes
 from federation.status import ReceivedUpdate, StatusBook
 from federation.store import inbound, outbox
 from federation.store.database import Database, lost_a_race
@@ -118,6 +119,7 @@ class DeliveryOptions:
     metrics: NodeMetrics = field(default_factory=NodeMetrics)
     #: False only under the test fault "skip-signature-check".
     verify_signatures: bool = True
+    tracing: Tracing = DISABLED
 
 
 @dataclass(slots=True)
@@ -140,6 +142,9 @@ class _Work:
     pdq: PdqSearch | None = None
     _encoded: bytes | None = None
     _chain: bytes | None = None
+    #: The trace of the call that brought the item (tracing on): kept with the
+    #: outbox row or case event the item makes.
+    traceparent: str | None = None
 
     @property
     def move_id(self) -> UpdateId | Literal[""]:
@@ -220,6 +225,7 @@ class DeliveryService:
         self._executor = options.executor
         self._metrics = options.metrics
         self._verify_signatures = options.verify_signatures
+        self._tracing = options.tracing
         self._group: GroupCommit[_Work] = GroupCommit(self._commit, isolate=caused_by_items)
 
     @property
@@ -276,6 +282,20 @@ class DeliveryService:
             raise RosterExpiredError("this node's roster has expired; it accepts no new items")
 
     def _finish(self, work: list[_Work]) -> list[bytes]:
+        """Store the checked items and answer each; with tracing on, in the
+        batch's span, whose context the queued rows and case events keep."""
+        if not self._tracing.enabled:
+            return self._answer(work)
+        with self._tracing.span("intake.store", _batch_attributes(work)) as span:
+            traceparent = self._tracing.traceparent()
+            for w in work:
+                w.traceparent = traceparent
+            receipts = self._answer(work)
+            if span is not None:
+                span.set_attributes(_outcome_attributes(work))
+            return receipts
+
+    def _answer(self, work: list[_Work]) -> list[bytes]:
         """Store the checked items and answer each."""
         self._search_pdq(work)
         self._store(work)
@@ -695,6 +715,7 @@ class DeliveryService:
                     w.encoded(),
                     route.via_member_ids,
                     w.chain(),
+                    w.traceparent,
                 )
             )
             return accepted(
@@ -707,6 +728,7 @@ class DeliveryService:
             parsed.hosting_country,
             pdq=w.pdq,
             chain=w.chain(),
+            traceparent=w.traceparent,
         )
 
     def _row(
@@ -784,3 +806,20 @@ class _Budget:
 def _live(work: list[_Work]) -> list[_Work]:
     """Items not (yet) rejected."""
     return [w for w in work if w.rejection is None]
+
+
+def _batch_attributes(work: list[_Work]) -> Attributes:
+    """Who handed the batch over, how many items, and (small batches) their ids."""
+    return {
+        "hfed.sender": work[0].sender if work else "",
+        **items_attributes([w.item_id for w in work]),
+    }
+
+
+def _outcome_attributes(work: list[_Work]) -> Attributes:
+    """How many items were refused, and for which reasons (codes only)."""
+    reasons = sorted({w.rejection.reason.name for w in work if w.rejection})
+    return {
+        "hfed.rejected": sum(1 for w in work if w.rejection),
+        "hfed.reject_reasons": reasons,
+    }

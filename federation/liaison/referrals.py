@@ -77,6 +77,8 @@ class ReferralEvent:
     case: CaseView
     #: The report that opened or joined the case, for those kinds of event.
     report: CaseReportView | None = None
+    #: The trace of the call that logged the event (tracing on).
+    traceparent: str | None = None
 
     @property
     def cursor(self) -> str:
@@ -299,6 +301,7 @@ class ReferralDesk:
                 r.occurred_at,
                 views[r.case_id],
                 report_view(reports[r.report_id]) if r.report_id in reports else None,
+                r.traceparent,
             )
             for r in rows
         ]

@@ -9,13 +9,14 @@ starts the background threads and stops everything in reverse.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
 import structlog
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from crypto.keys import public_key_from_hex
 from crypto.threshold import TrustAnchor
@@ -36,13 +37,14 @@ from federation.liaison import Bell, CallAudit, ReferralDesk, RefusalAudit
 from federation.node.config import NodeConfig
 from federation.node.material import MaterialError, load_signing_keys
 from federation.runtime.metrics import NodeMetrics
+from federation.runtime.tracing import DISABLED, Tracing, start_tracing
 from federation.status import StatusBook
 from federation.store.database import Database
 from federation.store.migrate import require_current
 from federation.trust import RosterHolder, RosterSync
 from federation.wire.metadata import dev_metadata
 from peers.backoff import Backoff
-from peers.channel import ClientIdentity, insecure_channel, secure_channel
+from peers.channel import ClientIdentity, insecure_channel, secure_channel, traced_channels
 from peers.outbox import OutboxOptions, OutboxSender
 from peers.roster_client import RosterClient
 
@@ -82,6 +84,7 @@ class Foundation:
     #: Threads that verify and sign in bulk (Deliver, receipts, status updates).
     executor: futures.ThreadPoolExecutor
     metrics: NodeMetrics
+    tracing: Tracing = DISABLED
 
 
 def open_storage(config: NodeConfig) -> Database:
@@ -117,8 +120,19 @@ def node_identity(config: NodeConfig, rosters: RosterHolder) -> NodeIdentity:
     return NodeIdentity(config.member_id, keys, lambda: rosters.roster)
 
 
-def foundation(config: NodeConfig) -> Foundation:
-    """Open storage, load trust, and make the node's identity and shared threads."""
+def node_tracing(config: NodeConfig, exporters: Sequence[SpanExporter] = ()) -> Tracing:
+    """The node's tracing from ``[tracing]`` (off: DISABLED), also exporting to
+    ``exporters`` (in-process ones: tests)."""
+    cfg = config.tracing
+    if not cfg.enabled:
+        return DISABLED
+    log.info("tracing on", exporter=cfg.exporter, sample_ratio=cfg.sample_ratio)
+    return start_tracing(config.member_id, cfg.exporter, cfg.endpoint, cfg.sample_ratio, exporters)
+
+
+def foundation(config: NodeConfig, span_exporters: Sequence[SpanExporter] = ()) -> Foundation:
+    """Open storage, load trust, and make the node's identity, shared threads
+    and tracing."""
     db = open_storage(config)
     faults = active_faults(config)
     rosters = load_trust(config, db, faults)
@@ -131,6 +145,7 @@ def foundation(config: NodeConfig) -> Foundation:
         limits_from(config),
         futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify"),
         NodeMetrics(),
+        node_tracing(config, span_exporters),
     )
 
 
@@ -161,7 +176,8 @@ def peer_channels(
 def outbound(base: Foundation, identity: Callable[[], ClientIdentity] | None) -> Outbound:
     """Roster sync and the outbox sender (not started yet)."""
     cfg = base.config
-    channel_for, metadata = peer_channels(cfg, identity)
+    plain_channel_for, metadata = peer_channels(cfg, identity)
+    channel_for = traced_channels(plain_channel_for, base.tracing)
     sync = RosterSync(
         cfg.member_id,
         base.rosters,
@@ -174,6 +190,7 @@ def outbound(base: Foundation, identity: Callable[[], ClientIdentity] | None) ->
         backoff=Backoff(cfg.outbox.backoff_base_seconds, cfg.outbox.backoff_cap_seconds),
         metrics=base.metrics,
         executor=base.executor,
+        tracing=base.tracing,
     )
     outbox = OutboxSender(cfg.member_id, base.db, base.rosters, channel_for, metadata, options)
     return Outbound(sync, outbox)
@@ -226,6 +243,7 @@ def delivery(base: Foundation, books: Books) -> DeliveryService:
             executor=base.executor,
             metrics=base.metrics,
             verify_signatures="skip-signature-check" not in base.faults,
+            tracing=base.tracing,
         ),
     )
 

@@ -152,6 +152,22 @@ class MetricsConfig(_Section):
     listen: str = ""
 
 
+class TracingConfig(_Section):
+    """OpenTelemetry tracing of each report's path, across nodes (off by default;
+    docs/operations.md, "Tracing"). Spans name the node by its member id."""
+
+    enabled: bool = False
+    #: otlp: to an OpenTelemetry collector over gRPC (needs the ``otlp`` extra);
+    #: console: to standard output; none: made but not exported.
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    #: The collector's OTLP/gRPC address, e.g. http://127.0.0.1:4317 (empty:
+    #: OTEL_EXPORTER_OTLP_ENDPOINT, else the exporter's default, localhost:4317).
+    endpoint: str = ""
+    #: Share of traces kept, decided on the trace id (the same at every node
+    #: with the same ratio, so a kept trace is kept whole).
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
 #: ``hold-calls``: a call carrying the metadata ``x-hfed-test-hold-ms`` stays in
 #: flight that long (at most 30 s) once admitted, so that tests can fill the
 #: admission limits deterministically.
@@ -199,6 +215,7 @@ class NodeConfig(_Section):
     dedup: DedupConfig = DedupConfig()
     takedown: TakedownConfig = TakedownConfig()
     metrics: MetricsConfig = MetricsConfig()
+    tracing: TracingConfig = TracingConfig()
     testing: TestingConfig = TestingConfig()
     log: LogConfig = LogConfig()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import signal
 import threading
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from federation.api.admission import (
     Admission,
@@ -30,6 +32,7 @@ from federation.api.federation import FederationServicer
 from federation.api.hotline import HotlineDesk, HotlineServicer
 from federation.api.liaison import EventFeed, LiaisonServicer
 from federation.api.services import CLIENT_SERVICES, LIAISON_SERVICE, SERVICE_NAMES, add_services
+from federation.api.tracing import CallSpans
 from federation.node.compose import (
     Application,
     ClientCapacity,
@@ -114,6 +117,7 @@ def liaison_servicer(
         capacity.audit,
         EventFeed(app.bell, stopping),
         capacity.heavy,
+        base.tracing,
     )
 
 
@@ -128,12 +132,15 @@ def grpc_server(base: Foundation, capacity: ClientCapacity, on_refused: RefusalH
         on_refused=on_refused,
         lane=capacity.lane,
     )
+    # Metrics outermost (refusals are calls too), spans next (with tracing
+    # on; refused calls are in the trace too), admission (cheap refusals),
+    # then decoding failures as INVALID_ARGUMENT.
+    traced = [CallSpans(base.tracing, SERVICE_NAMES)] if base.tracing.enabled else []
     return grpc.server(
         futures.ThreadPoolExecutor(cfg.worker_threads, thread_name_prefix="rpc"),
-        # Metrics outermost (refusals are calls too), admission next (cheap
-        # refusals), then decoding failures as INVALID_ARGUMENT.
         interceptors=[
             CallMetrics(base.metrics, SERVICE_NAMES),
+            *traced,
             admission,
             DecodeGuard(SERVICE_NAMES),
         ],
@@ -233,8 +240,15 @@ def node_upkeep(base: Foundation, config_path: Path | None) -> Upkeep:
 class Node:
     """One running HFP node."""
 
-    def __init__(self, config: NodeConfig, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        config_path: Path | None = None,
+        span_exporters: Sequence[SpanExporter] = (),
+    ) -> None:
         self.config = config
+        #: In-process span exporters besides the configured one (tests).
+        self._span_exporters = tuple(span_exporters)
         #: The configuration file, read again on reload for the signing key files.
         self.config_path = config_path
         self._parts: _Parts | None = None
@@ -246,7 +260,7 @@ class Node:
     def start(self) -> None:
         """Open storage, load trust, bind and start serving."""
         cfg = self.config
-        base = foundation(cfg)
+        base = foundation(cfg, self._span_exporters)
         self._upkeep = node_upkeep(base, self.config_path)
         tls = self._upkeep.tls
         peers = outbound(base, tls.client_identity if tls else None)
@@ -320,6 +334,7 @@ class Node:
         parts.peers.sync.stop()
         parts.base.executor.shutdown(wait=True)
         parts.base.db.dispose()
+        parts.base.tracing.shutdown()  # exports the spans still buffered
         log.info("node stopped")
 
     def reload(self, why: str) -> None:

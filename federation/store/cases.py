@@ -94,6 +94,8 @@ class EventRecord(NamedTuple):
     hosting_country: str
     occurred_at: datetime
     report_id: ReportId | None
+    #: The W3C traceparent of the call that logged the event (tracing on).
+    traceparent: str | None = None
 
 
 def case_records(session: Session, case_ids: Iterable[str]) -> dict[CaseId, CaseRecord]:
@@ -479,9 +481,11 @@ def event_row(
     hosting_country: str,
     now: datetime,
     report_id: str | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
     """The row of one case event, for append_events; ``report_id`` names the
-    report that opened or joined the case (those events carry it)."""
+    report that opened or joined the case (those events carry it),
+    ``traceparent`` the trace of the call that logged it."""
     return {
         "case_id": case_id,
         "kind": kind,
@@ -489,6 +493,7 @@ def event_row(
         "hosting_country": hosting_country,
         "occurred_at": now,
         "report_id": report_id,
+        "traceparent": traceparent,
     }
 
 

@@ -296,6 +296,9 @@ class CaseEventRow(Base):
     #: case; the event carries it instead of the case's whole report list.
     #: NULL for other kinds, and for events logged before migration 0009.
     report_id: Mapped[str | None] = mapped_column(String(36))
+    #: The W3C traceparent of the call that logged the event, so that the
+    #: liaison stream's span joins that trace; NULL with tracing off.
+    traceparent: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxRow(Base):
@@ -337,6 +340,9 @@ class OutboxRow(Base):
     #: Until when that claim holds. A pending item whose lease has run out
     #: (its process crashed or gave up) may be claimed again.
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The W3C traceparent of the call that queued the item, restored when
+    #: the item is sent (one trace across the queue); NULL with tracing off.
+    traceparent: Mapped[str | None] = mapped_column(String(64))
 
 
 class PeerBackoffRow(Base):

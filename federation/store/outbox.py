@@ -52,6 +52,8 @@ class OutgoingItem:
     #: Hand-over proofs sent beside the envelope (see OutboxRow.proofs).
     proofs: bytes | None = None
     created_at: datetime | None = None
+    #: The W3C traceparent of the call that queued the item (tracing on).
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class NewOutboxItem:
     via_member_ids: tuple[MemberId, ...] = ()
     #: Hand-over proofs sent beside the envelope (see OutboxRow.proofs).
     proofs: bytes | None = None
+    #: The W3C traceparent of the call that queues the item (tracing on).
+    traceparent: str | None = None
 
 
 def enqueue(
@@ -97,6 +101,7 @@ def enqueue_many(session: Session, items: Sequence[NewOutboxItem], now: datetime
             "envelope": i.envelope,
             "via_member_ids": list(i.via_member_ids),
             "proofs": i.proofs,
+            "traceparent": i.traceparent,
             "state": int(OutboxState.PENDING),
             "attempts": 0,
             "created_at": now,
@@ -115,12 +120,13 @@ _OUTGOING_COLUMNS = (
     "via_member_ids",
     "proofs",
     "created_at",
+    "traceparent",
 )
 
 
 def _item(row: tuple[Any, ...]) -> OutgoingItem:
     """An OutgoingItem from a row of _OUTGOING_COLUMNS."""
-    return OutgoingItem(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], row[6])
+    return OutgoingItem(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], row[6], row[7])
 
 
 def _claimable(destination: str, now: datetime) -> Any:

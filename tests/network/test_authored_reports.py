@@ -25,10 +25,10 @@ import pytest
 from click.testing import CliRunner
 
 from federation.cli.main import cli
-from hfp.v1 import case_pb2, status_pb2
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
-from tests.support.hotline import get_case, hotline, record, submit_url
+from hfp.v1 import status_pb2
+from tests.support.hotline import hotline, record, submit_url, wait_history
 from tests.support.net import DEADLINE, Network, create_network, small_members, start, stop
 
 A, B, C = "hotline-dk", "hotline-nl", "hotline-de"
@@ -48,22 +48,6 @@ class Sent:
     moved_case_at_c: str
     removed_case_at_b: str
     local_case: str
-
-
-def wait_history(net: Network, at: str, report_id: str, length: int) -> case_pb2.Case:
-    """Poll (bounded) until ``at`` holds ``length`` updates for the report's case."""
-    deadline = time.monotonic() + 30.0
-    while True:
-        try:
-            case = get_case(net, at, report_id=report_id)
-            if len(case.history) >= length:
-                return case
-        except grpc.RpcError as exc:
-            if exc.code() is not grpc.StatusCode.NOT_FOUND:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{at} did not get {length} updates for {report_id}")
-        time.sleep(0.2)
 
 
 def _take_down(net: Network, at: str, case_id: str, *statuses: int) -> None:

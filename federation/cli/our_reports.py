@@ -37,6 +37,8 @@ COLUMNS = (
     "delivery",
     "url",
 )
+#: CSV carries what the table leaves out for width.
+CSV_COLUMNS = (*COLUMNS, "first_owner", "status_at", "age_seconds")
 #: The status filter's name for "no status received yet".
 NO_STATUS = "none"
 STATUSES = [
@@ -188,7 +190,10 @@ def show(fmt: Format, reply: pb.ListAuthoredReportsResponse) -> None:
     if fmt == "json":
         click.echo(json.dumps({"reports": rows, **summary, "next_page_token": token}, indent=2))
         return
-    emit(fmt, COLUMNS if fmt == "table" else (*COLUMNS, "age_seconds", "status_at"), rows)
+    if fmt == "table":
+        emit(fmt, COLUMNS, [{**r, "overdue": "OVERDUE" if r["overdue"] else ""} for r in rows])
+    else:
+        emit(fmt, CSV_COLUMNS, rows)
     # In CSV the file holds the rows only; what a person needs goes to stderr.
     to_stderr = fmt == "csv"
     if fmt == "table":

@@ -10,6 +10,7 @@ import pytest
 
 from federation.cases.authored import decode_token, encode_token
 from federation.cli.our_reports import age_text, status_name, totals_line, window_of
+from federation.cli.stats import reporter_figures
 from federation.core.authored import (
     NO_STATUS,
     AuthoredFilter,
@@ -28,6 +29,7 @@ from federation.core.case_status import CaseStatus
 from federation.core.deadline import notice_overdue
 from federation.core.errors import InvalidArgumentError
 from federation.core.ids import CaseId, MemberId, ReportId
+from hfp.v1 import hotline_service_pb2 as pb
 
 S = CaseStatus
 NOW = datetime(2026, 6, 10, 12, tzinfo=UTC)
@@ -183,3 +185,27 @@ def test_cli_helpers() -> None:
         window_of("yesterday", None, NOW)
     line = totals_line({"total": 3, "by_status": {"none": 1, "received": 2}, "overdue": 0})
     assert line == "3 report(s) match; by status: none 1, received 2; overdue 0"
+
+
+def test_stats_cli_shows_the_reporter_side_with_its_figures() -> None:
+    reply = pb.ReporterStats(
+        report_count=5,
+        removed_count=2,
+        removed_within_72h_share=0.5,
+        overdue_count=1,
+        counts_by_status=[
+            pb.StatusCount(status=0, count=1),
+            pb.StatusCount(status=int(S.CONTENT_REMOVED), count=2),  # type: ignore[arg-type]
+        ],
+    )
+    reply.takedown_median.FromTimedelta(36 * H)
+    reply.takedown_p90.FromTimedelta(90 * H)
+    rows = {(r["section"], r["key"]): r["value"] for r in reporter_figures(reply)}
+    assert rows[("our reports", "reports sent")] == 5
+    assert rows[("our reports", "removed")] == 2
+    assert rows[("our reports", "median hours to removal")] == "36.0"
+    assert rows[("our reports", "p90 hours to removal")] == "90.0"
+    assert rows[("our reports", "share removed within 72 h")] == "50%"
+    assert rows[("our reports", "overdue")] == 1
+    assert rows[("our reports by status", "none")] == 1
+    assert rows[("our reports by status", "content_removed")] == 2

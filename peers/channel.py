@@ -44,6 +44,7 @@ IDEMPOTENT_CALLS = {
         "ListCaseHistory",
         "ListCases",
         "GetStats",
+        "ListAuthoredReports",
     ),
     liaison_service_pb2.DESCRIPTOR.services_by_name["LiaisonService"]: (
         "ListReferrals",

@@ -12,7 +12,8 @@ from federation.api.decoding import field_path, from_request
 from federation.api.errors import bind_caller, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
-from federation.cases import CaseActions, CaseLookup, StatusChange
+from federation.cases import AuthoredReports, CaseActions, CaseLookup, StatusChange
+from federation.cases.authored import encode_token
 from federation.core.canonical_url import UrlError, canonical_url
 from federation.core.case_status import CaseStatus
 from federation.core.errors import (
@@ -31,6 +32,11 @@ from federation.core.report import Report, check_report
 from federation.core.roster import Role
 from federation.intake import DeliveryService
 from federation.runtime.clock import Clock, utc_now
+from federation.wire.authored import (
+    authored_filter_from_proto,
+    authored_page_to_proto,
+    reporter_stats_to_proto,
+)
 from federation.wire.convert import (
     case_filter_from_proto,
     case_report_to_proto,
@@ -55,11 +61,13 @@ ANY_ROLE = frozenset(Role)
 @dataclass(frozen=True, slots=True)
 class HotlineDesk:
     """The application services HotlineService adapts: intake of our own
-    reports, the read side of cases, and analysts' actions on them."""
+    reports, the read side of cases, analysts' actions on them, and the
+    reporter's view of the reports we sent."""
 
     intake: DeliveryService
     lookup: CaseLookup
     actions: CaseActions
+    authored: AuthoredReports
 
 
 class HotlineServicer(pb_grpc.HotlineServiceServicer):
@@ -77,6 +85,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self._intake = desk.intake
         self._lookup = desk.lookup
         self._actions = desk.actions
+        self._authored = desk.authored
         self._callers = callers
         self._limits = limits
         self._clock = clock
@@ -220,8 +229,23 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     def GetStats(  # noqa: N802
         self, request: pb.GetStatsRequest, context: grpc.ServicerContext
     ) -> pb.GetStatsResponse:
-        """Counts and takedown times of the cases this node is responsible for."""
+        """Counts and takedown times of the cases this node is responsible for,
+        and of the reports it sent (the reporter's side)."""
         self._own_member(context)
         since = from_request(lambda: optional_datetime(request, "since"))
         until = from_request(lambda: optional_datetime(request, "until"))
-        return stats_to_proto(self._lookup.stats(since, until))
+        reply = stats_to_proto(self._lookup.stats(since, until))
+        reply.reporter.CopyFrom(reporter_stats_to_proto(self._authored.stats(since, until)))
+        return reply
+
+    @translate_errors
+    def ListAuthoredReports(  # noqa: N802
+        self, request: pb.ListAuthoredReportsRequest, context: grpc.ServicerContext
+    ) -> pb.ListAuthoredReportsResponse:
+        """A filtered page of the reports this node authored, with totals."""
+        self._own_member(context)
+        where = from_request(lambda: authored_filter_from_proto(request.filters), "filters")
+        with self._heavy.slot(context):
+            page = self._authored.page(where, request.page_size, request.page_token)
+            token = encode_token(page.next_key) if page.next_key else ""
+            return authored_page_to_proto(page, token)

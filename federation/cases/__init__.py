@@ -2,13 +2,15 @@
 
 Owns filing reports into cases (one open case per canonical URL, joins,
 reappearances, known-content links), the analysts' read side (cases, pages,
-statistics), analysts' actions on a case, and the overdue-takedown watch.
+statistics), analysts' actions on a case, the overdue-takedown watch, and
+the reporter's side: what became of the reports we sent (``authored``).
 
 May use: ``core``, ``store``, ``status`` (every change of a case is a signed
 status update), ``runtime``.
 """
 
 from federation.cases.actions import CaseActions, StatusChange
+from federation.cases.authored import AuthoredReports
 from federation.cases.changes import CaseChanges
 from federation.cases.filing import CaseBook, Filed, Filing, FilingBatch, PdqSearch
 from federation.cases.lookup import CaseLookup
@@ -16,6 +18,7 @@ from federation.cases.overdue import OverdueWatcher
 from federation.cases.queries import CasePage, HistoryPage, OverduePolicy, ReportPage
 
 __all__ = [
+    "AuthoredReports",
     "CaseActions",
     "CaseBook",
     "CaseChanges",

@@ -24,6 +24,7 @@ from federation.core.case import (
     CaseView,
 )
 from federation.core.case_status import CaseStatus
+from federation.core.deadline import DEFAULT_OVERDUE_AFTER, notice_overdue
 from federation.core.errors import (
     BAD_PAGE_SIZE,
     BAD_PAGE_TOKEN,
@@ -60,15 +61,11 @@ class CasePage:
 class OverduePolicy:
     """When a takedown counts as overdue: NOTICE_SENT longer ago than ``after``."""
 
-    after: timedelta = timedelta(hours=72)
+    after: timedelta = DEFAULT_OVERDUE_AFTER
 
     def is_overdue(self, row: CaseRecord, now: datetime) -> bool:
         """True when the case's notice is older than the deadline and not resolved."""
-        return (
-            row.status == CaseStatus.NOTICE_SENT
-            and row.notice_sent_at is not None
-            and now - row.notice_sent_at > self.after
-        )
+        return notice_overdue(CaseStatus(row.status), row.notice_sent_at, now, self.after)
 
 
 def _history(

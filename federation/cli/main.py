@@ -43,11 +43,13 @@ from federation.cli.db import db  # noqa: E402
 from federation.cli.devnet import devnet  # noqa: E402
 from federation.cli.liaison import liaison  # noqa: E402
 from federation.cli.network import COMMANDS as NETWORK_COMMANDS  # noqa: E402
+from federation.cli.our_reports import list_reports  # noqa: E402
 from federation.cli.outbox import outbox  # noqa: E402
 from federation.cli.reports import report  # noqa: E402
 from federation.cli.roster import roster  # noqa: E402
 from federation.cli.stats import stats  # noqa: E402
 
+report.add_command(list_reports)
 for group in (db, devnet, report, case, outbox, stats, audit, liaison, roster, *NETWORK_COMMANDS):
     cli.add_command(group)
 

@@ -31,6 +31,36 @@ def _timestamp(moment: datetime | None) -> Timestamp | None:
     return stamp
 
 
+def _status_key(value: int) -> str:
+    return status_pb2.CaseStatus.Name(value).removeprefix("CASE_STATUS_").lower()  # type: ignore[arg-type]
+
+
+def reporter_figures(reply: pb.ReporterStats) -> list[dict[str, Any]]:
+    """The reporter's side: the reports we sent, by latest status, and how
+    long their takedowns took (from sending to CONTENT_REMOVED)."""
+    removed = reply.removed_count
+    median = reply.takedown_median.ToTimedelta() if removed else None
+    p90 = reply.takedown_p90.ToTimedelta() if removed else None
+    share = f"{reply.removed_within_72h_share:.0%}" if removed else ""
+    rows: list[dict[str, Any]] = [
+        {"section": "our reports", "key": "reports sent", "value": reply.report_count},
+        {"section": "our reports", "key": "removed", "value": removed},
+        {"section": "our reports", "key": "median hours to removal", "value": _hours(median)},
+        {"section": "our reports", "key": "p90 hours to removal", "value": _hours(p90)},
+        {"section": "our reports", "key": "share removed within 72 h", "value": share},
+        {"section": "our reports", "key": "overdue", "value": reply.overdue_count},
+    ]
+    rows += [
+        {
+            "section": "our reports by status",
+            "key": _status_key(c.status) if c.status else "none",
+            "value": c.count,
+        }
+        for c in reply.counts_by_status
+    ]
+    return rows
+
+
 def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
     removed = reply.removed_count
     median = reply.takedown_median.ToTimedelta() if removed else None
@@ -68,7 +98,7 @@ def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
         }
         for o in reply.open_past_72h
     ]
-    return rows
+    return rows + reporter_figures(reply.reporter)
 
 
 @click.command()
@@ -85,7 +115,9 @@ def stats(
     fmt: Format,
 ) -> None:
     """Cases by status and country, time to removal (median, p90, share within 72 h),
-    and cases still open 72 h after their first report."""
+    and cases still open 72 h after their first report; then the same for the
+    reports this hotline sent (section "our reports": by latest status, time
+    from sending to removal, overdue)."""
     target = resolve(config_path, devnet_dir, member)
     request = pb.GetStatsRequest(since=_timestamp(since), until=_timestamp(until))
     with channel(target) as ch:

@@ -39,6 +39,32 @@ class TakedownStats:
     open_past_window: list[OpenPastWindow]
 
 
+@dataclass(frozen=True, slots=True)
+class DurationFigures:
+    """How long takedowns took: how many, median, 90th percentile, and the
+    share done within the window (None when there were none)."""
+
+    count: int
+    median: timedelta | None
+    p90: timedelta | None
+    within_window_share: float | None
+
+
+def duration_figures(
+    durations: Iterable[timedelta], window: timedelta = TAKEDOWN_WINDOW
+) -> DurationFigures:
+    """The figures of a set of takedown times."""
+    times = sorted(durations)
+    if not times:
+        return DurationFigures(0, None, None, None)
+    return DurationFigures(
+        count=len(times),
+        median=timedelta(seconds=statistics.median(t.total_seconds() for t in times)),
+        p90=_p90(times),
+        within_window_share=sum(t <= window for t in times) / len(times),
+    )
+
+
 def _p90(durations: list[timedelta]) -> timedelta:
     if len(durations) == 1:
         return durations[0]
@@ -59,10 +85,13 @@ def takedown_stats(
     (median, 90th percentile, share within ``window``); cases open past it.
     Only the cases' own fields are read (views without reports will do)."""
     facts = list(cases)
-    times = sorted(
-        f.removed_at - started_at(f)
-        for f in facts
-        if f.status is CaseStatus.CONTENT_REMOVED and f.removed_at is not None
+    removed = duration_figures(
+        (
+            f.removed_at - started_at(f)
+            for f in facts
+            if f.status is CaseStatus.CONTENT_REMOVED and f.removed_at is not None
+        ),
+        window,
     )
     overdue = [
         OpenPastWindow(f.case_id, f.status, f.hosting_country, started_at(f), now - started_at(f))
@@ -72,11 +101,9 @@ def takedown_stats(
     return TakedownStats(
         by_status=dict(Counter(f.status for f in facts)),
         by_country=dict(Counter(f.hosting_country for f in facts)),
-        removed_count=len(times),
-        median=timedelta(seconds=statistics.median(t.total_seconds() for t in times))
-        if times
-        else None,
-        p90=_p90(times) if times else None,
-        within_window_share=sum(t <= window for t in times) / len(times) if times else None,
+        removed_count=removed.count,
+        median=removed.median,
+        p90=removed.p90,
+        within_window_share=removed.within_window_share,
         open_past_window=sorted(overdue, key=lambda o: o.first_reported_at),
     )

@@ -23,6 +23,7 @@ from crypto.threshold import TrustAnchor
 from federation.api.admission import ClientLane
 from federation.api.heavy import HeavyReads
 from federation.cases import (
+    AuthoredReports,
     CaseActions,
     CaseBook,
     CaseChanges,
@@ -206,6 +207,7 @@ class Application:
     delivery: DeliveryService
     lookup: CaseLookup
     actions: CaseActions
+    authored: AuthoredReports
     desk: ReferralDesk
     bell: Bell
     overdue: OverduePolicy
@@ -271,6 +273,7 @@ def application(base: Foundation, notify_outbox: Callable[[MemberId], None]) -> 
         delivery(base, Books(casebook, statuses, notify_outbox)),
         CaseLookup(db, overdue),
         CaseActions(changes, base.limits),
+        AuthoredReports(db, base.identity.member_id, overdue),
         desk,
         bell,
         overdue,

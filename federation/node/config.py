@@ -128,8 +128,9 @@ class AdmissionConfig(_Section):
     #: thread at once, all members together (unset: ``client_threads``); the
     #: next is refused at once with a retry delay.
     client_calls_total: int | None = Field(default=None, ge=1, le=4096)
-    #: Pages of cases (ListReferrals, ListCases) built at once, node-wide: each
-    #: is much Python work, and Python runs one thread at a time.
+    #: Pages of cases (ListReferrals, ListCases, ListAuthoredReports) built at
+    #: once, node-wide: each is much Python work, and Python runs one thread
+    #: at a time.
     heavy_reads_total: int = Field(default=2, ge=1, le=64)
     #: Sustained calls per second per member (a token bucket), every kind of
     #: call counted, refused ones included.

@@ -506,7 +506,8 @@ def list_cases(
 ) -> list[CaseRecord]:
     """A page of cases, newest first, keyset-paginated by (created_at, case_id).
 
-    ``overdue_before``: only NOTICE_SENT cases whose notice is older than that.
+    ``overdue_before``: only NOTICE_SENT cases whose notice is older than that
+    (federation.core.deadline.notice_overdue, as a condition the index serves).
     """
     query = select(*_CASE_COLUMNS)
     if overdue_before is not None:
@@ -594,3 +595,15 @@ def expired_holds(session: Session, now: datetime) -> list[CaseRecord]:
 def last_event_sequence(session: Session) -> int:
     """Position of the newest case event (0 when the log is empty)."""
     return int(session.scalar(select(func.max(CaseEventRow.sequence))) or 0)
+
+
+def placements_of_reports(
+    session: Session, report_ids: Iterable[str]
+) -> list[tuple[ReportId, CaseId, datetime]]:
+    """(report_id, case_id, joined_at) of every case held here that holds one
+    of ``report_ids``, in one query per chunk of ids."""
+    table = table_of(CaseReportRow)
+    ids = sorted(set(report_ids))
+    columns = ("report_id", "case_id", "joined_at")
+    rows = fetch_in(session, table, columns, "report_id IN ({in})", ids)
+    return [(ReportId(r), CaseId(c), at) for r, c, at in rows]

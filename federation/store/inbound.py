@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from federation.core.ids import ItemId, MemberId, UpdateId
-from federation.store._driver import insert_many, select_in
+from federation.core.ids import ItemId, MemberId, ReportId, UpdateId
+from federation.core.reasons import REPORT_TYPE
+from federation.store._driver import bind_value, fetch, insert_many, select_in
 from federation.store.models import InboundItemRow, MovedDeliveryRow, table_of
 
 
@@ -172,3 +173,35 @@ def find_envelopes(session: Session, item_ids: Iterable[str]) -> dict[str, tuple
         )
     )
     return {r.item_id: (r.envelope, r.received_at) for r in rows}
+
+
+class AuthoredRecord(NamedTuple):
+    """A report of our own intake, as taken in (see authored_reports)."""
+
+    item_id: ReportId
+    #: The report's SignedEnvelope as we signed it.
+    envelope: bytes
+    received_at: datetime
+    #: The member responsible for it when it was taken in.
+    expected_owner_member_id: MemberId
+
+
+def authored_reports(
+    session: Session, member_id: str, since: datetime | None, until: datetime | None
+) -> list[AuthoredRecord]:
+    """Every report this node (``member_id``) took in from its own intake,
+    taken in within [since, until), oldest first."""
+    table = table_of(InboundItemRow)
+    # Signed and handed over by us, with an expected owner: our intake's
+    # reports (see intake.delivery), not items peers sent us.
+    where = (
+        "signer_member_id = ? AND sender_member_id = ? AND payload_type = ?"
+        " AND expected_owner_member_id IS NOT NULL"
+    )
+    params: list[Any] = [member_id, member_id, REPORT_TYPE]
+    for bound, clause in ((since, " AND received_at >= ?"), (until, " AND received_at < ?")):
+        if bound is not None:
+            where += clause
+            params.append(bind_value(session, table, "received_at", bound))
+    rows = fetch(session, table, AuthoredRecord._fields, where + " ORDER BY received_at", params)
+    return [AuthoredRecord(*row) for row in rows]

@@ -25,7 +25,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from federation.core.ids import ItemId, MemberId
-from federation.store._driver import bind_value, execute_many, fetch, fetch_in, insert_many
+from federation.store._driver import (
+    bind_value,
+    execute_many,
+    fetch,
+    fetch_in,
+    insert_many,
+    select_in,
+)
 from federation.store.models import OutboxRow, PeerBackoffRow, table_of
 
 
@@ -439,3 +446,21 @@ def redeliver(session: Session, destination: str, since: datetime) -> int:
     )
     session.execute(delete(PeerBackoffRow).where(PeerBackoffRow.destination == destination))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def report_deliveries(
+    session: Session, item_ids: Collection[str], payload_type: str
+) -> dict[ItemId, tuple[OutboxState, bytes | None]]:
+    """Where each item we queued stands (its latest queueing) and the peer's
+    receipt once it has one, in one query per chunk of ids."""
+    rows = select_in(
+        session,
+        "SELECT id, item_id, state, receipt FROM outbox"
+        " WHERE payload_type = ? AND item_id IN ({in})",
+        sorted(set(item_ids)),
+        before=(payload_type,),
+    )
+    return {
+        item_id: (OutboxState(state), bytes(receipt) if receipt is not None else None)
+        for _, item_id, state, receipt in sorted(rows, key=lambda r: r[0])
+    }

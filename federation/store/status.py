@@ -313,3 +313,51 @@ def tracked(session: Session, case_id: str) -> TrackedRecord | None:
     """A remote case we track, if any."""
     found = tracked_records(session, [case_id])
     return found[0] if found else None
+
+
+def links_of_reports(
+    session: Session, report_ids: Iterable[str]
+) -> list[tuple[ReportId, CaseId, datetime]]:
+    """(report_id, case_id, linked_at) of every remote case our ``report_ids``
+    were named in, in one query per chunk of ids."""
+    table = table_of(ReportCaseLinkRow)
+    ids = sorted(set(report_ids))
+    columns = ("report_id", "case_id", "linked_at")
+    rows = fetch_in(session, table, columns, "report_id IN ({in})", ids)
+    return [(ReportId(r), CaseId(c), at) for r, c, at in rows]
+
+
+def applied_steps(
+    session: Session, case_ids: Iterable[str]
+) -> dict[CaseId, list[tuple[int, int, datetime]]]:
+    """(sequence, status, observed_at) of each case's applied updates (ours or
+    received), without their envelopes."""
+    table = table_of(StatusUpdateRow)
+    ids = sorted(set(case_ids))
+    found: dict[CaseId, list[tuple[int, int, datetime]]] = {CaseId(c): [] for c in ids}
+    rows = fetch_in(
+        session,
+        table,
+        ("case_id", "sequence", "status", "observed_at"),
+        "applied = ? AND case_id IN ({in})",
+        ids,
+        before=(True,),
+    )
+    for case_id, sequence, status, observed_at in rows:
+        found[case_id].append((int(sequence), int(status), observed_at))
+    return found
+
+
+def applied_envelopes_of_status(
+    session: Session, case_ids: Iterable[str], status: int
+) -> dict[CaseId, bytes]:
+    """The signed envelope of each case's (latest) applied update of ``status``
+    (e.g. the MOVED that names where a case went)."""
+    rows = select_in(
+        session,
+        "SELECT case_id, sequence, envelope FROM status_updates"
+        " WHERE applied = ? AND status = ? AND case_id IN ({in})",
+        sorted(set(case_ids)),
+        before=(True, int(status)),
+    )
+    return {case_id: bytes(envelope) for case_id, _, envelope in sorted(rows, key=lambda r: r[1])}

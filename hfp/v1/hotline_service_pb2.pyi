@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from hfp.v1 import case_pb2 as _case_pb2
 from hfp.v1 import envelope_pb2 as _envelope_pb2
 from hfp.v1 import receipt_pb2 as _receipt_pb2
@@ -24,6 +25,38 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Delivery:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeliveryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Delivery.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DELIVERY_UNSPECIFIED: _Delivery.ValueType  # 0
+    """Never sent."""
+    DELIVERY_FILED_HERE: _Delivery.ValueType  # 1
+    """Filed into a case of this node (it was responsible)."""
+    DELIVERY_QUEUED: _Delivery.ValueType  # 2
+    """Queued for the responsible member, not yet delivered."""
+    DELIVERY_DELIVERED: _Delivery.ValueType  # 3
+    """Delivered: the responsible member's receipt is stored."""
+    DELIVERY_REJECTED: _Delivery.ValueType  # 4
+    """Refused by the member it was sent to (see `hfed outbox rejected`)."""
+
+class Delivery(_Delivery, metaclass=_DeliveryEnumTypeWrapper):
+    """Where a report of ours went when it left this node."""
+
+DELIVERY_UNSPECIFIED: Delivery.ValueType  # 0
+"""Never sent."""
+DELIVERY_FILED_HERE: Delivery.ValueType  # 1
+"""Filed into a case of this node (it was responsible)."""
+DELIVERY_QUEUED: Delivery.ValueType  # 2
+"""Queued for the responsible member, not yet delivered."""
+DELIVERY_DELIVERED: Delivery.ValueType  # 3
+"""Delivered: the responsible member's receipt is stored."""
+DELIVERY_REJECTED: Delivery.ValueType  # 4
+"""Refused by the member it was sent to (see `hfed outbox rejected`)."""
+Global___Delivery: _TypeAlias = Delivery  # noqa: Y015
 
 @_typing.final
 class SubmitReportRequest(_message.Message):
@@ -511,6 +544,60 @@ class OpenCase(_message.Message):
 Global___OpenCase: _TypeAlias = OpenCase  # noqa: Y015
 
 @_typing.final
+class ReporterStats(_message.Message):
+    """The reporter's side of the statistics: the reports this node authored
+    and sent in the period (by when they were taken in), whoever handles them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_COUNT_FIELD_NUMBER: _builtins.int
+    COUNTS_BY_STATUS_FIELD_NUMBER: _builtins.int
+    REMOVED_COUNT_FIELD_NUMBER: _builtins.int
+    TAKEDOWN_MEDIAN_FIELD_NUMBER: _builtins.int
+    TAKEDOWN_P90_FIELD_NUMBER: _builtins.int
+    REMOVED_WITHIN_72H_SHARE_FIELD_NUMBER: _builtins.int
+    OVERDUE_COUNT_FIELD_NUMBER: _builtins.int
+    report_count: _builtins.int
+    """How many reports."""
+    removed_count: _builtins.int
+    """How many reached CONTENT_REMOVED (the base of the figures below)."""
+    removed_within_72h_share: _builtins.float
+    """Share (0..1) of removed reports removed within 72 hours of sending."""
+    overdue_count: _builtins.int
+    """How many are overdue (see AuthoredReport.overdue)."""
+    @_builtins.property
+    def counts_by_status(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusCount]:
+        """Reports per latest status received (CASE_STATUS_UNSPECIFIED: none yet)."""
+
+    @_builtins.property
+    def takedown_median(self) -> _duration_pb2.Duration:
+        """Median time from sending the report to CONTENT_REMOVED."""
+
+    @_builtins.property
+    def takedown_p90(self) -> _duration_pb2.Duration:
+        """90th percentile of the same."""
+
+    def __init__(
+        self,
+        *,
+        report_count: _builtins.int = ...,
+        counts_by_status: _abc.Iterable[Global___StatusCount] | None = ...,
+        removed_count: _builtins.int = ...,
+        takedown_median: _duration_pb2.Duration | None = ...,
+        takedown_p90: _duration_pb2.Duration | None = ...,
+        removed_within_72h_share: _builtins.float = ...,
+        overdue_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["takedown_median", b"takedown_median", "takedown_p90", b"takedown_p90"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts_by_status", b"counts_by_status", "overdue_count", b"overdue_count", "removed_count", b"removed_count", "removed_within_72h_share", b"removed_within_72h_share", "report_count", b"report_count", "takedown_median", b"takedown_median", "takedown_p90", b"takedown_p90"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReporterStats: _TypeAlias = ReporterStats  # noqa: Y015
+
+@_typing.final
 class GetStatsResponse(_message.Message):
     """Takedown statistics."""
 
@@ -523,6 +610,7 @@ class GetStatsResponse(_message.Message):
     TAKEDOWN_P90_FIELD_NUMBER: _builtins.int
     REMOVED_WITHIN_72H_SHARE_FIELD_NUMBER: _builtins.int
     OPEN_PAST_72H_FIELD_NUMBER: _builtins.int
+    REPORTER_FIELD_NUMBER: _builtins.int
     removed_count: _builtins.int
     """How many cases reached CONTENT_REMOVED (the base of the figures below)."""
     removed_within_72h_share: _builtins.float
@@ -547,6 +635,13 @@ class GetStatsResponse(_message.Message):
     def open_past_72h(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpenCase]:
         """Cases still open more than 72 hours after their first report."""
 
+    @_builtins.property
+    def reporter(self) -> Global___ReporterStats:
+        """The same questions for the reports this node authored, as their
+        responsible members answered them. The fields above are the
+        responsible side: the cases this node owns.
+        """
+
     def __init__(
         self,
         *,
@@ -557,11 +652,222 @@ class GetStatsResponse(_message.Message):
         takedown_p90: _duration_pb2.Duration | None = ...,
         removed_within_72h_share: _builtins.float = ...,
         open_past_72h: _abc.Iterable[Global___OpenCase] | None = ...,
+        reporter: Global___ReporterStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["takedown_median", b"takedown_median", "takedown_p90", b"takedown_p90"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reporter", b"reporter", "takedown_median", b"takedown_median", "takedown_p90", b"takedown_p90"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts_by_country", b"counts_by_country", "counts_by_status", b"counts_by_status", "open_past_72h", b"open_past_72h", "removed_count", b"removed_count", "removed_within_72h_share", b"removed_within_72h_share", "takedown_median", b"takedown_median", "takedown_p90", b"takedown_p90"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts_by_country", b"counts_by_country", "counts_by_status", b"counts_by_status", "open_past_72h", b"open_past_72h", "removed_count", b"removed_count", "removed_within_72h_share", b"removed_within_72h_share", "reporter", b"reporter", "takedown_median", b"takedown_median", "takedown_p90", b"takedown_p90"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
+
+@_typing.final
+class AuthoredReportFilter(_message.Message):
+    """Which of the reports this node authored to list; unset fields do not filter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    HOSTING_COUNTRIES_FIELD_NUMBER: _builtins.int
+    SENT_SINCE_FIELD_NUMBER: _builtins.int
+    SENT_UNTIL_FIELD_NUMBER: _builtins.int
+    OVERDUE_ONLY_FIELD_NUMBER: _builtins.int
+    overdue_only: _builtins.bool
+    """Only overdue reports (see AuthoredReport.overdue)."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_status_pb2.CaseStatus.ValueType]:
+        """Only reports whose latest status is one of these;
+        CASE_STATUS_UNSPECIFIED selects reports with no status received yet.
+        """
+
+    @_builtins.property
+    def hosting_countries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only reports now hosted in one of these countries (ISO alpha-2, upper
+        case; after a MOVED, the country it was moved to).
+        """
+
+    @_builtins.property
+    def sent_since(self) -> _timestamp_pb2.Timestamp:
+        """Only reports taken in at or after this instant."""
+
+    @_builtins.property
+    def sent_until(self) -> _timestamp_pb2.Timestamp:
+        """Only reports taken in before this instant."""
+
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[_status_pb2.CaseStatus.ValueType] | None = ...,
+        hosting_countries: _abc.Iterable[_builtins.str] | None = ...,
+        sent_since: _timestamp_pb2.Timestamp | None = ...,
+        sent_until: _timestamp_pb2.Timestamp | None = ...,
+        overdue_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_since", b"sent_since", "sent_until", b"sent_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hosting_countries", b"hosting_countries", "overdue_only", b"overdue_only", "sent_since", b"sent_since", "sent_until", b"sent_until", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthoredReportFilter: _TypeAlias = AuthoredReportFilter  # noqa: Y015
+
+@_typing.final
+class ListAuthoredReportsRequest(_message.Message):
+    """A page of the reports this node authored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTERS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many reports (default 50, at most 500)."""
+    page_token: _builtins.str
+    """Opaque token from a previous response's next_page_token, with the
+    same filters.
+    """
+    @_builtins.property
+    def filters(self) -> Global___AuthoredReportFilter:
+        """Filters."""
+
+    def __init__(
+        self,
+        *,
+        filters: Global___AuthoredReportFilter | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuthoredReportsRequest: _TypeAlias = ListAuthoredReportsRequest  # noqa: Y015
+
+@_typing.final
+class AuthoredReport(_message.Message):
+    """One report this node authored, and what became of it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    CANONICAL_URL_FIELD_NUMBER: _builtins.int
+    HOSTING_COUNTRY_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    SINCE_SENT_FIELD_NUMBER: _builtins.int
+    FIRST_OWNER_MEMBER_ID_FIELD_NUMBER: _builtins.int
+    RESPONSIBLE_MEMBER_ID_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STATUS_AT_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    MOVES_FIELD_NUMBER: _builtins.int
+    DELIVERY_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    """The report's id."""
+    canonical_url: _builtins.str
+    """Its canonical URL (plain text, not a link)."""
+    hosting_country: _builtins.str
+    """Where it is hosted now: the report's country, or after a MOVED the
+    country it was moved to.
+    """
+    first_owner_member_id: _builtins.str
+    """The member responsible for it when it was sent."""
+    responsible_member_id: _builtins.str
+    """The member responsible for it now (after MOVED hand-overs, the last)."""
+    case_id: _builtins.str
+    """Its case at that member; empty until a receipt or update names it."""
+    status: _status_pb2.CaseStatus.ValueType
+    """The latest status that member signed (UNSPECIFIED: none received yet)."""
+    overdue: _builtins.bool
+    """True when the takedown is overdue by this node's deadline rule (a
+    notice sent longer ago than the deadline, and nothing since).
+    """
+    moves: _builtins.int
+    """How many times its case changed hands (MOVED) on the way."""
+    delivery: Global___Delivery.ValueType
+    """What happened when it left this node."""
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """When this node took it in."""
+
+    @_builtins.property
+    def since_sent(self) -> _duration_pb2.Duration:
+        """How long ago that was, at the time of the call."""
+
+    @_builtins.property
+    def status_at(self) -> _timestamp_pb2.Timestamp:
+        """observed_at of that status update."""
+
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        canonical_url: _builtins.str = ...,
+        hosting_country: _builtins.str = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+        since_sent: _duration_pb2.Duration | None = ...,
+        first_owner_member_id: _builtins.str = ...,
+        responsible_member_id: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        status: _status_pb2.CaseStatus.ValueType = ...,
+        status_at: _timestamp_pb2.Timestamp | None = ...,
+        overdue: _builtins.bool = ...,
+        moves: _builtins.int = ...,
+        delivery: Global___Delivery.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at", "since_sent", b"since_sent", "status_at", b"status_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_url", b"canonical_url", "case_id", b"case_id", "delivery", b"delivery", "first_owner_member_id", b"first_owner_member_id", "hosting_country", b"hosting_country", "moves", b"moves", "overdue", b"overdue", "report_id", b"report_id", "responsible_member_id", b"responsible_member_id", "sent_at", b"sent_at", "since_sent", b"since_sent", "status", b"status", "status_at", b"status_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthoredReport: _TypeAlias = AuthoredReport  # noqa: Y015
+
+@_typing.final
+class ListAuthoredReportsResponse(_message.Message):
+    """A page of the reports this node authored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_COUNT_FIELD_NUMBER: _builtins.int
+    COUNTS_BY_STATUS_FIELD_NUMBER: _builtins.int
+    OVERDUE_COUNT_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as page_token (with the same filters) to get the next page;
+    empty on the last page.
+    """
+    total_count: _builtins.int
+    """How many reports match the filter, on every page."""
+    overdue_count: _builtins.int
+    """How many of the matching reports are overdue."""
+    @_builtins.property
+    def reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthoredReport]:
+        """The reports of this page: overdue first, then newest first."""
+
+    @_builtins.property
+    def counts_by_status(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusCount]:
+        """The matching reports per latest status (UNSPECIFIED: none received
+        yet), on every page.
+        """
+
+    def __init__(
+        self,
+        *,
+        reports: _abc.Iterable[Global___AuthoredReport] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_count: _builtins.int = ...,
+        counts_by_status: _abc.Iterable[Global___StatusCount] | None = ...,
+        overdue_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts_by_status", b"counts_by_status", "next_page_token", b"next_page_token", "overdue_count", b"overdue_count", "reports", b"reports", "total_count", b"total_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuthoredReportsResponse: _TypeAlias = ListAuthoredReportsResponse  # noqa: Y015

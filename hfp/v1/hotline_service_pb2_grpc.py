@@ -72,6 +72,11 @@ class HotlineServiceStub:
                 request_serializer=hfp_dot_v1_dot_hotline__service__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.ListAuthoredReports = channel.unary_unary(
+                '/hfp.v1.HotlineService/ListAuthoredReports',
+                request_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsRequest.SerializeToString,
+                response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsResponse.FromString,
+                _registered_method=True)
 
 
 class HotlineServiceServicer:
@@ -141,6 +146,18 @@ class HotlineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuthoredReports(self, request, context):
+        """Lists the reports this node authored (submitted here, whether filed
+        here or forwarded), each with where it went and the latest status its
+        responsible member signed, following MOVED hand-overs to the current
+        owner. Overdue reports first, then newest first; filtered and paged,
+        with totals by status over the whole filter. INVALID_ARGUMENT for a
+        page token not made by this call or since not before until.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HotlineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +195,11 @@ def add_HotlineServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.GetStatsRequest.FromString,
                     response_serializer=hfp_dot_v1_dot_hotline__service__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'ListAuthoredReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthoredReports,
+                    request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsRequest.FromString,
+                    response_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -372,6 +394,33 @@ class HotlineService:
             '/hfp.v1.HotlineService/GetStats',
             hfp_dot_v1_dot_hotline__service__pb2.GetStatsRequest.SerializeToString,
             hfp_dot_v1_dot_hotline__service__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthoredReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hfp.v1.HotlineService/ListAuthoredReports',
+            hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsRequest.SerializeToString,
+            hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,14 @@ class HotlineServiceStub:
     """Lists cases, newest first, filtered and paginated."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.GetStatsRequest, _hotline_service_pb2.GetStatsResponse]
     """Returns takedown statistics over a period."""
+    ListAuthoredReports: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.ListAuthoredReportsRequest, _hotline_service_pb2.ListAuthoredReportsResponse]
+    """Lists the reports this node authored (submitted here, whether filed
+    here or forwarded), each with where it went and the latest status its
+    responsible member signed, following MOVED hand-overs to the current
+    owner. Overdue reports first, then newest first; filtered and paged,
+    with totals by status over the whole filter. INVALID_ARGUMENT for a
+    page token not made by this call or since not before until.
+    """
 
 @_typing.type_check_only
 class HotlineServiceAsyncStub(HotlineServiceStub):
@@ -107,6 +115,14 @@ class HotlineServiceAsyncStub(HotlineServiceStub):
     """Lists cases, newest first, filtered and paginated."""
     GetStats: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.GetStatsRequest, _hotline_service_pb2.GetStatsResponse]  # type: ignore[assignment]
     """Returns takedown statistics over a period."""
+    ListAuthoredReports: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.ListAuthoredReportsRequest, _hotline_service_pb2.ListAuthoredReportsResponse]  # type: ignore[assignment]
+    """Lists the reports this node authored (submitted here, whether filed
+    here or forwarded), each with where it went and the latest status its
+    responsible member signed, following MOVED hand-overs to the current
+    owner. Overdue reports first, then newest first; filtered and paged,
+    with totals by status over the whole filter. INVALID_ARGUMENT for a
+    page token not made by this call or since not before until.
+    """
 
 class HotlineServiceServicer(metaclass=_abc_1.ABCMeta):
     """Service for the node's own analysts and operators: the client certificate
@@ -186,5 +202,19 @@ class HotlineServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_hotline_service_pb2.GetStatsResponse, _abc.Awaitable[_hotline_service_pb2.GetStatsResponse]]:
         """Returns takedown statistics over a period."""
+
+    @_abc_1.abstractmethod
+    def ListAuthoredReports(
+        self,
+        request: _hotline_service_pb2.ListAuthoredReportsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotline_service_pb2.ListAuthoredReportsResponse, _abc.Awaitable[_hotline_service_pb2.ListAuthoredReportsResponse]]:
+        """Lists the reports this node authored (submitted here, whether filed
+        here or forwarded), each with where it went and the latest status its
+        responsible member signed, following MOVED hand-overs to the current
+        owner. Overdue reports first, then newest first; filtered and paged,
+        with totals by status over the whole filter. INVALID_ARGUMENT for a
+        page token not made by this call or since not before until.
+        """
 
 def add_HotlineServiceServicer_to_server(servicer: HotlineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

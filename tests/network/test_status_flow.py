@@ -21,7 +21,7 @@ from federation.wire.convert import envelope_from_proto
 from hfp.v1 import case_pb2, receipt_pb2, status_pb2
 from hfp.v1 import federation_service_pb2 as fed_pb
 from hfp.v1 import hotline_service_pb2 as pb
-from tests.support.hotline import get_case, hotline, submit_url
+from tests.support.hotline import get_case, hotline, submit_url, wait_history
 from tests.support.hotline import record as record_at
 from tests.support.net import DEADLINE, Network, envelope_to_proto, running_network, sign
 
@@ -43,24 +43,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
 def submit(net: Network, at: str, url: str, country: str = "NL") -> receipt_pb2.Receipt:
     return submit_url(net, at, url, country)
-
-
-def wait_history(
-    net: Network, at: str, report_id: str, length: int, timeout: float = 20.0
-) -> case_pb2.Case:
-    """Poll (bounded) until the case of ``report_id`` at ``at`` has ``length`` updates."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            case = get_case(net, at, report_id=report_id)
-            if len(case.history) >= length:
-                return case
-        except grpc.RpcError as exc:
-            if exc.code() is not grpc.StatusCode.NOT_FOUND:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{at} did not get {length} updates for {report_id}")
-        time.sleep(0.2)
 
 
 def record(net: Network, case_id: str, status: int, **extra: str) -> None:

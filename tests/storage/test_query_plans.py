@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from federation.core.report import HashAlgorithm
 from federation.store import cases as case_store
+from federation.store import outbox as outbox_store
 from federation.store import status as status_store
 from federation.store.database import Database
 from federation.store.migrate import upgrade
@@ -93,3 +94,20 @@ def test_a_large_case_is_read_one_page_at_a_time_on_its_indexes(sqlite_db: Datab
         for plan in _plans(sqlite_db, read):
             assert "SEARCH" in plan and any(w in plan for w in wanted), plan
             assert "TEMP B-TREE" not in plan, plan  # no sort of the whole case
+
+
+def test_the_reporter_list_reads_each_report_s_cases_on_indexes(sqlite_db: Database) -> None:
+    """The reporter's list (cases/authored.py) looks up the cases, links,
+    updates and forwards of its reports by key, never by scanning those
+    tables; only its one read of our own reports in the period scans."""
+    ids = ["r1", "r2"]
+    reads: list[Callable[[Session], object]] = [
+        lambda s: case_store.placements_of_reports(s, ids),
+        lambda s: status_store.links_of_reports(s, ids),
+        lambda s: status_store.applied_steps(s, ["c1", "c2"]),
+        lambda s: status_store.applied_envelopes_of_status(s, ["c1"], 9),
+        lambda s: outbox_store.report_deliveries(s, ids, "hfp.v1.Report"),
+    ]
+    for read in reads:
+        for plan in _plans(sqlite_db, read):
+            assert "SEARCH" in plan and "SCAN" not in plan, plan

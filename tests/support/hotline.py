@@ -7,8 +7,11 @@ with a deadline.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import grpc
 
 from hfp.v1 import case_pb2, receipt_pb2, report_pb2
 from hfp.v1 import hotline_service_pb2 as pb
@@ -43,3 +46,21 @@ def record(net: Network, at: str, case_id: str, status: int, **extra: str) -> No
             pb.RecordStatusRequest(case_id=case_id, status=status, **extra),  # type: ignore[arg-type]
             timeout=DEADLINE,
         )
+
+
+def wait_history(
+    net: Network, at: str, report_id: str, length: int, timeout: float = 20.0
+) -> case_pb2.Case:
+    """Poll (bounded) until the case of ``report_id`` at ``at`` has ``length`` updates."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            case = get_case(net, at, report_id=report_id)
+            if len(case.history) >= length:
+                return case
+        except grpc.RpcError as exc:
+            if exc.code() is not grpc.StatusCode.NOT_FOUND:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{at} did not get {length} updates for {report_id}")
+        time.sleep(0.2)

@@ -12,22 +12,22 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from federation.cli.connect import DEADLINE, channel, node_options, resolve, rpc_failure
 from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.times import check_window, window_options
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 from hfp.v1 import status_pb2
 
-DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
 
-
-def _hours(duration: timedelta | None) -> str:
-    return "" if duration is None else f"{duration.total_seconds() / 3600:.1f}"
+def _hours(duration: timedelta | None) -> float | None:
+    """Hours to one decimal, a number in every format (None: no such figure)."""
+    return None if duration is None else round(duration.total_seconds() / 3600, 1)
 
 
 def _timestamp(moment: datetime | None) -> Timestamp | None:
     if moment is None:
         return None
     stamp = Timestamp()
-    stamp.FromDatetime(moment.replace(tzinfo=UTC))
+    stamp.FromDatetime(moment.astimezone(UTC))
     return stamp
 
 
@@ -42,7 +42,7 @@ def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
         {
             "section": "takedown",
             "key": "share removed within 72 h",
-            "value": f"{reply.removed_within_72h_share:.0%}" if removed else "",
+            "value": round(reply.removed_within_72h_share, 3) if removed else None,
         },
         {"section": "takedown", "key": "open past 72 h", "value": len(reply.open_past_72h)},
     ]
@@ -73,8 +73,7 @@ def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
 
 @click.command()
 @node_options
-@click.option("--since", type=DATE, default=None, help="Cases first reported on/after (UTC).")
-@click.option("--until", type=DATE, default=None, help="Cases first reported before (UTC).")
+@window_options("cases first reported")
 @FORMAT_OPTION
 def stats(
     config_path: Path | None,
@@ -85,7 +84,11 @@ def stats(
     fmt: Format,
 ) -> None:
     """Cases by status and country, time to removal (median, p90, share within 72 h),
-    and cases still open 72 h after their first report."""
+    and cases still open 72 h after their first report.
+
+    Hours are numbers with one decimal; the share is a fraction (0.95 is 95 %).
+    """
+    check_window(since, until)
     target = resolve(config_path, devnet_dir, member)
     request = pb.GetStatsRequest(since=_timestamp(since), until=_timestamp(until))
     with channel(target) as ch:

@@ -9,7 +9,6 @@ from pathlib import Path
 from crypto.keys import public_key_from_hex
 from crypto.threshold import TrustAnchor
 from federation.core.roster import Roster
-from federation.trust import verify_signed_roster
 
 MANIFEST = "manifest.json"
 
@@ -54,6 +53,10 @@ class Manifest:
 
     def verified_roster(self, directory: Path) -> Roster:
         """The network's bootstrap roster (DIR/roster.bin), checked against the root keys."""
+        # Imported here: the storage code behind it is slow to load, and most
+        # readers of the manifest (every CLI command given --devnet) never verify.
+        from federation.trust import verify_signed_roster
+
         signed = (directory / self.roster).read_bytes()
         return verify_signed_roster(signed, self.trust_anchor()).roster
 

@@ -36,14 +36,11 @@ from federation.cli.liaison.follower import (
 from federation.cli.liaison.formatting import (
     LIST_COLUMNS,
     REPORT_COLUMNS,
-    WHEN_FORMS,
     Progress,
     csv_text,
     event_line,
     event_record,
     export_row,
-    iso,
-    parse_when,
     referral_row,
     report_row,
     stamp_text,
@@ -73,6 +70,7 @@ from federation.cli.liaison.session import (
     unary,
 )
 from federation.cli.output import FORMAT_OPTION, Format, emit, printable
+from federation.cli.times import WHEN_FORMS, iso, parse_when
 from federation.core.ids import CaseId, is_uuid
 from federation.runtime.clock import utc_now
 from hfp.v1 import case_pb2, status_pb2

@@ -55,7 +55,7 @@ class Manifest:
         """The network's bootstrap roster (DIR/roster.bin), checked against the root keys."""
         # Imported here: the storage code behind it is slow to load, and most
         # readers of the manifest (every CLI command given --devnet) never verify.
-        from federation.trust import verify_signed_roster
+        from federation.trust import verify_signed_roster  # noqa: PLC0415
 
         signed = (directory / self.roster).read_bytes()
         return verify_signed_roster(signed, self.trust_anchor()).roster

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from federation.cli.case_text import summary
 from federation.cli.connect import DEADLINE, Target, channel, rpc_failure
@@ -50,11 +48,7 @@ def _fill(stub: pb_grpc.HotlineServiceStub, metadata: Any, case: case_pb2.Case) 
     """Replace the case's bounded lists with every report and update, paged."""
     if case.report_count > len(case.reports):
         reports = _pages(
-            lambda token: stub.ListCaseReports(
-                pb.ListCaseReportsRequest(case_id=case.case_id, page_size=100, page_token=token),
-                timeout=DEADLINE,
-                metadata=metadata,
-            )
+            _pager(stub.ListCaseReports, pb.ListCaseReportsRequest, case.case_id, metadata)
         )
         del case.reports[:]
         case.reports.extend(r for page in reports for r in page.reports)
@@ -62,11 +56,7 @@ def _fill(stub: pb_grpc.HotlineServiceStub, metadata: Any, case: case_pb2.Case) 
         # The case's own updates (in a reporter's view of a moved case, the
         # cases before the move are not paged here).
         history = _pages(
-            lambda token: stub.ListCaseHistory(
-                pb.ListCaseHistoryRequest(case_id=case.case_id, page_size=100, page_token=token),
-                timeout=DEADLINE,
-                metadata=metadata,
-            )
+            _pager(stub.ListCaseHistory, pb.ListCaseHistoryRequest, case.case_id, metadata)
         )
         del case.history[:], case.history_envelopes[:]
         for page in history:
@@ -75,6 +65,17 @@ def _fill(stub: pb_grpc.HotlineServiceStub, metadata: Any, case: case_pb2.Case) 
 
 
 Paged = TypeVar("Paged", pb.ListCaseReportsResponse, pb.ListCaseHistoryResponse)
+
+
+def _pager(
+    method: Callable[..., Paged], request: Callable[..., Any], case_id: str, metadata: Any
+) -> Callable[[str], Paged]:
+    """One page of a case's list at a page token, as _pages calls it."""
+    return lambda token: method(
+        request(case_id=case_id, page_size=100, page_token=token),
+        timeout=DEADLINE,
+        metadata=metadata,
+    )
 
 
 def _pages(call: Callable[[str], Paged]) -> list[Paged]:
@@ -133,12 +134,3 @@ def record_status(target: Target, request: pb.RecordStatusRequest) -> pb.RecordS
                 return stub.RecordStatus(request, timeout=DEADLINE, metadata=target.metadata)
         except grpc.RpcError as exc:
             raise rpc_failure(exc, target) from exc
-
-
-def timestamp(moment: datetime | None) -> Timestamp | None:
-    """A protobuf Timestamp of an aware datetime; None stays None (field unset)."""
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp

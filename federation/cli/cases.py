@@ -70,7 +70,8 @@ def show(
     and latest 90; --all pages through the rest.
     """
     from federation.cli.case_calls import fetch_case
-    from federation.cli.case_text import message_json, print_case
+    from federation.cli.case_text import print_case
+    from federation.cli.protos import message_json
 
     some_id = _some_id(case_or_report_id, "case or report")
     found = fetch_case(resolve(config_path, devnet_dir, member), some_id, everything=everything)
@@ -120,6 +121,7 @@ def list_cases(
 ) -> None:
     """List cases, newest first."""
     from federation.cli import case_calls
+    from federation.cli.protos import timestamp
     from hfp.v1 import case_pb2
 
     check_window(since, until)
@@ -129,8 +131,8 @@ def list_cases(
         hosting_countries=[c.upper() for c in countries],
         reporter_member_id=reporter,
         overdue_only=overdue,
-        created_since=case_calls.timestamp(since),
-        created_until=case_calls.timestamp(until),
+        created_since=timestamp(since),
+        created_until=timestamp(until),
     )
     rows, more = case_calls.list_cases(target, filters, limit)
     emit(fmt, LIST_COLUMNS, rows)

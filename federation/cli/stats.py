@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from federation.cli.connect import DEADLINE, channel, node_options, resolve, rpc_failure
 from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.protos import timestamp
 from federation.cli.times import check_window, window_options
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
@@ -21,14 +21,6 @@ from hfp.v1 import status_pb2
 def _hours(duration: timedelta | None) -> float | None:
     """Hours to one decimal, a number in every format (None: no such figure)."""
     return None if duration is None else round(duration.total_seconds() / 3600, 1)
-
-
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
@@ -90,7 +82,7 @@ def stats(
     """
     check_window(since, until)
     target = resolve(config_path, devnet_dir, member)
-    request = pb.GetStatsRequest(since=_timestamp(since), until=_timestamp(until))
+    request = pb.GetStatsRequest(since=timestamp(since), until=timestamp(until))
     with channel(target) as ch:
         try:
             reply = pb_grpc.HotlineServiceStub(ch).GetStats(

@@ -8,7 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from federation.cli.case_text import message_json
+from federation.cli.protos import message_json
 from federation.cli.times import check_window, iso, when_callback, window_options
 from hfp.v1 import case_pb2, status_pb2
 

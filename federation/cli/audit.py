@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from federation.cli.connect import config_for, node_options
-from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated
 from federation.cli.times import iso, when_callback
 from federation.store import audit as store
 from federation.store.database import Database
@@ -43,7 +43,7 @@ def audit(
     db = Database(config_for(config_path, devnet_dir, member).database_url)
     try:
         with db.read() as session:
-            rows = store.entries(session, since, liaison, limit)
+            rows = store.entries(session, since, liaison, limit + 1)
             records = [
                 {
                     "at": iso(r.at),
@@ -54,8 +54,10 @@ def audit(
                     "detail": r.detail,
                     "calls": r.calls,
                 }
-                for r in rows
+                for r in rows[:limit]
             ]
     finally:
         db.dispose()
     emit(fmt, ("at", "liaison", "call", "outcome", "calls", "cases", "detail"), records)
+    if len(rows) > limit:
+        note_truncated(limit, "entries", "--since, --liaison")

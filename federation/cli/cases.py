@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from federation.cli.connect import node_options, resolve
-from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated
 from federation.cli.times import check_window, window_options
 from federation.core.case_status import CaseStatus
 from federation.core.ids import is_uuid
@@ -137,11 +137,7 @@ def list_cases(
     rows, more = case_calls.list_cases(target, filters, limit)
     emit(fmt, LIST_COLUMNS, rows)
     if more:
-        click.echo(
-            f"(the first {len(rows)} cases; more match: raise --limit (up to 100000), "
-            "or narrow with --status, --country, --since/--until)",
-            err=True,
-        )
+        note_truncated(len(rows), "cases", "--status, --country, --overdue, --since/--until")
 
 
 @case.command("status")

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from federation.cli.connect import config_for, node_options
-from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated
 from federation.cli.times import iso, when_callback
 from federation.runtime.clock import utc_now
 from federation.store import outbox as store
@@ -83,9 +83,9 @@ def rejected(
     """Items a peer refused, with the reason from its signed receipt (newest first)."""
     db = _database(config_path, devnet_dir, member)
     with db.read() as session:
-        items = store.rejected_items(session, limit)
+        items = store.rejected_items(session, limit + 1)
     rows = []
-    for destination, item_id, receipt_bytes, finished in items:
+    for destination, item_id, receipt_bytes, finished in items[:limit]:
         receipt = decode_receipt(decode_envelope(receipt_bytes).payload)
         rows.append(
             {
@@ -98,6 +98,8 @@ def rejected(
         )
     emit(fmt, ("peer", "item_id", "reason", "detail", "at"), rows)
     db.dispose()
+    if len(items) > limit:
+        note_truncated(limit, "refused items")
 
 
 @outbox.command()

@@ -109,6 +109,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         _wait_case(net, DK, moved_report, history=3)
         held = _submit(net, DK, f"https://held.example.test/{tag}", "DK")
         held_case = _wait_case(net, DK, held).case_id
+        _wait_case(net, DK, _submit(net, DK, f"https://other.example.test/{tag}", "DK"))
         yield Story(net, nl_case, nl_report, moved_report, held_case)
 
 
@@ -181,6 +182,18 @@ def test_environment_names_the_network_and_member(story: Story) -> None:
     status = hfed("devnet", "status", env={"HFED_DEVNET": str(story.net.directory)})
     assert status.returncode == 0, status.stderr
     assert status.stdout.count("SERVING") == 3
+
+
+def test_bounded_lists_say_when_cut_short(story: Story) -> None:
+    profile = ["--profile", _profile(story)]
+    hfed("liaison", "list", *profile)  # an audited call, whatever ran before
+    for args in (["audit", *at(story, DK)], ["liaison", "list", *profile]):
+        cut = hfed(*args, "--limit", "1", "--format", "json")
+        assert cut.returncode == 0, cut.stderr
+        assert len(json.loads(cut.stdout)) == 1
+        assert "more match: raise --limit" in cut.stderr, args
+        whole = hfed(*args, "--limit", "1000")
+        assert "more match" not in whole.stderr
 
 
 # --- every --format json ------------------------------------------------------------

@@ -69,7 +69,7 @@ from federation.cli.liaison.session import (
     referral_pages,
     unary,
 )
-from federation.cli.output import FORMAT_OPTION, Format, emit, printable
+from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated, printable
 from federation.cli.times import WHEN_FORMS, iso, parse_when
 from federation.core.ids import CaseId, is_uuid
 from federation.runtime.clock import utc_now
@@ -204,12 +204,15 @@ def list_referrals(
         statuses=[status_pb2.CaseStatus.Value(f"CASE_STATUS_{s.upper()}") for s in statuses]
     )
 
-    def fetch(stub: pb_grpc.LiaisonServiceStub) -> list[case_pb2.Case]:
-        return [case for page, _ in referral_pages(stub, filters, limit) for case in page]
+    def fetch(stub: pb_grpc.LiaisonServiceStub) -> tuple[list[case_pb2.Case], bool]:
+        pages = list(referral_pages(stub, filters, limit))
+        return [case for page, _ in pages for case in page], bool(pages and pages[-1][1])
 
-    cases = unary(profile, fetch)
+    cases, more = unary(profile, fetch)
     now = utc_now()
     emit(fmt, LIST_COLUMNS, [referral_row(c, now) for c in cases])
+    if more:
+        note_truncated(len(cases), "referrals", "--status")
 
 
 @liaison.command()

@@ -38,20 +38,6 @@ class Target:
         return dev_metadata(self.member_id) if self.identity is None else ()
 
 
-def node_options(command: F) -> F:
-    """Add --config / --devnet / --member to a command."""
-    command = member_option(command)
-    command = devnet_option(command)
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        envvar="HFED_CONFIG",
-        help="The node's configuration file (or set HFED_CONFIG).",
-    )(command)
-
-
 #: The test network, and the member of it, that commands use when not told
 #: (the CLI's own variables: federation.node.config keeps them out of a node's settings).
 DEVNET_ENV = "HFED_DEVNET"
@@ -71,6 +57,20 @@ member_option = click.option(
     envvar=MEMBER_ENV,
     help=f"With --devnet: the member whose node to use (or set {MEMBER_ENV}).",
 )
+
+
+def node_options(command: F) -> F:
+    """Add --config / --devnet / --member to a command."""
+    command = member_option(command)
+    command = devnet_option(command)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        envvar="HFED_CONFIG",
+        help="The node's configuration file (or set HFED_CONFIG).",
+    )(command)
 
 
 def config_for(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> NodeConfig:

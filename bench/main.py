@@ -15,6 +15,8 @@ Measures, on this machine, against real node processes started as
   catchup   backlog drain rate after an outage of hotline-nl (100k queued; quick 10k)
   dedup     exact-hash lookup p99 over 10M stored hashes (quick 1M) and PDQ
             near-match p99 over 1M
+  startup   start-up time of `hfed --help`, `hfed case --help` and `hfed case
+            list` against a running node (median of 10 runs; quick: 5)
 
 Figures are printed, never asserted (the exit status is 1 only when a step
 failed to run). The first run creates medallion's own virtual environment
@@ -36,7 +38,7 @@ from types import FrameType
 
 from bench.report import Results, table, write_json
 
-STEPS = ("ceiling", "grpc", "ingest", "medallion", "e2e", "catchup", "dedup")
+STEPS = ("ceiling", "grpc", "ingest", "medallion", "e2e", "catchup", "dedup", "startup")
 DEFAULT_WORK = Path(__file__).resolve().parent / ".work"
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import catchup, ceiling, dedup, e2e, grpc_raw, ingest, medallion, netctl
+from bench import catchup, ceiling, dedup, e2e, grpc_raw, ingest, medallion, netctl, startup
 from bench.catchup import CatchupPlan
 from bench.ingest import IngestPlan
 from bench.netctl import DK, NL, BenchNet
@@ -184,6 +184,11 @@ def step_dedup(ctx: Context) -> None:
     dedup.measure_pdq(ctx.results, plan.pdq_hashes, plan.queries, seed=1)
 
 
+def step_startup(ctx: Context) -> None:
+    """How long hfed takes to start."""
+    startup.measure(ctx.results, ctx.work, 5 if ctx.plan.quick else 10)
+
+
 STEP_FUNCTIONS: dict[str, Callable[[Context], None]] = {
     "ceiling": step_ceiling,
     "grpc": step_grpc,
@@ -192,6 +197,7 @@ STEP_FUNCTIONS: dict[str, Callable[[Context], None]] = {
     "e2e": step_e2e,
     "catchup": step_catchup,
     "dedup": step_dedup,
+    "startup": step_startup,
 }
 
 

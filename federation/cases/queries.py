@@ -218,7 +218,7 @@ def _tracked_view(
     return CaseView(
         case_id=tracked.case_id,
         canonical_url=_canonical_or_empty(first.url) if first else "",
-        hosting_country=first.hosting_country if first else "",
+        hosting_country=_hosting_country(history, first.hosting_country if first else ""),
         responsible_member_id=tracked.responsible_member_id,
         status=CaseStatus(tracked.status) if tracked.status else CaseStatus.RECEIVED,
         reports=reports,
@@ -231,6 +231,14 @@ def _tracked_view(
         report_count=report_count,
         history_count=history_count,
     )
+
+
+def _hosting_country(history: Sequence[StatusUpdate], reported: str) -> str:
+    """Where the content is hosted as last signed: the newest MOVED update's
+    country (the reporter's view shows the new owner, so the new country with
+    it), else the country as we reported it."""
+    moved = [u.new_hosting_country for u in history if u.status is CaseStatus.MOVED]
+    return next((c for c in reversed(moved) if c), reported)
 
 
 def _chain_history(session: Session, chain: Sequence[CaseId]) -> tuple[list[bytes], int]:

@@ -6,22 +6,27 @@ node's configuration file.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from federation.cli.connect import config_for, node_options
-from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated
+from federation.cli.times import iso, when_callback
 from federation.store import audit as store
 from federation.store.database import Database
-
-DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
 
 
 @click.command()
 @node_options
-@click.option("--since", type=DATE, default=None, help="Only entries from this time on (UTC).")
+@click.option(
+    "--since",
+    default=None,
+    metavar="WHEN",
+    callback=when_callback,
+    help="Only entries from this time on (a date, UTC time, or 7d / 12h / 30m ago).",
+)
 @click.option("--liaison", default="", help="Only calls by this liaison member id.")
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 1_000_000))
 @FORMAT_OPTION
@@ -38,12 +43,10 @@ def audit(
     db = Database(config_for(config_path, devnet_dir, member).database_url)
     try:
         with db.read() as session:
-            rows = store.entries(
-                session, since.replace(tzinfo=UTC) if since else None, liaison, limit
-            )
+            rows = store.entries(session, since, liaison, limit + 1)
             records = [
                 {
-                    "at": r.at.isoformat(timespec="seconds"),
+                    "at": iso(r.at),
                     "liaison": r.member_id,
                     "call": r.rpc,
                     "outcome": r.outcome,
@@ -51,8 +54,10 @@ def audit(
                     "detail": r.detail,
                     "calls": r.calls,
                 }
-                for r in rows
+                for r in rows[:limit]
             ]
     finally:
         db.dispose()
     emit(fmt, ("at", "liaison", "call", "outcome", "calls", "cases", "detail"), records)
+    if len(rows) > limit:
+        note_truncated(limit, "entries", "--since, --liaison")

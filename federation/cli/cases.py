@@ -1,51 +1,42 @@
-"""``hfed case``: look at the cases this node holds."""
+"""``hfed case``: look at the cases this node holds.
+
+Only click and the core's status names load with this module (so that
+``hfed case --help`` is quick); the calls to the node are in
+federation.cli.case_calls and what is printed in federation.cli.case_text.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-import grpc
-from google.protobuf.json_format import MessageToDict
 
-from federation.cli.connect import DEADLINE, channel, node_options, resolve, rpc_failure
-from federation.cli.output import FORMAT_OPTION, Format, emit, print_table, printable
+from federation.cli.connect import node_options, resolve
+from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated
+from federation.cli.times import check_window, window_options
+from federation.core.case_status import CaseStatus
 from federation.core.ids import is_uuid
-from hfp.v1 import case_pb2, status_pb2
-from hfp.v1 import hotline_service_pb2 as pb
-from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 
-LIST_COLUMNS = ("case_id", "status", "country", "reports", "reporters", "created", "url")
-STATUSES = [n.removeprefix("CASE_STATUS_").lower() for n in status_pb2.CaseStatus.keys()[1:]]
-
-
-def _status_name(value: int) -> str:
-    return status_pb2.CaseStatus.Name(value).removeprefix("CASE_STATUS_")  # type: ignore[arg-type]
-
-
-def report_total(case: case_pb2.Case) -> int:
-    """How many reports the case holds (a node before report_count sent them all)."""
-    return max(case.report_count, len(case.reports))
+LIST_COLUMNS = (
+    "case_id",
+    "status",
+    "country",
+    "reports",
+    "reporters",
+    "created",
+    "overdue",
+    "url",
+)
+STATUSES = [s.name.lower() for s in CaseStatus]
 
 
-def _reporters(case: case_pb2.Case) -> str:
-    """Authors of the listed reports; "..." when the case holds more than listed."""
-    names = sorted({r.origin_member_id for r in case.reports})
-    return ",".join(names + (["..."] if report_total(case) > len(case.reports) else []))
-
-
-def _summary(case: case_pb2.Case) -> dict[str, Any]:
-    return {
-        "case_id": case.case_id,
-        "status": _status_name(case.status),
-        "country": case.hosting_country,
-        "reports": report_total(case),
-        "reporters": _reporters(case),
-        "created": case.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
-        "url": case.canonical_url,
-    }
+def _some_id(text: str, what: str) -> str:
+    """A case or report id as the node spells it, or a usage error."""
+    some_id = text.strip().lower()
+    if not is_uuid(some_id):
+        raise click.UsageError(f"{text!r} is not a {what} id (a UUID)")
+    return some_id
 
 
 @click.group()
@@ -78,131 +69,16 @@ def show(
     A case shows its first 100 reports and, past 100 updates, its first 10
     and latest 90; --all pages through the rest.
     """
-    if not is_uuid(case_or_report_id):
-        raise click.UsageError(f"{case_or_report_id!r} is not a case or report id (a UUID)")
-    target = resolve(config_path, devnet_dir, member)
-    with channel(target) as ch:
-        stub = pb_grpc.HotlineServiceStub(ch)
-        try:
-            found = _get(stub, target.metadata, case_or_report_id)
-            if everything:
-                _fill(stub, target.metadata, found)
-        except grpc.RpcError as exc:
-            raise rpc_failure(exc, target) from exc
+    from federation.cli.case_calls import fetch_case
+    from federation.cli.case_text import print_case
+    from federation.cli.protos import message_json
+
+    some_id = _some_id(case_or_report_id, "case or report")
+    found = fetch_case(resolve(config_path, devnet_dir, member), some_id, everything=everything)
     if fmt == "json":
-        click.echo(MessageToDict(found, preserving_proto_field_name=True))
+        click.echo(message_json(found))
         return
-    _print_case(found)
-
-
-#: Most pages --all reads of one list (a million entries at 100 a page).
-MAX_PAGES = 10_000
-
-
-def _fill(stub: pb_grpc.HotlineServiceStub, metadata: Any, case: case_pb2.Case) -> None:
-    """Replace the case's bounded lists with every report and update, paged."""
-    if report_total(case) > len(case.reports):
-        reports = _pages(
-            lambda token: stub.ListCaseReports(
-                pb.ListCaseReportsRequest(case_id=case.case_id, page_size=100, page_token=token),
-                timeout=DEADLINE,
-                metadata=metadata,
-            )
-        )
-        del case.reports[:]
-        case.reports.extend(r for page in reports for r in page.reports)
-    if case.history_count > len(case.history):
-        # The case's own updates (in a reporter's view of a moved case, the
-        # cases before the move are not paged here).
-        history = _pages(
-            lambda token: stub.ListCaseHistory(
-                pb.ListCaseHistoryRequest(case_id=case.case_id, page_size=100, page_token=token),
-                timeout=DEADLINE,
-                metadata=metadata,
-            )
-        )
-        del case.history[:], case.history_envelopes[:]
-        for page in history:
-            case.history.extend(page.history)
-            case.history_envelopes.extend(page.history_envelopes)
-
-
-Paged = TypeVar("Paged", pb.ListCaseReportsResponse, pb.ListCaseHistoryResponse)
-
-
-def _pages(call: Callable[[str], Paged]) -> list[Paged]:
-    """Every page of a list, following next_page_token (at most MAX_PAGES)."""
-    pages: list[Paged] = []
-    token = ""
-    for _ in range(MAX_PAGES):
-        pages.append(call(token))
-        token = pages[-1].next_page_token
-        if not token:
-            break
-    return pages
-
-
-def _get(stub: pb_grpc.HotlineServiceStub, metadata: Any, some_id: str) -> case_pb2.Case:
-    try:
-        return stub.GetCase(
-            pb.GetCaseRequest(case_id=some_id), timeout=DEADLINE, metadata=metadata
-        ).case
-    except grpc.RpcError as exc:
-        if exc.code() is not grpc.StatusCode.NOT_FOUND:
-            raise
-    return stub.GetCase(
-        pb.GetCaseRequest(report_id=some_id), timeout=DEADLINE, metadata=metadata
-    ).case
-
-
-def _print_case(c: case_pb2.Case) -> None:
-    click.echo(f"case {c.case_id}")
-    for label, value in (
-        ("status", _status_name(c.status)),
-        ("url", c.canonical_url),
-        ("hosting country", c.hosting_country),
-        ("responsible", c.responsible_member_id),
-        ("opened", c.created_at.ToDatetime().isoformat(timespec="seconds") + "Z"),
-        ("reappearance of", c.reappearance_of_case_id),
-        ("same content as", ", ".join(c.known_content_case_ids)),
-    ):
-        if value:
-            click.echo(f"  {label:<16} {printable(value)}")
-    click.echo(f"\nreports ({_shown(len(c.reports), report_total(c), 'the first ones')}):")
-    print_table(
-        ("REPORT", "FROM", "RECEIVED", "URL AS REPORTED"),
-        [
-            (
-                r.report_id,
-                r.origin_member_id,
-                r.received_at.ToDatetime().isoformat(timespec="seconds") + "Z",
-                r.report.url,
-            )
-            for r in c.reports
-        ],
-    )
-    if c.history:
-        total = max(c.history_count, len(c.history))
-        click.echo(f"\nhistory ({_shown(len(c.history), total, 'the first and the latest')}):")
-        print_table(
-            ("SEQ", "STATUS", "OBSERVED", "NOTE"),
-            [
-                (
-                    u.sequence,
-                    _status_name(u.status),
-                    u.observed_at.ToDatetime().isoformat(timespec="seconds") + "Z",
-                    u.note,
-                )
-                for u in c.history
-            ],
-        )
-
-
-def _shown(listed: int, total: int, which: str) -> str:
-    """How many entries are listed: "N", or "N of M (which); --all lists every one"."""
-    if listed >= total:
-        return str(total)
-    return f"{listed} of {total}, {which}; --all lists every one"
+    print_case(found)
 
 
 @case.command("list")
@@ -217,11 +93,17 @@ def _shown(listed: int, total: int, which: str) -> str:
 @click.option("--country", "countries", multiple=True, help="Only this hosting country.")
 @click.option("--reporter", default="", help="Only cases with a report from this member.")
 @click.option(
+    "--overdue",
+    is_flag=True,
+    help="Only overdue takedowns (NOTICE_SENT longer than [takedown] overdue_after_hours).",
+)
+@window_options("cases opened")
+@click.option(
     "--limit",
     default=100,
     show_default=True,
     type=click.IntRange(1, 100_000),
-    help="At most this many cases.",
+    help="At most this many cases (a note on stderr says when more exist).",
 )
 @FORMAT_OPTION
 def list_cases(
@@ -231,38 +113,36 @@ def list_cases(
     statuses: tuple[str, ...],
     countries: tuple[str, ...],
     reporter: str,
+    overdue: bool,
+    since: datetime | None,
+    until: datetime | None,
     limit: int,
     fmt: Format,
 ) -> None:
     """List cases, newest first."""
+    from federation.cli import case_calls
+    from federation.cli.protos import timestamp
+    from hfp.v1 import case_pb2
+
+    check_window(since, until)
     target = resolve(config_path, devnet_dir, member)
     filters = case_pb2.CaseFilter(
-        statuses=[status_pb2.CaseStatus.Value(f"CASE_STATUS_{s.upper()}") for s in statuses],
+        statuses=[case_calls.status_value(s) for s in statuses],
         hosting_countries=[c.upper() for c in countries],
         reporter_member_id=reporter,
+        overdue_only=overdue,
+        created_since=timestamp(since),
+        created_until=timestamp(until),
     )
-    rows: list[dict[str, Any]] = []
-    token = ""
-    with channel(target) as ch:
-        stub = pb_grpc.HotlineServiceStub(ch)
-        while len(rows) < limit:
-            request = pb.ListCasesRequest(
-                filters=filters, page_size=min(limit - len(rows), 500), page_token=token
-            )
-            try:
-                page = stub.ListCases(request, timeout=DEADLINE, metadata=target.metadata)
-            except grpc.RpcError as exc:
-                raise rpc_failure(exc, target) from exc
-            rows.extend(_summary(c) for c in page.cases)
-            token = page.next_page_token
-            if not token:
-                break
+    rows, more = case_calls.list_cases(target, filters, limit)
     emit(fmt, LIST_COLUMNS, rows)
+    if more:
+        note_truncated(len(rows), "cases", "--status, --country, --overdue, --since/--until")
 
 
 @case.command("status")
 @node_options
-@click.argument("case_id")
+@click.argument("case_id", metavar="CASE_OR_REPORT_ID")
 @click.argument("status", type=click.Choice(STATUSES[1:], case_sensitive=False))
 @click.option("--note", default="", help="Note sent with the update (≤ 2000 characters).")
 @click.option("--new-country", default="", help="For `moved`: the new hosting country.")
@@ -275,7 +155,8 @@ def record(
     note: str,
     new_country: str,
 ) -> None:
-    """Record STATUS for CASE_ID (a case this hotline is responsible for).
+    """Record STATUS for a case this hotline is responsible for, named by its id
+    or the id of any of its reports (as `case show` takes).
 
     The update is signed and sent to every hotline that reported the case.
     Allowed order: received → assessed_illegal | assessed_not_illegal |
@@ -283,22 +164,19 @@ def record(
     content_removed | content_gone | moved; lea_notified → lea_hold | ...;
     notice_sent → notice_sent (repeat) | content_removed | content_gone | moved.
     """
+    from federation.cli import case_calls
+    from federation.cli.case_text import status_name
+    from hfp.v1 import hotline_service_pb2 as pb
+
     target = resolve(config_path, devnet_dir, member)
     request = pb.RecordStatusRequest(
-        case_id=case_id,
-        status=status_pb2.CaseStatus.Value(f"CASE_STATUS_{status.upper()}"),
+        case_id=_some_id(case_id, "case or report"),
+        status=case_calls.status_value(status),
         note=note,
         new_hosting_country=new_country.upper(),
     )
-    with channel(target) as ch:
-        try:
-            reply = pb_grpc.HotlineServiceStub(ch).RecordStatus(
-                request, timeout=DEADLINE, metadata=target.metadata
-            )
-        except grpc.RpcError as exc:
-            raise rpc_failure(exc, target) from exc
-    update = reply.update
+    update = case_calls.record_status(target, request).update
     click.echo(
-        f"case {update.case_id}: {_status_name(update.status)} (update {update.sequence}, "
+        f"case {update.case_id}: {status_name(update.status)} (update {update.sequence}, "
         f"answers {len(update.report_ids)} report(s); sent to their authors)"
     )

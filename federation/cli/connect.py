@@ -7,17 +7,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import grpc
 
 from federation.core.ids import MemberId
-from federation.devnet.manifest import Manifest, ManifestError
-from federation.node.config import ConfigError, NodeConfig, load_config
-from federation.runtime.tracing import trace_metadata
-from federation.wire.metadata import dev_metadata
-from peers.channel import ClientIdentity, client_options, insecure_channel, secure_channel
+
+if TYPE_CHECKING:  # imported when a command runs: gRPC and pydantic are slow to load
+    import grpc
+
+    from federation.node.config import NodeConfig
+    from peers.channel import ClientIdentity
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEADLINE = 30.0
@@ -36,23 +36,38 @@ class Target:
         """Call metadata: the caller's name only in insecure dev mode, and the
         trace context of the TRACEPARENT environment variable when it holds one
         (the node's spans then join the calling script's trace)."""
+        from federation.runtime.tracing import trace_metadata
+        from federation.wire.metadata import dev_metadata
+
         caller = dev_metadata(self.member_id) if self.identity is None else ()
         return caller + trace_metadata(os.environ)
 
 
+#: The test network, and the member of it, that commands use when not told
+#: (the CLI's own variables: federation.node.config keeps them out of a node's settings).
+DEVNET_ENV = "HFED_DEVNET"
+MEMBER_ENV = "HFED_MEMBER"
+
+devnet_option = click.option(
+    "--devnet",
+    "devnet_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar=DEVNET_ENV,
+    help=f"A test network directory (or set {DEVNET_ENV}).",
+)
+member_option = click.option(
+    "--member",
+    default=None,
+    envvar=MEMBER_ENV,
+    help=f"With --devnet: the member whose node to use (or set {MEMBER_ENV}).",
+)
+
+
 def node_options(command: F) -> F:
     """Add --config / --devnet / --member to a command."""
-    command = click.option(
-        "--member", default=None, help="With --devnet: the member whose node to use."
-    )(command)
-    command = click.option(
-        "--devnet",
-        "devnet_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        envvar="HFED_DEVNET",
-        help="A test network directory (or set HFED_DEVNET).",
-    )(command)
+    command = member_option(command)
+    command = devnet_option(command)
     return click.option(
         "--config",
         "config_path",
@@ -65,6 +80,9 @@ def node_options(command: F) -> F:
 
 def config_for(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> NodeConfig:
     """The node configuration named by the command's options."""
+    from federation.devnet.manifest import Manifest, ManifestError
+    from federation.node.config import ConfigError, load_config
+
     if config_path is None and devnet_dir is not None:
         try:
             manifest = Manifest.load(devnet_dir)
@@ -84,6 +102,8 @@ def config_for(config_path: Path | None, devnet_dir: Path | None, member: str | 
 
 def resolve(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> Target:
     """Work out which node to call from the command's options."""
+    from peers.channel import ClientIdentity
+
     config = config_for(config_path, devnet_dir, member)
     endpoint = config.listen
     if config.tls is None or config.insecure_plaintext:
@@ -95,6 +115,8 @@ def resolve(config_path: Path | None, devnet_dir: Path | None, member: str | Non
 @contextmanager
 def channel(target: Target) -> Iterator[grpc.Channel]:
     """An open channel to the target node."""
+    from peers.channel import client_options, insecure_channel, secure_channel
+
     opened = (
         insecure_channel(target.endpoint, client_options())
         if target.identity is None
@@ -106,6 +128,8 @@ def channel(target: Target) -> Iterator[grpc.Channel]:
 
 def rpc_failure(exc: grpc.RpcError, target: Target) -> click.ClickException:
     """Explain a failed call in words an analyst can act on."""
+    import grpc
+
     code = exc.code()
     if code is grpc.StatusCode.UNAVAILABLE:
         return click.ClickException(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from federation.cli.times import iso
 from federation.node.config import ConfigError, NodeConfig, load_config
 from federation.runtime.clock import utc_now
 from federation.store import backup as files
@@ -81,7 +82,7 @@ def db_backup(config_path: Path, out: Path) -> None:
         made = files.backup(database, out)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from exc
-    newest = made.newest_item.isoformat(timespec="seconds") if made.newest_item else "none"
+    newest = iso(made.newest_item) if made.newest_item else "none"
     click.echo(f"backed up {database} to {out} (schema {made.revision}, newest item {newest})")
 
 
@@ -130,7 +131,7 @@ def _checked_backup(config: NodeConfig, path: Path) -> files.BackupFile:
 def _redeliver_hint(config: NodeConfig, checked: files.BackupFile) -> str:
     if checked.newest_item is None:
         return "the backup holds no items: ask every peer to redeliver everything"
-    since = (checked.newest_item - REDELIVER_MARGIN).isoformat(timespec="seconds")
+    since = iso(checked.newest_item - REDELIVER_MARGIN)
     return (
         "before or after starting the node, ask each peer's operator to resend what this node "
         f"may have lost:\n  hfed outbox redeliver --config PEER.toml --to {config.member_id} "

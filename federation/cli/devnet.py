@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from federation.cli.connect import DEVNET_ENV
 from federation.cli.output import print_table
 from federation.devnet.manifest import ManifestError, MemberEntry
-from federation.devnet.processes import NodeState
+
+if TYPE_CHECKING:  # the processes module loads gRPC and the migrations
+    from federation.devnet.processes import NodeState
 
 DIR = click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+#: DIRECTORY for commands that take no other arguments: it may come from
+#: HFED_DEVNET as --devnet does (up and down take NODES after it, so they
+#: could not tell a node's name from a directory's).
+NETWORK = click.argument(
+    "directory", type=click.Path(file_okay=False, path_type=Path), envvar=DEVNET_ENV
+)
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -95,15 +105,20 @@ def down(directory: Path, nodes: tuple[str, ...]) -> None:
 
 
 @devnet.command()
-@DIR
+@NETWORK
 def status(directory: Path) -> None:
-    """Show which nodes run and answer their health check."""
+    """Show which nodes run and answer their health check (DIRECTORY, or set
+    HFED_DEVNET). Exits 1 when any node is down."""
     from federation.devnet.processes import status as read
 
     try:
-        _print_states(read(directory))
+        states = read(directory)
     except ManifestError as exc:
         raise _fail(exc) from exc
+    _print_states(states)
+    down = [s.member_id for s in states if not s.serving]
+    if down:
+        raise click.ClickException(f"{len(down)} of {len(states)} nodes down: {', '.join(down)}")
 
 
 def _print_states(states: list[NodeState]) -> None:
@@ -112,11 +127,12 @@ def _print_states(states: list[NodeState]) -> None:
 
 
 @devnet.command()
-@DIR
+@NETWORK
 @click.option("--from", "sender", default="hotline-dk", show_default=True)
 @click.option("--to", "receiver", default="hotline-nl", show_default=True)
 def smoke(directory: Path, sender: str, receiver: str) -> None:
-    """Deliver one synthetic signed report between two nodes and check the receipt."""
+    """Deliver one synthetic signed report between two nodes and check the receipt
+    (DIRECTORY, or set HFED_DEVNET)."""
     import grpc
 
     from federation.devnet.smoke import SmokeError, run_smoke
@@ -141,9 +157,10 @@ def smoke(directory: Path, sender: str, receiver: str) -> None:
 
 
 @devnet.command()
-@DIR
+@NETWORK
 def demo(directory: Path) -> None:
-    """Tell the whole story of one report on the running network.
+    """Tell the whole story of one report on the running network (DIRECTORY,
+    or set HFED_DEVNET).
 
     Report at one hotline, case at the responsible one, a duplicate joining
     it, police acknowledging the referral, the takedown recorded, the signed

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,9 @@ import click
 import grpc
 
 from federation.cli.connect import DEADLINE, Target, channel, node_options, resolve, rpc_failure
-from federation.cli.liaison.formatting import WHEN_FORMS, iso, parse_when, stamp, timestamp
+from federation.cli.liaison.formatting import stamp, timestamp
 from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.times import check_window, iso, window_options
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 from hfp.v1 import status_pb2
@@ -141,21 +142,6 @@ def build_filter(
     return message
 
 
-def window_of(
-    since: str | None, until: str | None, now: datetime
-) -> tuple[datetime | None, datetime | None]:
-    """--since / --until as moments (a duration counts back from now); a
-    usage error for a form not understood or a window that ends before it starts."""
-    try:
-        start = parse_when(since, now, ago=True) if since else None
-        end = parse_when(until, now, ago=True) if until else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if start is not None and end is not None and start >= end:
-        raise click.UsageError(f"--since ({iso(start)}) must be before --until ({iso(end)})")
-    return start, end
-
-
 Fetch = Callable[[str], pb.ListAuthoredReportsResponse]
 
 
@@ -221,8 +207,7 @@ def show(fmt: Format, reply: pb.ListAuthoredReportsResponse) -> None:
     multiple=True,
     help="Only reports hosted here (ISO alpha-2); repeatable.",
 )
-@click.option("--since", default=None, help=f"Sent at or after: {WHEN_FORMS}.")
-@click.option("--until", default=None, help="Sent before (same forms; a duration counts back).")
+@window_options("reports sent")
 @click.option("--overdue", is_flag=True, help="Only reports whose takedown is overdue.")
 @click.option(
     "--limit",
@@ -240,8 +225,8 @@ def list_reports(
     member: str | None,
     statuses: tuple[str, ...],
     countries: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     overdue: bool,
     limit: int,
     page_token: str,
@@ -255,7 +240,8 @@ def list_reports(
     was sent and whether the takedown is overdue; overdue reports first.
     Totals by status (over the whole filter) are printed under the table.
     """
-    where = build_filter(statuses, countries, window_of(since, until, datetime.now(UTC)), overdue)
+    check_window(since, until)
+    where = build_filter(statuses, countries, (since, until), overdue)
     target = resolve(config_path, devnet_dir, member)
     with channel(target) as ch:
         try:

@@ -6,14 +6,15 @@ node's configuration file.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from federation.cli.connect import config_for, node_options
-from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated
+from federation.cli.times import iso, when_callback
 from federation.runtime.clock import utc_now
 from federation.store import outbox as store
 from federation.store.database import Database
@@ -82,9 +83,9 @@ def rejected(
     """Items a peer refused, with the reason from its signed receipt (newest first)."""
     db = _database(config_path, devnet_dir, member)
     with db.read() as session:
-        items = store.rejected_items(session, limit)
+        items = store.rejected_items(session, limit + 1)
     rows = []
-    for destination, item_id, receipt_bytes, finished in items:
+    for destination, item_id, receipt_bytes, finished in items[:limit]:
         receipt = decode_receipt(decode_envelope(receipt_bytes).payload)
         rows.append(
             {
@@ -92,11 +93,13 @@ def rejected(
                 "item_id": item_id,
                 "reason": receipt.reject_reason.name if receipt.reject_reason else "",
                 "detail": receipt.detail,
-                "at": finished.isoformat(timespec="seconds") if finished else "",
+                "at": iso(finished) if finished else "",
             }
         )
     emit(fmt, ("peer", "item_id", "reason", "detail", "at"), rows)
     db.dispose()
+    if len(items) > limit:
+        note_truncated(limit, "refused items")
 
 
 @outbox.command()
@@ -105,8 +108,10 @@ def rejected(
 @click.option(
     "--since",
     required=True,
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
-    help="Resend what was delivered to it from then on (UTC unless an offset is given).",
+    metavar="WHEN",
+    callback=when_callback,
+    help="Resend what was delivered to it from then on: a date, a time (UTC unless an "
+    "offset is given) or a duration ago (12h).",
 )
 def redeliver(
     config_path: Path | None,
@@ -122,6 +127,6 @@ def redeliver(
     """
     db = _database(config_path, devnet_dir, member)
     with db.write() as session:
-        count = store.redeliver(session, peer, since if since.tzinfo else since.replace(tzinfo=UTC))
+        count = store.redeliver(session, peer, since)
     db.dispose()
     click.echo(f"{count} items queued again for {peer}")

@@ -54,3 +54,10 @@ def emit(fmt: Format, headers: Sequence[str], rows: Sequence[Mapping[str, Any]])
         writer.writerows(rows)
     else:
         print_table([h.upper() for h in headers], [[r.get(h) for h in headers] for r in rows])
+
+
+def note_truncated(shown: int, what: str, narrow: str = "") -> None:
+    """Say on stderr (stdout stays parseable) that a list stopped at --limit
+    while more entries match, and how to see them."""
+    how = f"raise --limit{f', or narrow with {narrow}' if narrow else ''}"
+    click.echo(f"(the first {shown} {what}; more match: {how})", err=True)

@@ -282,3 +282,13 @@ def _import_row(
         "forwarded_to": receipt.forwarded_to,
         "error": receipt.detail if receipt.outcome == receipt_pb2.OUTCOME_REJECTED else "",
     }
+
+
+def _add_list_command() -> None:
+    # `report list` reads what we sent; it lives in its own module.
+    from federation.cli.our_reports import list_reports
+
+    report.add_command(list_reports)
+
+
+_add_list_command()

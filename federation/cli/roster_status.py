@@ -11,6 +11,7 @@ import grpc
 from crypto.x509ca import cert_not_after
 from federation.cli.connect import DEADLINE, Target, channel, resolve, rpc_failure
 from federation.cli.output import print_table
+from federation.cli.times import iso
 from federation.core.roster import Roster
 from federation.network import ceremony
 from federation.runtime.clock import utc_now
@@ -32,11 +33,7 @@ def fetch(target: Target, timeout: float) -> Roster:
 
 def _days(until: datetime, now: datetime) -> str:
     days = (until - now).total_seconds() / 86400
-    return (
-        f"{until:%Y-%m-%d %H:%M}Z (in {days:.1f} days)"
-        if days > 0
-        else f"{until:%Y-%m-%d}Z (EXPIRED)"
-    )
+    return f"{iso(until)} (in {days:.1f} days)" if days > 0 else f"{iso(until)} (EXPIRED)"
 
 
 def show_status(config_path: Path) -> None:

@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from federation.cli.connect import DEADLINE, channel, node_options, resolve, rpc_failure
 from federation.cli.output import FORMAT_OPTION, Format, emit
+from federation.cli.protos import timestamp
+from federation.cli.times import check_window, window_options
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 from hfp.v1 import status_pb2
 
-DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
 
-
-def _hours(duration: timedelta | None) -> str:
-    return "" if duration is None else f"{duration.total_seconds() / 3600:.1f}"
-
-
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.replace(tzinfo=UTC))
-    return stamp
+def _hours(duration: timedelta | None) -> float | None:
+    """Hours to one decimal, a number in every format (None: no such figure)."""
+    return None if duration is None else round(duration.total_seconds() / 3600, 1)
 
 
 def _status_key(value: int) -> str:
@@ -41,7 +33,7 @@ def reporter_figures(reply: pb.ReporterStats) -> list[dict[str, Any]]:
     removed = reply.removed_count
     median = reply.takedown_median.ToTimedelta() if removed else None
     p90 = reply.takedown_p90.ToTimedelta() if removed else None
-    share = f"{reply.removed_within_72h_share:.0%}" if removed else ""
+    share = round(reply.removed_within_72h_share, 3) if removed else None
     rows: list[dict[str, Any]] = [
         {"section": "our reports", "key": "reports sent", "value": reply.report_count},
         {"section": "our reports", "key": "removed", "value": removed},
@@ -72,7 +64,7 @@ def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
         {
             "section": "takedown",
             "key": "share removed within 72 h",
-            "value": f"{reply.removed_within_72h_share:.0%}" if removed else "",
+            "value": round(reply.removed_within_72h_share, 3) if removed else None,
         },
         {"section": "takedown", "key": "open past 72 h", "value": len(reply.open_past_72h)},
     ]
@@ -103,8 +95,7 @@ def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
 
 @click.command()
 @node_options
-@click.option("--since", type=DATE, default=None, help="Cases first reported on/after (UTC).")
-@click.option("--until", type=DATE, default=None, help="Cases first reported before (UTC).")
+@window_options("cases first reported")
 @FORMAT_OPTION
 def stats(
     config_path: Path | None,
@@ -117,9 +108,13 @@ def stats(
     """Cases by status and country, time to removal (median, p90, share within 72 h),
     and cases still open 72 h after their first report; then the same for the
     reports this hotline sent (section "our reports": by latest status, time
-    from sending to removal, overdue)."""
+    from sending to removal, overdue).
+
+    Hours are numbers with one decimal; the share is a fraction (0.95 is 95 %).
+    """
+    check_window(since, until)
     target = resolve(config_path, devnet_dir, member)
-    request = pb.GetStatsRequest(since=_timestamp(since), until=_timestamp(until))
+    request = pb.GetStatsRequest(since=timestamp(since), until=timestamp(until))
     with channel(target) as ch:
         try:
             reply = pb_grpc.HotlineServiceStub(ch).GetStats(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crypto.keys import public_key_from_hex
-from crypto.threshold import TrustAnchor
-from federation.core.roster import Roster
-from federation.trust import verify_signed_roster
+if TYPE_CHECKING:  # imported where used: every CLI command given --devnet reads
+    # the manifest, and only a few need its keys (the crypto libraries are slow to load)
+    from crypto.threshold import TrustAnchor
+    from federation.core.roster import Roster
 
 MANIFEST = "manifest.json"
 
@@ -49,11 +50,16 @@ class Manifest:
 
     def trust_anchor(self) -> TrustAnchor:
         """The root keys and threshold every node of the network pins."""
+        from crypto.keys import public_key_from_hex  # noqa: PLC0415 (see the imports)
+        from crypto.threshold import TrustAnchor  # noqa: PLC0415
+
         keys = [public_key_from_hex(k) for k in self.root_public_keys]
         return TrustAnchor.from_public_keys(keys, self.root_threshold)
 
     def verified_roster(self, directory: Path) -> Roster:
         """The network's bootstrap roster (DIR/roster.bin), checked against the root keys."""
+        from federation.trust import verify_signed_roster  # noqa: PLC0415 (see the imports)
+
         signed = (directory / self.roster).read_bytes()
         return verify_signed_roster(signed, self.trust_anchor()).roster
 

@@ -285,6 +285,7 @@ _NOT_SETTINGS = frozenset(
     {
         "HFED_CONFIG",
         "HFED_DEVNET",
+        "HFED_MEMBER",
         "HFED_LIAISON_PROFILE",
         FAULTS_ENV,
         CRASH_ENV,  # a test crash point (federation.runtime.faultpoints), not a setting

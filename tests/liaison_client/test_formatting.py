@@ -13,11 +13,10 @@ from federation.cli.liaison.formatting import (
     event_record,
     export_row,
     kind_name,
-    parse_duration,
-    parse_when,
     referral_row,
     status_name,
 )
+from federation.cli.times import parse_duration, parse_when
 from hfp.v1 import case_pb2, report_pb2, status_pb2
 from hfp.v1 import liaison_service_pb2 as pb
 

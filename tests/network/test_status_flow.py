@@ -177,3 +177,5 @@ def test_moved_case_is_rerouted_and_reporters_see_the_chain(net: Network) -> Non
         (C, S.CASE_STATUS_RECEIVED),
     ]
     assert seen.history[1].new_hosting_country == "DE"
+    # The reporter's view names the new owner and, with it, the new country.
+    assert seen.responsible_member_id == C and seen.hosting_country == "DE"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import click
 import pytest
 
 from federation.cases.authored import decode_token, encode_token
-from federation.cli.our_reports import age_text, status_name, totals_line, window_of
+from federation.cli.our_reports import age_text, status_name, totals_line
 from federation.cli.stats import reporter_figures
 from federation.core.authored import (
     NO_STATUS,
@@ -177,12 +176,6 @@ def test_page_tokens_round_trip_and_refuse_anything_else() -> None:
 def test_cli_helpers() -> None:
     assert (age_text(75 * H), age_text(5 * H), age_text(-H)) == ("3d3h", "5h", "0h")
     assert (status_name(0), status_name(7), status_name(99)) == ("none", "content_removed", "99")
-    start, end = window_of("7d", "2026-06-09", NOW)
-    assert start == NOW - 7 * 24 * H and end == datetime(2026, 6, 9, tzinfo=UTC)
-    with pytest.raises(click.UsageError):
-        window_of("2026-06-09", "7d", NOW)
-    with pytest.raises(click.BadParameter):
-        window_of("yesterday", None, NOW)
     line = totals_line({"total": 3, "by_status": {"none": 1, "received": 2}, "overdue": 0})
     assert line == "3 report(s) match; by status: none 1, received 2; overdue 0"
 

@@ -76,6 +76,7 @@ def test_environment_overrides_sections_and_top_level(tmp_path: Path) -> None:
             "HFED_DATABASE_URL": "sqlite:///other.db",
             "HFED_TRUST__ROOT_PUBLIC_KEYS": '["bb", "cc"]',
             "HFED_DEVNET": "ignored",
+            "HFED_MEMBER": "hotline-nl",  # the CLI's, not a setting
             "UNRELATED": "x",
         },
     )

@@ -36,14 +36,11 @@ from federation.cli.liaison.follower import (
 from federation.cli.liaison.formatting import (
     LIST_COLUMNS,
     REPORT_COLUMNS,
-    WHEN_FORMS,
     Progress,
     csv_text,
     event_line,
     event_record,
     export_row,
-    iso,
-    parse_when,
     referral_row,
     report_row,
     stamp_text,
@@ -72,7 +69,8 @@ from federation.cli.liaison.session import (
     referral_pages,
     unary,
 )
-from federation.cli.output import FORMAT_OPTION, Format, emit, printable
+from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated, printable
+from federation.cli.times import WHEN_FORMS, iso, parse_when
 from federation.core.ids import CaseId, is_uuid
 from federation.runtime.clock import utc_now
 from hfp.v1 import case_pb2, status_pb2
@@ -206,12 +204,15 @@ def list_referrals(
         statuses=[status_pb2.CaseStatus.Value(f"CASE_STATUS_{s.upper()}") for s in statuses]
     )
 
-    def fetch(stub: pb_grpc.LiaisonServiceStub) -> list[case_pb2.Case]:
-        return [case for page, _ in referral_pages(stub, filters, limit) for case in page]
+    def fetch(stub: pb_grpc.LiaisonServiceStub) -> tuple[list[case_pb2.Case], bool]:
+        pages = list(referral_pages(stub, filters, limit))
+        return [case for page, _ in pages for case in page], bool(pages and pages[-1][1])
 
-    cases = unary(profile, fetch)
+    cases, more = unary(profile, fetch)
     now = utc_now()
     emit(fmt, LIST_COLUMNS, [referral_row(c, now) for c in cases])
+    if more:
+        note_truncated(len(cases), "referrals", "--status")
 
 
 @liaison.command()

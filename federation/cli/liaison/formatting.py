@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import click
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from federation.cli.output import printable
+from federation.cli.times import iso
 from hfp.v1 import case_pb2, status_pb2
 from hfp.v1 import liaison_service_pb2 as pb
 
@@ -49,61 +50,10 @@ EXPORT_COLUMNS = (
     "hold_reason",
     "history",
 )
-WHEN_FORMS = (
-    "a date (2025-06-01), a date and time in UTC (2025-06-01T14:30) or a duration (14d, 48h)"
-)
 REPORT_COLUMNS = ("report_id", "from", "received", "url")
 
 
-# --- times and durations -------------------------------------------------------
-
-_UNITS = {
-    "w": timedelta(weeks=1),
-    "d": timedelta(days=1),
-    "h": timedelta(hours=1),
-    "m": timedelta(minutes=1),
-}
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """'14d', '48h', '1d12h', '90m', '2w' → timedelta; None if not duration-shaped."""
-    compact = text.strip().lower().replace(" ", "")
-    if not compact or not compact[0].isdigit():
-        return None
-    total, number = timedelta(), ""
-    for char in compact:
-        if char.isdigit():
-            number += char
-        elif char in _UNITS and number:
-            total += int(number) * _UNITS[char]
-            number = ""
-        else:
-            return None
-    # A bare number ("14") is refused: days or hours is a guess we must not make.
-    return None if number else total
-
-
-def parse_when(text: str, now: datetime, *, ago: bool = False) -> datetime:
-    """A moment from an ISO date/time (UTC unless it says otherwise) or a duration.
-
-    A duration counts forward from ``now`` (``--until 14d``), or backward when
-    ``ago`` (``--since 7d``). A date alone means 00:00 UTC that day.
-    """
-    duration = parse_duration(text)
-    if duration is not None:
-        return now - duration if ago else now + duration
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not {WHEN_FORMS}") from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """UTC time as '2025-06-01T14:30:00Z' (one format for screens and files)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+# --- times (parsed and printed by federation.cli.times) ------------------------
 
 
 def stamp(message: Any, name: str) -> datetime | None:

@@ -106,9 +106,10 @@ def stats(
     fmt: Format,
 ) -> None:
     """Cases by status and country, time to removal (median, p90, share within 72 h),
-    and cases still open 72 h after their first report; then the same for the
-    reports this hotline sent (section "our reports": by latest status, time
-    from sending to removal, overdue).
+    and cases still open 72 h after their first report.
+
+    Then the same for the reports this hotline sent (section "our reports":
+    by latest status, time from sending to removal, overdue).
 
     Hours are numbers with one decimal; the share is a fraction (0.95 is 95 %).
     """

@@ -233,6 +233,7 @@ def _json_arguments(story: Story) -> dict[str, list[str]]:
         "outbox status": at(story, DK),
         "roster show": [str(story.net.directory / "roster.bin")],
         "stats": ["--since", "7d", *at(story, NL)],
+        "report list": ["--since", "7d", *at(story, DK)],
     }
 
 

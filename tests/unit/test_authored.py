@@ -196,9 +196,9 @@ def test_stats_cli_shows_the_reporter_side_with_its_figures() -> None:
     rows = {(r["section"], r["key"]): r["value"] for r in reporter_figures(reply)}
     assert rows[("our reports", "reports sent")] == 5
     assert rows[("our reports", "removed")] == 2
-    assert rows[("our reports", "median hours to removal")] == "36.0"
-    assert rows[("our reports", "p90 hours to removal")] == "90.0"
-    assert rows[("our reports", "share removed within 72 h")] == "50%"
+    assert rows[("our reports", "median hours to removal")] == 36.0
+    assert rows[("our reports", "p90 hours to removal")] == 90.0
+    assert rows[("our reports", "share removed within 72 h")] == 0.5
     assert rows[("our reports", "overdue")] == 1
     assert rows[("our reports by status", "none")] == 1
     assert rows[("our reports by status", "content_removed")] == 2

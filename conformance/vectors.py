@@ -39,6 +39,7 @@ from conformance.items import (
 )
 from conformance.keys import Ed25519Key
 from conformance.network import CONFORMANCE_MEMBER, Manifest
+from conformance.vectors_manifest import write_manifest
 from conformance.registry import Case
 from conformance.rosters import RosterView, root_key_id, sign_roster
 from hfp.v1 import receipt_pb2, roster_pb2
@@ -483,6 +484,7 @@ def write_fixed(out: Path) -> int:
             "signatures": "signatures.json",
         },
     )
+    write_manifest(out)
     return len(items) + len(rosters) + len(paes) + len(signatures)
 
 

@@ -33,10 +33,10 @@ from conformance.items import (
     reason_name,
 )
 from conformance.keys import Ed25519Key
-from conformance.network import ManifestError, secure_channel
-from conformance.target import Target
+from conformance.network import ManifestError, TlsIdentity, secure_channel
+from conformance.operator import Liaison, Operator
 from conformance.peer import PeerServer
-from conformance.registry import fail
+from conformance.registry import CaseSkippedError, fail
 from conformance.rosters import (
     RosterView,
     key_covers,
@@ -44,6 +44,7 @@ from conformance.rosters import (
     timestamp_datetime,
     valid_root_signers,
 )
+from conformance.target import Target
 from hfp.v1 import (
     envelope_pb2,
     federation_service_pb2,
@@ -67,6 +68,7 @@ RECEIPT_CLOCK_TOLERANCE = timedelta(minutes=5)
 UNCOVERED_CANDIDATES = ("FR", "IT", "ES", "PL", "SE", "BE", "AT", "PT", "IE", "FI", "CZ")
 
 T = TypeVar("T")
+C = TypeVar("C", Operator, Liaison)
 
 
 class SetupError(RuntimeError):
@@ -220,6 +222,7 @@ class Context:
         self._roster: RosterView | None = None
         self._factory: ItemFactory | None = None
         self._fixtures: dict[str, Any] = {}
+        self._clients: list[Operator | Liaison] = []
         self.peer: PeerServer | None = None
         #: Reports by the harness member that the target accepted (ACCEPTED/DUPLICATE).
         self.accepted_reports: dict[str, str] = {}
@@ -272,6 +275,8 @@ class Context:
             self.peer.stop()
         if self._channel is not None:
             self._channel.close()
+        for client in self._clients:
+            client.close()
 
     def _initial_roster(self) -> RosterView:
         try:
@@ -340,6 +345,22 @@ class Context:
         if self.peer is None:
             raise SetupError("not set up")
         return self.peer
+
+    def operator(self) -> Operator:
+        """The node's HotlineService, as its operator (the target file's credentials)."""
+        return self.once("operator", lambda: self._client(Operator, self.target.operator_tls()))
+
+    def liaison(self) -> Liaison:
+        """The node's LiaisonService, as the target file's liaison (skips without one)."""
+        if self.target.liaison is None:
+            raise CaseSkippedError("the target file names no liaison")
+        tls = self.target.liaison.tls(self.tls.ca_cert)
+        return self.once("liaison", lambda: self._client(Liaison, tls))
+
+    def _client(self, kind: Callable[[str, TlsIdentity], C], tls: TlsIdentity) -> C:
+        client = kind(self.target.endpoint, tls)
+        self._clients.append(client)
+        return client
 
     def once(self, name: str, make: Callable[[], T]) -> T:
         """A memoised fixture: ``make()`` runs at most once per run."""

@@ -21,13 +21,13 @@ from conformance.cases import all_cases
 from conformance.context import Context, SetupError, rpc_text
 from conformance.network import Manifest, ManifestError
 from conformance.registry import GROUP_TITLES, Case, CaseFailedError, CaseSkippedError
-from conformance.results import FAIL, PASS, SKIP, XFAIL, XPASS, Result
 from conformance.reports import (
     ReportPaths,
     RunInfo,
     write_json_report,
     write_markdown_report,
 )
+from conformance.results import FAIL, PASS, SKIP, XFAIL, XPASS, Result
 from conformance.target import Target
 from conformance.vectors_manifest import verify_shipped_vectors
 

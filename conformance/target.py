@@ -40,6 +40,7 @@ from conformance.network import (
     CONFORMANCE_MEMBER,
     Manifest,
     ManifestError,
+    MemberEntry,
     TlsIdentity,
     is_loopback,
 )
@@ -193,10 +194,12 @@ def manifest_table(manifest: Manifest, member_id: str | None = None) -> dict[str
     return table
 
 
-def _liaison_for(manifest: Manifest, jurisdictions: tuple[str, ...]) -> Any:
+def _liaison_for(manifest: Manifest, jurisdictions: tuple[str, ...]) -> MemberEntry | None:
+    """A liaison of one of the node's jurisdictions (else any liaison, else None)."""
     liaisons = [m for m in manifest.members.values() if m.role == "ROLE_LIAISON" and m.tls_cert]
     ours = [m for m in liaisons if set(m.jurisdictions) & set(jurisdictions)]
-    return (ours or liaisons or [None])[0]
+    chosen = ours or liaisons
+    return chosen[0] if chosen else None
 
 
 def _section(raw: dict[str, Any], name: str, where: str, *, required: bool = True) -> Any:

@@ -39,9 +39,9 @@ from conformance.items import (
 )
 from conformance.keys import Ed25519Key
 from conformance.network import CONFORMANCE_MEMBER, Manifest
-from conformance.vectors_manifest import write_manifest
 from conformance.registry import Case
 from conformance.rosters import RosterView, root_key_id, sign_roster
+from conformance.vectors_manifest import write_manifest
 from hfp.v1 import receipt_pb2, roster_pb2
 
 FORMAT = "hfp-conformance-vectors/1"

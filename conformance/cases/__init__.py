@@ -9,6 +9,8 @@ key cases that need it.
 from __future__ import annotations
 
 from conformance.cases import (
+    amendments,
+    bounds,
     delivery,
     envelope,
     peer_side,
@@ -28,6 +30,8 @@ MODULE_ORDER = (
     routing,
     delivery,
     peer_side,
+    amendments,
+    bounds,
     rotation,
 )
 

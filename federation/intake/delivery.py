@@ -525,7 +525,14 @@ class DeliveryService:
         """A stored receipt answers only a sender that passes the checks a
         first delivery gets (spec section 10.7): the signer itself, or the
         last forwarder on a path without this node. Anyone else could learn
-        from it whether we hold the item and which case it joined."""
+        from it whether we hold the item and which case it joined.
+
+        Nor does it answer a moved delivery (one with a MOVED chain): that
+        is a new routing decision keyed by (report_id, move), and the
+        receipt stored for the report's earlier delivery is never its
+        answer (section 10.2)."""
+        if w.item.proofs.moved_by:
+            return False
         path = checks.check_path(
             w.sender, w.item.envelope, w.item.via_member_ids, self.member_id, self._limits
         )

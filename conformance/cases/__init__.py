@@ -9,11 +9,14 @@ key cases that need it.
 from __future__ import annotations
 
 from conformance.cases import (
-    amendments,
     bounds,
     delivery,
     envelope,
+    handover,
+    held,
+    owners,
     peer_side,
+    replays,
     report,
     rosters,
     rotation,
@@ -30,7 +33,10 @@ MODULE_ORDER = (
     routing,
     delivery,
     peer_side,
-    amendments,
+    owners,
+    handover,
+    held,
+    replays,
     bounds,
     rotation,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import grpc
 
-from conformance.cases.amendments import shared_owned
+from conformance.cases.authored import shared_owned
 from conformance.context import Context
 from conformance.items import ACCEPTED, DUPLICATE
 from conformance.operator import DEADLINE, expect_code
@@ -54,7 +54,15 @@ def big_case(ctx: Context) -> tuple[str, list[str]]:
     return ctx.once("bnd-big", make)
 
 
-def _list(ctx: Context, case_id: str, size: int = 0, token: str = "") -> object:
+def _list(
+    ctx: Context, case_id: str, size: int = 0, token: str = "", *, police: bool = False
+) -> object:
+    """ListCaseReports as the operator (or, with ``police``, as the liaison)."""
+    if police:
+        request = liaison_service_pb2.LiaisonServiceListCaseReportsRequest(
+            case_id=case_id, page_size=size, page_token=token
+        )
+        return ctx.liaison().stub.ListCaseReports(request, timeout=DEADLINE)
     return ctx.operator().stub.ListCaseReports(
         hotline_service_pb2.ListCaseReportsRequest(
             case_id=case_id, page_size=size, page_token=token
@@ -194,19 +202,10 @@ def cases_bad_token(ctx: Context) -> None:
 # --- the liaison's view ----------------------------------------------------------------------
 
 
-def _liaison_list(ctx: Context, case_id: str, size: int = 0, token: str = "") -> object:
-    return ctx.liaison().stub.ListCaseReports(
-        liaison_service_pb2.LiaisonServiceListCaseReportsRequest(
-            case_id=case_id, page_size=size, page_token=token
-        ),
-        timeout=DEADLINE,
-    )
-
-
 @case("LIA-001", "10.4", "a liaison's ListCaseReports on a referral pages at most 100 reports")
 def liaison_pages(ctx: Context) -> None:
     case_id, _ = big_case(ctx)
-    page = _liaison_list(ctx, case_id, 1000)
+    page = _list(ctx, case_id, 1000, police=True)
     assert isinstance(page, liaison_service_pb2.LiaisonServiceListCaseReportsResponse)
     if not 0 < len(page.reports) <= MAX_LISTED or not page.next_page_token:
         fail(f"expected a page of at most 100 reports and a next token, got {len(page.reports)}")
@@ -216,7 +215,7 @@ def liaison_pages(ctx: Context) -> None:
 def liaison_unknown(ctx: Context) -> None:
     expect_code(
         "liaison ListCaseReports(unknown)",
-        lambda: _liaison_list(ctx, ctx.factory.new_id()),
+        lambda: _list(ctx, ctx.factory.new_id(), police=True),
         NOT_FOUND,
     )
 
@@ -231,7 +230,7 @@ def liaison_foreign(ctx: Context) -> None:
     other = shared_owned(ctx)
     expect_code(
         "liaison ListCaseReports(case of XA)",
-        lambda: _liaison_list(ctx, other.case_id),
+        lambda: _list(ctx, other.case_id, police=True),
         NOT_FOUND,
         grpc.StatusCode.PERMISSION_DENIED,
     )
@@ -242,7 +241,7 @@ def liaison_bad_token(ctx: Context) -> None:
     case_id, _ = big_case(ctx)
     expect_code(
         "liaison ListCaseReports(page_token=garbage)",
-        lambda: _liaison_list(ctx, case_id, 10, GARBAGE),
+        lambda: _list(ctx, case_id, 10, GARBAGE, police=True),
         INVALID,
     )
 

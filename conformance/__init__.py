@@ -15,4 +15,4 @@ from __future__ import annotations
 __all__ = ["HARNESS_VERSION"]
 
 #: Version of the case set; printed in the summary and the JUnit file.
-HARNESS_VERSION = "1.0"
+HARNESS_VERSION = "2.0"

@@ -23,9 +23,25 @@ NETWORK_HELP = "Test network directory (holds manifest.json; see HFP v1 section 
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help=NETWORK_HELP,
 )
-@click.option("--target", metavar="MEMBER", help="Node under test (default: first hotline node).")
+@click.option(
+    "--target",
+    metavar="FILE|MEMBER",
+    help="Target file (TOML/JSON, docs/conformance.md) describing the node under test; "
+    "with --network, a member id instead (default: the first hotline node).",
+)
 @click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
+)
+@click.option(
+    "--json",
+    "json_report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON report here.",
+)
+@click.option(
+    "--markdown",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Markdown report here.",
 )
 @click.option(
     "--only",
@@ -46,6 +62,8 @@ def conformance(
     network: Path | None,
     target: str | None,
     junit: Path | None,
+    json_report: Path | None,
+    markdown: Path | None,
     only: tuple[str, ...],
     xfail: Path | None,
     list_only: bool,
@@ -53,7 +71,8 @@ def conformance(
     """Check that an HFP v1 node speaks the protocol, black-box, over the wire.
 
     Plays the network's `conformance` member: as a client of the target node
-    and as a peer node on the endpoint the manifest reserves for it. The
+    and as a peer node on the endpoint the target file (or the devnet
+    manifest) reserves for it. The
     last line is `N passed, M failed`; the exit status is 0 only when every
     case not listed in --xfail passed.
     """
@@ -64,11 +83,23 @@ def conformance(
     if list_only:
         _list_cases(only)
         return
-    if network is None:
-        raise click.UsageError("--network DIR is required (create one: hfed devnet init DIR)")
+    from conformance.reports import ReportPaths  # noqa: PLC0415
+    from conformance.vectors_manifest import VectorsError  # noqa: PLC0415
+
+    if network is None and target is None:
+        raise click.UsageError(
+            "give --target FILE or --network DIR (create one: hfed devnet init DIR)"
+        )
     try:
-        status = runner.run(network, target=target, only=only, xfail=xfail, junit=junit)
-    except runner.UsageError as exc:
+        status = runner.run(
+            network,
+            target=target,
+            only=only,
+            xfail=xfail,
+            junit=junit,
+            reports=ReportPaths(json_report, markdown),
+        )
+    except (runner.UsageError, VectorsError) as exc:
         raise click.UsageError(str(exc)) from exc
     ctx.exit(status)
 

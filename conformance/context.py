@@ -33,9 +33,10 @@ from conformance.items import (
     reason_name,
 )
 from conformance.keys import Ed25519Key
-from conformance.network import CONFORMANCE_MEMBER, Manifest, ManifestError, secure_channel
+from conformance.network import ManifestError, TlsIdentity, secure_channel
+from conformance.operator import Liaison, Operator
 from conformance.peer import PeerServer
-from conformance.registry import fail
+from conformance.registry import CaseSkippedError, fail
 from conformance.rosters import (
     RosterView,
     key_covers,
@@ -43,6 +44,7 @@ from conformance.rosters import (
     timestamp_datetime,
     valid_root_signers,
 )
+from conformance.target import Target
 from hfp.v1 import (
     envelope_pb2,
     federation_service_pb2,
@@ -66,6 +68,7 @@ RECEIPT_CLOCK_TOLERANCE = timedelta(minutes=5)
 UNCOVERED_CANDIDATES = ("FR", "IT", "ES", "PL", "SE", "BE", "AT", "PT", "IE", "FI", "CZ")
 
 T = TypeVar("T")
+C = TypeVar("C", Operator, Liaison)
 
 
 class SetupError(RuntimeError):
@@ -126,13 +129,18 @@ def first_country(member: roster_pb2.Member | None) -> str:
     return member.jurisdictions[0] if member is not None and member.jurisdictions else ""
 
 
-def choose_other_hotline(roster: RosterView, exclude: Iterable[str]) -> roster_pb2.Member | None:
-    """The first hotline with a jurisdiction that is not excluded."""
+def choose_other_hotline(
+    roster: RosterView, exclude: Iterable[str], known: Iterable[str] | None = None
+) -> roster_pb2.Member | None:
+    """The first hotline with a jurisdiction that is not excluded (and, when
+    ``known`` is given, whose signing key the harness holds)."""
     skip = set(exclude)
+    allowed = None if known is None else set(known)
     for member in roster.roster.members:
         if (
             member.role == roster_pb2.ROLE_HOTLINE
             and member.member_id not in skip
+            and (allowed is None or member.member_id in allowed)
             and member.jurisdictions
             and member.endpoint
         ):
@@ -202,19 +210,11 @@ def live_clock() -> datetime:
 class Context:
     """Shared state of one harness run against one target node."""
 
-    def __init__(self, manifest: Manifest, target: str) -> None:
-        self.manifest = manifest
-        self.target_id = target
-        entry = manifest.member(target)
-        if not entry.endpoint or not entry.runs_node:
-            raise SetupError(f"target {target} runs no node in this network")
-        self.target_entry = entry
-        me_entry = manifest.member(CONFORMANCE_MEMBER)
-        if not me_entry.endpoint:
-            raise SetupError("the manifest reserves no endpoint for the conformance member")
-        self.me_entry = me_entry
-        self.me = Party(CONFORMANCE_MEMBER, manifest.signing_key(CONFORMANCE_MEMBER))
-        self.tls = manifest.tls_identity(CONFORMANCE_MEMBER)
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.target_id = target.member_id
+        self.me = Party(target.harness.member_id, target.harness.key())
+        self.tls = target.harness_tls()
         self.run_id = secrets.token_hex(4)
         self.extra = ExtraKeys()
         self._channel: grpc.Channel | None = None
@@ -222,6 +222,7 @@ class Context:
         self._roster: RosterView | None = None
         self._factory: ItemFactory | None = None
         self._fixtures: dict[str, Any] = {}
+        self._clients: list[Operator | Liaison] = []
         self.peer: PeerServer | None = None
         #: Reports by the harness member that the target accepted (ACCEPTED/DUPLICATE).
         self.accepted_reports: dict[str, str] = {}
@@ -232,15 +233,21 @@ class Context:
 
     def setup(self) -> None:
         """Connect, learn the roster, and start the peer server."""
-        self._channel = secure_channel(self.target_entry.endpoint, self.tls.channel_credentials())
+        self._channel = secure_channel(self.target.endpoint, self.tls.channel_credentials())
         self._stub = federation_service_pb2_grpc.FederationServiceStub(self._channel)
         self._roster = self._initial_roster()
         roster = self._roster
-        other = choose_other_hotline(roster, (self.target_id, CONFORMANCE_MEMBER))
+        other = choose_other_hotline(
+            roster,
+            (self.target_id, self.me.member_id),
+            {c.member_id for c in self.target.third_parties},
+        )
         if other is None:
-            raise SetupError("the network needs a second hotline besides the target")
+            raise SetupError(
+                "the target file names no third_party hotline of the roster besides the target"
+            )
         try:
-            other_key = self.manifest.signing_key(other.member_id)
+            other_key = self._third_party_key(other.member_id)
         except (ManifestError, OSError) as exc:
             raise SetupError(f"no signing key for {other.member_id}: {exc}") from exc
         self._factory = build_factory(
@@ -253,7 +260,9 @@ class Context:
             random_bits=lambda: secrets.randbits(74),
             extra=self.extra,
         )
-        self.peer = PeerServer(self.me_entry.endpoint, self.tls, self.me, lambda: self._roster)
+        self.peer = PeerServer(
+            self.target.harness_endpoint, self.tls, self.me, lambda: self._roster
+        )
         try:
             self.peer.start()
         except OSError as exc:
@@ -266,6 +275,8 @@ class Context:
             self.peer.stop()
         if self._channel is not None:
             self._channel.close()
+        for client in self._clients:
+            client.close()
 
     def _initial_roster(self) -> RosterView:
         try:
@@ -277,17 +288,26 @@ class Context:
         except grpc.RpcError as exc:
             if rpc_code(exc) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise SetupError(
-                    f"target {self.target_id} at {self.target_entry.endpoint} does not answer: "
+                    f"target {self.target_id} at {self.target.endpoint} does not answer: "
                     f"{rpc_text(exc)} (is the network up? hfed devnet up DIR)"
                 ) from exc
         except ValueError:
             pass
         # The target does not hand out its roster (the ROS cases will say so):
-        # fall back to the bootstrap roster of the manifest.
-        signed = roster_pb2.SignedRoster.FromString(
-            self.manifest.path(self.manifest.roster).read_bytes()
-        )
+        # fall back to the bootstrap roster of the target file.
+        if self.target.bootstrap_roster is None:
+            raise SetupError(f"target {self.target_id} serves no roster and none is given")
+        signed = roster_pb2.SignedRoster.FromString(self.target.bootstrap_roster.read_bytes())
         return RosterView.parse(signed)
+
+    def _third_party_key(self, member_id: str) -> Ed25519Key:
+        credentials = self.target.third_party(member_id)
+        if credentials is None:
+            raise ManifestError(f"the target file gives no key of {member_id}")
+        key = credentials.key()
+        if key.key_id not in self.roster.keys_of(member_id):
+            raise ManifestError(f"{member_id}'s signing key is not in the roster")
+        return key
 
     # --- accessors --------------------------------------------------------------
 
@@ -325,6 +345,22 @@ class Context:
         if self.peer is None:
             raise SetupError("not set up")
         return self.peer
+
+    def operator(self) -> Operator:
+        """The node's HotlineService, as its operator (the target file's credentials)."""
+        return self.once("operator", lambda: self._client(Operator, self.target.operator_tls()))
+
+    def liaison(self) -> Liaison:
+        """The node's LiaisonService, as the target file's liaison (skips without one)."""
+        if self.target.liaison is None:
+            raise CaseSkippedError("the target file names no liaison")
+        tls = self.target.liaison.tls(self.tls.ca_cert)
+        return self.once("liaison", lambda: self._client(Liaison, tls))
+
+    def _client(self, kind: Callable[[str, TlsIdentity], C], tls: TlsIdentity) -> C:
+        client = kind(self.target.endpoint, tls)
+        self._clients.append(client)
+        return client
 
     def once(self, name: str, make: Callable[[], T]) -> T:
         """A memoised fixture: ``make()`` runs at most once per run."""
@@ -451,11 +487,11 @@ class Context:
 
     def root_keys(self) -> list[Ed25519Key]:
         """The network's root private keys."""
-        return self.once("root-keys", self.manifest.root_keys)
+        return self.once("root-keys", self.target.load_root_keys)
 
     def threshold_roots(self) -> list[Ed25519Key]:
         """As many root keys as the threshold needs."""
-        return self.root_keys()[: self.manifest.root_threshold]
+        return self.root_keys()[: self.target.root_threshold]
 
     def get_roster(self, known_version: int) -> federation_service_pb2.GetRosterResponse:
         """GetRoster as the harness member (RPC errors propagate)."""
@@ -476,11 +512,11 @@ class Context:
             view = RosterView.parse(reply.roster)
         except Exception as exc:
             fail(f"the roster bytes do not parse: {exc}")
-        good = valid_root_signers(reply.roster, self.manifest.root_public_keys)
-        if len(good) < self.manifest.root_threshold:
+        good = valid_root_signers(reply.roster, self.target.root_public_keys)
+        if len(good) < self.target.root_threshold:
             fail(
                 f"roster carries {len(good)} valid distinct root signatures, "
-                f"threshold is {self.manifest.root_threshold}"
+                f"threshold is {self.target.root_threshold}"
             )
         self._roster = view
         return view
@@ -524,7 +560,7 @@ class Context:
         """Give the harness member its extra keys: a second, a revoked and a retired one."""
         extra = self.extra
         for member in roster.members:
-            if member.member_id != CONFORMANCE_MEMBER:
+            if member.member_id != self.me.member_id:
                 continue
             added = {extra.second.key_id, extra.revoked.key_id, extra.retired.key_id}
             kept = [k for k in member.signing_keys if k.key_id not in added]

@@ -126,6 +126,7 @@ class PeerServer:
         self._cond = threading.Condition()
         self._arrivals: list[Arrival] = []
         self._plans: dict[str, list[Behaviour]] = {}
+        self._case_ids: dict[str, str] = {}
         self._server: grpc.Server | None = None
 
     # --- lifecycle ------------------------------------------------------------
@@ -150,6 +151,17 @@ class PeerServer:
             self._server = None
 
     # --- control --------------------------------------------------------------
+
+    def _assign_case(self, report_id: str) -> str:
+        with self._cond:
+            case_id = self._case_ids.setdefault(report_id, str(uuid.uuid4()))
+            self._cond.notify_all()
+        return case_id
+
+    def case_id_of(self, report_id: str) -> str:
+        """The case id our receipts gave a report delivered to us ("" if none)."""
+        with self._cond:
+            return self._case_ids.get(report_id, "")
 
     def plan(self, item_id: str, *behaviours: Behaviour) -> None:
         """Answer the next deliveries containing ``item_id`` like this, then ACCEPT."""
@@ -263,7 +275,7 @@ class PeerServer:
         else:
             receipt.outcome = receipt_pb2.OUTCOME_ACCEPTED
             if item.status is None:
-                receipt.case_id = str(uuid.uuid4())
+                receipt.case_id = self._assign_case(item.item_id)
         if item.behaviour is Behaviour.WRONG_DIGEST:
             receipt.payload_sha256 = hashlib.sha256(b"not the bytes you sent").digest()
         payload = receipt.SerializeToString()

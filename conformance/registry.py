@@ -8,6 +8,7 @@ vectors`` can write them out as reusable test vectors.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
@@ -53,6 +54,11 @@ class Case:
     module: str = ""
 
     @property
+    def family(self) -> str:
+        """The family of the case's group (envelopes, rosters, ..., §10)."""
+        return GROUP_FAMILY[self.group]
+
+    @property
     def group(self) -> str:
         """The id's prefix: ENV, RPT, ROS, ..."""
         return self.id.split("-", 1)[0]
@@ -83,14 +89,74 @@ GROUP_TITLES: dict[str, str] = {
     "FWD": "forwarding (seen as a peer)",
     "STS": "status updates",
     "KEY": "key validity and rotation",
+    "OWN": "§10.1 who may speak for a report",
+    "MOV": "§10.2 MOVED chains and re-routing",
+    "HLD": "§10.3 held updates",
+    "BND": "§10.4 bounded messages",
+    "NUM": "§10.5 numbers in range",
+    "ISO": "§10.6 isolation",
+    "RPL": "§10.7 replays and receipt details",
+    "LIA": "liaison service",
 }
+
+#: The families the groups belong to (the issue's grouping of the case set).
+FAMILIES: dict[str, str] = {
+    "transport": "transport, authorization and services",
+    "envelopes": "signed envelopes, content and receipts",
+    "rosters": "rosters and keys",
+    "routing": "routing and forwarding",
+    "dedup": "deduplication and idempotency",
+    "status": "status updates (§7)",
+    "§10": "second-edition amendments",
+    "liaison": "liaison service",
+    "limits": "limits",
+}
+
+GROUP_FAMILY: dict[str, str] = {
+    "SVC": "transport",
+    "TLS": "transport",
+    "ENV": "envelopes",
+    "ORD": "envelopes",
+    "RPT": "envelopes",
+    "CLK": "envelopes",
+    "AUT": "envelopes",
+    "RCP": "envelopes",
+    "ROS": "rosters",
+    "KEY": "rosters",
+    "RTE": "routing",
+    "PTH": "routing",
+    "FWD": "routing",
+    "BAT": "dedup",
+    "IDM": "dedup",
+    "DUP": "dedup",
+    "STS": "status",
+    "OWN": "§10",
+    "MOV": "§10",
+    "HLD": "§10",
+    "BND": "§10",
+    "NUM": "§10",
+    "ISO": "§10",
+    "RPL": "§10",
+    "LIA": "liaison",
+    "LIM": "limits",
+}
+
+#: A section: "2", or a numbered rule of a section ("10.1").
+SECTION = re.compile(r"\d{1,2}(\.\d{1,2})?")
+#: The rule statement: one line, at most this long.
+MAX_DESCRIPTION = 100
 
 
 def _register(entry: Case) -> None:
     if any(c.id == entry.id for c in REGISTRY):
         raise ValueError(f"duplicate case id {entry.id}")
-    if entry.group not in GROUP_TITLES:
+    if entry.group not in GROUP_TITLES or entry.group not in GROUP_FAMILY:
         raise ValueError(f"case {entry.id}: unknown group")
+    if not SECTION.fullmatch(entry.section):
+        raise ValueError(f"case {entry.id}: no spec section (e.g. '6' or '10.1')")
+    text = entry.description
+    if not text.strip() or "\n" in text or len(text) > MAX_DESCRIPTION:
+        raise ValueError(f"case {entry.id}: the rule must be one line of 1..100 characters")
     REGISTRY.append(entry)
 
 

@@ -12,7 +12,6 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -22,41 +21,19 @@ from conformance.cases import all_cases
 from conformance.context import Context, SetupError, rpc_text
 from conformance.network import Manifest, ManifestError
 from conformance.registry import GROUP_TITLES, Case, CaseFailedError, CaseSkippedError
-
-PASS = "PASS"  # noqa: S105 - a status, not a password
-FAIL = "FAIL"
-XFAIL = "XFAIL"
-XPASS = "XPASS"
-SKIP = "SKIP"
+from conformance.reports import (
+    ReportPaths,
+    RunInfo,
+    write_json_report,
+    write_markdown_report,
+)
+from conformance.results import FAIL, PASS, SKIP, XFAIL, XPASS, Result
+from conformance.target import Target
+from conformance.vectors_manifest import verify_shipped_vectors
 
 
 class UsageError(ValueError):
     """Bad options (unknown pattern, unreadable xfail file); exit status 2."""
-
-
-@dataclass(frozen=True)
-class Result:
-    """What one case did."""
-
-    case: Case
-    status: str
-    message: str
-    seconds: float
-
-    @property
-    def passed(self) -> bool:
-        """PASS or XPASS."""
-        return self.status in (PASS, XPASS)
-
-    @property
-    def failed(self) -> bool:
-        """FAIL or XFAIL."""
-        return self.status in (FAIL, XFAIL)
-
-    def line(self) -> str:
-        """The progress line."""
-        text = f"{self.status} {self.case.title()}"
-        return f"{text} — {self.message}" if self.message else text
 
 
 def matches(case_id: str, pattern: str) -> bool:
@@ -217,39 +194,55 @@ def write_junit(path: Path, results: Sequence[Result], seconds: float, target: s
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
 
 
+def resolve_target(network: Path | None, target: str | None) -> Target:
+    """The node under test: ``target`` is a target file, or (with ``network``)
+    a member id of the test network (default: its first hotline node)."""
+    try:
+        if target is not None and Path(target).is_file():
+            return Target.load(Path(target))
+        if network is None:
+            raise UsageError("give --target FILE (a target file) or --network DIR")
+        return Target.from_manifest(Manifest.load(network), target)
+    except ManifestError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def start(target: Target, echo: Callable[[str], None]) -> tuple[Context | None, str]:
+    """Set up a context against ``target``; (None, why) when that fails."""
+    ctx: Context | None = None
+    try:
+        ctx = Context(target)
+        ctx.setup()
+    except (SetupError, ManifestError, OSError) as exc:
+        if ctx is not None:
+            ctx.close()
+        echo(f"setup failed: {exc}")
+        return None, str(exc)
+    return ctx, ""
+
+
 def run(
-    network: Path,
+    network: Path | None = None,
     *,
     target: str | None = None,
     only: Sequence[str] = (),
     xfail: Path | None = None,
     junit: Path | None = None,
+    reports: ReportPaths | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
-    """Run the selected cases against ``target``; returns the exit status."""
+    """Run the selected cases against the target; returns the exit status."""
     started = time.monotonic()
-    try:
-        manifest = Manifest.load(network)
-        target_id = target or manifest.default_target()
-        manifest.member(target_id)
-    except ManifestError as exc:
-        raise UsageError(str(exc)) from exc
+    described = resolve_target(network, target)
     cases = select(all_cases(), only)
     expected = load_xfail(xfail)
-    ctx: Context | None = None
-    setup_error = ""
-    try:
-        ctx = Context(manifest, target_id)
-        ctx.setup()
-    except (SetupError, ManifestError, OSError) as exc:
-        setup_error = str(exc)
-        if ctx is not None:
-            ctx.close()
-        ctx = None
-        echo(f"setup failed: {setup_error}")
-    endpoint = manifest.members[target_id].endpoint
+    vectors = verify_shipped_vectors()
+    ctx, setup_error = start(described, echo)
     run_note = f", run {ctx.run_id}" if ctx else ""
-    echo(f"HFP v1 conformance {HARNESS_VERSION}: target {target_id} at {endpoint}{run_note}")
+    echo(
+        f"HFP v1 conformance {HARNESS_VERSION} (vectors {vectors}): target "
+        f"{described.member_id} at {described.endpoint} ({described.source}){run_note}"
+    )
     results = []
     try:
         for entry in cases:
@@ -264,9 +257,8 @@ def run(
     elapsed = time.monotonic() - started
     for text in summary(results):
         echo(text)
-    if junit is not None:
-        write_junit(junit, results, elapsed, target_id)
-        echo(f"JUnit XML written to {junit}")
+    meta = RunInfo(described.member_id, described.endpoint, vectors, elapsed)
+    _write_outputs(results, meta, junit, reports, echo)
     expected_failures = sum(r.status == XFAIL for r in results)
     if expected_failures:
         echo(
@@ -275,3 +267,21 @@ def run(
     echo(f"{len(results)} cases in {elapsed:.1f} s")
     echo(f"{sum(r.passed for r in results)} passed, {sum(r.failed for r in results)} failed")
     return 1 if any(r.status == FAIL for r in results) else 0
+
+
+def _write_outputs(
+    results: Sequence[Result],
+    meta: RunInfo,
+    junit: Path | None,
+    reports: ReportPaths | None,
+    echo: Callable[[str], None],
+) -> None:
+    if junit is not None:
+        write_junit(junit, results, meta.seconds, meta.target)
+        echo(f"JUnit XML written to {junit}")
+    if reports is not None and reports.json is not None:
+        write_json_report(reports.json, results, meta)
+        echo(f"JSON report written to {reports.json}")
+    if reports is not None and reports.markdown is not None:
+        write_markdown_report(reports.markdown, results, meta)
+        echo(f"Markdown report written to {reports.markdown}")

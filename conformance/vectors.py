@@ -41,6 +41,7 @@ from conformance.keys import Ed25519Key
 from conformance.network import CONFORMANCE_MEMBER, Manifest
 from conformance.registry import Case
 from conformance.rosters import RosterView, root_key_id, sign_roster
+from conformance.vectors_manifest import write_manifest
 from hfp.v1 import receipt_pb2, roster_pb2
 
 FORMAT = "hfp-conformance-vectors/1"
@@ -483,6 +484,7 @@ def write_fixed(out: Path) -> int:
             "signatures": "signatures.json",
         },
     )
+    write_manifest(out)
     return len(items) + len(rosters) + len(paes) + len(signatures)
 
 

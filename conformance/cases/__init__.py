@@ -9,9 +9,14 @@ key cases that need it.
 from __future__ import annotations
 
 from conformance.cases import (
+    bounds,
     delivery,
     envelope,
+    handover,
+    held,
+    owners,
     peer_side,
+    replays,
     report,
     rosters,
     rotation,
@@ -28,6 +33,11 @@ MODULE_ORDER = (
     routing,
     delivery,
     peer_side,
+    owners,
+    handover,
+    held,
+    replays,
+    bounds,
     rotation,
 )
 

@@ -14,7 +14,6 @@ import grpc
 from conformance.context import Context, live_clock, rpc_code, rpc_text
 from conformance.dsse import REPORT_TYPE
 from conformance.keys import Ed25519Key
-from conformance.network import CONFORMANCE_MEMBER
 from conformance.registry import case, fail
 from conformance.rosters import RosterView, sign_roster, timestamp_datetime
 from hfp.v1 import roster_pb2
@@ -47,15 +46,18 @@ def get_roster(ctx: Context) -> None:
         fail(f"roster version is {view.version}")
     if view.expires_at() <= live_clock():
         fail(f"the node serves an expired roster (expired {view.expires_at().isoformat()})")
-    for member_id in (ctx.target_id, CONFORMANCE_MEMBER):
-        entry = ctx.manifest.member(member_id)
+    expected = {
+        ctx.target_id: (ctx.target.endpoint, ""),
+        ctx.me.member_id: (ctx.target.harness_endpoint, ctx.me.key.key_id),
+    }
+    for member_id, (endpoint, key_id) in expected.items():
         member = view.member(member_id)
         if member is None:
             fail(f"the roster does not list {member_id}")
-        if entry.key_id and entry.key_id not in view.keys_of(member_id):
-            fail(f"the roster does not carry {member_id}'s key {entry.key_id[:16]}...")
-        if member.endpoint != entry.endpoint:
-            fail(f"{member_id}'s endpoint is {member.endpoint!r}, manifest says {entry.endpoint}")
+        if key_id and key_id not in view.keys_of(member_id):
+            fail(f"the roster does not carry {member_id}'s key {key_id[:16]}...")
+        if member.endpoint != endpoint:
+            fail(f"{member_id}'s endpoint is {member.endpoint!r}, the target file says {endpoint}")
 
 
 @case("ROS-002", "4", "GetRoster with the current version (or a higher one) returns no roster")
@@ -98,7 +100,7 @@ def same_version_other_bytes(ctx: Context) -> None:
 @case("ROS-005", "1", "a newer roster below the root threshold gets INVALID_ARGUMENT", reject=True)
 def below_threshold(ctx: Context) -> None:
     _, data = candidate(ctx)
-    roots = ctx.threshold_roots()[: ctx.manifest.root_threshold - 1]
+    roots = ctx.threshold_roots()[: ctx.target.root_threshold - 1]
     expect_refusal(ctx, sign_roster(data, roots), INVALID)
 
 
@@ -111,7 +113,7 @@ def below_threshold(ctx: Context) -> None:
 def duplicated_signature(ctx: Context) -> None:
     _, data = candidate(ctx)
     root = ctx.root_keys()[0]
-    signed = sign_roster(data, [root] * ctx.manifest.root_threshold)
+    signed = sign_roster(data, [root] * ctx.target.root_threshold)
     expect_refusal(ctx, signed, INVALID)
 
 
@@ -124,7 +126,7 @@ def duplicated_signature(ctx: Context) -> None:
 def non_root_signature(ctx: Context) -> None:
     _, data = candidate(ctx)
     stranger = Ed25519Key.from_label("conformance/not-a-root")
-    roots = [*ctx.threshold_roots()[: ctx.manifest.root_threshold - 1], stranger]
+    roots = [*ctx.threshold_roots()[: ctx.target.root_threshold - 1], stranger]
     expect_refusal(ctx, sign_roster(data, roots), INVALID)
 
 

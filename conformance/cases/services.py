@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conformance.context import DEADLINE, Context, rpc_code, rpc_text
-from conformance.network import secure_channel
+from conformance.network import TlsIdentity, secure_channel
 from conformance.pbwire import bytes_fields, length_delimited
 from conformance.registry import CaseSkippedError, case, fail
 from hfp.v1 import (
@@ -106,7 +106,7 @@ REFUSED_HANDSHAKE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATE
 @case("TLS-001", "1", "a client without a certificate cannot call Deliver", reject=True)
 def no_client_cert(ctx: Context) -> None:
     credentials = grpc.ssl_channel_credentials(root_certificates=ctx.tls.ca_cert)
-    code = _deliver_empty(credentials, ctx.target_entry.endpoint)
+    code = _deliver_empty(credentials, ctx.target.endpoint)
     if code not in REFUSED_HANDSHAKE:
         fail(f"expected UNAVAILABLE or UNAUTHENTICATED, got {code.name if code else 'OK'}")
 
@@ -160,7 +160,7 @@ def foreign_ca(ctx: Context) -> None:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=ctx.tls.ca_cert, private_key=key, certificate_chain=cert
     )
-    code = _deliver_empty(credentials, ctx.target_entry.endpoint)
+    code = _deliver_empty(credentials, ctx.target.endpoint)
     if code not in REFUSED_HANDSHAKE:
         fail(f"expected UNAVAILABLE or UNAUTHENTICATED, got {code.name if code else 'OK'}")
 
@@ -172,9 +172,9 @@ def foreign_ca(ctx: Context) -> None:
     reject=True,
 )
 def unknown_member_cert(ctx: Context) -> None:
-    ca_key_path = ctx.manifest.directory / "ca.key"
-    if not ca_key_path.exists():
-        raise CaseSkippedError("the network keeps no CA key (DIR/ca.key) to issue a certificate")
+    ca_key_path = ctx.target.ca_key
+    if ca_key_path is None:
+        raise CaseSkippedError("the target file gives no CA key (ca_key) to issue a certificate")
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise CaseSkippedError("the network CA key is not an EC key")
@@ -183,22 +183,21 @@ def unknown_member_cert(ctx: Context) -> None:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=ctx.tls.ca_cert, private_key=key, certificate_chain=cert
     )
-    code = _deliver_empty(credentials, ctx.target_entry.endpoint)
+    code = _deliver_empty(credentials, ctx.target.endpoint)
     if code != grpc.StatusCode.UNAUTHENTICATED:
         fail(f"expected UNAUTHENTICATED, got {code.name if code else 'OK'}")
 
 
-def _liaison(ctx: Context) -> str:
-    for entry in ctx.manifest.members.values():
-        if entry.role == "ROLE_LIAISON" and entry.tls_cert and entry.tls_key:
-            return entry.member_id
-    raise CaseSkippedError("the network has no liaison member")
+def _liaison(ctx: Context) -> TlsIdentity:
+    if ctx.target.liaison is None:
+        raise CaseSkippedError("the target file names no liaison")
+    return ctx.target.liaison.tls(ctx.tls.ca_cert)
 
 
 @case("TLS-004", "1", "a liaison's certificate gets PERMISSION_DENIED on Deliver", reject=True)
 def liaison_deliver(ctx: Context) -> None:
-    identity = ctx.manifest.tls_identity(_liaison(ctx))
-    code = _deliver_empty(identity.channel_credentials(), ctx.target_entry.endpoint)
+    identity = _liaison(ctx)
+    code = _deliver_empty(identity.channel_credentials(), ctx.target.endpoint)
     if code != grpc.StatusCode.PERMISSION_DENIED:
         fail(f"expected PERMISSION_DENIED, got {code.name if code else 'OK'}")
 
@@ -210,8 +209,8 @@ def liaison_deliver(ctx: Context) -> None:
     reject=True,
 )
 def liaison_roster(ctx: Context) -> None:
-    identity = ctx.manifest.tls_identity(_liaison(ctx))
-    with secure_channel(ctx.target_entry.endpoint, identity.channel_credentials()) as channel:
+    identity = _liaison(ctx)
+    with secure_channel(ctx.target.endpoint, identity.channel_credentials()) as channel:
         stub = federation_service_pb2_grpc.FederationServiceStub(channel)
         calls: dict[str, Callable[[], object]] = {
             "GetRoster": lambda: stub.GetRoster(
@@ -256,7 +255,7 @@ def foreign_hotline_service(ctx: Context) -> None:
     "the node's server certificate is from the network CA, valid for 127.0.0.1, names the node",
 )
 def server_certificate(ctx: Context) -> None:
-    host, _, port = ctx.target_entry.endpoint.rpartition(":")
+    host, _, port = ctx.target.endpoint.rpartition(":")
     tls = ctx.tls
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=tls.ca_cert.decode())
     context.set_alpn_protocols(["h2"])
@@ -291,7 +290,7 @@ def server_certificate(ctx: Context) -> None:
 
 @case("TLS-008", "1", "a plaintext (non-TLS) connection cannot call Deliver", reject=True)
 def plaintext(ctx: Context) -> None:
-    with grpc.insecure_channel(ctx.target_entry.endpoint) as channel:
+    with grpc.insecure_channel(ctx.target.endpoint) as channel:
         stub = federation_service_pb2_grpc.FederationServiceStub(channel)
         try:
             stub.Deliver(federation_service_pb2.DeliverRequest(), timeout=DEADLINE)

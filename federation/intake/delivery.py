@@ -120,6 +120,9 @@ class DeliveryOptions:
     #: False only under the test fault "skip-signature-check".
     verify_signatures: bool = True
     tracing: Tracing = DISABLED
+    #: True only under the test fault "replay-receipt-unchecked": stored
+    #: receipts answer repeats without the sender checks (section 10.7).
+    replay_unchecked: bool = False
 
 
 @dataclass(slots=True)
@@ -226,6 +229,7 @@ class DeliveryService:
         self._metrics = options.metrics
         self._verify_signatures = options.verify_signatures
         self._tracing = options.tracing
+        self._replay_unchecked = options.replay_unchecked
         self._group: GroupCommit[_Work] = GroupCommit(self._commit, isolate=caused_by_items)
 
     @property
@@ -545,7 +549,16 @@ class DeliveryService:
         """A stored receipt answers only a sender that passes the checks a
         first delivery gets (spec section 10.7): the signer itself, or the
         last forwarder on a path without this node. Anyone else could learn
-        from it whether we hold the item and which case it joined."""
+        from it whether we hold the item and which case it joined.
+
+        Nor does it answer a moved delivery (one with a MOVED chain): that
+        is a new routing decision keyed by (report_id, move), and the
+        receipt stored for the report's earlier delivery is never its
+        answer (section 10.2)."""
+        if self._replay_unchecked:
+            return True
+        if w.item.proofs.moved_by:
+            return False
         path = checks.check_path(
             w.sender, w.item.envelope, w.item.via_member_ids, self.member_id, self._limits
         )

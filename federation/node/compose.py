@@ -39,7 +39,7 @@ from federation.node.config import NodeConfig
 from federation.node.material import MaterialError, load_signing_keys
 from federation.runtime.metrics import NodeMetrics
 from federation.runtime.tracing import DISABLED, Tracing, start_tracing
-from federation.status import StatusBook
+from federation.status import ReceivingFaults, StatusBook
 from federation.store.database import Database
 from federation.store.migrate import require_current
 from federation.trust import RosterHolder, RosterSync
@@ -223,6 +223,10 @@ def status_book(base: Foundation) -> StatusBook:
         sign_many=lambda payload_type, payloads: identity.sign_many(
             payload_type, payloads, executor
         ),
+        faults=ReceivingFaults(
+            accept_non_owner="accept-non-owner-update" in base.faults,
+            apply_held_unchecked="apply-held-unchecked" in base.faults,
+        ),
     )
 
 
@@ -246,6 +250,7 @@ def delivery(base: Foundation, books: Books) -> DeliveryService:
             metrics=base.metrics,
             verify_signatures="skip-signature-check" not in base.faults,
             tracing=base.tracing,
+            replay_unchecked="replay-receipt-unchecked" in base.faults,
         ),
     )
 

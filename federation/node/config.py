@@ -172,7 +172,18 @@ class TracingConfig(_Section):
 #: ``hold-calls``: a call carrying the metadata ``x-hfed-test-hold-ms`` stays in
 #: flight that long (at most 30 s) once admitted, so that tests can fill the
 #: admission limits deterministically.
-Fault = Literal["skip-signature-check", "accept-stale-roster", "hold-calls"]
+#: The section 10 faults: ``accept-non-owner-update`` (a reporter takes status
+#: updates about its reports from any member), ``replay-receipt-unchecked``
+#: (a stored receipt answers a repeat before the sender checks) and
+#: ``apply-held-unchecked`` (held updates skip the transition table).
+Fault = Literal[
+    "skip-signature-check",
+    "accept-stale-roster",
+    "hold-calls",
+    "accept-non-owner-update",
+    "replay-receipt-unchecked",
+    "apply-held-unchecked",
+]
 FAULTS_ENV = "HFED_ENABLE_TEST_FAULTS"
 
 

@@ -10,7 +10,7 @@ moved item), ``runtime``, ``crypto`` (signing).
 """
 
 from federation.status.issuing import Fanout, Issued, Join, OpenedCase, StatusBook
-from federation.status.receiving import ReceivedUpdate
+from federation.status.receiving import ReceivedUpdate, ReceivingFaults
 
 __all__ = [
     "Fanout",
@@ -18,5 +18,6 @@ __all__ = [
     "Join",
     "OpenedCase",
     "ReceivedUpdate",
+    "ReceivingFaults",
     "StatusBook",
 ]

@@ -27,7 +27,12 @@ from federation.core.limits import DEFAULT_LIMITS
 from federation.core.reasons import STATUS_UPDATE_TYPE, Rejection
 from federation.core.roster import Roster
 from federation.core.status_update import MAX_REPORT_IDS, StatusUpdate
-from federation.status.receiving import ReceivedUpdate, receive_updates
+from federation.status.receiving import (
+    NO_FAULTS,
+    ReceivedUpdate,
+    ReceivingFaults,
+    receive_updates,
+)
 from federation.store import cases as case_store
 from federation.store import outbox
 from federation.store import status as store
@@ -136,8 +141,10 @@ class StatusBook:
         sign: Signer,
         new_id: Callable[[], str] = new_uuid7,
         sign_many: BulkSigner | None = None,
+        faults: ReceivingFaults = NO_FAULTS,
     ) -> None:
         self.member_id = member_id
+        self._faults = faults
         self._sign = sign
         self._sign_many: BulkSigner = sign_many or (
             lambda payload_type, payloads: [sign(payload_type, p) for p in payloads]
@@ -355,7 +362,7 @@ class StatusBook:
     ) -> list[Rejection | None]:
         """Check and store updates from other members, applying what is in order;
         per update, why it is refused or None (see federation.status.receiving)."""
-        return receive_updates(session, self.member_id, roster, updates, now)
+        return receive_updates(session, self.member_id, roster, updates, now, self._faults)
 
 
 def _case_changes(update: StatusUpdate) -> dict[str, object]:

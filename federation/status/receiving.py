@@ -47,6 +47,20 @@ NOT_YOURS = Rejection(
 
 
 @dataclass(frozen=True, slots=True)
+class ReceivingFaults:
+    """Deliberate faults (tests only, [testing] faults): each switches off one
+    section 10 check so that the conformance harness can be shown to catch it."""
+
+    #: "accept-non-owner-update": any member may write about our reports.
+    accept_non_owner: bool = False
+    #: "apply-held-unchecked": held updates are applied without the table.
+    apply_held_unchecked: bool = False
+
+
+NO_FAULTS = ReceivingFaults()
+
+
+@dataclass(frozen=True, slots=True)
 class ReceivedUpdate:
     """An authenticated update from another member, with what came with it."""
 
@@ -94,6 +108,7 @@ class _Batch:
     #: Stored updates (each with its id) applied or refused by this batch.
     newly_applied: list[UpdateId | Literal[""]] = field(default_factory=list)
     newly_refused: list[UpdateId | Literal[""]] = field(default_factory=list)
+    faults: ReceivingFaults = NO_FAULTS
 
 
 def receive_updates(
@@ -102,12 +117,14 @@ def receive_updates(
     roster: Roster,
     updates: Sequence[ReceivedUpdate],
     now: datetime,
+    faults: ReceivingFaults = NO_FAULTS,
 ) -> list[Rejection | None]:
     """Check, store and apply (in order) updates from other members; per
     update, the reason it is refused or None."""
     if not updates:
         return []
     batch = _read(session, me, updates)
+    batch.faults = faults
     results = [_receive(batch, roster, u, now) for u in updates]
     _write(session, batch, now)
     return results
@@ -152,11 +169,15 @@ def _receive(
     update = received.update
     if update.case_id in batch.ours_responsible:
         return NOT_YOURS
-    ours = _proven_reports(batch.owners, received, roster)
+    ours = _proven_reports(batch.owners, received, roster, batch.faults.accept_non_owner)
     if not ours:
         return NOT_YOURS
     tracked = batch.tracked.get(update.case_id)
-    if tracked is not None and tracked.responsible != update.member_id:
+    if (
+        tracked is not None
+        and tracked.responsible != update.member_id
+        and not batch.faults.accept_non_owner
+    ):
         # Two members that each own one of our reports claim one case id:
         # the first stays; the operator learns of the clash here.
         log.warning(
@@ -187,13 +208,18 @@ def _receive(
 
 
 def _proven_reports(
-    owners: dict[ReportId, MemberId], received: ReceivedUpdate, roster: Roster
+    owners: dict[ReportId, MemberId],
+    received: ReceivedUpdate,
+    roster: Roster,
+    any_signer: bool = False,
 ) -> list[ReportId]:
     """Our reports the update is about and its signer has shown it owns:
     named in it (or by its joined receipts), and the signer is their
     expected owner or was handed them by the update's MOVED chain."""
     update, chain = received.update, received.chain
     named = (*update.report_ids, *received.joined_reports)
+    if any_signer:
+        return [r for r in dict.fromkeys(named) if r in owners]
     return [
         report_id
         for report_id in dict.fromkeys(named)
@@ -222,7 +248,8 @@ def _apply_in_order(batch: _Batch, tracked: _Tracked, held: dict[int, _Held]) ->
         tracked.changed = True
         current = CaseStatus(tracked.status) if tracked.status else None
         # (An update refused earlier lies at or below last_applied: never here.)
-        if not may_follow(current, CaseStatus(following.status)):
+        legal = may_follow(current, CaseStatus(following.status))
+        if not legal and not batch.faults.apply_held_unchecked:
             _refuse_held(batch, tracked, following)
             continue
         following.applied = True

@@ -89,3 +89,33 @@ def test_faults_need_the_environment_switch(tmp_path: Path) -> None:
         assert up.returncode != 0, "a node with faults configured must not start without the switch"
     finally:
         hfed("devnet", "down", directory)
+
+
+#: Section 10 faults: the cases that must catch each one (and name its rule).
+SECTION_10_FAULTS = {
+    "accept-non-owner-update": (
+        "10.1",
+        ("OWN-002", "OWN-003", "OWN-004", "OWN-008", "OWN-018", "MOV-002", "MOV-005", "MOV-007"),
+    ),
+    "replay-receipt-unchecked": ("10.7", ("RPL-001", "RPL-002", "RPL-003", "RPL-007")),
+    "apply-held-unchecked": ("10.3", ("HLD-001", "HLD-003", "HLD-009")),
+}
+#: Cases that pass under every one of those faults (they test other rules).
+UNAFFECTED = ("OWN-001", "MOV-001", "HLD-002", "NUM-001", "BND-001")
+
+
+@pytest.mark.parametrize("fault", sorted(SECTION_10_FAULTS))
+def test_section_10_fault_is_caught(tmp_path: Path, fault: str) -> None:
+    section, cases = SECTION_10_FAULTS[fault]
+    with devnet(tmp_path / "net", env=ENABLE, edit=_faults(fault)) as net:
+        log = (net / "members" / TARGET / "node.log").read_text()
+        assert fault in log, "the node must log an active fault loudly"
+        only = ",".join((*cases, *UNAFFECTED))
+        run = run_harness(net, "--target", TARGET, "--xfail", KNOWN_FAILURES, "--only", only)
+    assert run.returncode == 1, run.explain()
+    for case_id in cases:
+        line = run.line_of(case_id)
+        assert line.startswith(f"FAIL {case_id} §{section} "), line
+        assert " — expected " in line and ", got " in line, line
+    for case_id in UNAFFECTED:
+        assert run.status_of(case_id) == "PASS", run.line_of(case_id)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance import vectors_manifest
 from conformance.cases import all_cases
 from conformance.dsse import pae, verify_envelope
 from conformance.keys import Ed25519Key, key_id, verify
@@ -31,6 +33,7 @@ from conformance.runner import (
     select,
 )
 from conformance.vectors import THRESHOLD, fixed_factory, write_fixed
+from conformance.vectors_manifest import VECTORS_VERSION, VectorsError, write_manifest
 from crypto import dsse as node_dsse
 from crypto.keys import SigningKey, key_id_for, verify_signature
 from crypto.threshold import TrustAnchor
@@ -65,7 +68,9 @@ def _roster_files() -> list[Path]:
 def test_fixed_vectors_regenerate_byte_for_byte(tmp_path: Path) -> None:
     write_fixed(tmp_path)
     shipped = {
-        p.relative_to(VECTORS) for p in VECTORS.rglob("*") if p.is_file() and p.name != "README.md"
+        p.relative_to(VECTORS)
+        for p in VECTORS.rglob("*")
+        if p.is_file() and p.name not in ("README.md", "versions.json")
     }
     made = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
     assert made == shipped, "regenerate: hfed conformance vectors --out conformance-vectors"
@@ -209,12 +214,69 @@ def test_case_set_size_and_shape() -> None:
     cases = all_cases()
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids))
-    assert len(cases) >= 60
-    assert sum(c.must_reject for c in cases) >= 25
+    assert len(cases) >= 220
+    assert sum(c.must_reject for c in cases) >= 0.6 * len(cases)
     for entry in cases:
         assert re.fullmatch(r"[A-Z]{3}-\d{3}", entry.id), entry.id
-        assert re.fullmatch(r"[0-9]", entry.section), entry.id
+        assert re.fullmatch(r"\d{1,2}(\.\d{1,2})?", entry.section), entry.id
         assert entry.description and len(entry.description) <= 100, entry.id
+    families = {c.family for c in cases}
+    assert families >= {"envelopes", "rosters", "routing", "dedup", "status", "§10", "liaison"}
+    assert "limits" in families
+    rules = {c.section for c in cases if c.family == "§10"}
+    assert {f"10.{n}" for n in range(1, 8)} <= rules
+
+
+@pytest.mark.parametrize(
+    ("section", "description"),
+    [("", "a rule"), ("x", "a rule"), ("10.1", ""), ("10.1", "two\nlines"), ("2", "x" * 101)],
+)
+def test_registry_refuses_a_case_without_rule_or_section(section: str, description: str) -> None:
+    from conformance.registry import REGISTRY, case
+
+    before = len(REGISTRY)
+    with pytest.raises(ValueError, match="ENV-999"):
+        case("ENV-999", section, description)(lambda ctx: None)
+    assert len(REGISTRY) == before
+
+
+# --- versioned vectors ----------------------------------------------------------------------
+
+
+def test_shipped_vectors_match_their_manifest_and_record() -> None:
+    assert vectors_manifest.verify(VECTORS) == VECTORS_VERSION
+    manifest = json.loads((VECTORS / "manifest.json").read_text())
+    assert manifest["version"] == VECTORS_VERSION
+    assert set(manifest["files"]) == {
+        p.relative_to(VECTORS).as_posix()
+        for p in VECTORS.rglob("*")
+        if p.is_file() and p.name not in ("README.md", "manifest.json", "versions.json")
+    }
+
+
+def test_a_changed_vector_without_a_version_change_fails(tmp_path: Path) -> None:
+    copy = tmp_path / "vectors"
+    shutil.copytree(VECTORS, copy)
+    target = copy / "pae.json"
+    target.write_text(target.read_text().replace("DSSEv1", "DSSEv2", 1))
+    with pytest.raises(VectorsError, match=r"differ from manifest\.json"):
+        vectors_manifest.verify(copy)
+    # Regenerating the manifest under the same version still fails: the record says otherwise.
+    write_manifest(copy, VECTORS_VERSION)
+    with pytest.raises(VectorsError, match="without a version change"):
+        vectors_manifest.verify(copy)
+    # A new version with its own record line is accepted.
+    write_manifest(copy, "99.0")
+    record = json.loads((copy / "versions.json").read_text())
+    record["99.0"] = json.loads((copy / "manifest.json").read_text())["set_sha256"]
+    (copy / "versions.json").write_text(json.dumps(record))
+    assert vectors_manifest.verify(copy) == "99.0"
+
+
+def test_every_recorded_version_is_distinct() -> None:
+    record = json.loads((VECTORS / "versions.json").read_text())
+    assert VECTORS_VERSION in record
+    assert len(set(record.values())) == len(record)
 
 
 def test_item_builders_agree_with_their_registration() -> None:

@@ -417,3 +417,21 @@ def test_reports_that_came_by_different_chains_are_all_handed_over(net: Network)
         )
         seen = wait_case(net, NL, report.item_id, lambda c, s=at_sec: c.case_id == s.case_id)
         assert seen.responsible_member_id == "secretariat"
+
+
+def test_a_refused_moved_delivery_is_not_answered_with_the_earlier_receipt(net: Network) -> None:
+    """Section 10.2: a moved delivery is keyed by (report, move); when its chain is
+    refused, the receipt stored for the report's plain delivery is not its answer."""
+    report = make_report(origin=OWNER, country="XA")
+    envelope = sign_report(report, net.signing_key(OWNER))
+    [first] = send(net, OWNER, DK, [item(envelope)])
+    assert first.outcome == receipt_pb2.OUTCOME_FORWARDED
+    # A MOVED that no member on the path signed (DE, not OWNER).
+    move = update_item(
+        net, DE, new_uuid7(), [report.report_id], S.CASE_STATUS_MOVED, 2, new_hosting_country="DK"
+    )
+    moved = item(envelope, via=[OWNER])
+    moved.moved_by.append(move.envelope)
+    [answer] = send(net, OWNER, DK, [moved])
+    assert answer.outcome == receipt_pb2.OUTCOME_REJECTED, answer
+    assert reason_name(answer) == "REJECT_REASON_SENDER_MISMATCH"

@@ -11,6 +11,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from federation.cli.connect import DEADLINE, channel, node_options, resolve, rpc_failure
+from federation.cli.countries import COUNTRY
 from federation.cli.output import FORMAT_OPTION, Format, emit, print_table, printable
 from federation.core.ids import is_uuid
 from hfp.v1 import case_pb2, status_pb2
@@ -214,7 +215,9 @@ def _shown(listed: int, total: int, which: str) -> str:
     type=click.Choice(STATUSES),
     help="Only cases in this status (repeatable).",
 )
-@click.option("--country", "countries", multiple=True, help="Only this hosting country.")
+@click.option(
+    "--country", "countries", multiple=True, type=COUNTRY, help="Only this hosting country."
+)
 @click.option("--reporter", default="", help="Only cases with a report from this member.")
 @click.option(
     "--limit",
@@ -265,7 +268,9 @@ def list_cases(
 @click.argument("case_id")
 @click.argument("status", type=click.Choice(STATUSES[1:], case_sensitive=False))
 @click.option("--note", default="", help="Note sent with the update (≤ 2000 characters).")
-@click.option("--new-country", default="", help="For `moved`: the new hosting country.")
+@click.option(
+    "--new-country", type=COUNTRY, default=None, help="For `moved`: the new hosting country."
+)
 def record(
     config_path: Path | None,
     devnet_dir: Path | None,
@@ -273,7 +278,7 @@ def record(
     case_id: str,
     status: str,
     note: str,
-    new_country: str,
+    new_country: str | None,
 ) -> None:
     """Record STATUS for CASE_ID (a case this hotline is responsible for).
 
@@ -288,7 +293,7 @@ def record(
         case_id=case_id,
         status=status_pb2.CaseStatus.Value(f"CASE_STATUS_{status.upper()}"),
         note=note,
-        new_hosting_country=new_country.upper(),
+        new_hosting_country=new_country or "",
     )
     with channel(target) as ch:
         try:

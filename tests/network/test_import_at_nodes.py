@@ -10,7 +10,6 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,18 +28,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
 
 def hfed_import(net: Network, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "federation.cli.main",
-        "report",
-        "import",
-        "--devnet",
-        str(net.directory),
-        "--member",
-        A,
-        *args,
-    ]
+    return net.hfed_argv(A, "report import", *args)
 
 
 def results(path: Path) -> list[dict[str, str]]:

@@ -26,6 +26,7 @@ import click
 
 from federation.cli.csv_safe import RowWriter, excel_requested
 from federation.cli.import_source import COLUMNS, Record, SourceError, open_source, records
+from federation.cli.report_errors import ImportStoppedError, RowError
 
 RESULT_COLUMNS: Final = (
     "row",
@@ -45,17 +46,11 @@ _FOLDED: Final = frozenset(
     {"country", "hashes", "media_type", "classification", "victim_age_group"}
 )
 
+__all__ = ["ImportStoppedError", "RowError", "Submit", "execute", "plan", "row_key"]
+
 #: One row's submission: its result columns, or RowError; raises
 #: :class:`ImportStoppedError` when the node cannot be reached at all.
 Submit = Callable[[Mapping[str, str]], dict[str, Any]]
-
-
-class RowError(ValueError):
-    """A report field that cannot be used; the message names it."""
-
-
-class ImportStoppedError(Exception):
-    """The import cannot go on (node unreachable); what was done is kept."""
 
 
 def row_key(fields: Mapping[str, str]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import grpc
@@ -13,11 +13,14 @@ import grpc
 from federation.cli.connect import DEADLINE, Target, channel, node_options, resolve, rpc_failure
 from federation.cli.countries import COUNTRY, CountryError, check_country
 from federation.cli.csv_safe import EXCEL_OPTION
-from federation.cli.import_run import ImportStoppedError, RowError, Submit
+from federation.cli.report_errors import ImportStoppedError, RowError
 from federation.core.limits import DEFAULT_LIMITS
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 from hfp.v1 import receipt_pb2, report_pb2
+
+if TYPE_CHECKING:
+    from federation.cli.import_run import Submit
 
 HASH_NAMES = {
     "sha256": report_pb2.HASH_ALGORITHM_SHA256,

@@ -206,6 +206,12 @@ def plan(
     click.echo(f"reading {csv_file}: {source.describe()}; {len(rows):,} rows", err=True)
     if note:
         click.echo(note, err=True)
+    if skip and not any(row_key(r.fields) in skip for r in rows if not r.error):
+        click.echo(
+            f"warning: no row of {csv_file} is among those {resume} shows as submitted "
+            "(the results of another file?)",
+            err=True,
+        )
     return Plan(rows, path, resume is not None, skip)
 
 

@@ -13,6 +13,8 @@ guessed silently:
 * **Delimiter**: the one of ``,`` ``;`` tab that splits the header line into
   the most known column names (ties: the one that occurs most); ``--delimiter``
   overrides it.
+  An Excel ``sep=;`` first line names it. A file without a mark whose every
+  other byte is NUL is UTF-16 (LE or BE).
 * **Line ends**: CRLF, LF and lone CR (old Mac Excel) alike.
 * **Header**: names in any case, with surrounding spaces, spaces or hyphens for
   ``_``; an unknown name refuses the whole file (nothing is sent) with the
@@ -106,12 +108,34 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
                 return data.decode(name).removeprefix("\ufeff"), f"{name} (byte order mark)"
             except UnicodeDecodeError as exc:
                 raise SourceError(f"the file starts with a {name} mark but is not: {exc}") from None
+    unmarked = _utf16_without_bom(data)
+    if unmarked:
+        try:
+            return data.decode(
+                unmarked
+            ), f"{unmarked} (no byte order mark; NUL in every other byte)"
+        except UnicodeDecodeError:
+            pass
     for name in ("utf-8", "cp1252"):
         try:
             return data.decode(name), name if name == "utf-8" else "cp1252 (not valid UTF-8)"
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1"), "latin-1 (neither UTF-8 nor cp1252)"
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' when NULs fill every other byte of the start
+    (ASCII text saved as UTF-16 without a mark), else None."""
+    head = data[:4096]
+    if len(head) < 4 or head.count(0) < len(head) // 3:
+        return None
+    odd, even = head[1::2].count(0), head[0::2].count(0)
+    if odd >= len(head) // 2 * 0.8:
+        return "utf-16-le"
+    if even >= len(head) // 2 * 0.8:
+        return "utf-16-be"
+    return None
 
 
 def normal_name(header: str) -> str:
@@ -148,11 +172,23 @@ def open_source(
     first = next((n for n, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise SourceError("the file is empty; the first line must name the columns")
-    chosen = delimiter or choose_delimiter(lines[first])
+    chosen, first = _sep_line(lines, first, delimiter)
+    chosen = chosen or choose_delimiter(lines[first])
     cells = next(csv.reader([lines[first]], delimiter=chosen), [])
     columns = tuple(normal_name(c) for c in cells)
     check_header(columns, cells, chosen)
     return Source(lines[first + 1 :], used, chosen, columns, first + 1)
+
+
+def _sep_line(lines: list[str], first: int, delimiter: str | None) -> tuple[str | None, int]:
+    """Excel's ``sep=;`` first line names the delimiter; the header follows it."""
+    named = re.fullmatch(r"sep=(.)", lines[first].strip())
+    if named is None:
+        return delimiter, first
+    following = next((n for n in range(first + 1, len(lines)) if lines[n].strip()), None)
+    if following is None:
+        raise SourceError("the file has a sep= line but no header line after it")
+    return delimiter or named.group(1), following
 
 
 def check_header(columns: Sequence[str], cells: Sequence[str], delimiter: str) -> None:

@@ -51,6 +51,8 @@ AGE = {
 _ANY_FIELD_CHARS = 10_000
 _ASN = re.compile(r"(?i)(?:AS\s?)?(\d{1,10})")
 MAX_ASN = 2**32 - 1
+#: C0 controls but tab and line breaks (a note may hold those), and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def parse_hash(text: str) -> report_pb2.ContentHash:
@@ -86,12 +88,19 @@ def field_limits() -> dict[str, int]:
 
 
 def check_sizes(fields: Mapping[str, str]) -> None:
-    """RowError for a value longer than its column allows."""
+    """RowError for a value longer than its column allows, or holding control
+    characters (a NUL is a sign of a file read in the wrong encoding)."""
     limits = field_limits()
     for column, value in fields.items():
         limit = limits.get(column, _ANY_FIELD_CHARS)
         if len(value) > limit:
             raise RowError(f"{column} is {len(value):,} characters; at most {limit:,} are allowed")
+        control = _CONTROL.search(value)
+        if control:
+            raise RowError(
+                f"{column} holds the control character {control.group()!r} "
+                "(is the file in another encoding? see --encoding)"
+            )
 
 
 def parse_asn(text: str) -> int:

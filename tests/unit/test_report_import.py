@@ -101,6 +101,27 @@ CASES: list[tuple[str, bytes, dict[str, Any], list[tuple[int, str]], list[str]]]
         [],
     ),
     (
+        "utf-16 without a byte order mark",
+        f"url,country\n{DK}1,DE\n".encode("utf-16-le"),
+        {},
+        [(2, "ACCEPTED")],
+        [],
+    ),
+    (
+        "Excel's sep= line names the delimiter",
+        f"sep=;\nurl;country\n{DK}1;DE\n".encode(),
+        {},
+        [(3, "ACCEPTED")],
+        [],
+    ),
+    (
+        "control characters in a field",
+        f'url,country,analyst_note\n{DK}1,DE,a\x00b\n{DK}2,DE,"tab\there"\n'.encode(),
+        {},
+        [(2, "ERROR"), (3, "ACCEPTED")],
+        ["analyst_note holds the control character '\\x00'"],
+    ),
+    (
         "huge fields: over csv's 131,072 limit and over the protocol's",
         (
             f"url,country,analyst_note\n{DK}1,DK,{LONG_NOTE}\n{DK}{'u' * 5000},DK,\n{DK}3,DK,ok\n"
@@ -378,3 +399,14 @@ _PIECES = st.sampled_from(
 @given(st.lists(_PIECES, max_size=60).map("".join), st.sampled_from(["utf-8", "cp1252", "utf-16"]))
 def test_csv_like_text_never_crashes(text: str, encoding: str) -> None:
     _no_traceback(("url,country,analyst_note,hosting_asn\n" + text).encode(encoding, "replace"))
+
+
+def test_resume_with_results_of_another_file_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(tmp_path, f"url,country\n{DK}1,DK\n".encode())
+    other = tmp_path / "other.csv"
+    other.write_text(f"url,country\n{DK}2,DK\n")
+    capsys.readouterr()
+    import_run.plan(other, None, None, None, tmp_path / "in.results.csv")
+    assert "no row of" in capsys.readouterr().err

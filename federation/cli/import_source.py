@@ -182,7 +182,7 @@ def open_source(
 
 def _sep_line(lines: list[str], first: int, delimiter: str | None) -> tuple[str | None, int]:
     """Excel's ``sep=;`` first line names the delimiter; the header follows it."""
-    named = re.fullmatch(r"sep=(.)", lines[first].strip())
+    named = re.fullmatch(r"sep=(.)", lines[first].strip(" "))
     if named is None:
         return delimiter, first
     following = next((n for n in range(first + 1, len(lines)) if lines[n].strip()), None)

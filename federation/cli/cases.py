@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from federation.cli.connect import node_options, resolve
+from federation.cli.countries import COUNTRY
 from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated
 from federation.cli.times import check_window, window_options
 from federation.core.case_status import CaseStatus
@@ -90,7 +91,9 @@ def show(
     type=click.Choice(STATUSES),
     help="Only cases in this status (repeatable).",
 )
-@click.option("--country", "countries", multiple=True, help="Only this hosting country.")
+@click.option(
+    "--country", "countries", multiple=True, type=COUNTRY, help="Only this hosting country."
+)
 @click.option("--reporter", default="", help="Only cases with a report from this member.")
 @click.option(
     "--overdue",
@@ -145,7 +148,9 @@ def list_cases(
 @click.argument("case_id", metavar="CASE_OR_REPORT_ID")
 @click.argument("status", type=click.Choice(STATUSES[1:], case_sensitive=False))
 @click.option("--note", default="", help="Note sent with the update (≤ 2000 characters).")
-@click.option("--new-country", default="", help="For `moved`: the new hosting country.")
+@click.option(
+    "--new-country", type=COUNTRY, default=None, help="For `moved`: the new hosting country."
+)
 def record(
     config_path: Path | None,
     devnet_dir: Path | None,
@@ -153,7 +158,7 @@ def record(
     case_id: str,
     status: str,
     note: str,
-    new_country: str,
+    new_country: str | None,
 ) -> None:
     """Record STATUS for a case this hotline is responsible for, named by its id
     or the id of any of its reports (as `case show` takes).
@@ -173,7 +178,7 @@ def record(
         case_id=_some_id(case_id, "case or report"),
         status=case_calls.status_value(status),
         note=note,
-        new_hosting_country=new_country.upper(),
+        new_hosting_country=new_country or "",
     )
     update = case_calls.record_status(target, request).update
     click.echo(

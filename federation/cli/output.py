@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import click
 
+from federation.cli.csv_safe import EXCEL_OPTION, excel_requested, write_csv
+
+F = TypeVar("F", bound=Callable[..., Any])
 Format = Literal["table", "json", "csv"]
-FORMAT_OPTION = click.option(
+_FORMAT = click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json", "csv"]),
@@ -19,6 +21,14 @@ FORMAT_OPTION = click.option(
     show_default=True,
     help="table for people, csv for spreadsheets, json for programs.",
 )
+
+
+def format_options(command: F) -> F:
+    """``--format`` and ``--excel`` (read by :func:`emit`)."""
+    return EXCEL_OPTION(_FORMAT(command))
+
+
+FORMAT_OPTION = format_options
 
 
 #: C0 and C1 control characters (and DEL): a member's note or receipt detail
@@ -49,9 +59,7 @@ def emit(fmt: Format, headers: Sequence[str], rows: Sequence[Mapping[str, Any]])
     if fmt == "json":
         click.echo(json.dumps(list(rows), indent=2, default=str))
     elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(headers), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(sys.stdout, headers, rows, excel=excel_requested())
     else:
         print_table([h.upper() for h in headers], [[r.get(h) for h in headers] for r in rows])
 

@@ -1,20 +1,26 @@
-"""``hfed report``: submit one report, or import many from a CSV file."""
+"""``hfed report``: submit one report, or import many from a CSV file (``report import``)."""
 
 from __future__ import annotations
 
-import csv
-import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import grpc
 
 from federation.cli.connect import DEADLINE, Target, channel, node_options, resolve, rpc_failure
+from federation.cli.countries import COUNTRY, CountryError, check_country
+from federation.cli.csv_safe import EXCEL_OPTION
+from federation.cli.report_errors import ImportStoppedError, RowError
+from federation.core.limits import DEFAULT_LIMITS
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 from hfp.v1 import receipt_pb2, report_pb2
+
+if TYPE_CHECKING:
+    from federation.cli.import_run import Submit
 
 HASH_NAMES = {
     "sha256": report_pb2.HASH_ALGORITHM_SHA256,
@@ -40,23 +46,13 @@ AGE = {
     "pubescent": report_pb2.VICTIM_AGE_GROUP_PUBESCENT,
     "multiple": report_pb2.VICTIM_AGE_GROUP_MULTIPLE,
 }
-CSV_COLUMNS = (
-    "url",
-    "country",
-    "hashes",
-    "media_type",
-    "classification",
-    "hosting_ip",
-    "hosting_asn",
-    "site_type",
-    "victim_age_group",
-    "analyst_note",
-)
-RESULT_COLUMNS = ("row", "url", "outcome", "report_id", "case_id", "forwarded_to", "error")
-
-
-class RowError(ValueError):
-    """A report field that cannot be used; the message names it."""
+#: Longest text a column may hold where the protocol sets no limit of its
+#: own: far beyond any valid value, short enough to refuse a runaway field.
+_ANY_FIELD_CHARS = 10_000
+_ASN = re.compile(r"(?i)(?:AS\s?)?(\d{1,10})")
+MAX_ASN = 2**32 - 1
+#: C0 controls but tab and line breaks (a note may hold those), and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def parse_hash(text: str) -> report_pb2.ContentHash:
@@ -64,12 +60,12 @@ def parse_hash(text: str) -> report_pb2.ContentHash:
     name, sep, hexdigits = text.strip().partition(":")
     if not sep or name.lower() not in HASH_NAMES:
         raise RowError(
-            f"hash {text!r}: use ALGORITHM:HEX with ALGORITHM in {', '.join(HASH_NAMES)}"
+            f"hash {text[:80]!r}: use ALGORITHM:HEX with ALGORITHM in {', '.join(HASH_NAMES)}"
         )
     try:
         value = bytes.fromhex(hexdigits)
     except ValueError:
-        raise RowError(f"hash {text!r}: the value is not hexadecimal") from None
+        raise RowError(f"hash {text[:80]!r}: the value is not hexadecimal") from None
     return report_pb2.ContentHash(algorithm=HASH_NAMES[name.lower()], value=value)
 
 
@@ -79,26 +75,74 @@ def _choice(table: Mapping[str, int], value: str, field: str) -> int:
     try:
         return table[value.strip().lower()]
     except KeyError:
-        raise RowError(f"{field} {value!r}: use one of {', '.join(table)}") from None
+        raise RowError(f"{field} {value[:40]!r}: use one of {', '.join(table)}") from None
+
+
+def field_limits() -> dict[str, int]:
+    """Characters each column may hold (the protocol's limits, core/limits.py)."""
+    return {
+        "url": DEFAULT_LIMITS.max_url_chars,
+        "site_type": DEFAULT_LIMITS.max_site_type_chars,
+        "analyst_note": DEFAULT_LIMITS.max_note_chars,
+    }
+
+
+def check_sizes(fields: Mapping[str, str]) -> None:
+    """RowError for a value longer than its column allows, or holding control
+    characters (a NUL is a sign of a file read in the wrong encoding)."""
+    limits = field_limits()
+    for column, value in fields.items():
+        limit = limits.get(column, _ANY_FIELD_CHARS)
+        if len(value) > limit:
+            raise RowError(f"{column} is {len(value):,} characters; at most {limit:,} are allowed")
+        control = _CONTROL.search(value)
+        if control:
+            raise RowError(
+                f"{column} holds the control character {control.group()!r} "
+                "(is the file in another encoding? see --encoding)"
+            )
+
+
+def parse_asn(text: str) -> int:
+    """'64500' or 'AS64500' (any case) → 64500; '' → 0 (unknown)."""
+    text = text.strip()
+    if not text:
+        return 0
+    match = _ASN.fullmatch(text)
+    if match is None or int(match.group(1)) > MAX_ASN:
+        raise RowError(f"hosting_asn {text[:40]!r}: use a number from 0 to {MAX_ASN}, or AS64500")
+    return int(match.group(1))
+
+
+def _parse_hashes(text: str) -> list[report_pb2.ContentHash]:
+    items = [h for h in text.replace(";", " ").split() if h]
+    if len(items) > DEFAULT_LIMITS.max_hashes:
+        raise RowError(f"{len(items)} hashes; at most {DEFAULT_LIMITS.max_hashes} are allowed")
+    return [parse_hash(h) for h in items]
+
+
+def _country(text: str) -> str:
+    try:
+        return check_country(text)
+    except CountryError as exc:
+        raise RowError(str(exc)) from None
 
 
 def build_report(fields: Mapping[str, str]) -> report_pb2.Report:
-    """A Report from textual fields (CLI options or a CSV row)."""
-    url, country = fields.get("url", "").strip(), fields.get("country", "").strip().upper()
-    if not url or not country:
+    """A Report from textual fields (CLI options or a CSV row); RowError names
+    the first field that cannot be used."""
+    check_sizes(fields)
+    url = fields.get("url", "").strip()
+    if not url or not fields.get("country", "").strip():
         raise RowError("url and country are required")
-    asn = fields.get("hosting_asn", "").strip()
-    if asn and not asn.isdigit():
-        raise RowError(f"hosting_asn {asn!r} is not a number")
-    hashes = [parse_hash(h) for h in fields.get("hashes", "").replace(";", " ").split() if h]
     return report_pb2.Report(
         url=url,
-        hosting_country=country,
-        hashes=hashes,
+        hosting_country=_country(fields.get("country", "")),
+        hashes=_parse_hashes(fields.get("hashes", "")),
         media_type=_choice(MEDIA, fields.get("media_type", ""), "media_type"),  # type: ignore[arg-type]
         classification=_choice(CLASSIFICATION, fields.get("classification", ""), "classification"),  # type: ignore[arg-type]
         hosting_ip=fields.get("hosting_ip", "").strip(),
-        hosting_asn=int(asn or 0),
+        hosting_asn=parse_asn(fields.get("hosting_asn", "")),
         site_type=fields.get("site_type", "").strip(),
         victim_age_group=_choice(AGE, fields.get("victim_age_group", ""), "victim_age_group"),  # type: ignore[arg-type]
         analyst_note=fields.get("analyst_note", ""),
@@ -126,7 +170,12 @@ def report() -> None:
 @report.command()
 @node_options
 @click.option("--url", required=True, help="The reported URL (never fetched).")
-@click.option("--country", required=True, help="Hosting country, ISO alpha-2, or ZZ if unknown.")
+@click.option(
+    "--country",
+    required=True,
+    type=COUNTRY,
+    help="Hosting country, ISO 3166-1 alpha-2 (DE, NL...), or ZZ if unknown.",
+)
 @click.option(
     "--hash",
     "hashes",
@@ -184,33 +233,9 @@ def submit(
     if receipt.case_id:
         click.echo(f"  case        {receipt.case_id}")
     if receipt.forwarded_to:
-        click.echo(f"  forwarded   to {receipt.forwarded_to} (responsible for {country.upper()})")
+        click.echo(f"  forwarded   to {receipt.forwarded_to} (responsible for {country})")
     if receipt.detail:
         click.echo(f"  detail      {receipt.detail}")
-
-
-@dataclass
-class _Tally:
-    submitted: int = 0
-    failed: int = 0
-
-
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"url", "country"} - set(reader.fieldnames or ())
-        if missing:
-            raise click.ClickException(
-                f"{path}: missing column(s) {', '.join(sorted(missing))}; "
-                f"columns: {', '.join(CSV_COLUMNS)}"
-            )
-        for number, row in enumerate(reader, start=2):  # row 1 is the header
-            yield number, {k.strip().lower(): (v or "") for k, v in row.items() if k}
-
-
-def _count_rows(path: Path) -> int:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
 
 
 @report.command("import")
@@ -220,68 +245,85 @@ def _count_rows(path: Path) -> int:
     "--results",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Per-row result CSV (default: CSV_FILE with .results.csv).",
+    help="Per-row result CSV (default: CSV_FILE with .results.csv, numbered if it exists).",
 )
+@click.option(
+    "--resume",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    metavar="RESULTS",
+    help="Skip the rows RESULTS (an earlier run's results) shows as submitted; append to it.",
+)
+@click.option(
+    "--encoding",
+    default=None,
+    help="The file's encoding (default: detected: UTF-8, else cp1252, else latin-1).",
+)
+@click.option(
+    "--delimiter",
+    type=click.Choice([",", ";", "tab"]),
+    default=None,
+    help="Column delimiter (default: detected from the header line).",
+)
+@EXCEL_OPTION
 def import_csv(
     config_path: Path | None,
     devnet_dir: Path | None,
     member: str | None,
     csv_file: Path,
     results: Path | None,
+    resume: Path | None,
+    encoding: str | None,
+    delimiter: str | None,
 ) -> None:
     """Submit every row of CSV_FILE; a bad row is reported, not fatal.
 
-    Columns (header row required; only url and country are mandatory):
-    url, country, hashes (ALG:HEX separated by spaces or ';'), media_type,
-    classification, hosting_ip, hosting_asn, site_type, victim_age_group,
-    analyst_note.
+    \b
+    Columns (header row required, names in any case; only url and country are
+    mandatory): url, country, hashes (ALG:HEX separated by spaces or ';'),
+    media_type, classification, hosting_ip, hosting_asn (64500 or AS64500),
+    site_type, victim_age_group, analyst_note. An unknown column refuses the
+    file before anything is sent.
+
+    \b
+    The encoding (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252,
+    else latin-1) and the delimiter (comma, semicolon or tab) are detected
+    and shown. Every row gets a line in the results file, with its line
+    number and a row key; an interrupted import goes on with --resume.
+    Exit status: 0 all rows submitted, 1 some row failed or the import stopped.
     """
+    from federation.cli import import_run
+
     target = resolve(config_path, devnet_dir, member)
-    results = results or csv_file.with_suffix(".results.csv")
-    tally = _Tally()
-    total = _count_rows(csv_file)
-    with channel(target) as ch, results.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=RESULT_COLUMNS)
-        writer.writeheader()
-        stub = pb_grpc.HotlineServiceStub(ch)
-        # Progress goes to stderr so stdout stays clean for the summary.
-        with click.progressbar(
-            _rows(csv_file), length=total, label="submitting", show_pos=True, file=sys.stderr
-        ) as rows:
-            for number, fields in rows:
-                writer.writerow(_import_row(stub, target, number, fields, tally))
-    click.echo(f"{tally.submitted} submitted, {tally.failed} failed; per-row results in {results}")
+    plan = import_run.plan(csv_file, encoding, delimiter, results, resume)
+    with channel(target) as ch:
+        tally = import_run.execute(plan, _submitter(pb_grpc.HotlineServiceStub(ch), target))
+    click.echo(tally.summary(plan.results))
     if tally.failed:
         raise SystemExit(1)
 
 
-def _import_row(
-    stub: pb_grpc.HotlineServiceStub,
-    target: Target,
-    number: int,
-    fields: dict[str, str],
-    tally: _Tally,
-) -> dict[str, object]:
-    result: dict[str, object] = {"row": number, "url": fields.get("url", "")}
-    try:
-        receipt = _submit(stub, target, build_report(fields))
-    except RowError as exc:
-        tally.failed += 1
-        return {**result, "outcome": "ERROR", "error": str(exc)}
-    except grpc.RpcError as exc:
-        if exc.code() is grpc.StatusCode.UNAVAILABLE:
-            raise rpc_failure(exc, target) from exc
-        tally.failed += 1
-        return {**result, "outcome": "ERROR", "error": f"{exc.code().name}: {exc.details()}"}
-    tally.submitted += 1
-    return {
-        **result,
-        "outcome": _outcome(receipt),
-        "report_id": receipt.item_id,
-        "case_id": receipt.case_id,
-        "forwarded_to": receipt.forwarded_to,
-        "error": receipt.detail if receipt.outcome == receipt_pb2.OUTCOME_REJECTED else "",
-    }
+def _submitter(stub: pb_grpc.HotlineServiceStub, target: Target) -> Submit:
+    """One row to SubmitReport; a node that cannot be reached stops the import."""
+
+    def submit(fields: Mapping[str, str]) -> dict[str, Any]:
+        message = build_report(fields)
+        try:
+            receipt = _submit(stub, target, message)
+        except grpc.RpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise ImportStoppedError(rpc_failure(exc, target).message) from exc
+            raise RowError(f"{exc.code().name}: {exc.details()}") from exc
+        rejected = receipt.outcome == receipt_pb2.OUTCOME_REJECTED
+        return {
+            "outcome": _outcome(receipt),
+            "report_id": receipt.item_id,
+            "case_id": receipt.case_id,
+            "forwarded_to": receipt.forwarded_to,
+            "error": receipt.detail if rejected else "",
+        }
+
+    return submit
 
 
 def _add_list_command() -> None:

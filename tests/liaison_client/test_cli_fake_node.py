@@ -26,7 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from crypto.x509ca import IssuedCert, create_ca, issue_member_cert
 from federation.cli.liaison import EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_UNREACHABLE, liaison
 from federation.devnet.create import free_ports
-from hfp.v1 import case_pb2, status_pb2
+from hfp.v1 import case_pb2, report_pb2, status_pb2
 from hfp.v1 import liaison_service_pb2 as pb
 from hfp.v1 import liaison_service_pb2_grpc as pb_grpc
 from tests.liaison_client.helpers import write_identity, write_profile
@@ -298,6 +298,9 @@ def test_export_csv_all_pages(node: Node, tmp_path: Path) -> None:
         "hold_until",
         "hold_reason",
         "history",
+        "hashes",
+        "linked_cases",
+        "reappearance_of",
     ]
     assert "exporting: 3 referrals so far..." in result.stderr
     assert f"exported {len(CASES)} referrals to {out}" in result.stderr
@@ -305,6 +308,52 @@ def test_export_csv_all_pages(node: Node, tmp_path: Path) -> None:
     assert first.created_since.ToDatetime(tzinfo=UTC) == datetime(2026, 1, 1, tzinfo=UTC)
     assert first.HasField("created_until")
     assert not list(tmp_path.glob(".export.csv.*"))
+
+
+HOSTILE = '=HYPERLINK("http://evil.example/","click")'
+
+
+def test_export_is_safe_for_spreadsheets(node: Node, tmp_path: Path) -> None:
+    case = make_case(
+        CASES[0], hold_reason=HOSTILE, police_reference="+1\x00-2", known_content_case_count=2
+    )
+    case.known_content_case_ids.append(CASES[1])
+    case.reports.extend(
+        [
+            case_pb2.CaseReport(
+                report_id="r1",
+                origin_member_id="@hotline-dk",
+                report=report_pb2.Report(
+                    hashes=[
+                        report_pb2.ContentHash(
+                            algorithm=report_pb2.HASH_ALGORITHM_SHA256, value=b"\x01" * 32
+                        )
+                    ]
+                ),
+            )
+        ]
+    )
+    node.fake.cases[CASES[0]] = case
+    out = tmp_path / "export.csv"
+    result = run(node, "export", "--since", "2026-01-01", "--excel", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\x00" not in raw
+    first = next(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert first["hold_reason"] == "'" + HOSTILE
+    assert first["police_reference"] == "'+1-2"
+    assert first["reporters"] == "'@hotline-dk"
+    assert first["hashes"] == "sha256:" + "01" * 32
+    assert first["linked_cases"] == f"{CASES[1]};..."
+
+
+def test_list_csv_is_safe_for_spreadsheets(node: Node) -> None:
+    node.fake.cases[CASES[0]] = make_case(CASES[0], canonical_url="-2+3")
+    result = run(node, "list", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert not result.stdout.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows[0]["url"] == "'-2+3"
 
 
 def test_export_to_stdout(node: Node) -> None:

@@ -191,6 +191,9 @@ def test_export_row() -> None:
         "hold_reason": "controlled delivery",
         "history": "RECEIVED@2026-03-10T07:00:00Z;ASSESSED_ILLEGAL@2026-03-10T08:00:00Z;"
         "LEA_NOTIFIED@2026-03-10T11:30:00Z",
+        "hashes": "",
+        "linked_cases": "",
+        "reappearance_of": "",
     }
 
 

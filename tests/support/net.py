@@ -11,6 +11,7 @@ import dataclasses
 import os
 import signal
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -76,6 +77,14 @@ class Network:
     manifest: Manifest
 
     # --- files ------------------------------------------------------------
+
+    def hfed_argv(self, member_id: str, *args: str) -> list[str]:
+        """The command line of ``hfed ARGS`` run as ``member_id`` on this network
+        (the first of ``args`` names the command; node options follow it)."""
+        command, rest = args[0], args[1:]
+        words = command.split()
+        node = ["--devnet", str(self.directory), "--member", member_id]
+        return [sys.executable, "-m", "federation.cli.main", *words, *node, *rest]
 
     def path(self, relative: str) -> Path:
         """A manifest path (relative to the network dir) as an absolute path."""

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import click
 import grpc
 
+from federation.cli.csv_safe import EXCEL_OPTION, excel_requested
 from federation.cli.liaison.follower import (
     Follower,
     GaveUpError,
@@ -355,6 +356,7 @@ def release(profile_path: Path | None, case: str) -> None:
     metavar="FILE",
     help="Write the CSV to FILE instead of the screen.",
 )
+@EXCEL_OPTION
 def export(
     profile_path: Path | None, since_text: str, until_text: str | None, output: Path | None
 ) -> None:
@@ -363,16 +365,24 @@ def export(
     \b
     Columns: case_id, status, hosting_country, canonical_url,
     first_reported_at, reports, reporters, police_acknowledged_at,
-    police_reference, hold_until, hold_reason, history.
+    police_reference, hold_until, hold_reason, history, hashes,
+    linked_cases, reappearance_of.
     history lists every status as STATUS@time, separated by ';' (past 100
     updates, the first 10 and the latest 90). reports is the total;
     reporters are those of the first 100 reports, ending ';...' when there
-    are more (`hfed liaison reports CASE` lists every report).
+    are more (`hfed liaison reports CASE` lists every report). hashes are
+    those of the listed reports (ALGORITHM:HEX;...); linked_cases are the
+    cases with the same known content.
+
+    \b
+    Cells that a spreadsheet would run as a formula (starting with = + - @,
+    a tab or CR) start with ' instead; control characters are removed.
+    --excel adds a UTF-8 byte order mark so that Excel reads the accents.
     """
     filters = _export_window(since_text, until_text)
     profile = open_profile(profile_path)
     rows = unary(profile, lambda stub: _export_rows(stub, filters))
-    _write_export(csv_text(rows), len(rows), output)
+    _write_export(csv_text(rows, excel=excel_requested()), len(rows), output)
 
 
 def _export_window(since_text: str, until_text: str | None) -> case_pb2.CaseFilter:

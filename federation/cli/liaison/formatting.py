@@ -7,7 +7,6 @@ this client (an unknown status is shown by number, not refused).
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import sys
@@ -21,9 +20,10 @@ from typing import Any
 import click
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from federation.cli.csv_safe import write_csv
 from federation.cli.output import printable
 from federation.cli.times import iso
-from hfp.v1 import case_pb2, status_pb2
+from hfp.v1 import case_pb2, report_pb2, status_pb2
 from hfp.v1 import liaison_service_pb2 as pb
 
 LIST_COLUMNS = (
@@ -49,6 +49,9 @@ EXPORT_COLUMNS = (
     "hold_until",
     "hold_reason",
     "history",
+    "hashes",
+    "linked_cases",
+    "reappearance_of",
 )
 REPORT_COLUMNS = ("report_id", "from", "received", "url")
 
@@ -157,7 +160,29 @@ def export_row(case: case_pb2.Case) -> dict[str, Any]:
         "hold_until": stamp_text(case, "hold_until"),
         "hold_reason": case.hold_reason,
         "history": history,
+        "hashes": hashes_text(case),
+        "linked_cases": linked_text(case),
+        "reappearance_of": case.reappearance_of_case_id,
     }
+
+
+def hashes_text(case: case_pb2.Case) -> str:
+    """Every content hash of the reports listed with the case, once each, as
+    ALGORITHM:HEX separated by ';' (the form ``hfed report import`` reads)."""
+    seen: dict[str, None] = {}
+    for item in case.reports:
+        for h in item.report.hashes:
+            name = report_pb2.HashAlgorithm.Name(h.algorithm).removeprefix("HASH_ALGORITHM_")
+            seen.setdefault(f"{name.lower()}:{h.value.hex()}")
+    return ";".join(seen)
+
+
+def linked_text(case: case_pb2.Case) -> str:
+    """Cases linked by known content, ';'-separated, ending ';...' when the
+    node holds more links than it listed."""
+    ids = list(case.known_content_case_ids)
+    more = case.known_content_case_count > len(ids)
+    return ";".join(ids + (["..."] if more else []))
 
 
 def event_record(response: pb.WatchReferralsResponse) -> dict[str, Any]:
@@ -197,12 +222,11 @@ def report_row(report: case_pb2.CaseReport) -> dict[str, Any]:
 # --- export files --------------------------------------------------------------
 
 
-def csv_text(rows: Iterable[Mapping[str, Any]]) -> str:
-    """The export's CSV (header first, CRLF line ends as RFC 4180 has them)."""
+def csv_text(rows: Iterable[Mapping[str, Any]], *, excel: bool = False) -> str:
+    """The export's CSV (header first, CRLF line ends as RFC 4180 has them),
+    safe to open in a spreadsheet (``cli/csv_safe.py``)."""
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=EXPORT_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    write_csv(text, EXPORT_COLUMNS, rows, excel=excel)
     return text.getvalue()
 
 

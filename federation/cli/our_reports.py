@@ -18,8 +18,8 @@ import click
 import grpc
 
 from federation.cli.connect import DEADLINE, Target, channel, node_options, resolve, rpc_failure
-from federation.cli.liaison.formatting import stamp, timestamp
 from federation.cli.countries import COUNTRY
+from federation.cli.liaison.formatting import stamp, timestamp
 from federation.cli.output import FORMAT_OPTION, Format, emit
 from federation.cli.times import check_window, iso, window_options
 from hfp.v1 import hotline_service_pb2 as pb

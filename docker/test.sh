@@ -59,7 +59,8 @@ cleanup() {
     fi
     rm -f build-ca/machine.crt
     if [ "${KEEP:-0}" = 1 ] && [ "$status" -eq 0 ]; then
-        echo "KEEP=1: the network is still up; stop it with: ${COMPOSE[*]} -p $PROJECT -f docker/compose.yaml down -v"
+        echo "KEEP=1: the network is still up; stop it with (any password will do for that):"
+        echo "  HFNET_PG_PASSWORD=x ${COMPOSE[*]} -p $PROJECT -f docker/compose.yaml down -v"
     else
         compose down -v --remove-orphans >/dev/null 2>&1 || true
     fi

@@ -8,11 +8,11 @@
 #   docker build --network host --build-arg BASE_IMAGE=hfed-base:bookworm -f docker/Dockerfile .
 #
 # Idempotent: an existing IMAGE is reused as it is (--rebuild makes it
-# again). Needs root, debootstrap and a running Docker engine. The
-# image holds Debian's python3 (3.11 on bookworm), python3-venv and
-# ca-certificates, which is what docker/Dockerfile and
-# docker/postgres.Dockerfile expect of a base; apt works in it, pointed at
-# the same mirror.
+# again). Needs root, debootstrap and a running Docker engine. The image
+# holds Debian's python3 (3.11 on bookworm), python3-venv and ca-certificates,
+# with bookworm's security and point-release updates: what docker/Dockerfile
+# and docker/postgres/Dockerfile expect of a base. apt works in it, pointed at
+# the same mirror (DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR).
 set -euo pipefail
 
 rebuild=0
@@ -37,6 +37,7 @@ command -v debootstrap >/dev/null || {
 
 rootfs="$(mktemp -d /var/tmp/hfed-base.XXXXXX)"
 trap 'rm -rf "$rootfs"' EXIT
+chmod 0755 "$rootfs" # it becomes the image's /
 
 echo "debootstrap $suite (minbase + $packages) into $rootfs"
 debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || {
@@ -46,17 +47,28 @@ debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror"
 }
 rm -f "$rootfs.log"
 
-# What a container never needs: downloaded packages, package lists (apt-get
-# update fetches them again), documentation and the build host's resolver.
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
-    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
-: >"$rootfs/etc/resolv.conf"
-# The same mirror with its security and updates suites, as Debian's images have.
+# The same mirror with its security and updates suites, as Debian's images
+# have; debootstrap took bookworm's release only, so bring in the updates.
 cat >"$rootfs/etc/apt/sources.list" <<EOF
 deb $mirror $suite main
 deb $mirror $suite-updates main
 deb $security_mirror $suite-security main
 EOF
+# Packages installed on this base later (docker/postgres) skip what a
+# container never reads.
+printf 'path-exclude /usr/share/%s/*\n' doc man info locale \
+    >"$rootfs/etc/dpkg/dpkg.cfg.d/hfed-base-excludes"
+cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+chroot "$rootfs" apt-get update -qq
+chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq >/dev/null
+chroot "$rootfs" apt-get clean
+
+# Downloaded packages, package lists (apt-get update fetches them again),
+# documentation and the build host's resolver stay out of the image.
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+    "$rootfs"/usr/share/locale/*
+: >"$rootfs/etc/resolv.conf"
 
 tar -C "$rootfs" --numeric-owner -c . | docker import \
     --change 'ENV LANG=C.UTF-8' \

@@ -59,9 +59,14 @@ EOF
 printf 'path-exclude /usr/share/%s/*\n' doc man info locale \
     >"$rootfs/etc/dpkg/dpkg.cfg.d/hfed-base-excludes"
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
-chroot "$rootfs" apt-get update -qq
-chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq >/dev/null
-chroot "$rootfs" apt-get clean
+# Quiet unless it fails (apt grumbles about the missing /dev/pts in a chroot).
+chroot "$rootfs" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq && apt-get clean' \
+    >"$rootfs.log" 2>&1 || {
+    tail -20 "$rootfs.log" >&2
+    rm -f "$rootfs.log"
+    exit 1
+}
+rm -f "$rootfs.log"
 
 # Downloaded packages, package lists (apt-get update fetches them again),
 # documentation and the build host's resolver stay out of the image.

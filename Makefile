@@ -39,7 +39,7 @@ lint: $(STAMP) .tools/node_modules/.bin/buf
 	$(BIN)/ruff format --check federation peers crypto scripts
 	$(BIN)/mypy
 	.tools/node_modules/.bin/buf lint proto
-	$(BIN)/hadolint docker/Dockerfile
+	$(BIN)/hadolint docker/Dockerfile docker/postgres/Dockerfile
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py

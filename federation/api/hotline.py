@@ -14,7 +14,8 @@ from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.pages import bounded_cases
 from federation.cases import CaseActions, CaseLookup, StatusChange
 from federation.core.canonical_url import UrlError, canonical_url
-from federation.core.case_status import CaseStatus
+from federation.core.case import CaseView
+from federation.core.case_status import CaseStatus, may_follow
 from federation.core.errors import (
     FOREIGN_ORIGIN,
     INVALID_REPORT,
@@ -155,7 +156,13 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
             view = self._lookup.case(report_id=ReportId(request.report_id))
         else:
             view = self._lookup.case(case_id=CaseId(request.case_id))
-        return pb.GetCaseResponse(case=case_to_proto(view))
+        return pb.GetCaseResponse(case=case_to_proto(view), next_statuses=self._next(view))
+
+    def _next(self, view: CaseView) -> list[int]:
+        """What the table lets follow the case's status (only for our own cases)."""
+        if view.responsible_member_id != self._me:
+            return []
+        return [int(s) for s in CaseStatus if may_follow(view.status, s)]
 
     @translate_errors
     def ListCases(  # noqa: N802

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import grpc
@@ -46,9 +47,20 @@ from federation.wire.errors import MalformedMessageError
 from federation.wire.times import optional_datetime, to_timestamp
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
-from hfp.v1 import receipt_pb2, report_pb2
+from hfp.v1 import receipt_pb2, report_pb2, status_pb2
 
 log = structlog.get_logger(__name__)
+
+
+def _canonical(url: str, field: str) -> str:
+    """The canonical form of the URL in ``field`` (INVALID_ARGUMENT if it has none)."""
+    try:
+        return canonical_url(url)
+    except UrlError as exc:
+        raise InvalidArgumentError(
+            INVALID_URL, f"{field.replace('.', ': ')}: {exc}", field=field
+        ) from exc
+
 
 ANY_ROLE = frozenset(Role)
 
@@ -135,12 +147,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         problem = check_report(report, now, self._limits)
         if problem is not None:
             raise InvalidArgumentError(INVALID_REPORT, f"report: {problem.detail}", field="report")
-        try:
-            canonical_url(report.url)
-        except UrlError as exc:
-            raise InvalidArgumentError(
-                INVALID_URL, f"report: url: {exc}", field="report.url"
-            ) from exc
+        _canonical(report.url, "report.url")
         return report
 
     @translate_errors
@@ -158,11 +165,13 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
             view = self._lookup.case(case_id=CaseId(request.case_id))
         return pb.GetCaseResponse(case=case_to_proto(view), next_statuses=self._next(view))
 
-    def _next(self, view: CaseView) -> list[int]:
+    def _next(self, view: CaseView) -> list[status_pb2.CaseStatus.ValueType]:
         """What the table lets follow the case's status (only for our own cases)."""
         if view.responsible_member_id != self._me:
             return []
-        return [int(s) for s in CaseStatus if may_follow(view.status, s)]
+        return [
+            status_pb2.CaseStatus.ValueType(s) for s in CaseStatus if may_follow(view.status, s)
+        ]
 
     @translate_errors
     def ListCases(  # noqa: N802
@@ -171,6 +180,10 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         """A filtered page of cases, newest first."""
         self._own_member(context)
         where = from_request(lambda: case_filter_from_proto(request.filters), "filters")
+        if request.filters.url:
+            where = dataclasses.replace(
+                where, canonical_url=_canonical(request.filters.url, "filters.url")
+            )
         with self._heavy.slot(context):
             page = self._lookup.cases(where, request.page_size, request.page_token)
             cases, next_token = bounded_cases(page)

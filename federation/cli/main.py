@@ -39,6 +39,7 @@ def serve(config_path: Path) -> None:
 
 from federation.cli.audit import audit  # noqa: E402
 from federation.cli.cases import case  # noqa: E402
+from federation.cli.console import console  # noqa: E402
 from federation.cli.db import db  # noqa: E402
 from federation.cli.devnet import devnet  # noqa: E402
 from federation.cli.liaison import liaison  # noqa: E402
@@ -48,7 +49,19 @@ from federation.cli.reports import report  # noqa: E402
 from federation.cli.roster import roster  # noqa: E402
 from federation.cli.stats import stats  # noqa: E402
 
-for group in (db, devnet, report, case, outbox, stats, audit, liaison, roster, *NETWORK_COMMANDS):
+for group in (
+    db,
+    devnet,
+    report,
+    case,
+    console,
+    outbox,
+    stats,
+    audit,
+    liaison,
+    roster,
+    *NETWORK_COMMANDS,
+):
     cli.add_command(group)
 
 from conformance.cli import conformance  # noqa: E402 (loads only click; the harness loads on use)

@@ -94,17 +94,17 @@ def report_view(item: case_pb2.CaseReport) -> ReportView:
     """The case page's account of one report."""
     r = item.report
     fields = (
-        ("created", when(r, "created_at")),
-        ("media type", _enum(report_pb2.MediaType, r.media_type, "MEDIA_TYPE_")),
-        ("classification", _enum(report_pb2.Classification, r.classification, "CLASSIFICATION_")),
+        ("Created", when(r, "created_at")),
+        ("Media type", _enum(report_pb2.MediaType, r.media_type, "MEDIA_TYPE_")),
+        ("Classification", _enum(report_pb2.Classification, r.classification, "CLASSIFICATION_")),
         (
-            "victim age group",
+            "Victim age group",
             _enum(report_pb2.VictimAgeGroup, r.victim_age_group, "VICTIM_AGE_GROUP_"),
         ),
-        ("hosting country", r.hosting_country),
-        ("hosting IP", r.hosting_ip),
-        ("hosting ASN", str(r.hosting_asn) if r.hosting_asn else ""),
-        ("site type", r.site_type),
+        ("Hosting country", r.hosting_country),
+        ("Hosting IP", r.hosting_ip),
+        ("Hosting ASN", str(r.hosting_asn) if r.hosting_asn else ""),
+        ("Site type", r.site_type),
     )
     return ReportView(
         item.report_id,

@@ -13,6 +13,7 @@ def dev_metadata(member_id: MemberId) -> tuple[tuple[str, str], ...]:
     """Call metadata naming the caller to a node in insecure development mode."""
     return ((DEV_MEMBER_METADATA, member_id),)
 
+
 #: Metadata key naming the analyst on whose behalf the node's own operator
 #: identity calls HotlineService (the console sends it). The node reads it
 #: only from its own member, and records it in the operator audit.

@@ -12,8 +12,9 @@ from federation.api.auth import Callers
 from federation.api.decoding import field_path, from_request
 from federation.api.errors import bind_caller, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
+from federation.api.operator import analyst_of, audited
 from federation.api.pages import bounded_cases
-from federation.cases import CaseActions, CaseLookup, StatusChange
+from federation.cases import CaseActions, CaseLookup, OperatorAudit, StatusChange
 from federation.core.canonical_url import UrlError, canonical_url
 from federation.core.case import CaseView
 from federation.core.case_status import CaseStatus, may_follow
@@ -31,6 +32,7 @@ from federation.core.ids import CaseId, MemberId, ReportId, new_uuid7
 from federation.core.limits import Limits
 from federation.core.report import Report, check_report
 from federation.core.roster import Role
+from federation.core.status_update import StatusUpdate
 from federation.intake import DeliveryService
 from federation.runtime.clock import Clock, utc_now
 from federation.wire.convert import (
@@ -73,6 +75,7 @@ class HotlineDesk:
     intake: DeliveryService
     lookup: CaseLookup
     actions: CaseActions
+    audit: OperatorAudit
 
 
 class HotlineServicer(pb_grpc.HotlineServiceServicer):
@@ -90,6 +93,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self._intake = desk.intake
         self._lookup = desk.lookup
         self._actions = desk.actions
+        self._audit = desk.audit
         self._callers = callers
         self._limits = limits
         self._clock = clock
@@ -98,23 +102,28 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     def _me(self) -> MemberId:
         return self._intake.member_id
 
-    def _own_member(self, context: grpc.ServicerContext) -> None:
+    def _own_member(self, context: grpc.ServicerContext) -> str:
+        """Refuse any caller but our own member; the analyst it names ("" if none)."""
         member = self._callers.member(context, ANY_ROLE)
         bind_caller(member.member_id)
         if member.member_id != self._me:
             raise PermissionDeniedError(
                 NOT_OPERATOR, "only this node's own member may use HotlineService"
             )
+        return analyst_of(context)
 
     @translate_errors
     def SubmitReport(  # noqa: N802 (gRPC method name)
         self, request: pb.SubmitReportRequest, context: grpc.ServicerContext
     ) -> pb.SubmitReportResponse:
         """Complete, sign, deduplicate and route a report from our own intake."""
-        self._own_member(context)
-        report = self._complete(request.report)
-        signed = self._intake.submit_own(report)
-        receipt = receipt_pb2.Receipt.FromString(decode_envelope(signed).payload)
+        analyst = self._own_member(context)
+        with audited(self._audit, analyst, "SubmitReport") as entry:
+            report = self._complete(request.report)
+            signed = self._intake.submit_own(report)
+            receipt = receipt_pb2.Receipt.FromString(decode_envelope(signed).payload)
+            entry.case_id = receipt.case_id
+            entry.detail = f"report {report.report_id}: {receipt_pb2.Outcome.Name(receipt.outcome)}"
         # Debug only: at intake rates a line per report costs more than the
         # report (one locked, flushed write), and the caller has the receipt.
         log.debug(
@@ -155,7 +164,13 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self, request: pb.GetCaseRequest, context: grpc.ServicerContext
     ) -> pb.GetCaseResponse:
         """One case by case id or report id."""
-        self._own_member(context)
+        analyst = self._own_member(context)
+        with audited(self._audit, analyst, "GetCase", request.case_id) as entry:
+            answer = self._get_case(request)
+            entry.case_id = answer.case.case_id
+            return answer
+
+    def _get_case(self, request: pb.GetCaseRequest) -> pb.GetCaseResponse:
         which = request.WhichOneof("selector")
         if which is None:
             raise InvalidArgumentError(REQUIRED_FIELD, "give case_id or report_id", field="case_id")
@@ -178,7 +193,15 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self, request: pb.ListCasesRequest, context: grpc.ServicerContext
     ) -> pb.ListCasesResponse:
         """A filtered page of cases, newest first."""
-        self._own_member(context)
+        analyst = self._own_member(context)
+        with audited(self._audit, analyst, "ListCases") as entry:
+            answer = self._list_cases(request, context)
+            entry.detail = f"{len(answer.cases)} cases"
+            return answer
+
+    def _list_cases(
+        self, request: pb.ListCasesRequest, context: grpc.ServicerContext
+    ) -> pb.ListCasesResponse:
         where = from_request(lambda: case_filter_from_proto(request.filters), "filters")
         if request.filters.url:
             where = dataclasses.replace(
@@ -221,7 +244,13 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self, request: pb.RecordStatusRequest, context: grpc.ServicerContext
     ) -> pb.RecordStatusResponse:
         """Record a new status of one of our cases; it is signed and sent to every reporter."""
-        self._own_member(context)
+        analyst = self._own_member(context)
+        with audited(self._audit, analyst, "RecordStatus", request.case_id) as entry:
+            update = self._record(request)
+            entry.detail = f"{update.status.name} (update {update.sequence})"
+            return pb.RecordStatusResponse(update=status_update_to_proto(update))
+
+    def _record(self, request: pb.RecordStatusRequest) -> StatusUpdate:
         try:
             status = CaseStatus(request.status)
         except ValueError:
@@ -234,7 +263,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         log.info(
             "status recorded", case_id=update.case_id, status=status.name, sequence=update.sequence
         )
-        return pb.RecordStatusResponse(update=status_update_to_proto(update))
+        return update
 
     @translate_errors
     def GetStats(  # noqa: N802

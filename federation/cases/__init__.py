@@ -2,13 +2,15 @@
 
 Owns filing reports into cases (one open case per canonical URL, joins,
 reappearances, known-content links), the analysts' read side (cases, pages,
-statistics), analysts' actions on a case, and the overdue-takedown watch.
+statistics), analysts' actions on a case, the operator audit of those actions,
+and the overdue-takedown watch.
 
 May use: ``core``, ``store``, ``status`` (every change of a case is a signed
 status update), ``runtime``.
 """
 
 from federation.cases.actions import CaseActions, StatusChange
+from federation.cases.audit import OperatorAudit
 from federation.cases.changes import CaseChanges
 from federation.cases.filing import CaseBook, Filed, Filing, FilingBatch, PdqSearch
 from federation.cases.lookup import CaseLookup
@@ -25,6 +27,7 @@ __all__ = [
     "Filing",
     "FilingBatch",
     "HistoryPage",
+    "OperatorAudit",
     "OverduePolicy",
     "OverdueWatcher",
     "PdqSearch",

@@ -26,6 +26,7 @@ from federation.cases import (
     CaseBook,
     CaseChanges,
     CaseLookup,
+    OperatorAudit,
     OverduePolicy,
     OverdueWatcher,
 )
@@ -193,6 +194,7 @@ class Application:
     bell: Bell
     overdue: OverduePolicy
     watcher: OverdueWatcher
+    operator_audit: OperatorAudit
 
 
 def status_book(base: Foundation) -> StatusBook:
@@ -257,6 +259,7 @@ def application(base: Foundation, notify_outbox: Callable[[MemberId], None]) -> 
         bell,
         overdue,
         watcher,
+        OperatorAudit(db),
     )
 
 

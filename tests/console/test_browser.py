@@ -9,7 +9,10 @@ reported URL where a browser would load or follow it.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -76,7 +79,13 @@ class Visit:
         return list(self.driver.find_elements(By.CSS_SELECTOR, css))
 
     def submit(self, css: str) -> None:
+        """Click a submit button and wait until the next page has replaced this one."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.find("html")
         self.find(css).click()
+        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(page))
         self.check()
 
     def login(self, name: str, password: str = PASSWORD) -> None:
@@ -181,6 +190,26 @@ def test_an_analyst_works_a_case_and_meets_a_police_hold(
     assert visit.find_all("#login")
     visit.get("/inbox")
     assert visit.find_all("#login"), "after logout the inbox asks for a login"
+
+    acted = [e for e in operator_audit(console.net) if e["cases"] == receipt.case_id]
+    records = [(e["who"], e["outcome"], e["detail"]) for e in acted if e["call"] == "RecordStatus"]
+    assert records == [
+        ("ana", "OK", "ASSESSED_ILLEGAL (update 2)"),
+        ("ana", "FAILED_PRECONDITION", records[1][2]),
+    ]
+    assert records[1][2].startswith("HOLD_ACTIVE: ")
+    assert {e["call"] for e in acted} >= {"GetCase", "RecordStatus"}
+
+
+def operator_audit(net: Network) -> list[dict[str, Any]]:
+    """``hfed audit --log operator`` of hotline-dk, as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "audit", "--devnet", str(net.directory),
+         "--member", DK, "--log", "operator", "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    entries: list[dict[str, Any]] = json.loads(result.stdout)
+    return entries
 
 
 def test_wrong_passwords_are_throttled(visit: Visit) -> None:

@@ -71,7 +71,10 @@ def require_chromium() -> None:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     if not missing:
         return
-    why = f"BROWSER TESTS NOT RUN: {', '.join(missing)} missing (apt-get install chromium chromium-driver)"
+    why = (
+        f"BROWSER TESTS NOT RUN: {', '.join(missing)} missing "
+        "(apt-get install chromium chromium-driver)"
+    )
     if in_ci():
         pytest.fail(why, pytrace=False)
     pytest.skip(why)

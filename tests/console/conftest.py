@@ -51,9 +51,26 @@ def _environment() -> dict[str, str]:
 def add_account(net: Network, users: Path, name: str, role: str) -> None:
     """``hfed console user add`` with the password on stdin."""
     subprocess.run(
-        [*HFED, "user", "add", name, "--role", role, "--password-stdin", "--users", str(users),
-         "--devnet", str(net.directory), "--member", DK],
-        input=PASSWORD + "\n", text=True, check=True, capture_output=True, timeout=60,
+        [
+            *HFED,
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--users",
+            str(users),
+            "--devnet",
+            str(net.directory),
+            "--member",
+            DK,
+        ],
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=60,
         env=_environment(),
     )
 
@@ -62,7 +79,9 @@ def _wait_up(url: str, process: subprocess.Popen[str], timeout: float = 30.0) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"console exited: {process.stdout.read() if process.stdout else ''}")
+            raise AssertionError(
+                f"console exited: {process.stdout.read() if process.stdout else ''}"
+            )
         try:
             with urllib.request.urlopen(url + "/login", timeout=2):
                 return
@@ -81,7 +100,9 @@ def console_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
 
 @pytest.fixture(scope="session")
-def console(console_net: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole]:
+def console(
+    console_net: Network, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningConsole]:
     """The console of hotline-dk, with one account per role."""
     users = tmp_path_factory.mktemp("console-users") / "users.sqlite"
     for name, role in ACCOUNTS.items():
@@ -89,9 +110,21 @@ def console(console_net: Network, tmp_path_factory: pytest.TempPathFactory) -> I
     port = free_ports(1)[0]
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [*HFED, "--devnet", str(console_net.directory), "--member", DK, "--users", str(users),
-         "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_environment(),
+        [
+            *HFED,
+            "--devnet",
+            str(console_net.directory),
+            "--member",
+            DK,
+            "--users",
+            str(users),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_environment(),
     )
     try:
         _wait_up(url, process)

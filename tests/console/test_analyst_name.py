@@ -38,10 +38,14 @@ def test_another_member_cannot_act_as_an_analyst(console_net: Network) -> None:
 
 
 def test_list_cases_finds_a_case_by_any_spelling_of_its_url(console_net: Network) -> None:
-    report = report_pb2.Report(url="https://Spelled.Example.com:443/a/../path", hosting_country="DK")
+    report = report_pb2.Report(
+        url="https://Spelled.Example.com:443/a/../path", hosting_country="DK"
+    )
     with console_net.channel(DK, DK) as channel:
         stub = hgrpc.HotlineServiceStub(channel)
-        receipt = stub.SubmitReport(hpb.SubmitReportRequest(report=report), timeout=DEADLINE).receipt
+        receipt = stub.SubmitReport(
+            hpb.SubmitReportRequest(report=report), timeout=DEADLINE
+        ).receipt
         found = stub.ListCases(
             hpb.ListCasesRequest(filters={"url": "https://spelled.example.com/path"}),
             timeout=DEADLINE,
@@ -59,7 +63,9 @@ def test_get_case_offers_what_the_table_allows(console_net: Network) -> None:
     report = report_pb2.Report(url="https://offers.example.com/x", hosting_country="DK")
     with console_net.channel(DK, DK) as channel:
         stub = hgrpc.HotlineServiceStub(channel)
-        receipt = stub.SubmitReport(hpb.SubmitReportRequest(report=report), timeout=DEADLINE).receipt
+        receipt = stub.SubmitReport(
+            hpb.SubmitReportRequest(report=report), timeout=DEADLINE
+        ).receipt
         answer = stub.GetCase(hpb.GetCaseRequest(case_id=receipt.case_id), timeout=DEADLINE)
     names = [status_pb2.CaseStatus.Name(s) for s in answer.next_statuses]
     assert names == [

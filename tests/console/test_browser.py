@@ -165,7 +165,10 @@ def test_an_analyst_works_a_case_and_meets_a_police_hold(
     assert visit.find("#case-url").text == url
     assert HOSTILE_NOTE in visit.find("dd.note").text  # shown as text, never run
     assert visit.options("#next-status") == [
-        "ASSESSED_ILLEGAL", "ASSESSED_NOT_ILLEGAL", "CONTENT_GONE", "MOVED",
+        "ASSESSED_ILLEGAL",
+        "ASSESSED_NOT_ILLEGAL",
+        "CONTENT_GONE",
+        "MOVED",
     ]
     visit.choose("#next-status", "ASSESSED_ILLEGAL")
     visit.submit("#record")
@@ -204,9 +207,24 @@ def test_an_analyst_works_a_case_and_meets_a_police_hold(
 def operator_audit(net: Network) -> list[dict[str, Any]]:
     """``hfed audit --log operator`` of hotline-dk, as JSON."""
     result = subprocess.run(
-        [sys.executable, "-m", "federation.cli.main", "audit", "--devnet", str(net.directory),
-         "--member", DK, "--log", "operator", "--format", "json"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "federation.cli.main",
+            "audit",
+            "--devnet",
+            str(net.directory),
+            "--member",
+            DK,
+            "--log",
+            "operator",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     entries: list[dict[str, Any]] = json.loads(result.stdout)
     return entries

@@ -39,7 +39,9 @@ def test_accounts_are_hashed_with_argon2id_and_can_be_disabled(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("name", "password"), [("Ana", "a long enough password"), ("ana", "short"), ("", "x" * 20)]
 )
-def test_bad_names_and_short_passwords_are_refused(tmp_path: Path, name: str, password: str) -> None:
+def test_bad_names_and_short_passwords_are_refused(
+    tmp_path: Path, name: str, password: str
+) -> None:
     with pytest.raises(UserError):
         UserStore(tmp_path / "users.sqlite").add(name, Role.ADMIN, password)
 

@@ -25,20 +25,31 @@ DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
 COLUMNS = ("at", "log", "who", "call", "outcome", "calls", "cases", "detail")
 
 
+def _row(log: str, at: datetime, who: str, rpc: str, outcome: str, **rest: Any) -> dict[str, Any]:
+    return {
+        "at": at.isoformat(timespec="seconds"),
+        "log": log,
+        "who": who,
+        "call": rpc,
+        "outcome": outcome,
+        **rest,
+    }
+
+
 def _liaison(
     session: Session, since: datetime | None, who: str, limit: int
 ) -> list[dict[str, Any]]:
     return [
-        {
-            "at": r.at.isoformat(timespec="seconds"),
-            "log": "liaison",
-            "who": r.member_id,
-            "call": r.rpc,
-            "outcome": r.outcome,
-            "cases": " ".join(r.case_ids),
-            "detail": r.detail,
-            "calls": r.calls,
-        }
+        _row(
+            "liaison",
+            r.at,
+            r.member_id,
+            r.rpc,
+            r.outcome,
+            cases=" ".join(r.case_ids),
+            detail=r.detail,
+            calls=r.calls,
+        )
         for r in store.entries(session, since, who, limit)
     ]
 
@@ -47,16 +58,9 @@ def _operator(
     session: Session, since: datetime | None, who: str, limit: int
 ) -> list[dict[str, Any]]:
     return [
-        {
-            "at": r.at.isoformat(timespec="seconds"),
-            "log": "operator",
-            "who": r.analyst,
-            "call": r.rpc,
-            "outcome": r.outcome,
-            "cases": r.case_id,
-            "detail": r.detail,
-            "calls": 1,
-        }
+        _row(
+            "operator", r.at, r.analyst, r.rpc, r.outcome, cases=r.case_id, detail=r.detail, calls=1
+        )
         for r in operator_audit.entries(session, since, who, limit)
     ]
 

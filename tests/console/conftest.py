@@ -24,7 +24,12 @@ if str(ROOT) not in sys.path:  # make `tests.support` importable however pytest 
     sys.path.insert(0, str(ROOT))
 
 from federation.devnet.create import free_ports  # noqa: E402
-from tests.support.net import Network, running_network, small_members  # noqa: E402
+from tests.support.net import (  # noqa: E402
+    Network,
+    running_network,
+    small_members,
+    wait_exited,
+)
 
 DK, NL = "hotline-dk", "hotline-nl"
 HFED = [sys.executable, "-m", "federation.cli.main", "console"]
@@ -131,8 +136,6 @@ def console(
         yield RunningConsole(url, users, console_net)
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        if not wait_exited(process.pid, 15):
             process.kill()
-            process.wait(timeout=15)
+        process.wait(timeout=15)

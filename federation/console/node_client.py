@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 
 from federation.cli.connect import DEADLINE, Target, channel
 from federation.wire.metadata import analyst_metadata
-from hfp.v1 import case_pb2, status_pb2
+from hfp.v1 import case_pb2, receipt_pb2, report_pb2, status_pb2
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 
@@ -130,3 +130,8 @@ class NodeClient:
             new_hosting_country=new_country,
         )
         return self._call(analyst, self.stub.RecordStatus, request)
+
+    def submit(self, analyst: str, report: report_pb2.Report) -> receipt_pb2.Receipt:
+        """Submit one report from our intake; the node's signed receipt says what became of it."""
+        request = pb.SubmitReportRequest(report=report)
+        return self._call(analyst, self.stub.SubmitReport, request).receipt

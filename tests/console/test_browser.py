@@ -275,3 +275,34 @@ def test_every_answer_carries_the_strict_policy(console: RunningConsole) -> None
             assert answer.headers["x-frame-options"] == "DENY"
             body = answer.read().decode()
             assert "<script" not in body and "style=" not in body
+
+
+def test_an_analyst_submits_one_report_and_a_csv_file(
+    visit: Visit, console: RunningConsole, tmp_path: Path
+) -> None:
+    tag = os.urandom(4).hex()
+    here, there = f"https://dk-{tag}.example.com/a", f"https://nl-{tag}.example.com/b"
+    visit.reported += [here, there]
+    visit.login("ana")
+    visit.get("/submit")
+    visit.find("#submit-url").send_keys(here)
+    visit.find("#submit-country").send_keys("DK")
+    visit.submit("#submit-one")
+    assert visit.find("#results .outcome").text == "ACCEPTED"
+    visit.submit("#results a")  # the new case, filed here
+    assert visit.find("#case-url").text == here
+
+    sheet = tmp_path / "reports.csv"
+    sheet.write_text(
+        f"url,country,media_type\n{there},NL,image\nhttps://nocountry-{tag}.example.com/,,\n"
+        f"{here}/again,DK,not-a-type\n"
+    )
+    visit.get("/submit")
+    visit.find("#csv-file").send_keys(str(sheet))
+    visit.submit("#upload")
+    assert visit.find("#summary").text == "1 submitted, 2 failed"
+    rows = [r.text for r in visit.find_all("#results tbody tr")]
+    assert "FORWARDED hotline-nl" in rows[0]  # to the member responsible for NL
+    assert "url and country are required" in rows[1]
+    assert "media_type 'not-a-type'" in rows[2]
+    visit.shot("submit-csv")

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from federation.console import account_pages, case_pages, submit_pages
+from federation.console import account_pages, case_pages, stats_pages, submit_pages
 from federation.console.security import SecurityHeaders
 from federation.console.web import HERE, Console
 
@@ -34,6 +34,7 @@ def build_app(console: Console) -> Starlette:
         *account_pages.routes(console),
         *case_pages.routes(console),
         *submit_pages.routes(console),
+        *stats_pages.routes(console),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import grpc
@@ -18,6 +19,7 @@ from grpc_status import rpc_status
 
 from federation.cli.connect import DEADLINE, Target, channel
 from federation.wire.metadata import analyst_metadata
+from federation.wire.times import to_timestamp
 from hfp.v1 import case_pb2, receipt_pb2, report_pb2, status_pb2
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
@@ -135,3 +137,14 @@ class NodeClient:
         """Submit one report from our intake; the node's signed receipt says what became of it."""
         request = pb.SubmitReportRequest(report=report)
         return self._call(analyst, self.stub.SubmitReport, request).receipt
+
+    def stats(
+        self, analyst: str, since: datetime | None = None, until: datetime | None = None
+    ) -> pb.GetStatsResponse:
+        """Takedown statistics of the cases first reported in [since, until)."""
+        request = pb.GetStatsRequest()
+        if since is not None:
+            request.since.CopyFrom(to_timestamp(since))
+        if until is not None:
+            request.until.CopyFrom(to_timestamp(until))
+        return self._call(analyst, self.stub.GetStats, request)

@@ -35,7 +35,7 @@ DK, NL = "hotline-dk", "hotline-nl"
 HFED = [sys.executable, "-m", "federation.cli.main", "console"]
 PASSWORD = "a long test password"
 #: Accounts every console test may use: name -> role.
-ACCOUNTS = {"ana": "analyst", "sue": "supervisor", "root": "admin"}
+ACCOUNTS = {"ana": "analyst", "sue": "supervisor", "sam": "supervisor", "root": "admin"}
 
 
 @dataclass(frozen=True)

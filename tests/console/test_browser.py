@@ -26,7 +26,7 @@ from hfp.v1 import hotline_service_pb2 as hpb
 from hfp.v1 import hotline_service_pb2_grpc as hgrpc
 from hfp.v1 import liaison_service_pb2 as lpb
 from hfp.v1 import liaison_service_pb2_grpc as lgrpc
-from hfp.v1 import receipt_pb2, report_pb2
+from hfp.v1 import receipt_pb2, report_pb2, status_pb2
 from tests.console.browser import assert_never_loaded, chromium, require_chromium
 from tests.console.conftest import DK, PASSWORD, RunningConsole
 from tests.support.net import DEADLINE, Network
@@ -306,3 +306,31 @@ def test_an_analyst_submits_one_report_and_a_csv_file(
     assert "url and country are required" in rows[1]
     assert "media_type 'not-a-type'" in rows[2]
     visit.shot("submit-csv")
+
+
+def test_a_supervisor_sees_the_statistics_with_their_plots(
+    visit: Visit, console: RunningConsole
+) -> None:
+    removed = submit(console.net, f"https://removed-{os.urandom(4).hex()}.example.com/")
+    with console.net.channel(DK, DK) as channel:
+        stub = hgrpc.HotlineServiceStub(channel)
+        for status in (
+            status_pb2.CASE_STATUS_ASSESSED_ILLEGAL,
+            status_pb2.CASE_STATUS_CONTENT_REMOVED,
+        ):
+            stub.RecordStatus(
+                hpb.RecordStatusRequest(case_id=removed.case_id, status=status), timeout=DEADLINE
+            )
+    visit.login("ana")
+    visit.get("/stats")
+    assert "needs the role supervisor" in visit.find("#forbidden").text
+    visit.logout()
+    visit.login("sam")
+    visit.get("/stats")
+    assert int(visit.find("#removed").text.split()[0]) >= 1
+    assert visit.find("#median").text.endswith(" h")
+    assert "CONTENT_REMOVED" in visit.find("#status-plot svg").text
+    assert "DK" in visit.find("#country-plot svg").text
+    assert visit.find_all("#median-plot svg circle"), "this week's median is plotted"
+    assert visit.find_all("#share-plot svg circle")
+    visit.shot("statistics")

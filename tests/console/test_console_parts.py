@@ -117,3 +117,13 @@ def test_the_package_ships_no_script_no_inline_style_and_loads_nothing_remote() 
         text = template.read_text()
         assert "<script" not in text and "style=" not in text and "<style" not in text, template
         assert "http://" not in text and "https://" not in text, template
+
+
+def test_plots_escape_their_labels_and_use_no_style() -> None:
+    from federation.console import plots
+
+    drawn = str(plots.bars("a <b>", [("<script>x</script>", 3.0), ("ok", 0.0)]))
+    drawn += str(plots.line("trend", [("w1", 1.0), ("w2", None), ("<i>", 2.5)], " h"))
+    assert "<script>" not in drawn and "&lt;script&gt;" in drawn and "&lt;i&gt;" in drawn
+    assert "style" not in drawn and "url(" not in drawn
+    assert drawn.count("<circle") == 2

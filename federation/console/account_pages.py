@@ -17,7 +17,16 @@ from federation.console.security import (
     set_cookie,
 )
 from federation.console.users import Role, UserError
-from federation.console.web import Console, Visitor, form_of, guarded, text, to_login, visitor
+from federation.console.web import (
+    Console,
+    Visitor,
+    form_of,
+    form_route,
+    page_route,
+    text,
+    to_login,
+    visitor,
+)
 
 
 def _address(request: Request) -> str:
@@ -123,12 +132,8 @@ def routes(console: Console) -> list[Route]:
     return [
         Route("/login", get_login, methods=["GET"]),
         Route("/login", post_login, methods=["POST"]),
-        Route("/logout", guarded(console, Role.ANALYST, logout, post=True), methods=["POST"]),
-        Route("/admin/users", guarded(console, Role.ADMIN, users_page), methods=["GET"]),
-        Route("/admin/users", guarded(console, Role.ADMIN, add_user, post=True), methods=["POST"]),
-        Route(
-            "/admin/users/disable",
-            guarded(console, Role.ADMIN, disable_user, post=True),
-            methods=["POST"],
-        ),
+        form_route(console, "/logout", Role.ANALYST, logout),
+        page_route(console, "/admin/users", Role.ADMIN, users_page),
+        form_route(console, "/admin/users", Role.ADMIN, add_user),
+        form_route(console, "/admin/users/disable", Role.ADMIN, disable_user),
     ]

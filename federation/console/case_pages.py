@@ -17,8 +17,9 @@ from federation.console.web import (
     Console,
     Visitor,
     form_of,
-    guarded,
+    form_route,
     now,
+    page_route,
     refusal_context,
     text,
 )
@@ -127,12 +128,8 @@ async def home(_console: Console, _request: Request, _who: Visitor) -> Response:
 def routes(console: Console) -> list[Route]:
     """The case routes of ``console``."""
     return [
-        Route("/", guarded(console, Role.ANALYST, home), methods=["GET"]),
-        Route("/inbox", guarded(console, Role.ANALYST, inbox), methods=["GET"]),
-        Route("/cases/{case_id}", guarded(console, Role.ANALYST, case_get), methods=["GET"]),
-        Route(
-            "/cases/{case_id}/status",
-            guarded(console, Role.ANALYST, record_status, post=True),
-            methods=["POST"],
-        ),
+        page_route(console, "/", Role.ANALYST, home),
+        page_route(console, "/inbox", Role.ANALYST, inbox),
+        page_route(console, "/cases/{case_id}", Role.ANALYST, case_get),
+        form_route(console, "/cases/{case_id}/status", Role.ANALYST, record_status),
     ]

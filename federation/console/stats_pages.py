@@ -18,7 +18,7 @@ from federation.console import plots
 from federation.console.node_client import NodeRefusalError
 from federation.console.users import Role
 from federation.console.views import status_name
-from federation.console.web import Console, Visitor, guarded, now, refusal_context
+from federation.console.web import Console, Visitor, now, page_route, refusal_context
 from hfp.v1 import hotline_service_pb2 as pb
 
 #: Weeks the trend covers (one GetStats call each).
@@ -91,4 +91,4 @@ async def stats_page(console: Console, request: Request, who: Visitor) -> Respon
 
 def routes(console: Console) -> list[Route]:
     """The statistics routes of ``console``."""
-    return [Route("/stats", guarded(console, Role.SUPERVISOR, stats_page), methods=["GET"])]
+    return [page_route(console, "/stats", Role.SUPERVISOR, stats_page)]

@@ -21,7 +21,15 @@ from starlette.routing import Route
 from federation.cli.reports import AGE, CLASSIFICATION, CSV_COLUMNS, MEDIA, RowError, build_report
 from federation.console.node_client import NodeRefusalError
 from federation.console.users import Role
-from federation.console.web import Console, Visitor, form_of, guarded, refusal_context, text
+from federation.console.web import (
+    Console,
+    Visitor,
+    form_of,
+    form_route,
+    page_route,
+    refusal_context,
+    text,
+)
 from hfp.v1 import receipt_pb2
 
 #: The form's fields, as build_report reads them.
@@ -156,11 +164,7 @@ async def submit_csv(console: Console, request: Request, who: Visitor) -> Respon
 def routes(console: Console) -> list[Route]:
     """The submission routes of ``console``."""
     return [
-        Route("/submit", guarded(console, Role.ANALYST, submit_page), methods=["GET"]),
-        Route("/submit", guarded(console, Role.ANALYST, submit_one, post=True), methods=["POST"]),
-        Route(
-            "/submit/csv",
-            guarded(console, Role.ANALYST, submit_csv, post=True),
-            methods=["POST"],
-        ),
+        page_route(console, "/submit", Role.ANALYST, submit_page),
+        form_route(console, "/submit", Role.ANALYST, submit_one),
+        form_route(console, "/submit/csv", Role.ANALYST, submit_csv),
     ]

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from federation.console.node_client import NodeClient, NodeRefusalError
@@ -113,6 +114,16 @@ def guarded(console: Console, role: Role, handler: Handler, *, post: bool = Fals
         return response
 
     return endpoint
+
+
+def page_route(console: Console, path: str, role: Role, handler: Handler) -> Route:
+    """GET ``path``: ``handler`` for a session of at least ``role``."""
+    return Route(path, guarded(console, role, handler), methods=["GET"])
+
+
+def form_route(console: Console, path: str, role: Role, handler: Handler) -> Route:
+    """POST ``path``: ``handler`` for a session of at least ``role``, with its CSRF token."""
+    return Route(path, guarded(console, role, handler, post=True), methods=["POST"])
 
 
 def form_of(request: Request) -> FormData:

@@ -85,7 +85,7 @@ class Visit:
 
         page = self.find("html")
         self.find(css).click()
-        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(page))
+        WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(page))
         self.check()
 
     def login(self, name: str, password: str = PASSWORD) -> None:

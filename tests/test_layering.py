@@ -27,8 +27,11 @@ The rules, in words:
 - ``network`` (forming and operating a network: requests, the roster
   source, signing ceremonies) uses ``core`` and ``wire`` only: no storage,
   no gRPC; the ``hfed`` operator commands in ``cli`` drive it.
+- ``console`` (the analysts' web console) is a thin client of the node's API:
+  ``core`` values, ``wire``, generated code and the client side of ``cli``;
+  never ``store``, ``api``, ``node`` or the application packages.
 - generated ``hfp`` code appears only in ``wire``, ``api``, ``peers``, the tools and the
-  clients (``cli``, ``devnet``).
+  clients (``cli``, ``console``, ``devnet``).
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ MAY_USE: dict[str, frozenset[str]] = {
     "network": frozenset({"core", "wire"}),
     "api": frozenset({"core", "wire", "runtime", "hfp", *APPLICATION}),
     "peers": frozenset({"core", "store", "wire", "runtime", "hfp", *APPLICATION}),
+    # A thin client of the node's API: the client side of the CLI (cli.connect)
+    # and the wire values, never the node's storage or its rules' packages.
+    "console": frozenset({"core", "wire", "hfp", "cli"}),
 }
 #: Third-party packages a layer must not import.
 FORBIDDEN_THIRD_PARTY: dict[str, frozenset[str]] = {
@@ -76,7 +82,9 @@ UNRESTRICTED = frozenset({"node", "cli", "devnet", "bench", "scripts"})
 #: Modules only ``store`` itself imports: raw driver cursors and the ORM rows.
 PRIVATE_TO_STORE = frozenset({"federation.store._driver", "federation.store.models"})
 #: Where generated code may appear (the composition root registers servicers through ``api``).
-GENERATED_CODE_USERS = frozenset({"wire", "api", "peers", "cli", "devnet", "bench", "scripts"})
+GENERATED_CODE_USERS = frozenset(
+    {"wire", "api", "peers", "cli", "console", "devnet", "bench", "scripts"}
+)
 
 
 def layer_of(module: str) -> str:
@@ -225,6 +233,10 @@ def test_module_respects_its_layer(path: Path) -> None:
         ("federation.cases.queries", "from federation.store.models import CaseRow"),
         ("federation.cli.cases", "from federation.store import models as m"),
         ("bench.ingest", "import federation.store._driver"),
+        ("federation.console.app", "from federation.store import cases"),
+        ("federation.console.app", "from federation.cases import CaseLookup"),
+        ("federation.console.app", "from federation.api.hotline import HotlineServicer"),
+        ("federation.console.app", "from federation.node.compose import compose"),
     ],
 )
 def test_the_check_catches_forbidden_imports(module: str, source: str) -> None:
@@ -246,6 +258,8 @@ def test_the_check_catches_forbidden_imports(module: str, source: str) -> None:
         ("peers.outbox", "from federation.store import outbox"),
         ("federation.node.server", "from peers.outbox import Outbox"),
         ("federation.cli.cases", "from federation.store.database import Database"),
+        ("federation.console.node_client", "from federation.cli.connect import Target"),
+        ("federation.console.node_client", "from hfp.v1 import hotline_service_pb2"),
     ],
 )
 def test_the_check_allows_what_the_rules_allow(module: str, source: str) -> None:

@@ -40,6 +40,7 @@ INVALID_URL                INVALID_ARGUMENT     a report URL that cannot be cano
 INVALID_COUNTRY            INVALID_ARGUMENT     not ISO 3166-1 alpha-2 (or ZZ)
 INVALID_REPORT             INVALID_ARGUMENT     a submitted report breaks a rule of the protocol
 FOREIGN_ORIGIN             INVALID_ARGUMENT     a submitted report names another origin member
+BAD_ANALYST_NAME           INVALID_ARGUMENT     the x-hfed-analyst name is not 1-64 of A-Za-z0-9._@-
 TEXT_LENGTH                INVALID_ARGUMENT     a note, reference or hold reason empty or too long
 BAD_HOLD_UNTIL             INVALID_ARGUMENT     a hold's end in the past or over 90 days ahead
 MOVED_NEEDS_COUNTRY        INVALID_ARGUMENT     new_hosting_country given without MOVED or missing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import grpc
@@ -11,11 +12,13 @@ from federation.api.auth import Callers
 from federation.api.decoding import field_path, from_request
 from federation.api.errors import bind_caller, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
+from federation.api.operator import analyst_of, audited
 from federation.api.pages import bounded_cases
-from federation.cases import AuthoredReports, CaseActions, CaseLookup, StatusChange
+from federation.cases import AuthoredReports, CaseActions, CaseLookup, OperatorAudit, StatusChange
 from federation.cases.authored import encode_token
 from federation.core.canonical_url import UrlError, canonical_url
-from federation.core.case_status import CaseStatus
+from federation.core.case import CaseView
+from federation.core.case_status import CaseStatus, may_follow
 from federation.core.errors import (
     FOREIGN_ORIGIN,
     INVALID_REPORT,
@@ -30,6 +33,7 @@ from federation.core.ids import CaseId, MemberId, ReportId, new_uuid7
 from federation.core.limits import Limits
 from federation.core.report import Report, check_report
 from federation.core.roster import Role
+from federation.core.status_update import StatusUpdate
 from federation.intake import DeliveryService
 from federation.runtime.clock import Clock, utc_now
 from federation.wire.authored import (
@@ -51,9 +55,20 @@ from federation.wire.errors import MalformedMessageError
 from federation.wire.times import optional_datetime, to_timestamp
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
-from hfp.v1 import receipt_pb2, report_pb2
+from hfp.v1 import receipt_pb2, report_pb2, status_pb2
 
 log = structlog.get_logger(__name__)
+
+
+def _canonical(url: str, field: str) -> str:
+    """The canonical form of the URL in ``field`` (INVALID_ARGUMENT if it has none)."""
+    try:
+        return canonical_url(url)
+    except UrlError as exc:
+        raise InvalidArgumentError(
+            INVALID_URL, f"{field.replace('.', ': ')}: {exc}", field=field
+        ) from exc
+
 
 ANY_ROLE = frozenset(Role)
 
@@ -68,6 +83,7 @@ class HotlineDesk:
     lookup: CaseLookup
     actions: CaseActions
     authored: AuthoredReports
+    audit: OperatorAudit
 
 
 class HotlineServicer(pb_grpc.HotlineServiceServicer):
@@ -86,6 +102,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self._lookup = desk.lookup
         self._actions = desk.actions
         self._authored = desk.authored
+        self._audit = desk.audit
         self._callers = callers
         self._limits = limits
         self._clock = clock
@@ -94,23 +111,28 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
     def _me(self) -> MemberId:
         return self._intake.member_id
 
-    def _own_member(self, context: grpc.ServicerContext) -> None:
+    def _own_member(self, context: grpc.ServicerContext) -> str:
+        """Refuse any caller but our own member; the analyst it names ("" if none)."""
         member = self._callers.member(context, ANY_ROLE)
         bind_caller(member.member_id)
         if member.member_id != self._me:
             raise PermissionDeniedError(
                 NOT_OPERATOR, "only this node's own member may use HotlineService"
             )
+        return analyst_of(context)
 
     @translate_errors
     def SubmitReport(  # noqa: N802 (gRPC method name)
         self, request: pb.SubmitReportRequest, context: grpc.ServicerContext
     ) -> pb.SubmitReportResponse:
         """Complete, sign, deduplicate and route a report from our own intake."""
-        self._own_member(context)
-        report = self._complete(request.report)
-        signed = self._intake.submit_own(report)
-        receipt = receipt_pb2.Receipt.FromString(decode_envelope(signed).payload)
+        analyst = self._own_member(context)
+        with audited(self._audit, analyst, "SubmitReport") as entry:
+            report = self._complete(request.report)
+            signed = self._intake.submit_own(report)
+            receipt = receipt_pb2.Receipt.FromString(decode_envelope(signed).payload)
+            entry.case_id = receipt.case_id
+            entry.detail = f"report {report.report_id}: {receipt_pb2.Outcome.Name(receipt.outcome)}"
         # Debug only: at intake rates a line per report costs more than the
         # report (one locked, flushed write), and the caller has the receipt.
         log.debug(
@@ -143,12 +165,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         problem = check_report(report, now, self._limits)
         if problem is not None:
             raise InvalidArgumentError(INVALID_REPORT, f"report: {problem.detail}", field="report")
-        try:
-            canonical_url(report.url)
-        except UrlError as exc:
-            raise InvalidArgumentError(
-                INVALID_URL, f"report: url: {exc}", field="report.url"
-            ) from exc
+        _canonical(report.url, "report.url")
         return report
 
     @translate_errors
@@ -156,7 +173,13 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self, request: pb.GetCaseRequest, context: grpc.ServicerContext
     ) -> pb.GetCaseResponse:
         """One case by case id or report id."""
-        self._own_member(context)
+        analyst = self._own_member(context)
+        with audited(self._audit, analyst, "GetCase", request.case_id) as entry:
+            answer = self._get_case(request)
+            entry.case_id = answer.case.case_id
+            return answer
+
+    def _get_case(self, request: pb.GetCaseRequest) -> pb.GetCaseResponse:
         which = request.WhichOneof("selector")
         if which is None:
             raise InvalidArgumentError(REQUIRED_FIELD, "give case_id or report_id", field="case_id")
@@ -164,15 +187,35 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
             view = self._lookup.case(report_id=ReportId(request.report_id))
         else:
             view = self._lookup.case(case_id=CaseId(request.case_id))
-        return pb.GetCaseResponse(case=case_to_proto(view))
+        return pb.GetCaseResponse(case=case_to_proto(view), next_statuses=self._next(view))
+
+    def _next(self, view: CaseView) -> list[status_pb2.CaseStatus.ValueType]:
+        """What the table lets follow the case's status (only for our own cases)."""
+        if view.responsible_member_id != self._me:
+            return []
+        return [
+            status_pb2.CaseStatus.ValueType(s) for s in CaseStatus if may_follow(view.status, s)
+        ]
 
     @translate_errors
     def ListCases(  # noqa: N802
         self, request: pb.ListCasesRequest, context: grpc.ServicerContext
     ) -> pb.ListCasesResponse:
         """A filtered page of cases, newest first."""
-        self._own_member(context)
+        analyst = self._own_member(context)
+        with audited(self._audit, analyst, "ListCases") as entry:
+            answer = self._list_cases(request, context)
+            entry.detail = f"{len(answer.cases)} cases"
+            return answer
+
+    def _list_cases(
+        self, request: pb.ListCasesRequest, context: grpc.ServicerContext
+    ) -> pb.ListCasesResponse:
         where = from_request(lambda: case_filter_from_proto(request.filters), "filters")
+        if request.filters.url:
+            where = dataclasses.replace(
+                where, canonical_url=_canonical(request.filters.url, "filters.url")
+            )
         with self._heavy.slot(context):
             page = self._lookup.cases(where, request.page_size, request.page_token)
             cases, next_token = bounded_cases(page)
@@ -210,7 +253,13 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self, request: pb.RecordStatusRequest, context: grpc.ServicerContext
     ) -> pb.RecordStatusResponse:
         """Record a new status of one of our cases; it is signed and sent to every reporter."""
-        self._own_member(context)
+        analyst = self._own_member(context)
+        with audited(self._audit, analyst, "RecordStatus", request.case_id) as entry:
+            update = self._record(request)
+            entry.detail = f"{update.status.name} (update {update.sequence})"
+            return pb.RecordStatusResponse(update=status_update_to_proto(update))
+
+    def _record(self, request: pb.RecordStatusRequest) -> StatusUpdate:
         try:
             status = CaseStatus(request.status)
         except ValueError:
@@ -223,7 +272,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         log.info(
             "status recorded", case_id=update.case_id, status=status.name, sequence=update.sequence
         )
-        return pb.RecordStatusResponse(update=status_update_to_proto(update))
+        return update
 
     @translate_errors
     def GetStats(  # noqa: N802

@@ -2,14 +2,16 @@
 
 Owns filing reports into cases (one open case per canonical URL, joins,
 reappearances, known-content links), the analysts' read side (cases, pages,
-statistics), analysts' actions on a case, the overdue-takedown watch, and
-the reporter's side: what became of the reports we sent (``authored``).
+statistics), analysts' actions on a case, the operator audit of those actions,
+the overdue-takedown watch, and the reporter's side: what became of the
+reports we sent (``authored``).
 
 May use: ``core``, ``store``, ``status`` (every change of a case is a signed
 status update), ``runtime``.
 """
 
 from federation.cases.actions import CaseActions, StatusChange
+from federation.cases.audit import OperatorAudit
 from federation.cases.authored import AuthoredReports
 from federation.cases.changes import CaseChanges
 from federation.cases.filing import CaseBook, Filed, Filing, FilingBatch, PdqSearch
@@ -28,6 +30,7 @@ __all__ = [
     "Filing",
     "FilingBatch",
     "HistoryPage",
+    "OperatorAudit",
     "OverduePolicy",
     "OverdueWatcher",
     "PdqSearch",

@@ -80,8 +80,17 @@ def node_options(command: F) -> F:
 
 def config_for(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> NodeConfig:
     """The node configuration named by the command's options."""
-    from federation.devnet.manifest import Manifest, ManifestError
     from federation.node.config import ConfigError, load_config
+
+    try:
+        return load_config(config_file(config_path, devnet_dir, member))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def config_file(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> Path:
+    """The node configuration file named by the command's options."""
+    from federation.devnet.manifest import Manifest, ManifestError
 
     if config_path is None and devnet_dir is not None:
         try:
@@ -94,17 +103,18 @@ def config_for(config_path: Path | None, devnet_dir: Path | None, member: str | 
         config_path = devnet_dir / nodes[member].config
     if config_path is None:
         raise click.UsageError("say which node: --config FILE, or --devnet DIR --member ID")
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return config_path
 
 
 def resolve(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> Target:
     """Work out which node to call from the command's options."""
+    return target_of(config_for(config_path, devnet_dir, member))
+
+
+def target_of(config: NodeConfig) -> Target:
+    """The node of ``config``, called with its own client identity."""
     from peers.channel import ClientIdentity
 
-    config = config_for(config_path, devnet_dir, member)
     endpoint = config.listen
     if config.tls is None or config.insecure_plaintext:
         return Target(endpoint, None, config.member_id)

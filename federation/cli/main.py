@@ -22,10 +22,15 @@ COMMANDS = lazy_map(
         (
             "audit",
             "federation.cli.audit:audit",
-            "Show (or export with --format csv) who called what, on which cases, when.",
+            "Show (or export with --format csv) who called or did what, on which cases, when.",
         ),
         ("ca", "federation.cli.network:ca", "The network CA (kept by the secretariat, offline)."),
         ("case", "federation.cli.cases:case", "Look at cases held by this hotline's node."),
+        (
+            "console",
+            "federation.cli.console:console",
+            "Serve the analysts' web console for this hotline's node.",
+        ),
         (
             "conformance",
             "conformance.cli:conformance",

@@ -79,6 +79,8 @@ class CaseFilter:
     created_until: datetime | None = None
     reporter_member_id: MemberId | Literal[""] = ""
     overdue_only: bool = False
+    #: Only the cases of this canonical URL.
+    canonical_url: str = ""
 
 
 class CaseEventKind(enum.IntEnum):

@@ -28,6 +28,7 @@ from federation.cases import (
     CaseBook,
     CaseChanges,
     CaseLookup,
+    OperatorAudit,
     OverduePolicy,
     OverdueWatcher,
 )
@@ -212,6 +213,7 @@ class Application:
     bell: Bell
     overdue: OverduePolicy
     watcher: OverdueWatcher
+    operator_audit: OperatorAudit
 
 
 def status_book(base: Foundation) -> StatusBook:
@@ -283,6 +285,7 @@ def application(base: Foundation, notify_outbox: Callable[[MemberId], None]) -> 
         bell,
         overdue,
         watcher,
+        OperatorAudit(db),
     )
 
 

@@ -171,7 +171,7 @@ def add_servicers(
         app.delivery, base.rosters, base.limits, callers, on_roster_installed=peers.sync.installed
     )
     hotline = HotlineServicer(
-        HotlineDesk(app.delivery, app.lookup, app.actions, app.authored),
+        HotlineDesk(app.delivery, app.lookup, app.actions, app.authored, app.operator_audit),
         callers,
         base.limits,
         heavy_reads=capacity.heavy,

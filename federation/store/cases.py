@@ -537,6 +537,8 @@ def _filtered(query: Select[Any], where: CaseFilter) -> Select[Any]:
         query = query.where(CaseRow.created_at >= where.created_since)
     if where.created_until is not None:
         query = query.where(CaseRow.created_at < where.created_until)
+    if where.canonical_url:
+        query = query.where(CaseRow.canonical_url == where.canonical_url)
     if where.reporter_member_id:
         reporters = select(CaseReportRow.case_id).where(
             CaseReportRow.origin_member_id == where.reporter_member_id

@@ -383,6 +383,29 @@ class AuditRow(Base):
     calls: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
 
 
+class OperatorAuditRow(Base):
+    """Append-only record of what an analyst did through the node's own
+    operator identity (HotlineService calls naming an analyst), and its outcome.
+
+    The migration adds triggers that refuse UPDATE and DELETE on this table.
+    """
+
+    __tablename__ = "operator_audit"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    #: The analyst the operator identity named (federation.wire.metadata).
+    analyst: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    rpc: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: The case the call concerned, "" when none (a list, a refused submission).
+    case_id: Mapped[str] = mapped_column(String(36), nullable=False, default="")
+    #: "OK" or the gRPC status code name of the refusal.
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    detail: Mapped[str] = mapped_column(String(500), nullable=False)
+
+
 def table_of(model: type[Base]) -> Table:
     """The Core table of a mapped class (for bulk inserts without the ORM)."""
     return Base.metadata.tables[model.__tablename__]

@@ -12,3 +12,16 @@ DEV_MEMBER_METADATA = "x-hfed-dev-member"
 def dev_metadata(member_id: MemberId) -> tuple[tuple[str, str], ...]:
     """Call metadata naming the caller to a node in insecure development mode."""
     return ((DEV_MEMBER_METADATA, member_id),)
+
+
+#: Metadata key naming the analyst on whose behalf the node's own operator
+#: identity calls HotlineService (the console sends it). The node reads it
+#: only from its own member, and records it in the operator audit.
+ANALYST_METADATA = "x-hfed-analyst"
+#: Longest analyst name the node records (longer ones are refused).
+MAX_ANALYST_NAME = 64
+
+
+def analyst_metadata(name: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata naming the analyst who takes the action."""
+    return ((ANALYST_METADATA, name),)

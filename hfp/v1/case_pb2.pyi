@@ -268,10 +268,15 @@ class CaseFilter(_message.Message):
     CREATED_UNTIL_FIELD_NUMBER: _builtins.int
     REPORTER_MEMBER_ID_FIELD_NUMBER: _builtins.int
     OVERDUE_ONLY_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
     reporter_member_id: _builtins.str
     """Only cases with at least one report authored by this member."""
     overdue_only: _builtins.bool
     """Only overdue cases (see Case.overdue)."""
+    url: _builtins.str
+    """Only cases of this URL, as reported: the node canonicalizes it by the
+    same rules as a report's URL and matches Case.canonical_url exactly.
+    """
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_status_pb2.CaseStatus.ValueType]:
         """Only cases whose current status is one of these."""
@@ -297,10 +302,11 @@ class CaseFilter(_message.Message):
         created_until: _timestamp_pb2.Timestamp | None = ...,
         reporter_member_id: _builtins.str = ...,
         overdue_only: _builtins.bool = ...,
+        url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_since", b"created_since", "created_until", b"created_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_since", b"created_since", "created_until", b"created_until", "hosting_countries", b"hosting_countries", "overdue_only", b"overdue_only", "reporter_member_id", b"reporter_member_id", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_since", b"created_since", "created_until", b"created_until", "hosting_countries", b"hosting_countries", "overdue_only", b"overdue_only", "reporter_member_id", b"reporter_member_id", "statuses", b"statuses", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

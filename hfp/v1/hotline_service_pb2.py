@@ -31,15 +31,15 @@ from hfp.v1 import report_pb2 as hfp_dot_v1_dot_report__pb2
 from hfp.v1 import status_pb2 as hfp_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chfp/v1/hotline_service.proto\x12\x06hfp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11hfp/v1/case.proto\x1a\x15hfp/v1/envelope.proto\x1a\x14hfp/v1/receipt.proto\x1a\x13hfp/v1/report.proto\x1a\x13hfp/v1/status.proto\"5\n\x13SubmitReportRequest\x12\x1e\n\x06report\x18\x01 \x01(\x0b\x32\x0e.hfp.v1.Report\"8\n\x14SubmitReportResponse\x12 \n\x07receipt\x18\x01 \x01(\x0b\x32\x0f.hfp.v1.Receipt\"u\n\x13RecordStatusRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.hfp.v1.CaseStatus\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x1b\n\x13new_hosting_country\x18\x04 \x01(\t\"<\n\x14RecordStatusResponse\x12$\n\x06update\x18\x01 \x01(\x0b\x32\x14.hfp.v1.StatusUpdate\"D\n\x0eGetCaseRequest\x12\x11\n\x07\x63\x61se_id\x18\x01 \x01(\tH\x00\x12\x13\n\treport_id\x18\x02 \x01(\tH\x00\x42\n\n\x08selector\"-\n\x0fGetCaseResponse\x12\x1a\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x0c.hfp.v1.Case\"P\n\x16ListCaseReportsRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x17ListCaseReportsResponse\x12#\n\x07reports\x18\x01 \x03(\x0b\x32\x12.hfp.v1.CaseReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x14\n\x0creport_count\x18\x03 \x01(\x04\"P\n\x16ListCaseHistoryRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xa3\x01\n\x17ListCaseHistoryResponse\x12%\n\x07history\x18\x01 \x03(\x0b\x32\x14.hfp.v1.StatusUpdate\x12\x31\n\x11history_envelopes\x18\x02 \x03(\x0b\x32\x16.hfp.v1.SignedEnvelope\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x15\n\rhistory_count\x18\x04 \x01(\x04\"^\n\x10ListCasesRequest\x12#\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x12.hfp.v1.CaseFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"I\n\x11ListCasesResponse\x12\x1b\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x0c.hfp.v1.Case\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x0fGetStatsRequest\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x0bStatusCount\x12\"\n\x06status\x18\x01 \x01(\x0e\x32\x12.hfp.v1.CaseStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"6\n\x0c\x43ountryCount\x12\x17\n\x0fhosting_country\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\xbc\x01\n\x08OpenCase\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.hfp.v1.CaseStatus\x12\x17\n\x0fhosting_country\x18\x03 \x01(\t\x12\x35\n\x11\x66irst_reported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08open_for\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x89\x02\n\rReporterStats\x12\x14\n\x0creport_count\x18\x01 \x01(\x04\x12-\n\x10\x63ounts_by_status\x18\x02 \x03(\x0b\x32\x13.hfp.v1.StatusCount\x12\x15\n\rremoved_count\x18\x03 \x01(\x04\x12\x32\n\x0ftakedown_median\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0ctakedown_p90\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12 \n\x18removed_within_72h_share\x18\x06 \x01(\x01\x12\x15\n\roverdue_count\x18\x07 \x01(\x04\"\xe2\x02\n\x10GetStatsResponse\x12-\n\x10\x63ounts_by_status\x18\x01 \x03(\x0b\x32\x13.hfp.v1.StatusCount\x12/\n\x11\x63ounts_by_country\x18\x02 \x03(\x0b\x32\x14.hfp.v1.CountryCount\x12\x15\n\rremoved_count\x18\x03 \x01(\x04\x12\x32\n\x0ftakedown_median\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0ctakedown_p90\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12 \n\x18removed_within_72h_share\x18\x06 \x01(\x01\x12\'\n\ropen_past_72h\x18\x07 \x03(\x0b\x32\x10.hfp.v1.OpenCase\x12\'\n\x08reporter\x18\x08 \x01(\x0b\x32\x15.hfp.v1.ReporterStats\"\xcd\x01\n\x14\x41uthoredReportFilter\x12$\n\x08statuses\x18\x01 \x03(\x0e\x32\x12.hfp.v1.CaseStatus\x12\x19\n\x11hosting_countries\x18\x02 \x03(\t\x12.\n\nsent_since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nsent_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\"r\n\x1aListAuthoredReportsRequest\x12-\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x1c.hfp.v1.AuthoredReportFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x95\x03\n\x0e\x41uthoredReport\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x15\n\rcanonical_url\x18\x02 \x01(\t\x12\x17\n\x0fhosting_country\x18\x03 \x01(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nsince_sent\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1d\n\x15\x66irst_owner_member_id\x18\x06 \x01(\t\x12\x1d\n\x15responsible_member_id\x18\x07 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x08 \x01(\t\x12\"\n\x06status\x18\t \x01(\x0e\x32\x12.hfp.v1.CaseStatus\x12-\n\tstatus_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\x0b \x01(\x08\x12\r\n\x05moves\x18\x0c \x01(\r\x12\"\n\x08\x64\x65livery\x18\r \x01(\x0e\x32\x10.hfp.v1.Delivery\"\xba\x01\n\x1bListAuthoredReportsResponse\x12\'\n\x07reports\x18\x01 \x03(\x0b\x32\x16.hfp.v1.AuthoredReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0btotal_count\x18\x03 \x01(\x04\x12-\n\x10\x63ounts_by_status\x18\x04 \x03(\x0b\x32\x13.hfp.v1.StatusCount\x12\x15\n\roverdue_count\x18\x05 \x01(\x04*\x81\x01\n\x08\x44\x65livery\x12\x18\n\x14\x44\x45LIVERY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45LIVERY_FILED_HERE\x10\x01\x12\x13\n\x0f\x44\x45LIVERY_QUEUED\x10\x02\x12\x16\n\x12\x44\x45LIVERY_DELIVERED\x10\x03\x12\x15\n\x11\x44\x45LIVERY_REJECTED\x10\x04\x32\xeb\x04\n\x0eHotlineService\x12I\n\x0cSubmitReport\x12\x1b.hfp.v1.SubmitReportRequest\x1a\x1c.hfp.v1.SubmitReportResponse\x12I\n\x0cRecordStatus\x12\x1b.hfp.v1.RecordStatusRequest\x1a\x1c.hfp.v1.RecordStatusResponse\x12:\n\x07GetCase\x12\x16.hfp.v1.GetCaseRequest\x1a\x17.hfp.v1.GetCaseResponse\x12R\n\x0fListCaseReports\x12\x1e.hfp.v1.ListCaseReportsRequest\x1a\x1f.hfp.v1.ListCaseReportsResponse\x12R\n\x0fListCaseHistory\x12\x1e.hfp.v1.ListCaseHistoryRequest\x1a\x1f.hfp.v1.ListCaseHistoryResponse\x12@\n\tListCases\x12\x18.hfp.v1.ListCasesRequest\x1a\x19.hfp.v1.ListCasesResponse\x12=\n\x08GetStats\x12\x17.hfp.v1.GetStatsRequest\x1a\x18.hfp.v1.GetStatsResponse\x12^\n\x13ListAuthoredReports\x12\".hfp.v1.ListAuthoredReportsRequest\x1a#.hfp.v1.ListAuthoredReportsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chfp/v1/hotline_service.proto\x12\x06hfp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11hfp/v1/case.proto\x1a\x15hfp/v1/envelope.proto\x1a\x14hfp/v1/receipt.proto\x1a\x13hfp/v1/report.proto\x1a\x13hfp/v1/status.proto\"5\n\x13SubmitReportRequest\x12\x1e\n\x06report\x18\x01 \x01(\x0b\x32\x0e.hfp.v1.Report\"8\n\x14SubmitReportResponse\x12 \n\x07receipt\x18\x01 \x01(\x0b\x32\x0f.hfp.v1.Receipt\"u\n\x13RecordStatusRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.hfp.v1.CaseStatus\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x1b\n\x13new_hosting_country\x18\x04 \x01(\t\"<\n\x14RecordStatusResponse\x12$\n\x06update\x18\x01 \x01(\x0b\x32\x14.hfp.v1.StatusUpdate\"D\n\x0eGetCaseRequest\x12\x11\n\x07\x63\x61se_id\x18\x01 \x01(\tH\x00\x12\x13\n\treport_id\x18\x02 \x01(\tH\x00\x42\n\n\x08selector\"X\n\x0fGetCaseResponse\x12\x1a\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x0c.hfp.v1.Case\x12)\n\rnext_statuses\x18\x02 \x03(\x0e\x32\x12.hfp.v1.CaseStatus\"P\n\x16ListCaseReportsRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x17ListCaseReportsResponse\x12#\n\x07reports\x18\x01 \x03(\x0b\x32\x12.hfp.v1.CaseReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x14\n\x0creport_count\x18\x03 \x01(\x04\"P\n\x16ListCaseHistoryRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xa3\x01\n\x17ListCaseHistoryResponse\x12%\n\x07history\x18\x01 \x03(\x0b\x32\x14.hfp.v1.StatusUpdate\x12\x31\n\x11history_envelopes\x18\x02 \x03(\x0b\x32\x16.hfp.v1.SignedEnvelope\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12\x15\n\rhistory_count\x18\x04 \x01(\x04\"^\n\x10ListCasesRequest\x12#\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x12.hfp.v1.CaseFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"I\n\x11ListCasesResponse\x12\x1b\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x0c.hfp.v1.Case\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x0fGetStatsRequest\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x0bStatusCount\x12\"\n\x06status\x18\x01 \x01(\x0e\x32\x12.hfp.v1.CaseStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"6\n\x0c\x43ountryCount\x12\x17\n\x0fhosting_country\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\xbc\x01\n\x08OpenCase\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.hfp.v1.CaseStatus\x12\x17\n\x0fhosting_country\x18\x03 \x01(\t\x12\x35\n\x11\x66irst_reported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08open_for\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x89\x02\n\rReporterStats\x12\x14\n\x0creport_count\x18\x01 \x01(\x04\x12-\n\x10\x63ounts_by_status\x18\x02 \x03(\x0b\x32\x13.hfp.v1.StatusCount\x12\x15\n\rremoved_count\x18\x03 \x01(\x04\x12\x32\n\x0ftakedown_median\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0ctakedown_p90\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12 \n\x18removed_within_72h_share\x18\x06 \x01(\x01\x12\x15\n\roverdue_count\x18\x07 \x01(\x04\"\xe2\x02\n\x10GetStatsResponse\x12-\n\x10\x63ounts_by_status\x18\x01 \x03(\x0b\x32\x13.hfp.v1.StatusCount\x12/\n\x11\x63ounts_by_country\x18\x02 \x03(\x0b\x32\x14.hfp.v1.CountryCount\x12\x15\n\rremoved_count\x18\x03 \x01(\x04\x12\x32\n\x0ftakedown_median\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0ctakedown_p90\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12 \n\x18removed_within_72h_share\x18\x06 \x01(\x01\x12\'\n\ropen_past_72h\x18\x07 \x03(\x0b\x32\x10.hfp.v1.OpenCase\x12\'\n\x08reporter\x18\x08 \x01(\x0b\x32\x15.hfp.v1.ReporterStats\"\xcd\x01\n\x14\x41uthoredReportFilter\x12$\n\x08statuses\x18\x01 \x03(\x0e\x32\x12.hfp.v1.CaseStatus\x12\x19\n\x11hosting_countries\x18\x02 \x03(\t\x12.\n\nsent_since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nsent_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\"r\n\x1aListAuthoredReportsRequest\x12-\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x1c.hfp.v1.AuthoredReportFilter\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x95\x03\n\x0e\x41uthoredReport\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x15\n\rcanonical_url\x18\x02 \x01(\t\x12\x17\n\x0fhosting_country\x18\x03 \x01(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nsince_sent\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1d\n\x15\x66irst_owner_member_id\x18\x06 \x01(\t\x12\x1d\n\x15responsible_member_id\x18\x07 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x08 \x01(\t\x12\"\n\x06status\x18\t \x01(\x0e\x32\x12.hfp.v1.CaseStatus\x12-\n\tstatus_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\x0b \x01(\x08\x12\r\n\x05moves\x18\x0c \x01(\r\x12\"\n\x08\x64\x65livery\x18\r \x01(\x0e\x32\x10.hfp.v1.Delivery\"\xba\x01\n\x1bListAuthoredReportsResponse\x12\'\n\x07reports\x18\x01 \x03(\x0b\x32\x16.hfp.v1.AuthoredReport\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0btotal_count\x18\x03 \x01(\x04\x12-\n\x10\x63ounts_by_status\x18\x04 \x03(\x0b\x32\x13.hfp.v1.StatusCount\x12\x15\n\roverdue_count\x18\x05 \x01(\x04*\x81\x01\n\x08\x44\x65livery\x12\x18\n\x14\x44\x45LIVERY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45LIVERY_FILED_HERE\x10\x01\x12\x13\n\x0f\x44\x45LIVERY_QUEUED\x10\x02\x12\x16\n\x12\x44\x45LIVERY_DELIVERED\x10\x03\x12\x15\n\x11\x44\x45LIVERY_REJECTED\x10\x04\x32\xeb\x04\n\x0eHotlineService\x12I\n\x0cSubmitReport\x12\x1b.hfp.v1.SubmitReportRequest\x1a\x1c.hfp.v1.SubmitReportResponse\x12I\n\x0cRecordStatus\x12\x1b.hfp.v1.RecordStatusRequest\x1a\x1c.hfp.v1.RecordStatusResponse\x12:\n\x07GetCase\x12\x16.hfp.v1.GetCaseRequest\x1a\x17.hfp.v1.GetCaseResponse\x12R\n\x0fListCaseReports\x12\x1e.hfp.v1.ListCaseReportsRequest\x1a\x1f.hfp.v1.ListCaseReportsResponse\x12R\n\x0fListCaseHistory\x12\x1e.hfp.v1.ListCaseHistoryRequest\x1a\x1f.hfp.v1.ListCaseHistoryResponse\x12@\n\tListCases\x12\x18.hfp.v1.ListCasesRequest\x1a\x19.hfp.v1.ListCasesResponse\x12=\n\x08GetStats\x12\x17.hfp.v1.GetStatsRequest\x1a\x18.hfp.v1.GetStatsResponse\x12^\n\x13ListAuthoredReports\x12\".hfp.v1.ListAuthoredReportsRequest\x1a#.hfp.v1.ListAuthoredReportsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hfp.v1.hotline_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERY']._serialized_start=3199
-  _globals['_DELIVERY']._serialized_end=3328
+  _globals['_DELIVERY']._serialized_start=3242
+  _globals['_DELIVERY']._serialized_end=3371
   _globals['_SUBMITREPORTREQUEST']._serialized_start=211
   _globals['_SUBMITREPORTREQUEST']._serialized_end=264
   _globals['_SUBMITREPORTRESPONSE']._serialized_start=266
@@ -51,39 +51,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCASEREQUEST']._serialized_start=505
   _globals['_GETCASEREQUEST']._serialized_end=573
   _globals['_GETCASERESPONSE']._serialized_start=575
-  _globals['_GETCASERESPONSE']._serialized_end=620
-  _globals['_LISTCASEREPORTSREQUEST']._serialized_start=622
-  _globals['_LISTCASEREPORTSREQUEST']._serialized_end=702
-  _globals['_LISTCASEREPORTSRESPONSE']._serialized_start=704
-  _globals['_LISTCASEREPORTSRESPONSE']._serialized_end=813
-  _globals['_LISTCASEHISTORYREQUEST']._serialized_start=815
-  _globals['_LISTCASEHISTORYREQUEST']._serialized_end=895
-  _globals['_LISTCASEHISTORYRESPONSE']._serialized_start=898
-  _globals['_LISTCASEHISTORYRESPONSE']._serialized_end=1061
-  _globals['_LISTCASESREQUEST']._serialized_start=1063
-  _globals['_LISTCASESREQUEST']._serialized_end=1157
-  _globals['_LISTCASESRESPONSE']._serialized_start=1159
-  _globals['_LISTCASESRESPONSE']._serialized_end=1232
-  _globals['_GETSTATSREQUEST']._serialized_start=1234
-  _globals['_GETSTATSREQUEST']._serialized_end=1337
-  _globals['_STATUSCOUNT']._serialized_start=1339
-  _globals['_STATUSCOUNT']._serialized_end=1403
-  _globals['_COUNTRYCOUNT']._serialized_start=1405
-  _globals['_COUNTRYCOUNT']._serialized_end=1459
-  _globals['_OPENCASE']._serialized_start=1462
-  _globals['_OPENCASE']._serialized_end=1650
-  _globals['_REPORTERSTATS']._serialized_start=1653
-  _globals['_REPORTERSTATS']._serialized_end=1918
-  _globals['_GETSTATSRESPONSE']._serialized_start=1921
-  _globals['_GETSTATSRESPONSE']._serialized_end=2275
-  _globals['_AUTHOREDREPORTFILTER']._serialized_start=2278
-  _globals['_AUTHOREDREPORTFILTER']._serialized_end=2483
-  _globals['_LISTAUTHOREDREPORTSREQUEST']._serialized_start=2485
-  _globals['_LISTAUTHOREDREPORTSREQUEST']._serialized_end=2599
-  _globals['_AUTHOREDREPORT']._serialized_start=2602
-  _globals['_AUTHOREDREPORT']._serialized_end=3007
-  _globals['_LISTAUTHOREDREPORTSRESPONSE']._serialized_start=3010
-  _globals['_LISTAUTHOREDREPORTSRESPONSE']._serialized_end=3196
-  _globals['_HOTLINESERVICE']._serialized_start=3331
-  _globals['_HOTLINESERVICE']._serialized_end=3950
+  _globals['_GETCASERESPONSE']._serialized_end=663
+  _globals['_LISTCASEREPORTSREQUEST']._serialized_start=665
+  _globals['_LISTCASEREPORTSREQUEST']._serialized_end=745
+  _globals['_LISTCASEREPORTSRESPONSE']._serialized_start=747
+  _globals['_LISTCASEREPORTSRESPONSE']._serialized_end=856
+  _globals['_LISTCASEHISTORYREQUEST']._serialized_start=858
+  _globals['_LISTCASEHISTORYREQUEST']._serialized_end=938
+  _globals['_LISTCASEHISTORYRESPONSE']._serialized_start=941
+  _globals['_LISTCASEHISTORYRESPONSE']._serialized_end=1104
+  _globals['_LISTCASESREQUEST']._serialized_start=1106
+  _globals['_LISTCASESREQUEST']._serialized_end=1200
+  _globals['_LISTCASESRESPONSE']._serialized_start=1202
+  _globals['_LISTCASESRESPONSE']._serialized_end=1275
+  _globals['_GETSTATSREQUEST']._serialized_start=1277
+  _globals['_GETSTATSREQUEST']._serialized_end=1380
+  _globals['_STATUSCOUNT']._serialized_start=1382
+  _globals['_STATUSCOUNT']._serialized_end=1446
+  _globals['_COUNTRYCOUNT']._serialized_start=1448
+  _globals['_COUNTRYCOUNT']._serialized_end=1502
+  _globals['_OPENCASE']._serialized_start=1505
+  _globals['_OPENCASE']._serialized_end=1693
+  _globals['_REPORTERSTATS']._serialized_start=1696
+  _globals['_REPORTERSTATS']._serialized_end=1961
+  _globals['_GETSTATSRESPONSE']._serialized_start=1964
+  _globals['_GETSTATSRESPONSE']._serialized_end=2318
+  _globals['_AUTHOREDREPORTFILTER']._serialized_start=2321
+  _globals['_AUTHOREDREPORTFILTER']._serialized_end=2526
+  _globals['_LISTAUTHOREDREPORTSREQUEST']._serialized_start=2528
+  _globals['_LISTAUTHOREDREPORTSREQUEST']._serialized_end=2642
+  _globals['_AUTHOREDREPORT']._serialized_start=2645
+  _globals['_AUTHOREDREPORT']._serialized_end=3050
+  _globals['_LISTAUTHOREDREPORTSRESPONSE']._serialized_start=3053
+  _globals['_LISTAUTHOREDREPORTSRESPONSE']._serialized_end=3239
+  _globals['_HOTLINESERVICE']._serialized_start=3374
+  _globals['_HOTLINESERVICE']._serialized_end=3993
 # @@protoc_insertion_point(module_scope)

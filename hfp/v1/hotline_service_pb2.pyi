@@ -201,18 +201,28 @@ class GetCaseResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CASE_FIELD_NUMBER: _builtins.int
+    NEXT_STATUSES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> _case_pb2.Case:
         """The case, its lists bounded as Case describes."""
+
+    @_builtins.property
+    def next_statuses(self) -> _containers.RepeatedScalarFieldContainer[_status_pb2.CaseStatus.ValueType]:
+        """The statuses RecordStatus would accept next by the case status table,
+        in enum order, so that a client offers only those (empty for a case
+        another member is responsible for, and for a closed case). A police
+        hold may still refuse CASE_STATUS_NOTICE_SENT.
+        """
 
     def __init__(
         self,
         *,
         case: _case_pb2.Case | None = ...,
+        next_statuses: _abc.Iterable[_status_pb2.CaseStatus.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "next_statuses", b"next_statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,12 +13,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from federation.core.case_status import CaseStatus
 from federation.core.ids import new_uuid7
-from federation.store import audit, inbound, outbox, rosters
+from federation.store import audit, inbound, operator_audit, outbox, rosters
 from federation.store import cases as case_store
 from federation.store import status as status_store
 from federation.store.cases import CaseRecord, ReportRecord
 from federation.store.database import Database, lost_a_race
-from federation.store.models import AuditRow, OutboxRow, StatusUpdateRow
+from federation.store.models import AuditRow, OperatorAuditRow, OutboxRow, StatusUpdateRow
 from tests.support.cases import case_record
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -495,15 +495,36 @@ def test_audit_log_is_append_only(db: Database) -> None:
         assert rows[0].case_ids == ["c1", "c2"]
         assert len(rows[1].case_ids) == audit.MAX_CASES and "1500 cases" in rows[1].detail
         assert [r.rpc for r in audit.entries(session, None, "police-nl", 10)] == ["GetCase"]
+    _refuses_changes(db, AuditRow)
+
+
+def test_operator_audit_is_append_only(db: Database) -> None:
+    with db.write() as session:
+        operator_audit.append(session, NOW, "ana", "RecordStatus", "c1", "OK", "NOTICE_SENT")
+        operator_audit.append(session, NOW, "bo", "GetCase", "c2", "OK", "x" * 900)
+    with db.read() as session:
+        rows = operator_audit.entries(session, None, "", 10)
+        assert [(r.analyst, r.rpc, r.case_id) for r in rows] == [
+            ("ana", "RecordStatus", "c1"),
+            ("bo", "GetCase", "c2"),
+        ]
+        assert len(rows[1].detail) == 500
+        assert [r.rpc for r in operator_audit.entries(session, None, "bo", 10)] == ["GetCase"]
+        assert operator_audit.entries(session, NOW + timedelta(seconds=1), "", 10) == []
+    _refuses_changes(db, OperatorAuditRow)
+
+
+def _refuses_changes(db: Database, model: type[AuditRow] | type[OperatorAuditRow]) -> None:
+    """The database refuses UPDATE, DELETE and (PostgreSQL) TRUNCATE of an audit table."""
     with pytest.raises(DBAPIError, match="append-only"), db.write() as session:
-        session.execute(update(AuditRow).values(outcome="CHANGED"))
+        session.execute(update(model).values(outcome="CHANGED"))
     with pytest.raises(DBAPIError, match="append-only"), db.write() as session:
-        session.execute(delete(AuditRow))
+        session.execute(delete(model))
     if db.dialect == "postgresql":
         with pytest.raises(DBAPIError, match="append-only"), db.write() as session:
-            session.execute(text("TRUNCATE audit_log"))
+            session.execute(text(f"TRUNCATE {model.__tablename__}"))
     with db.read() as session:
-        outcomes = list(session.scalars(select(AuditRow.outcome)))
+        outcomes = list(session.scalars(select(model.outcome)))
     assert outcomes == ["OK", "OK"]
 
 

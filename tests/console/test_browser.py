@@ -1,0 +1,337 @@
+"""The console in a real headless Chromium, against real nodes.
+
+An analyst logs in, works the inbox, opens a case, records a status, sees
+NOTICE_SENT refused (with the node's reason) while a police hold is active,
+and logs out; wrong passwords are throttled, a post without its CSRF token
+is refused, an analyst is refused on the admin page, and no page ever puts a
+reported URL where a browser would load or follow it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from hfp.v1 import hotline_service_pb2 as hpb
+from hfp.v1 import hotline_service_pb2_grpc as hgrpc
+from hfp.v1 import liaison_service_pb2 as lpb
+from hfp.v1 import liaison_service_pb2_grpc as lgrpc
+from hfp.v1 import receipt_pb2, report_pb2, status_pb2
+from tests.console.browser import assert_never_loaded, chromium, require_chromium
+from tests.console.conftest import DK, PASSWORD, RunningConsole
+from tests.support.net import DEADLINE, Network
+
+#: The payload a hostile reporter might put into a report's free text.
+HOSTILE_NOTE = '<script>document.title="pwned"</script><img src="https://x.example.org/t.gif">'
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require_chromium()
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: $CONSOLE_SCREENSHOTS, or under pytest's basetemp."""
+    chosen = os.environ.get("CONSOLE_SCREENSHOTS")
+    directory = Path(chosen) if chosen else tmp_path_factory.getbasetemp() / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+class Visit:
+    """One browser on the console, checking every page it sees."""
+
+    def __init__(self, driver: Any, console: RunningConsole, shots: Path) -> None:
+        self.driver = driver
+        self.base = console.url
+        self.shots = shots
+        self.reported: list[str] = []
+
+    def get(self, path: str) -> None:
+        self.driver.get(self.base + path)
+        self.check()
+
+    def check(self) -> None:
+        assert_never_loaded(self.driver.page_source, self.reported)
+        assert self.driver.title != "pwned"
+
+    def find(self, css: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css: str) -> list[Any]:
+        from selenium.webdriver.common.by import By
+
+        return list(self.driver.find_elements(By.CSS_SELECTOR, css))
+
+    def submit(self, css: str) -> None:
+        """Click a submit button and wait until the next page has replaced this one."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.find("html")
+        self.find(css).click()
+        WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(page))
+        self.check()
+
+    def login(self, name: str, password: str = PASSWORD) -> None:
+        self.get("/login")
+        self.find("#name").send_keys(name)
+        self.find("#password").send_keys(password)
+        self.submit("#login")
+
+    def logout(self) -> None:
+        if self.find_all("#logout"):
+            self.submit("#logout")
+
+    def shot(self, name: str) -> None:
+        self.driver.save_screenshot(str(self.shots / f"{name}.png"))
+
+    def choose(self, css: str, label: str) -> None:
+        from selenium.webdriver.support.ui import Select
+
+        Select(self.find(css)).select_by_visible_text(label)
+
+    def options(self, css: str) -> list[str]:
+        return [o.text for o in self.find_all(f"{css} option")]
+
+
+@pytest.fixture
+def visit(browser: Any, console: RunningConsole, screenshots: Path) -> Iterator[Visit]:
+    browser.delete_all_cookies()
+    v = Visit(browser, console, screenshots)
+    yield v
+    v.logout()
+
+
+def submit(net: Network, url: str, note: str = "") -> receipt_pb2.Receipt:
+    """A report hotline-dk itself is responsible for (hosted in DK)."""
+    report = report_pb2.Report(url=url, hosting_country="DK", analyst_note=note)
+    with net.channel(DK, DK) as channel:
+        stub = hgrpc.HotlineServiceStub(channel)
+        return stub.SubmitReport(hpb.SubmitReportRequest(report=report), timeout=DEADLINE).receipt
+
+
+def hold(net: Network, case_id: str) -> None:
+    """police-dk asks hotline-dk's node to hold the case for an hour."""
+    until = Timestamp()
+    until.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    with net.channel("police-dk", DK) as channel:
+        lgrpc.LiaisonServiceStub(channel).RequestHold(
+            lpb.RequestHoldRequest(case_id=case_id, reason="investigation", until=until),
+            timeout=DEADLINE,
+        )
+
+
+def test_an_analyst_works_a_case_and_meets_a_police_hold(
+    visit: Visit, console: RunningConsole
+) -> None:
+    tag = os.urandom(4).hex()
+    url = f"https://files-{tag}.example.com/gallery/{tag}"
+    visit.reported += [url, "https://x.example.org/t.gif"]
+    receipt = submit(console.net, url, HOSTILE_NOTE)
+    other = submit(console.net, f"https://other-{tag}.example.com/x")
+    assert receipt.outcome == receipt_pb2.OUTCOME_ACCEPTED and receipt.case_id
+    visit.reported.append(f"https://other-{tag}.example.com/x")
+
+    visit.login("ana")
+    listed = [row.get_attribute("data-case") for row in visit.find_all("tr.case")]
+    assert receipt.case_id in listed and other.case_id in listed
+    assert listed.index(other.case_id) < listed.index(receipt.case_id)  # newest first
+    visit.shot("inbox")
+
+    visit.find("#search").send_keys(url)
+    visit.submit("#apply")
+    assert [r.get_attribute("data-case") for r in visit.find_all("tr.case")] == [receipt.case_id]
+
+    visit.find("#search").clear()
+    visit.find("#search").send_keys(receipt.item_id)
+    visit.submit("#apply")
+    assert visit.find("#case-id").text == receipt.case_id
+    assert visit.find("#case-url").text == url
+    assert HOSTILE_NOTE in visit.find("dd.note").text  # shown as text, never run
+    assert visit.options("#next-status") == [
+        "ASSESSED_ILLEGAL",
+        "ASSESSED_NOT_ILLEGAL",
+        "CONTENT_GONE",
+        "MOVED",
+    ]
+    visit.choose("#next-status", "ASSESSED_ILLEGAL")
+    visit.submit("#record")
+    assert visit.find("#case-status").text.startswith("ASSESSED_ILLEGAL")
+    assert visit.find_all("#recorded")
+
+    hold(console.net, receipt.case_id)
+    visit.get(f"/cases/{receipt.case_id}")
+    assert "held until" in visit.find("#hold").text
+    assert "NOTICE_SENT" in visit.options("#next-status")
+    visit.choose("#next-status", "NOTICE_SENT")
+    visit.submit("#record")
+    assert visit.find("#refused .reason").text == "HOLD_ACTIVE"
+    assert visit.find("#case-status").text.startswith("LEA_HOLD")
+    visit.shot("case-held")
+
+    visit.get("/inbox?status=5")
+    held = [r for r in visit.find_all("tr.case") if r.get_attribute("data-case") == receipt.case_id]
+    assert held and "held" in (held[0].get_attribute("class") or "")
+
+    visit.submit("#logout")
+    assert visit.find_all("#login")
+    visit.get("/inbox")
+    assert visit.find_all("#login"), "after logout the inbox asks for a login"
+
+    acted = [e for e in operator_audit(console.net) if e["cases"] == receipt.case_id]
+    records = [(e["who"], e["outcome"], e["detail"]) for e in acted if e["call"] == "RecordStatus"]
+    assert records == [
+        ("ana", "OK", "ASSESSED_ILLEGAL (update 2)"),
+        ("ana", "FAILED_PRECONDITION", records[1][2]),
+    ]
+    assert records[1][2].startswith("HOLD_ACTIVE: ")
+    assert {e["call"] for e in acted} >= {"GetCase", "RecordStatus"}
+
+
+def operator_audit(net: Network) -> list[dict[str, Any]]:
+    """``hfed audit --log operator`` of hotline-dk, as JSON."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "federation.cli.main",
+            "audit",
+            "--devnet",
+            str(net.directory),
+            "--member",
+            DK,
+            "--log",
+            "operator",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    entries: list[dict[str, Any]] = json.loads(result.stdout)
+    return entries
+
+
+def test_wrong_passwords_are_throttled(visit: Visit) -> None:
+    for _ in range(5):
+        visit.login("sue", "not the password at all")
+        assert visit.find("#error").text == "Wrong name or password."
+    visit.login("sue")  # the right password, but the account is locked for now
+    assert "Too many failed logins" in visit.find("#error").text
+    assert not visit.find_all("#logout")
+    visit.shot("login-throttled")
+
+
+def test_a_post_without_its_csrf_token_is_refused(visit: Visit, console: RunningConsole) -> None:
+    receipt = submit(console.net, f"https://csrf-{os.urandom(4).hex()}.example.com/")
+    visit.login("ana")
+    visit.get(f"/cases/{receipt.case_id}")
+    visit.driver.execute_script(
+        "document.querySelectorAll('form.record input[name=csrf]').forEach(e => e.remove())"
+    )
+    visit.submit("#record")
+    assert "403 Forbidden" in visit.driver.page_source
+    assert "CSRF token" in visit.driver.page_source
+    visit.get(f"/cases/{receipt.case_id}")
+    assert visit.find("#case-status").text.startswith("RECEIVED"), "nothing was recorded"
+
+
+def test_an_analyst_is_refused_on_the_admin_page(visit: Visit) -> None:
+    visit.login("ana")
+    visit.get("/admin/users")
+    assert "needs the role admin" in visit.find("#forbidden").text
+    visit.logout()
+    visit.login("root")
+    visit.get("/admin/users")
+    names = visit.find("#users").text
+    assert "ana" in names and "root" in names
+    visit.shot("accounts")
+
+
+def test_every_answer_carries_the_strict_policy(console: RunningConsole) -> None:
+    for path in ("/login", "/static/console.css"):
+        with urllib.request.urlopen(console.url + path, timeout=10) as answer:
+            policy = answer.headers["content-security-policy"]
+            assert policy.startswith("default-src 'self'")
+            assert "unsafe-inline" not in policy
+            assert answer.headers["x-frame-options"] == "DENY"
+            body = answer.read().decode()
+            assert "<script" not in body and "style=" not in body
+
+
+def test_an_analyst_submits_one_report_and_a_csv_file(
+    visit: Visit, console: RunningConsole, tmp_path: Path
+) -> None:
+    tag = os.urandom(4).hex()
+    here, there = f"https://dk-{tag}.example.com/a", f"https://nl-{tag}.example.com/b"
+    visit.reported += [here, there]
+    visit.login("ana")
+    visit.get("/submit")
+    visit.find("#submit-url").send_keys(here)
+    visit.find("#submit-country").send_keys("DK")
+    visit.submit("#submit-one")
+    assert visit.find("#results .outcome").text == "ACCEPTED"
+    visit.submit("#results a")  # the new case, filed here
+    assert visit.find("#case-url").text == here
+
+    sheet = tmp_path / "reports.csv"
+    sheet.write_text(
+        f"url,country,media_type\n{there},NL,image\nhttps://nocountry-{tag}.example.com/,,\n"
+        f"{here}/again,DK,not-a-type\n"
+    )
+    visit.get("/submit")
+    visit.find("#csv-file").send_keys(str(sheet))
+    visit.submit("#upload")
+    summary = visit.find("#summary").text
+    assert summary.startswith("1 submitted, 2 failed (read as encoding utf-8, delimiter comma")
+    rows = [r.text for r in visit.find_all("#results tbody tr")]
+    assert "FORWARDED hotline-nl" in rows[0]  # to the member responsible for NL
+    assert "url and country are required" in rows[1]
+    assert "media_type 'not-a-type'" in rows[2]
+    visit.shot("submit-csv")
+
+
+def test_a_supervisor_sees_the_statistics_with_their_plots(
+    visit: Visit, console: RunningConsole
+) -> None:
+    removed = submit(console.net, f"https://removed-{os.urandom(4).hex()}.example.com/")
+    with console.net.channel(DK, DK) as channel:
+        stub = hgrpc.HotlineServiceStub(channel)
+        for status in (
+            status_pb2.CASE_STATUS_ASSESSED_ILLEGAL,
+            status_pb2.CASE_STATUS_CONTENT_REMOVED,
+        ):
+            stub.RecordStatus(
+                hpb.RecordStatusRequest(case_id=removed.case_id, status=status), timeout=DEADLINE
+            )
+    visit.login("ana")
+    visit.get("/stats")
+    assert "needs the role supervisor" in visit.find("#forbidden").text
+    visit.logout()
+    visit.login("sam")
+    visit.get("/stats")
+    assert int(visit.find("#removed").text.split()[0]) >= 1
+    assert visit.find("#median").text.endswith(" h")
+    assert "CONTENT_REMOVED" in visit.find("#status-plot svg").text
+    assert "DK" in visit.find("#country-plot svg").text
+    assert visit.find_all("#median-plot svg circle"), "this week's median is plotted"
+    assert visit.find_all("#share-plot svg circle")
+    visit.shot("statistics")

@@ -55,7 +55,11 @@ COMMANDS = lazy_map(
         ),
         ("node", "federation.cli.network:node", "A member's node."),
         ("outbox", "federation.cli.outbox:outbox", "Delivery queues to peer nodes."),
-        ("report", "federation.cli.reports:report", "Submit reports to this hotline's node."),
+        (
+            "report",
+            "federation.cli.report_group:report",
+            "Submit reports to this hotline's node, and see what became of them.",
+        ),
         (
             "root",
             "federation.cli.network:root",

@@ -162,12 +162,7 @@ def _outcome(receipt: receipt_pb2.Receipt) -> str:
     return receipt_pb2.Outcome.Name(receipt.outcome).removeprefix("OUTCOME_")
 
 
-@click.group()
-def report() -> None:
-    """Submit reports to this hotline's node."""
-
-
-@report.command()
+@click.command()
 @node_options
 @click.option("--url", required=True, help="The reported URL (never fetched).")
 @click.option(
@@ -238,7 +233,7 @@ def submit(
         click.echo(f"  detail      {receipt.detail}")
 
 
-@report.command("import")
+@click.command("import")
 @node_options
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -324,13 +319,3 @@ def _submitter(stub: pb_grpc.HotlineServiceStub, target: Target) -> Submit:
         }
 
     return submit
-
-
-def _add_list_command() -> None:
-    # `report list` reads what we sent; it lives in its own module.
-    from federation.cli.our_reports import list_reports
-
-    report.add_command(list_reports)
-
-
-_add_list_command()

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from federation.cli.lazy import load
 from federation.cli.main import COMMANDS, cli
+from federation.cli.report_group import REPORT_COMMANDS
 
 #: Libraries that cost most of a second to import and that --help never needs.
 HEAVY = ("grpc", "sqlalchemy", "google.protobuf", "pydantic", "structlog", "alembic", "hfp")
@@ -39,7 +40,9 @@ def _imported(*args: str) -> set[str]:
     return set(json.loads(done.stderr.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["case", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["case", "--help"], ["report", "--help"]]
+)
 def test_help_imports_no_heavy_library(args: list[str]) -> None:
     modules = _imported(*args)
     loaded = sorted(
@@ -54,6 +57,8 @@ def test_help_lists_every_command_with_its_own_short_help() -> None:
         command = load(entry.target)
         assert command.name == name
         assert entry.short_help == command.get_short_help_str(limit=1000), name
+    for name, entry in REPORT_COMMANDS.items():
+        assert entry.short_help == load(entry.target).get_short_help_str(limit=1000), name
     listed = cli.get_help(context)
     for name in [*COMMANDS, "serve"]:
         assert f"\n  {name} " in listed

@@ -80,12 +80,19 @@ class Visit:
 
     def submit(self, css: str) -> None:
         """Click a submit button and wait until the next page has replaced this one."""
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        page = self.find("html")
+        # A marker on the old document, not staleness_of(<html>): while a page is
+        # torn down chromedriver may answer a staleness probe with "Node with
+        # given id does not belong to the document" (a WebDriverException, not
+        # StaleElementReference), which failed a CI run. The marker is gone
+        # exactly when a new document has replaced this one.
+        self.driver.execute_script("window.hfedOldPage = true;")
         self.find(css).click()
-        WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(page))
+        WebDriverWait(self.driver, 60, ignored_exceptions=(WebDriverException,)).until(
+            _replaced_and_loaded
+        )
         self.check()
 
     def login(self, name: str, password: str = PASSWORD) -> None:
@@ -108,6 +115,14 @@ class Visit:
 
     def options(self, css: str) -> list[str]:
         return [o.text for o in self.find_all(f"{css} option")]
+
+
+def _replaced_and_loaded(driver: Any) -> bool:
+    return bool(
+        driver.execute_script(
+            "return window.hfedOldPage === undefined && document.readyState === 'complete';"
+        )
+    )
 
 
 @pytest.fixture

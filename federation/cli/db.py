@@ -19,14 +19,19 @@ from federation.store import backup as files
 from federation.store.backup import BackupError
 
 _ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (compared, not bound)
-CONFIG_HELP = "Node configuration file (TOML)."
+CONFIG_HELP = "Node configuration file (TOML; or set HFED_CONFIG)."
 #: How far before the newest item of a backup peers are asked to resend from,
 #: to cover clock differences between nodes (resending more is harmless:
 #: Deliver answers an item it holds with the receipt it stored).
 REDELIVER_MARGIN = timedelta(minutes=10)
 
 config_option = click.option(
-    "--config", "config_path", required=True, type=click.Path(path_type=Path), help=CONFIG_HELP
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    envvar="HFED_CONFIG",
+    help=CONFIG_HELP,
 )
 
 

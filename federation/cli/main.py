@@ -99,7 +99,8 @@ def cli() -> None:
     "config_path",
     required=True,
     type=click.Path(path_type=Path),
-    help="Node configuration file (TOML).",
+    envvar="HFED_CONFIG",
+    help="Node configuration file (TOML; or set HFED_CONFIG).",
 )
 def serve(config_path: Path) -> None:
     """Run a node until SIGTERM or Ctrl-C (then shut down gracefully)."""

@@ -36,6 +36,18 @@ def needs(flag: str, dest: str | None, kind: Any, help: str) -> Callable[[F], F]
     return click.option(*names, required=True, type=kind, help=help)
 
 
+def config_needed(help: str = "The node's node.toml") -> Callable[[F], F]:
+    """The required --config option; HFED_CONFIG supplies it when not given."""
+    return click.option(
+        "--config",
+        "config_path",
+        required=True,
+        type=IN_FILE,
+        envvar="HFED_CONFIG",
+        help=f"{help} (or set HFED_CONFIG).",
+    )
+
+
 def refusing(command: F) -> F:
     """Show an operator error as one line and exit 1 (never a traceback)."""
 
@@ -284,7 +296,7 @@ def keys() -> None:
 
 
 @keys.command("rotate")
-@needs("--config", "config_path", IN_FILE, "The node's node.toml.")
+@config_needed()
 @needs("--out", None, OUT_DIR, "Directory for the new signing.pem and request.toml.")
 @refusing
 def keys_rotate(config_path: Path, out: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import grpc
 
-from federation.cli.network import IN_FILE, OUT_FILE, needs, refusing, wrote
+from federation.cli.network import IN_FILE, OUT_FILE, config_needed, needs, refusing, wrote
 from federation.cli.output import print_table, printable
 from federation.network import ceremony
 from federation.network import describe as d
@@ -189,7 +189,7 @@ def roster_diff(old: Path, new: Path) -> None:
 
 @roster.command("publish")
 @click.argument("roster_bin", type=IN_FILE)
-@needs("--config", "config_path", IN_FILE, "The node's node.toml (its TLS identity is used).")
+@config_needed("The node's node.toml; its TLS identity is used")
 @click.option(
     "--to", "to", default=None, help="HOST:PORT of a peer to publish to instead of this node."
 )
@@ -218,7 +218,7 @@ def roster_publish(roster_bin: Path, config_path: Path, to: str | None) -> None:
 
 
 @roster.command("status")
-@needs("--config", "config_path", IN_FILE, "The node's node.toml.")
+@config_needed()
 @refusing
 def roster_status(config_path: Path) -> None:
     """The node's roster (version, expiry), its certificate's expiry, and its peers' versions."""

@@ -91,6 +91,9 @@ def issue(ca: IssuedCert, order: Issue, source: RosterSource) -> bytes:
 def root_keygen(out: Path) -> SigningKey:
     """A new root key, saved as PKCS#8 PEM at ``out``."""
     refuse_existing(out)
+    # A holder typically names a fresh directory on removable media; only the
+    # holder should be able to list it.
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = SigningKey.generate()
     key.save(out)
     return key

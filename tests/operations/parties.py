@@ -73,6 +73,16 @@ class Formation:
         shutil.copyfile(source, target)
         return target
 
+    def bump_version(self) -> int:
+        """The secretariat raises its roster source's version; the new version."""
+        source = self.home("office") / "roster.toml"
+        lines = source.read_text().splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("version = "))
+        version = int(lines[at].split("=")[1]) + 1
+        lines[at] = f"version = {version}"
+        source.write_text("\n".join(lines) + "\n")
+        return version
+
     # --- the steps, in order --------------------------------------------------
 
     def make_roots(self) -> None:

@@ -270,3 +270,10 @@ def test_ca_issue_refuses_a_csr_with_a_malformed_member_id(
     reason = refused("ca", "issue", "--ca", sec / "ca", path, "--member", "hotline-dk",
                      "--roster", sec / "roster.toml", "--out", tmp_path / "c.pem")  # fmt: skip
     assert "malformed" in reason
+
+
+def test_keygen_makes_a_private_directory_for_a_new_key(tmp_path: Path) -> None:
+    out = tmp_path / "usb" / "roots" / "root.pem"
+    hfed("root", "keygen", out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700

@@ -122,20 +122,9 @@ def _everywhere(network: Formation, running: Running, version: int) -> None:
         )
 
 
-def _bump(network: Formation) -> int:
-    """The secretariat raises the source's version; the new version."""
-    source = network.home("office") / "roster.toml"
-    lines = source.read_text().splitlines()
-    at = next(i for i, line in enumerate(lines) if line.startswith("version = "))
-    version = int(lines[at].split("=")[1]) + 1
-    lines[at] = f"version = {version}"
-    source.write_text("\n".join(lines) + "\n")
-    return version
-
-
 def _release(network: Formation, running: Running) -> int:
     """Bump, ceremony, publish to every running node; wait until all hold it."""
-    version = _bump(network)
+    version = network.bump_version()
     roster = network.ceremony(previous=True)
     for member_id in running:
         hfed("roster", "publish", roster, "--config", _config(network, "secretariat"),
@@ -226,7 +215,7 @@ def _join(network: Formation, running: Running, stack: ExitStack) -> None:
     network.members[member_id] = entry
     network.make_member(member_id)
     network.admit(member_id)
-    version = _bump(network)
+    version = network.bump_version()
     roster = network.ceremony(previous=True)
     hfed("roster", "publish", roster, "--config", _config(network, "secretariat"))
     network.hand_out(member_id)

@@ -14,15 +14,6 @@ from federation.trust.holder import verify_signed_roster
 from tests.operations.parties import Formation, hfed, refused
 
 
-def _bump(network: Formation) -> None:
-    """The secretariat raises the source's version for the next roster."""
-    source = network.home("office") / "roster.toml"
-    lines = source.read_text().splitlines()
-    at = next(i for i, line in enumerate(lines) if line.startswith("version = "))
-    lines[at] = f"version = {int(lines[at].split('=')[1]) + 1}"
-    source.write_text("\n".join(lines) + "\n")
-
-
 def _node_config(network: Formation, member_id: str) -> Path:
     home = network.home(member_id)
     config = home / "node" / "node.toml"
@@ -50,7 +41,7 @@ def test_a_rotated_key_reaches_the_roster_beside_the_old_one(network: Formation)
         "roster", "add", office / "roster.toml", office / "inbox/hotline-dk-key-2/request.toml"
     )
     assert "added key" in added.output
-    _bump(network)
+    network.bump_version()
     old = (office / "roster.bin").read_bytes()
     (office / "old.bin").write_bytes(old)
     new = network.ceremony(previous=True)
@@ -77,7 +68,7 @@ def test_revoking_a_nodes_only_key_warns_before_signing(network: Formation, tmp_
             "--key",
             nl["keys"][0]["key_id"][:12],
         )
-        _bump(network)
+        network.bump_version()
         result = hfed(
             "roster", "build", source, "--out", tmp_path / "u", "--previous", office / "roster.bin"
         )
@@ -144,7 +135,7 @@ def test_member_init_never_overwrites_a_key(tmp_path: Path) -> None:
 def test_assemble_refuses_a_signature_over_other_bytes(network: Formation, tmp_path: Path) -> None:
     office = network.home("office")
     other = tmp_path / "other.unsigned"
-    _bump(network)
+    network.bump_version()
     hfed("roster", "build", office / "roster.toml", "--out", other)
     hfed(
         "roster",

@@ -229,6 +229,7 @@ def status_book(base: Foundation) -> StatusBook:
             accept_non_owner="accept-non-owner-update" in base.faults,
             apply_held_unchecked="apply-held-unchecked" in base.faults,
         ),
+        traceparent=base.tracing.traceparent,
     )
 
 

@@ -142,8 +142,13 @@ class StatusBook:
         new_id: Callable[[], str] = new_uuid7,
         sign_many: BulkSigner | None = None,
         faults: ReceivingFaults = NO_FAULTS,
+        traceparent: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.member_id = member_id
+        #: The current call's trace context, stored with the updates an
+        #: analyst's RecordStatus queues so that their delivery to every
+        #: reporter continues that call's trace (tracing off: None).
+        self._traceparent = traceparent
         self._faults = faults
         self._sign = sign
         self._sign_many: BulkSigner = sign_many or (
@@ -187,7 +192,7 @@ class StatusBook:
         if status is not CaseStatus.RECEIVED:  # opening is logged as CASE_OPENED
             case_store.append_event(session, case, CaseEventKind.STATUS_CHANGED, now)
         reporters = {o for _, o in named} - {self.member_id}
-        queued = self._queued(issued, reporters, moved_chains(reports))
+        queued = self._queued(issued, reporters, moved_chains(reports), self._traceparent())
         outbox.enqueue_many(session, queued, now)
         fanout.destinations.update(reporters)
         return issued, case
@@ -238,12 +243,20 @@ class StatusBook:
 
     @staticmethod
     def _queued(
-        issued: Issued, reporters: Iterable[MemberId], chains: Chains
+        issued: Issued,
+        reporters: Iterable[MemberId],
+        chains: Chains,
+        traceparent: str | None = None,
     ) -> list[outbox.NewOutboxItem]:
         """Outbox items taking an update to each reporter, with its proofs."""
         return [
             outbox.NewOutboxItem(
-                reporter, update.update_id, STATUS_UPDATE_TYPE, envelope, proofs=proofs
+                reporter,
+                update.update_id,
+                STATUS_UPDATE_TYPE,
+                envelope,
+                proofs=proofs,
+                traceparent=traceparent,
             )
             for reporter in sorted(reporters)
             for update, envelope in issued.sent_to(reporter)

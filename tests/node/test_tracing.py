@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import grpc
 import pytest
@@ -25,9 +26,11 @@ from opentelemetry.trace import SpanKind
 from federation.node.config import apply_env_overrides, load_config
 from federation.node.server import Node
 from federation.store.migrate import upgrade_url
+from hfp.v1 import case_pb2, status_pb2
+from hfp.v1 import hotline_service_pb2 as hpb
 from hfp.v1 import liaison_service_pb2 as liaison_pb
 from hfp.v1 import liaison_service_pb2_grpc as liaison_grpc
-from tests.support.hotline import submit_url
+from tests.support.hotline import hotline, record, submit_url
 from tests.support.net import DEADLINE, Network, create_network, small_members
 
 #: Tracing on, no exporter but the test's (no collector runs here).
@@ -140,6 +143,43 @@ def test_one_trace_spans_submit_forward_file_and_liaison_stream(
     assert call.kind is SpanKind.CLIENT
     assert event.attributes is not None and event.attributes["hfed.event_kind"] == "CASE_OPENED"
     assert filed.attributes is not None and filed.attributes["hfed.sender"] == A
+
+
+def test_a_recorded_status_reaches_the_reporter_in_the_recording_call_trace(
+    traced: tuple[Network, InMemorySpanExporter], path: tuple[str, list[ReadableSpan]]
+) -> None:
+    net, exporter = traced
+    url, _ = path
+    [case] = list_cases(net, B, url)
+    record(net, B, case.case_id, status_pb2.CASE_STATUS_ASSESSED_ILLEGAL)
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        spans = list(exporter.get_finished_spans())
+        recorded = [s for s in spans if s.name == "HotlineService/RecordStatus"]
+        trace = [
+            s for s in spans if recorded and s.context.trace_id == recorded[0].context.trace_id
+        ]
+        if any(s.name == "intake.store" and _service(s) == A for s in trace):
+            break
+        assert time.monotonic() < deadline, "the update's delivery to A left the trace"
+        time.sleep(0.05)
+    send = one(trace, "outbox.send", B)
+    parent_of(send, one(trace, "HotlineService/RecordStatus", B))
+    parent_of(
+        one(trace, "FederationService/Deliver", A),
+        one(trace, "/hfp.v1.FederationService/Deliver", B),
+    )
+
+
+def list_cases(net: Network, at: str, url: str) -> list[Any]:
+    """The cases at ``at`` of the URL."""
+    request = hpb.ListCasesRequest(filters=case_pb2.CaseFilter(url=url))
+    with hotline(net, at) as stub:
+        return list(stub.ListCases(request, timeout=DEADLINE).cases)
+
+
+def _service(span: ReadableSpan) -> str:
+    return str(span.resource.attributes["service.name"])
 
 
 def _strings(span: ReadableSpan) -> Iterator[str]:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -202,3 +203,49 @@ def traced_channels(
 
     interceptor = client_interceptor(tracer_provider=tracing.provider)  # type: ignore[no-untyped-call]
     return lambda endpoint: intercept_channel(factory(endpoint), interceptor)  # type: ignore[no-untyped-call]
+
+
+class _AddMetadata(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Adds fixed metadata to every call. grpc ships no such interceptor, and
+    passing ``metadata=`` at every call site is easy to forget at the next."""
+
+    def __init__(self, metadata: Sequence[tuple[str, str]]) -> None:
+        self._metadata: tuple[tuple[str, str | bytes], ...] = tuple(metadata)
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            (*(details.metadata or ()), *self._metadata),
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        """The call with the metadata added."""
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        """The streaming call with the metadata added."""
+        return continuation(self._details(details), request)
+
+
+@dataclass(frozen=True)
+class _CallDetails(grpc.ClientCallDetails):
+    method: str
+    timeout: float | None
+    metadata: tuple[tuple[str, str | bytes], ...] | None
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: grpc.Compression | None
+
+
+def with_metadata(channel: grpc.Channel, metadata: Sequence[tuple[str, str]]) -> grpc.Channel:
+    """``channel`` sending ``metadata`` with every call (itself when there is none)."""
+    if not metadata:
+        return channel
+    return grpc.intercept_channel(channel, _AddMetadata(metadata))

@@ -19,10 +19,12 @@ from typing import Any
 
 import grpc
 import pytest
+from click.testing import CliRunner
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from federation.cli.main import cli
 from federation.node.config import apply_env_overrides, load_config
 from federation.node.server import Node
 from federation.store.migrate import upgrade_url
@@ -169,6 +171,20 @@ def test_a_recorded_status_reaches_the_reporter_in_the_recording_call_trace(
         one(trace, "FederationService/Deliver", A),
         one(trace, "/hfp.v1.FederationService/Deliver", B),
     )
+
+
+def test_a_liaison_command_joins_the_trace_named_by_traceparent(
+    traced: tuple[Network, InMemorySpanExporter],
+) -> None:
+    net, exporter = traced
+    trace_id = uuid.uuid4().hex
+    profile = net.directory / "members" / LIAISON / "liaison.toml"
+    env = {"TRACEPARENT": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}
+    done = CliRunner().invoke(cli, ["liaison", "list", "--profile", str(profile)], env=env)
+    assert done.exit_code == 0, done.output
+    wait_for(exporter, "LiaisonService/ListReferrals")
+    listed = [s for s in exporter.get_finished_spans() if s.name == "LiaisonService/ListReferrals"]
+    assert any(format(s.context.trace_id, "032x") == trace_id for s in listed)
 
 
 def list_cases(net: Network, at: str, url: str) -> list[Any]:

@@ -9,6 +9,7 @@ into a stop between events.
 from __future__ import annotations
 
 import enum
+import os
 import queue
 import signal
 import threading
@@ -23,10 +24,11 @@ import grpc
 
 from federation.cli.liaison.profile import CursorStore, LiaisonProfile
 from federation.runtime.clock import utc_now
+from federation.runtime.tracing import trace_metadata
 from hfp.v1 import liaison_service_pb2 as pb
 from hfp.v1 import liaison_service_pb2_grpc as pb_grpc
 from peers.backoff import Backoff
-from peers.channel import client_options, secure_channel
+from peers.channel import client_options, secure_channel, with_metadata
 
 
 class StreamCall(Protocol):
@@ -285,7 +287,7 @@ class NodeStreams:
                 return None
         finally:
             channel.unsubscribe(states.put)
-        stub = pb_grpc.LiaisonServiceStub(channel)
+        stub = pb_grpc.LiaisonServiceStub(with_metadata(channel, trace_metadata(os.environ)))
         call: StreamCall = stub.WatchReferrals(pb.WatchReferralsRequest(cursor=cursor))
         return call
 

@@ -3,6 +3,7 @@ and failures explained in words a police officer can act on."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +20,11 @@ from federation.cli.liaison.profile import (
 )
 from federation.core.ids import CaseId
 from federation.runtime.clock import utc_now
+from federation.runtime.tracing import trace_metadata
 from hfp.v1 import case_pb2
 from hfp.v1 import liaison_service_pb2 as pb
 from hfp.v1 import liaison_service_pb2_grpc as pb_grpc
-from peers.channel import DEFAULT_DEADLINE_SECONDS, client_options, secure_channel
+from peers.channel import DEFAULT_DEADLINE_SECONDS, client_options, secure_channel, with_metadata
 
 T = TypeVar("T")
 
@@ -124,13 +126,14 @@ def explain(
 
 @contextmanager
 def liaison_stub(profile: LiaisonProfile) -> Iterator[pb_grpc.LiaisonServiceStub]:
-    """A LiaisonService stub on a fresh mutual-TLS channel to the profile's node."""
+    """A LiaisonService stub on a fresh mutual-TLS channel to the profile's node
+    (its calls join the trace of the TRACEPARENT environment variable, if set)."""
     try:
         identity = profile.identity()
     except ProfileError as exc:
         raise LiaisonError(str(exc)) from exc
     with secure_channel(profile.node, identity, client_options()) as channel:
-        yield pb_grpc.LiaisonServiceStub(channel)
+        yield pb_grpc.LiaisonServiceStub(with_metadata(channel, trace_metadata(os.environ)))
 
 
 def unary(

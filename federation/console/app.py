@@ -14,7 +14,13 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from federation.console import account_pages, case_pages, stats_pages, submit_pages
+from federation.console import (
+    account_pages,
+    case_pages,
+    ours_pages,
+    stats_pages,
+    submit_pages,
+)
 from federation.console.security import SecurityHeaders
 from federation.console.web import HERE, Console
 
@@ -33,6 +39,7 @@ def build_app(console: Console) -> Starlette:
     routes = [
         *account_pages.routes(console),
         *case_pages.routes(console),
+        *ours_pages.routes(console),
         *submit_pages.routes(console),
         *stats_pages.routes(console),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

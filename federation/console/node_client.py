@@ -148,3 +148,12 @@ class NodeClient:
         if until is not None:
             request.until.CopyFrom(to_timestamp(until))
         return self._call(analyst, self.stub.GetStats, request)
+
+    def authored(
+        self, analyst: str, filters: pb.AuthoredReportFilter, page_size: int, page_token: str = ""
+    ) -> pb.ListAuthoredReportsResponse:
+        """One page of the reports this hotline sent, overdue first, with totals."""
+        request = pb.ListAuthoredReportsRequest(
+            filters=filters, page_size=page_size, page_token=page_token
+        )
+        return self._call(analyst, self.stub.ListAuthoredReports, request)

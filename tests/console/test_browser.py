@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,8 @@ from hfp.v1 import liaison_service_pb2 as lpb
 from hfp.v1 import liaison_service_pb2_grpc as lgrpc
 from hfp.v1 import receipt_pb2, report_pb2, status_pb2
 from tests.console.browser import assert_never_loaded, chromium, require_chromium
-from tests.console.conftest import DK, PASSWORD, RunningConsole
+from tests.console.conftest import DK, NL, PASSWORD, RunningConsole
+from tests.support.hotline import record, wait_history
 from tests.support.net import DEADLINE, Network
 
 #: The payload a hostile reporter might put into a report's free text.
@@ -350,3 +352,62 @@ def test_a_supervisor_sees_the_statistics_with_their_plots(
     assert visit.find_all("#median-plot svg circle"), "this week's median is plotted"
     assert visit.find_all("#share-plot svg circle")
     visit.shot("statistics")
+
+
+def fetch_as(visit: Visit, url: str) -> bytes:
+    """GET ``url`` with the browser's session cookie (a download Chromium would save)."""
+    cookies = "; ".join(f"{c['name']}={c['value']}" for c in visit.driver.get_cookies())
+    request = urllib.request.Request(url, headers={"Cookie": cookies})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.headers["content-type"].startswith("text/csv")
+        assert answer.headers["content-disposition"].startswith("attachment;")
+        body: bytes = answer.read()
+        return body
+
+
+def _our_row(visit: Visit, report_id: str) -> Any:
+    rows = [
+        r for r in visit.find_all("#ours tr.report") if r.get_attribute("data-report") == report_id
+    ]
+    assert rows, f"report {report_id} is not on Our reports"
+    return rows[0]
+
+
+def test_an_analyst_follows_a_forwarded_report_until_its_status_arrives(
+    visit: Visit, console: RunningConsole
+) -> None:
+    url = f"https://nl-ours-{os.urandom(4).hex()}.example.com/p"
+    visit.reported.append(url)
+    visit.login("ana")
+    visit.get("/submit")
+    visit.find("#submit-url").send_keys(url)
+    visit.find("#submit-country").send_keys("NL")
+    visit.submit("#submit-one")
+    assert visit.find("#results .outcome").text == "FORWARDED"
+    visit.get("/ours?country=NL")
+    [report_id] = [
+        r.get_attribute("data-report")
+        for r in visit.find_all("#ours tr.report")
+        if r.find_element("css selector", "td.url").text == url
+    ]
+
+    # hotline-nl files it and assesses it; the signed status travels back.
+    nl_case = wait_history(console.net, NL, report_id, 1)
+    record(console.net, NL, nl_case.case_id, status_pb2.CASE_STATUS_ASSESSED_ILLEGAL)
+    deadline = time.monotonic() + 30
+    for _ in range(120):  # bounded: 120 reloads, 30 s
+        visit.get("/ours?country=NL")
+        row = _our_row(visit, report_id)
+        if row.find_element("css selector", ".status").text == "assessed_illegal":
+            break
+        assert time.monotonic() < deadline, "the status never reached Our reports"
+        time.sleep(0.25)
+    assert row.find_element("css selector", ".responsible").text == NL
+    assert row.find_element("css selector", ".their-case").text == nl_case.case_id[:8]
+    assert "report(s) match" in visit.find("#ours-totals").text
+    visit.shot("our-reports")
+
+    export = visit.find("#ours-export").get_attribute("href")
+    lines = fetch_as(visit, export).decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("report_id,status,overdue,country,responsible,case_id")
+    assert any(report_id in line and "assessed_illegal" in line for line in lines[1:])

@@ -23,7 +23,8 @@ demo: $(STAMP)
 	@test -f $(DEVNET)/manifest.json || $(BIN)/hfed devnet init $(DEVNET)
 	$(BIN)/hfed devnet up $(DEVNET)
 	$(BIN)/hfed devnet demo $(DEVNET)
-	@echo "network running; stop it with: $(BIN)/hfed devnet down $(DEVNET)"
+	$(BIN)/hfed devnet console $(DEVNET)
+	@echo "network and console running; stop both with: $(BIN)/hfed devnet down $(DEVNET)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

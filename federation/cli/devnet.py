@@ -93,11 +93,15 @@ def up(directory: Path, nodes: tuple[str, ...], timeout: float) -> None:
 @DIR
 @NODES
 def down(directory: Path, nodes: tuple[str, ...]) -> None:
-    """Stop the network's nodes (all, or the NODES named); data stays under DIRECTORY."""
+    """Stop the network's nodes (all, or the NODES named) and, when all stop,
+    its console; data stays under DIRECTORY."""
+    from federation.devnet.console_process import stop as stop_console
     from federation.devnet.processes import DevnetError
     from federation.devnet.processes import down as stop
 
     try:
+        if not nodes and stop_console(directory):
+            click.echo("stopped the console")
         stopped = stop(directory, only=nodes)
     except (ManifestError, DevnetError) as exc:
         raise _fail(exc) from exc
@@ -176,3 +180,25 @@ def demo(directory: Path) -> None:
         raise _fail(exc) from exc
     except grpc.RpcError as exc:
         raise click.ClickException(f"{exc.code().name}: {exc.details()}") from exc
+
+
+@devnet.command("console")
+@NETWORK
+@click.option("--member", default="hotline-dk", show_default=True, help="Whose console.")
+def console_command(directory: Path, member: str) -> None:
+    """Start the analysts' console of one member of the running network
+    (DIRECTORY, or set HFED_DEVNET) and print its address and demo login.
+
+    The console runs in the background until `hfed devnet down`. Its demo
+    account is a supervisor; the password is random, made once and kept in
+    DIRECTORY/console-login.txt (mode 0600). Port 8080 when free, else any.
+    """
+    from federation.devnet.console_process import start
+    from federation.devnet.processes import DevnetError
+
+    try:
+        info = start(directory, member)
+    except (DevnetError, ManifestError) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"console of {info.member_id}: {info.url}  (pid {info.pid})")
+    click.echo(f"  log in as {info.user} / {info.password}   (kept in {info.password_file})")

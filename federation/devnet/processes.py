@@ -117,7 +117,7 @@ def up(
     waiting = dict(selected)
     while waiting and time.monotonic() < deadline:
         for member_id, entry in list(waiting.items()):
-            if not _alive(pids[member_id]):
+            if not alive(pids[member_id]):
                 raise DevnetError(f"node {member_id} exited:\n{_log_tail(directory, member_id)}")
             if check_health(directory, entry):
                 del waiting[member_id]
@@ -144,16 +144,17 @@ def down(
             pids[member_id] = pid
     deadline = time.monotonic() + timeout
     for member_id, pid in pids.items():
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
         _pid_file(directory, member_id).unlink(missing_ok=True)
         stopped.append(member_id)
     return stopped
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """True while process ``pid`` runs (reaped or zombie children count as gone)."""
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)
         if waited == pid:

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Our own top-level packages (anything else is the standard library or a dependency).
 OURS = frozenset({"federation", "peers", "crypto", "hfp", "conformance", "migrations"})
-APPLICATION = ("intake", "trust", "cases", "status", "liaison")
+APPLICATION = ("intake", "trust", "cases", "status", "liaison", "oversight")
 #: Layers of ours that every layer may import.
 SHARED = frozenset({"errors", "crypto"})
 
@@ -62,6 +62,7 @@ MAY_USE: dict[str, frozenset[str]] = {
     "cases": frozenset({"core", "store", "wire", "runtime", "status"}),
     "liaison": frozenset({"core", "store", "wire", "runtime", "status", "cases", "trust"}),
     "intake": frozenset({"core", "store", "wire", "runtime", "status", "cases", "trust"}),
+    "oversight": frozenset({"core", "store", "wire", "runtime"}),
     "network": frozenset({"core", "wire"}),
     "api": frozenset({"core", "wire", "runtime", "hfp", *APPLICATION}),
     "peers": frozenset({"core", "store", "wire", "runtime", "hfp", *APPLICATION}),

@@ -13,6 +13,7 @@ from federation.api.decoding import field_path, from_request
 from federation.api.errors import bind_caller, translate_errors
 from federation.api.heavy import HEAVY_READS_DEFAULT, HeavyReads
 from federation.api.operator import analyst_of, audited
+from federation.api.oversight import LOG_FROM_WIRE, audit_entry_to_proto, operations_to_proto
 from federation.api.pages import bounded_cases
 from federation.cases import AuthoredReports, CaseActions, CaseLookup, OperatorAudit, StatusChange
 from federation.cases.authored import encode_token
@@ -35,6 +36,7 @@ from federation.core.report import Report, check_report
 from federation.core.roster import Role
 from federation.core.status_update import StatusUpdate
 from federation.intake import DeliveryService
+from federation.oversight import Oversight
 from federation.runtime.clock import Clock, utc_now
 from federation.wire.authored import (
     authored_filter_from_proto,
@@ -71,6 +73,13 @@ def _canonical(url: str, field: str) -> str:
 
 
 ANY_ROLE = frozenset(Role)
+#: Defaults and caps of the operator's bounded reads (0 in a request means the default).
+REFUSED_DEFAULT, REFUSED_MAX = 50, 1000
+AUDIT_DEFAULT, AUDIT_MAX = 100, 1000
+
+
+def _bounded(asked: int, default: int, cap: int) -> int:
+    return min(asked or default, cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,7 @@ class HotlineDesk:
     actions: CaseActions
     authored: AuthoredReports
     audit: OperatorAudit
+    oversight: Oversight
 
 
 class HotlineServicer(pb_grpc.HotlineServiceServicer):
@@ -103,6 +113,7 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
         self._actions = desk.actions
         self._authored = desk.authored
         self._audit = desk.audit
+        self._oversight = desk.oversight
         self._callers = callers
         self._limits = limits
         self._clock = clock
@@ -298,3 +309,38 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
             page = self._authored.page(where, request.page_size, request.page_token)
             token = encode_token(page.next_key) if page.next_key else ""
             return authored_page_to_proto(page, token)
+
+    @translate_errors
+    def GetOperations(  # noqa: N802
+        self, request: pb.GetOperationsRequest, context: grpc.ServicerContext
+    ) -> pb.GetOperationsResponse:
+        """Peers' queues, refused items, roster and certificate lifetimes."""
+        self._own_member(context)
+        limit = _bounded(request.refused_limit, REFUSED_DEFAULT, REFUSED_MAX)
+        with self._heavy.slot(context):
+            return operations_to_proto(
+                self._oversight.queues(),
+                self._oversight.refused(limit),
+                self._oversight.lifetimes(),
+            )
+
+    @translate_errors
+    def ListAudit(  # noqa: N802
+        self, request: pb.ListAuditRequest, context: grpc.ServicerContext
+    ) -> pb.ListAuditResponse:
+        """Both audits merged, newest first, bounded."""
+        analyst = self._own_member(context)
+        which = LOG_FROM_WIRE.get(int(request.log))
+        if which is None:
+            raise InvalidArgumentError(
+                UNKNOWN_ENUM_VALUE, f"log: unknown value {request.log}", field="log"
+            )
+        since = from_request(lambda: optional_datetime(request, "since"))
+        limit = _bounded(request.limit, AUDIT_DEFAULT, AUDIT_MAX)
+        with audited(self._audit, analyst, "ListAudit") as entry:
+            with self._heavy.slot(context):
+                entries, truncated = self._oversight.audit(which, since, request.who, limit)
+            entry.detail = f"{len(entries)} entries"
+        return pb.ListAuditResponse(
+            entries=[audit_entry_to_proto(e) for e in entries], truncated=truncated
+        )

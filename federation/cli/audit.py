@@ -13,56 +13,27 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.orm import Session
 
 from federation.cli.connect import config_for, node_options
 from federation.cli.output import FORMAT_OPTION, Format, emit, note_truncated
 from federation.cli.times import iso, when_callback
-from federation.store import audit as store
-from federation.store import operator_audit
+from federation.oversight import AuditEntry, AuditLog, audit_entries
 from federation.store.database import Database
 
 COLUMNS = ("at", "log", "who", "call", "outcome", "calls", "cases", "detail")
 
 
-def _row(log: str, at: datetime, who: str, rpc: str, outcome: str, **rest: Any) -> dict[str, Any]:
+def _row(entry: AuditEntry) -> dict[str, Any]:
     return {
-        "at": iso(at),
-        "log": log,
-        "who": who,
-        "call": rpc,
-        "outcome": outcome,
-        **rest,
+        "at": iso(entry.at),
+        "log": entry.log.value,
+        "who": entry.who,
+        "call": entry.rpc,
+        "outcome": entry.outcome,
+        "calls": entry.calls,
+        "cases": " ".join(entry.case_ids),
+        "detail": entry.detail,
     }
-
-
-def _liaison(
-    session: Session, since: datetime | None, who: str, limit: int
-) -> list[dict[str, Any]]:
-    return [
-        _row(
-            "liaison",
-            r.at,
-            r.member_id,
-            r.rpc,
-            r.outcome,
-            cases=" ".join(r.case_ids),
-            detail=r.detail,
-            calls=r.calls,
-        )
-        for r in store.entries(session, since, who, limit)
-    ]
-
-
-def _operator(
-    session: Session, since: datetime | None, who: str, limit: int
-) -> list[dict[str, Any]]:
-    return [
-        _row(
-            "operator", r.at, r.analyst, r.rpc, r.outcome, cases=r.case_id, detail=r.detail, calls=1
-        )
-        for r in operator_audit.entries(session, since, who, limit)
-    ]
 
 
 @click.command()
@@ -98,17 +69,20 @@ def audit(
     fmt: Format,
 ) -> None:
     """Show (or export with --format csv) who called or did what, on which cases, when."""
+    if liaison and analyst:
+        raise click.UsageError("give --liaison or --analyst, not both")
+    log = AuditLog(which)
+    if liaison or analyst:  # a liaison is only in the one audit, an analyst in the other
+        log = AuditLog.LIAISON if liaison else AuditLog.OPERATOR
+        if which not in ("both", log.value):
+            emit(fmt, COLUMNS, [])
+            return
     db = Database(config_for(config_path, devnet_dir, member).database_url)
     try:
         with db.read() as session:
-            records = []
-            if which in ("both", "liaison") and not analyst:
-                records += _liaison(session, since, liaison, limit + 1)
-            if which in ("both", "operator") and not liaison:
-                records += _operator(session, since, analyst, limit + 1)
+            entries, more = audit_entries(session, log, since, liaison or analyst, limit)
     finally:
         db.dispose()
-    records.sort(key=lambda r: r["at"])
-    emit(fmt, COLUMNS, records[:limit])
-    if len(records) > limit:
+    emit(fmt, COLUMNS, [_row(e) for e in entries])
+    if more:
         note_truncated(limit, "entries", "--since, --liaison, --analyst, --log")

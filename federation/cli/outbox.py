@@ -18,7 +18,6 @@ from federation.cli.times import iso, when_callback
 from federation.runtime.clock import utc_now
 from federation.store import outbox as store
 from federation.store.database import Database
-from federation.wire.convert import decode_envelope, decode_receipt
 
 
 def _database(config_path: Path | None, devnet_dir: Path | None, member: str | None) -> Database:
@@ -81,24 +80,24 @@ def rejected(
     config_path: Path | None, devnet_dir: Path | None, member: str | None, limit: int, fmt: Format
 ) -> None:
     """Items a peer refused, with the reason from its signed receipt (newest first)."""
+    from federation.oversight import refused_items
+
     db = _database(config_path, devnet_dir, member)
     with db.read() as session:
-        items = store.rejected_items(session, limit + 1)
-    rows = []
-    for destination, item_id, receipt_bytes, finished in items[:limit]:
-        receipt = decode_receipt(decode_envelope(receipt_bytes).payload)
-        rows.append(
-            {
-                "peer": destination,
-                "item_id": item_id,
-                "reason": receipt.reject_reason.name if receipt.reject_reason else "",
-                "detail": receipt.detail,
-                "at": iso(finished) if finished else "",
-            }
-        )
+        items, more = refused_items(session, limit)
+    rows = [
+        {
+            "peer": item.member_id,
+            "item_id": item.item_id,
+            "reason": item.reason.name if item.reason else "",
+            "detail": item.detail,
+            "at": iso(item.refused_at) if item.refused_at else "",
+        }
+        for item in items
+    ]
     emit(fmt, ("peer", "item_id", "reason", "detail", "at"), rows)
     db.dispose()
-    if len(items) > limit:
+    if more:
         note_truncated(limit, "refused items")
 
 

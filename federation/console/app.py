@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from federation.console import (
     account_pages,
     case_pages,
+    operations_pages,
     ours_pages,
     stats_pages,
     submit_pages,
@@ -42,6 +43,7 @@ def build_app(console: Console) -> Starlette:
         *ours_pages.routes(console),
         *submit_pages.routes(console),
         *stats_pages.routes(console),
+        *operations_pages.routes(console),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)

@@ -157,3 +157,17 @@ class NodeClient:
             filters=filters, page_size=page_size, page_token=page_token
         )
         return self._call(analyst, self.stub.ListAuthoredReports, request)
+
+    def operations(self, analyst: str, refused_limit: int) -> pb.GetOperationsResponse:
+        """Peers' outbox queues, refused items, roster and certificate lifetimes."""
+        request = pb.GetOperationsRequest(refused_limit=refused_limit)
+        return self._call(analyst, self.stub.GetOperations, request)
+
+    def audit(
+        self, analyst: str, log: pb.AuditLog.ValueType, who: str, since: datetime | None, limit: int
+    ) -> pb.ListAuditResponse:
+        """Both audits (or one), newest first, bounded."""
+        request = pb.ListAuditRequest(log=log, who=who, limit=limit)
+        if since is not None:
+            request.since.CopyFrom(to_timestamp(since))
+        return self._call(analyst, self.stub.ListAudit, request)

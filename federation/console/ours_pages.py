@@ -7,8 +7,6 @@ our_reports.record), so the page, its CSV and the command never disagree.
 
 from __future__ import annotations
 
-import io
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,11 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from federation.cli.csv_safe import write_csv
 from federation.cli.our_reports import CSV_COLUMNS, STATUSES, build_filter, record, totals
 from federation.console.node_client import NodeRefusalError
 from federation.console.users import Role
-from federation.console.web import Console, Visitor, page_route, refusal_context
+from federation.console.web import (
+    Console,
+    Visitor,
+    csv_download,
+    day_start,
+    page_route,
+    refusal_context,
+)
 from hfp.v1 import hotline_service_pb2 as pb
 
 PAGE_SIZE = 50
@@ -31,14 +35,6 @@ MAX_EXPORT = 100_000
 FILTERS = ("status", "country", "since", "overdue")
 
 
-def _since(value: str) -> datetime | None:
-    """A date input's value (YYYY-MM-DD) as the start of that day in UTC."""
-    try:
-        return datetime.strptime(value.strip()[:10], "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
 def query_filter(params: dict[str, str]) -> pb.AuthoredReportFilter:
     """The node's filter from the page's query string (bad values filter nothing)."""
     status = params.get("status", "")
@@ -46,7 +42,7 @@ def query_filter(params: dict[str, str]) -> pb.AuthoredReportFilter:
     return build_filter(
         [status] if status in STATUSES else [],
         [country] if len(country) == 2 and country.isalpha() else [],
-        (_since(params.get("since", "")), None),
+        (day_start(params.get("since", "")), None),
         params.get("overdue") == "1",
     )
 
@@ -103,15 +99,7 @@ async def ours_csv(console: Console, request: Request, who: Visitor) -> Response
     except NodeRefusalError as exc:
         context = {"me": who.user, "csrf": who.session.csrf, "refused": refusal_context(exc)}
         return console.page(request, "ours.html", {**context, "rows": []}, status=502)
-    out = io.StringIO()
-    write_csv(out, CSV_COLUMNS, rows, excel=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
-    name = f"our-reports-{console.node.member_id}-{stamp}.csv"
-    return Response(
-        out.getvalue().encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return csv_download(console, "our-reports", CSV_COLUMNS, rows)
 
 
 def routes(console: Console) -> list[Route]:

@@ -7,7 +7,8 @@ client is synchronous).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from federation.cli.csv_safe import write_csv
 from federation.console.node_client import NodeClient, NodeRefusalError
 from federation.console.security import (
     SESSION_COOKIE,
@@ -146,3 +148,27 @@ def now() -> datetime:
 def refusal_context(exc: NodeRefusalError) -> dict[str, str]:
     """How a page shows what the node said when it refused."""
     return {"code": exc.code, "reason": exc.reason, "detail": exc.detail}
+
+
+def day_start(value: str) -> datetime | None:
+    """A date input's value (YYYY-MM-DD) as the start of that day in UTC (None if not one)."""
+    try:
+        return datetime.strptime(value.strip()[:10], "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def csv_download(
+    console: Console, prefix: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> Response:
+    """Rows as a CSV attachment a spreadsheet opens safely (UTF-8 with BOM, cells
+    neutralised: cli.csv_safe), named for the hotline and the time."""
+    out = io.StringIO()
+    write_csv(out, columns, rows, excel=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    name = f"{prefix}-{console.node.member_id}-{stamp}.csv"
+    return Response(
+        out.getvalue().encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

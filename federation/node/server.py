@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
@@ -46,6 +47,7 @@ from federation.node.compose import (
 from federation.node.config import AdmissionConfig, NodeConfig
 from federation.node.material import MaterialError, ServerTls
 from federation.node.upkeep import Upkeep
+from federation.oversight import Oversight
 
 log = structlog.get_logger(__name__)
 
@@ -164,14 +166,18 @@ def add_servicers(
     peers: Outbound,
     capacity: ClientCapacity,
     liaison: LiaisonServicer,
+    certificate_not_after: Callable[[], datetime | None],
 ) -> None:
     """FederationService, HotlineService and LiaisonService on ``server``."""
     callers = Callers(base.rosters, base.config.insecure_plaintext)
     federation = FederationServicer(
         app.delivery, base.rosters, base.limits, callers, on_roster_installed=peers.sync.installed
     )
+    oversight = Oversight(base.db, lambda: base.rosters.roster, certificate_not_after)
     hotline = HotlineServicer(
-        HotlineDesk(app.delivery, app.lookup, app.actions, app.authored, app.operator_audit),
+        HotlineDesk(
+            app.delivery, app.lookup, app.actions, app.authored, app.operator_audit, oversight
+        ),
         callers,
         base.limits,
         heavy_reads=capacity.heavy,
@@ -286,7 +292,7 @@ class Node:
         """The gRPC server with every service, bound and started, reporting SERVING."""
         liaison = liaison_servicer(base, app, capacity, self._stopping)
         server = grpc_server(base, capacity, audit_refused_liaison_calls(liaison))
-        add_servicers(server, base, app, peers, capacity, liaison)
+        add_servicers(server, base, app, peers, capacity, liaison, self._certificate_not_after)
         health_servicer = add_health(server, base.config)
         self.port = self._bind(server)
         server.start()
@@ -294,6 +300,11 @@ class Node:
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.metrics_port = serve_metrics(base, app)
         return server, health_servicer
+
+    def _certificate_not_after(self) -> datetime | None:
+        """When the certificate now served expires (None in plaintext mode)."""
+        tls = self._upkeep.tls if self._upkeep else None
+        return tls.current.not_after if tls else None
 
     def _bind(self, server: grpc.Server) -> int:
         cfg = self.config

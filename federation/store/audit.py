@@ -95,11 +95,18 @@ class Entry(NamedTuple):
 _ENTRY_COLUMNS = tuple(table_of(AuditRow).c[name] for name in Entry._fields)
 
 
-def entries(session: Session, since: datetime | None, member_id: str, limit: int) -> list[Entry]:
-    """Entries, oldest first, optionally since a time and for one member."""
+def entries(
+    session: Session,
+    since: datetime | None,
+    member_id: str,
+    limit: int,
+    newest_first: bool = False,
+) -> list[Entry]:
+    """Entries, oldest (or newest) first, optionally since a time and for one member."""
     query = select(*_ENTRY_COLUMNS)
     if since is not None:
         query = query.where(AuditRow.at >= since)
     if member_id:
         query = query.where(AuditRow.member_id == member_id)
-    return [Entry(*row) for row in session.execute(query.order_by(AuditRow.id).limit(limit))]
+    order = AuditRow.id.desc() if newest_first else AuditRow.id
+    return [Entry(*row) for row in session.execute(query.order_by(order).limit(limit))]

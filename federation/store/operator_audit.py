@@ -46,13 +46,18 @@ def append(
 
 
 def entries(
-    session: Session, since: datetime | None, analyst: str, limit: int
+    session: Session,
+    since: datetime | None,
+    analyst: str,
+    limit: int,
+    newest_first: bool = False,
 ) -> list[OperatorEntry]:
-    """Entries, oldest first, optionally since a time and for one analyst."""
+    """Entries, oldest (or newest) first, optionally since a time and for one analyst."""
     query = select(*_COLUMNS)
     if since is not None:
         query = query.where(OperatorAuditRow.at >= since)
     if analyst:
         query = query.where(OperatorAuditRow.analyst == analyst)
-    rows = session.execute(query.order_by(OperatorAuditRow.id).limit(limit))
+    order = OperatorAuditRow.id.desc() if newest_first else OperatorAuditRow.id
+    rows = session.execute(query.order_by(order).limit(limit))
     return [OperatorEntry(*row) for row in rows]

@@ -58,6 +58,30 @@ DELIVERY_REJECTED: Delivery.ValueType  # 4
 """Refused by the member it was sent to (see `hfed outbox rejected`)."""
 Global___Delivery: _TypeAlias = Delivery  # noqa: Y015
 
+class _AuditLog:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuditLogEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditLog.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUDIT_LOG_UNSPECIFIED: _AuditLog.ValueType  # 0
+    """Both, merged by time."""
+    AUDIT_LOG_LIAISON: _AuditLog.ValueType  # 1
+    """LiaisonService calls by police liaison members."""
+    AUDIT_LOG_OPERATOR: _AuditLog.ValueType  # 2
+    """HotlineService calls made for a named analyst (the console's)."""
+
+class AuditLog(_AuditLog, metaclass=_AuditLogEnumTypeWrapper):
+    """Which audit to read."""
+
+AUDIT_LOG_UNSPECIFIED: AuditLog.ValueType  # 0
+"""Both, merged by time."""
+AUDIT_LOG_LIAISON: AuditLog.ValueType  # 1
+"""LiaisonService calls by police liaison members."""
+AUDIT_LOG_OPERATOR: AuditLog.ValueType  # 2
+"""HotlineService calls made for a named analyst (the console's)."""
+Global___AuditLog: _TypeAlias = AuditLog  # noqa: Y015
+
 @_typing.final
 class SubmitReportRequest(_message.Message):
     """A report from the node's own intake."""
@@ -621,6 +645,7 @@ class GetStatsResponse(_message.Message):
     REMOVED_WITHIN_72H_SHARE_FIELD_NUMBER: _builtins.int
     OPEN_PAST_72H_FIELD_NUMBER: _builtins.int
     REPORTER_FIELD_NUMBER: _builtins.int
+    TAKEDOWN_HISTOGRAM_FIELD_NUMBER: _builtins.int
     removed_count: _builtins.int
     """How many cases reached CONTENT_REMOVED (the base of the figures below)."""
     removed_within_72h_share: _builtins.float
@@ -652,6 +677,14 @@ class GetStatsResponse(_message.Message):
         responsible side: the cases this node owns.
         """
 
+    @_builtins.property
+    def takedown_histogram(self) -> _containers.RepeatedCompositeFieldContainer[Global___TakedownBucket]:
+        """Distribution of the same takedown times (first report to
+        CONTENT_REMOVED of the removed cases above), in fixed buckets whose
+        counts add up to removed_count. Always the same buckets, so periods
+        can be compared bucket by bucket.
+        """
+
     def __init__(
         self,
         *,
@@ -663,14 +696,47 @@ class GetStatsResponse(_message.Message):
         removed_within_72h_share: _builtins.float = ...,
         open_past_72h: _abc.Iterable[Global___OpenCase] | None = ...,
         reporter: Global___ReporterStats | None = ...,
+        takedown_histogram: _abc.Iterable[Global___TakedownBucket] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reporter", b"reporter", "takedown_median", b"takedown_median", "takedown_p90", b"takedown_p90"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts_by_country", b"counts_by_country", "counts_by_status", b"counts_by_status", "open_past_72h", b"open_past_72h", "removed_count", b"removed_count", "removed_within_72h_share", b"removed_within_72h_share", "reporter", b"reporter", "takedown_median", b"takedown_median", "takedown_p90", b"takedown_p90"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts_by_country", b"counts_by_country", "counts_by_status", b"counts_by_status", "open_past_72h", b"open_past_72h", "removed_count", b"removed_count", "removed_within_72h_share", b"removed_within_72h_share", "reporter", b"reporter", "takedown_histogram", b"takedown_histogram", "takedown_median", b"takedown_median", "takedown_p90", b"takedown_p90"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
+
+@_typing.final
+class TakedownBucket(_message.Message):
+    """One bucket of a takedown-time distribution: the cases removed in at most
+    upper_bound and more than the previous bucket's upper_bound.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPPER_BOUND_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """How many cases fall into it."""
+    @_builtins.property
+    def upper_bound(self) -> _duration_pb2.Duration:
+        """Upper bound of the bucket (inclusive); unset for the last bucket,
+        which holds every longer takedown.
+        """
+
+    def __init__(
+        self,
+        *,
+        upper_bound: _duration_pb2.Duration | None = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["upper_bound", b"upper_bound"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "upper_bound", b"upper_bound"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TakedownBucket: _TypeAlias = TakedownBucket  # noqa: Y015
 
 @_typing.final
 class AuthoredReportFilter(_message.Message):
@@ -881,3 +947,325 @@ class ListAuthoredReportsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuthoredReportsResponse: _TypeAlias = ListAuthoredReportsResponse  # noqa: Y015
+
+@_typing.final
+class GetOperationsRequest(_message.Message):
+    """What to include in GetOperations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFUSED_LIMIT_FIELD_NUMBER: _builtins.int
+    refused_limit: _builtins.int
+    """How many refused items to return, newest first (default 50, at most 1000)."""
+    def __init__(
+        self,
+        *,
+        refused_limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refused_limit", b"refused_limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOperationsRequest: _TypeAlias = GetOperationsRequest  # noqa: Y015
+
+@_typing.final
+class PeerQueue(_message.Message):
+    """One peer's outbox queue at this node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    REJECTED_FIELD_NUMBER: _builtins.int
+    OLDEST_PENDING_AT_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    RETRY_AT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The peer's member id."""
+    pending: _builtins.int
+    """Items waiting to be delivered to it."""
+    delivered: _builtins.int
+    """Items it acknowledged with an accepting receipt."""
+    rejected: _builtins.int
+    """Items it refused (see GetOperationsResponse.refused)."""
+    failures: _builtins.int
+    """Consecutive failed delivery attempts (0 when the last one worked)."""
+    last_error: _builtins.str
+    """The last delivery error, as this node's sender saw it (no item content)."""
+    @_builtins.property
+    def oldest_pending_at(self) -> _timestamp_pb2.Timestamp:
+        """When the oldest pending item was queued; unset when none is pending."""
+
+    @_builtins.property
+    def retry_at(self) -> _timestamp_pb2.Timestamp:
+        """When the next attempt is due after failures; unset when not backing off."""
+
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+        pending: _builtins.int = ...,
+        delivered: _builtins.int = ...,
+        rejected: _builtins.int = ...,
+        oldest_pending_at: _timestamp_pb2.Timestamp | None = ...,
+        failures: _builtins.int = ...,
+        retry_at: _timestamp_pb2.Timestamp | None = ...,
+        last_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_pending_at", b"oldest_pending_at", "retry_at", b"retry_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered", "failures", b"failures", "last_error", b"last_error", "member_id", b"member_id", "oldest_pending_at", b"oldest_pending_at", "pending", b"pending", "rejected", b"rejected", "retry_at", b"retry_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerQueue: _TypeAlias = PeerQueue  # noqa: Y015
+
+@_typing.final
+class RefusedItem(_message.Message):
+    """An item a peer refused, as its signed receipt says."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    REJECT_REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    REFUSED_AT_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The peer that refused it."""
+    item_id: _builtins.str
+    """The item's id (report id or status update id)."""
+    reject_reason: _receipt_pb2.RejectReason.ValueType
+    """The receipt's reason."""
+    detail: _builtins.str
+    """The receipt's detail."""
+    @_builtins.property
+    def refused_at(self) -> _timestamp_pb2.Timestamp:
+        """When the refusal was recorded here."""
+
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        reject_reason: _receipt_pb2.RejectReason.ValueType = ...,
+        detail: _builtins.str = ...,
+        refused_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["refused_at", b"refused_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "item_id", b"item_id", "member_id", b"member_id", "refused_at", b"refused_at", "reject_reason", b"reject_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefusedItem: _TypeAlias = RefusedItem  # noqa: Y015
+
+@_typing.final
+class InstalledRosterState(_message.Message):
+    """The roster this node has installed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """Its version."""
+    member_count: _builtins.int
+    """How many members it lists."""
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was issued."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it expires; the node refuses traffic it cannot check after that."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        member_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "issued_at", b"issued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "issued_at", b"issued_at", "member_count", b"member_count", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstalledRosterState: _TypeAlias = InstalledRosterState  # noqa: Y015
+
+@_typing.final
+class GetOperationsResponse(_message.Message):
+    """What GetOperations returns."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEERS_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
+    REFUSED_TRUNCATED_FIELD_NUMBER: _builtins.int
+    ROSTER_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NOT_AFTER_FIELD_NUMBER: _builtins.int
+    refused_truncated: _builtins.bool
+    """True when more refused items exist than were returned."""
+    @_builtins.property
+    def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerQueue]:
+        """One entry per peer this node has queued anything for, by member id."""
+
+    @_builtins.property
+    def refused(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefusedItem]:
+        """Refused items, newest first, at most refused_limit."""
+
+    @_builtins.property
+    def roster(self) -> Global___InstalledRosterState:
+        """The installed roster."""
+
+    @_builtins.property
+    def certificate_not_after(self) -> _timestamp_pb2.Timestamp:
+        """When this node's TLS certificate expires; unset in plaintext mode."""
+
+    def __init__(
+        self,
+        *,
+        peers: _abc.Iterable[Global___PeerQueue] | None = ...,
+        refused: _abc.Iterable[Global___RefusedItem] | None = ...,
+        refused_truncated: _builtins.bool = ...,
+        roster: Global___InstalledRosterState | None = ...,
+        certificate_not_after: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate_not_after", b"certificate_not_after", "roster", b"roster"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_not_after", b"certificate_not_after", "peers", b"peers", "refused", b"refused", "refused_truncated", b"refused_truncated", "roster", b"roster"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOperationsResponse: _TypeAlias = GetOperationsResponse  # noqa: Y015
+
+@_typing.final
+class ListAuditRequest(_message.Message):
+    """A bounded read of the audits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOG_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    WHO_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    log: Global___AuditLog.ValueType
+    """Which audit (both when unspecified)."""
+    who: _builtins.str
+    """Only entries of this caller: a liaison member id or an analyst's name
+    (exact match; empty for everyone).
+    """
+    limit: _builtins.int
+    """At most this many entries (default 100, at most 1000)."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only entries at or after this instant."""
+
+    def __init__(
+        self,
+        *,
+        log: Global___AuditLog.ValueType = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        who: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "log", b"log", "since", b"since", "who", b"who"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditRequest: _TypeAlias = ListAuditRequest  # noqa: Y015
+
+@_typing.final
+class AuditEntry(_message.Message):
+    """One audit entry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    LOG_FIELD_NUMBER: _builtins.int
+    WHO_FIELD_NUMBER: _builtins.int
+    RPC_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    CASE_IDS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    log: Global___AuditLog.ValueType
+    """Which audit holds it."""
+    who: _builtins.str
+    """The liaison member id or the analyst's name."""
+    rpc: _builtins.str
+    """The method called."""
+    outcome: _builtins.str
+    """"ok" or the refusal's reason."""
+    calls: _builtins.int
+    """How many identical calls this entry stands for (refusals are
+    coalesced; 1 otherwise).
+    """
+    detail: _builtins.str
+    """What else the entry records."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the call was made (for coalesced refusals: the first of them)."""
+
+    @_builtins.property
+    def case_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The cases the call touched."""
+
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        log: Global___AuditLog.ValueType = ...,
+        who: _builtins.str = ...,
+        rpc: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        calls: _builtins.int = ...,
+        case_ids: _abc.Iterable[_builtins.str] | None = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "calls", b"calls", "case_ids", b"case_ids", "detail", b"detail", "log", b"log", "outcome", b"outcome", "rpc", b"rpc", "who", b"who"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
+
+@_typing.final
+class ListAuditResponse(_message.Message):
+    """What ListAudit returns."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    truncated: _builtins.bool
+    """True when more entries match than were returned (narrow with since/who)."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEntry]:
+        """Entries, newest first."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___AuditEntry] | None = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditResponse: _TypeAlias = ListAuditResponse  # noqa: Y015

@@ -77,6 +77,16 @@ class HotlineServiceStub:
                 request_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsRequest.SerializeToString,
                 response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsResponse.FromString,
                 _registered_method=True)
+        self.GetOperations = channel.unary_unary(
+                '/hfp.v1.HotlineService/GetOperations',
+                request_serializer=hfp_dot_v1_dot_hotline__service__pb2.GetOperationsRequest.SerializeToString,
+                response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.GetOperationsResponse.FromString,
+                _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/hfp.v1.HotlineService/ListAudit',
+                request_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
 
 
 class HotlineServiceServicer:
@@ -158,6 +168,26 @@ class HotlineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOperations(self, request, context):
+        """What an operator watches: per peer, the outbox queue and its retry
+        schedule; the items peers refused, newest first, with the reason from
+        each signed receipt; the installed roster's version and lifetime; this
+        node's TLS certificate expiry. Read-only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAudit(self, request, context):
+        """The liaison audit (every LiaisonService call) and the operator audit
+        (every HotlineService call made for a named analyst), merged, newest
+        first, bounded. Read-only; the audits themselves are append-only.
+        INVALID_ARGUMENT for an unknown log value.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HotlineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +230,16 @@ def add_HotlineServiceServicer_to_server(servicer, server):
                     servicer.ListAuthoredReports,
                     request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsRequest.FromString,
                     response_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsResponse.SerializeToString,
+            ),
+            'GetOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperations,
+                    request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.GetOperationsRequest.FromString,
+                    response_serializer=hfp_dot_v1_dot_hotline__service__pb2.GetOperationsResponse.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuditRequest.FromString,
+                    response_serializer=hfp_dot_v1_dot_hotline__service__pb2.ListAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -421,6 +461,60 @@ class HotlineService:
             '/hfp.v1.HotlineService/ListAuthoredReports',
             hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsRequest.SerializeToString,
             hfp_dot_v1_dot_hotline__service__pb2.ListAuthoredReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hfp.v1.HotlineService/GetOperations',
+            hfp_dot_v1_dot_hotline__service__pb2.GetOperationsRequest.SerializeToString,
+            hfp_dot_v1_dot_hotline__service__pb2.GetOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hfp.v1.HotlineService/ListAudit',
+            hfp_dot_v1_dot_hotline__service__pb2.ListAuditRequest.SerializeToString,
+            hfp_dot_v1_dot_hotline__service__pb2.ListAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,18 @@ class HotlineServiceStub:
     with totals by status over the whole filter. INVALID_ARGUMENT for a
     page token not made by this call or since not before until.
     """
+    GetOperations: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.GetOperationsRequest, _hotline_service_pb2.GetOperationsResponse]
+    """What an operator watches: per peer, the outbox queue and its retry
+    schedule; the items peers refused, newest first, with the reason from
+    each signed receipt; the installed roster's version and lifetime; this
+    node's TLS certificate expiry. Read-only.
+    """
+    ListAudit: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.ListAuditRequest, _hotline_service_pb2.ListAuditResponse]
+    """The liaison audit (every LiaisonService call) and the operator audit
+    (every HotlineService call made for a named analyst), merged, newest
+    first, bounded. Read-only; the audits themselves are append-only.
+    INVALID_ARGUMENT for an unknown log value.
+    """
 
 @_typing.type_check_only
 class HotlineServiceAsyncStub(HotlineServiceStub):
@@ -122,6 +134,18 @@ class HotlineServiceAsyncStub(HotlineServiceStub):
     owner. Overdue reports first, then newest first; filtered and paged,
     with totals by status over the whole filter. INVALID_ARGUMENT for a
     page token not made by this call or since not before until.
+    """
+    GetOperations: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.GetOperationsRequest, _hotline_service_pb2.GetOperationsResponse]  # type: ignore[assignment]
+    """What an operator watches: per peer, the outbox queue and its retry
+    schedule; the items peers refused, newest first, with the reason from
+    each signed receipt; the installed roster's version and lifetime; this
+    node's TLS certificate expiry. Read-only.
+    """
+    ListAudit: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.ListAuditRequest, _hotline_service_pb2.ListAuditResponse]  # type: ignore[assignment]
+    """The liaison audit (every LiaisonService call) and the operator audit
+    (every HotlineService call made for a named analyst), merged, newest
+    first, bounded. Read-only; the audits themselves are append-only.
+    INVALID_ARGUMENT for an unknown log value.
     """
 
 class HotlineServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -215,6 +239,30 @@ class HotlineServiceServicer(metaclass=_abc_1.ABCMeta):
         owner. Overdue reports first, then newest first; filtered and paged,
         with totals by status over the whole filter. INVALID_ARGUMENT for a
         page token not made by this call or since not before until.
+        """
+
+    @_abc_1.abstractmethod
+    def GetOperations(
+        self,
+        request: _hotline_service_pb2.GetOperationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotline_service_pb2.GetOperationsResponse, _abc.Awaitable[_hotline_service_pb2.GetOperationsResponse]]:
+        """What an operator watches: per peer, the outbox queue and its retry
+        schedule; the items peers refused, newest first, with the reason from
+        each signed receipt; the installed roster's version and lifetime; this
+        node's TLS certificate expiry. Read-only.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAudit(
+        self,
+        request: _hotline_service_pb2.ListAuditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotline_service_pb2.ListAuditResponse, _abc.Awaitable[_hotline_service_pb2.ListAuditResponse]]:
+        """The liaison audit (every LiaisonService call) and the operator audit
+        (every HotlineService call made for a named analyst), merged, newest
+        first, bounded. Read-only; the audits themselves are append-only.
+        INVALID_ARGUMENT for an unknown log value.
         """
 
 def add_HotlineServiceServicer_to_server(servicer: HotlineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -30,7 +30,7 @@ from hfp.v1 import liaison_service_pb2_grpc as lgrpc
 from hfp.v1 import receipt_pb2, report_pb2, status_pb2
 from tests.console.browser import assert_never_loaded, chromium, require_chromium
 from tests.console.conftest import DK, NL, PASSWORD, RunningConsole
-from tests.support.hotline import record, wait_history
+from tests.support.hotline import record, submit_url, wait_history
 from tests.support.net import DEADLINE, Network
 
 #: The payload a hostile reporter might put into a report's free text.
@@ -411,3 +411,57 @@ def test_an_analyst_follows_a_forwarded_report_until_its_status_arrives(
     lines = fetch_as(visit, export).decode("utf-8-sig").splitlines()
     assert lines[0].startswith("report_id,status,overdue,country,responsible,case_id")
     assert any(report_id in line and "assessed_illegal" in line for line in lines[1:])
+
+
+def test_the_operations_page_shows_peers_lifetimes_and_refusals(
+    visit: Visit, console: RunningConsole
+) -> None:
+    url = f"https://nl-ops-{os.urandom(4).hex()}.example.com/p"
+    visit.reported.append(url)
+    receipt = submit_url(console.net, DK, url, "NL")
+    assert receipt.outcome == receipt_pb2.OUTCOME_FORWARDED
+    visit.login("ana")
+    deadline = time.monotonic() + 30
+    for _ in range(120):  # bounded: 120 reloads, 30 s
+        visit.get("/operations")
+        peers = {r.get_attribute("data-peer"): r for r in visit.find_all("#peers tr.peer")}
+        if NL in peers and int(peers[NL].find_element("css selector", ".delivered").text) >= 1:
+            break
+        assert time.monotonic() < deadline, "the forwarded report never showed as delivered"
+        time.sleep(0.25)
+    assert visit.find("#roster-version").text.startswith("version ")
+    assert "left)" in visit.find("#roster-expires").text
+    assert visit.find("#certificate").text.startswith("expires ")
+    assert visit.find_all("#refused-items")
+    visit.shot("operations")
+
+
+def test_a_supervisor_reads_the_audit_of_police_and_analysts(
+    visit: Visit, console: RunningConsole
+) -> None:
+    receipt = submit(console.net, f"https://audit-{os.urandom(4).hex()}.example.com/")
+    hold(console.net, receipt.case_id)  # police-dk's call: the liaison audit
+    visit.login("ana")
+    visit.get(f"/cases/{receipt.case_id}")  # ana's GetCase: the operator audit
+    visit.get("/audit")
+    assert "needs the role supervisor" in visit.find("#forbidden").text
+    visit.logout()
+
+    visit.login("sue")
+    visit.get("/audit")
+    entries = [
+        (r.find_element("css selector", ".who").text, r.find_element("css selector", ".call").text)
+        for r in visit.find_all("#audit tr.entry")
+    ]
+    assert ("police-dk", "RequestHold") in entries and ("ana", "GetCase") in entries
+    visit.choose("#audit-log", "liaison")
+    visit.submit("#audit-apply")
+    assert {
+        r.find_element("css selector", ".who").text for r in visit.find_all("#audit tr.entry")
+    } == {"police-dk"}
+    visit.shot("audit")
+    lines = fetch_as(visit, visit.find("#audit-export").get_attribute("href"))
+    text = lines.decode("utf-8-sig").splitlines()
+    assert text[0] == "at,log,who,call,outcome,calls,cases,detail"
+    assert any("RequestHold" in line and receipt.case_id in line for line in text[1:])
+    assert not any(",operator," in line for line in text[1:])

@@ -78,6 +78,18 @@ def test_refused_forward_is_kept_and_surfaced(tmp_path: Path) -> None:
             check=True,
         ).stdout
         assert receipt.item_id in listed and "KEY_NOT_VALID" in listed
+        with net.channel(A, A) as channel:
+            ops = pb_grpc.HotlineServiceStub(channel).GetOperations(
+                pb.GetOperationsRequest(refused_limit=10), timeout=DEADLINE
+            )
+        [refused] = ops.refused
+        assert (refused.member_id, refused.item_id) == (B, receipt.item_id)
+        assert refused.reject_reason == receipt_pb2.REJECT_REASON_KEY_NOT_VALID
+        assert refused.HasField("refused_at") and not ops.refused_truncated
+        [queue] = [q for q in ops.peers if q.member_id == B]
+        assert queue.rejected == 1
+        # A still holds the first roster: that is why its item was refused.
+        assert ops.roster.version == 1 and ops.HasField("certificate_not_after")
         metrics_url = f"http://{net.member(A).metrics}/metrics"
         with urllib.request.urlopen(metrics_url, timeout=DEADLINE) as response:
             text = response.read().decode()

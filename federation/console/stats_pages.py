@@ -18,7 +18,14 @@ from federation.console import plots
 from federation.console.node_client import NodeRefusalError
 from federation.console.users import Role
 from federation.console.views import status_name
-from federation.console.web import Console, Visitor, now, page_route, refusal_context
+from federation.console.web import (
+    Console,
+    Visitor,
+    csv_download,
+    now,
+    page_route,
+    refusal_context,
+)
 from hfp.v1 import hotline_service_pb2 as pb
 
 #: Weeks the trend covers (one GetStats call each).
@@ -29,6 +36,27 @@ def _hours(stats: pb.GetStatsResponse, field: str) -> float | None:
     if not stats.removed_count:
         return None
     return float(getattr(stats, field).ToTimedelta().total_seconds() / 3600)
+
+
+def bucket_label(bucket: pb.TakedownBucket, previous: pb.TakedownBucket | None) -> str:
+    """'≤ 6 h', '≤ 7 d', or '> 30 d' for the open-ended last bucket."""
+    if not bucket.HasField("upper_bound"):
+        return "> " + (_span(previous.upper_bound.ToTimedelta()) if previous else "0 h")
+    return "≤ " + _span(bucket.upper_bound.ToTimedelta())
+
+
+def _span(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours / 24:.0f} d" if hours > 72 else f"{hours:.0f} h"
+
+
+def distribution(stats: pb.GetStatsResponse) -> list[tuple[str, float]]:
+    """(label, removed cases) per bucket of the node's takedown-time histogram."""
+    buckets = list(stats.takedown_histogram)
+    return [
+        (bucket_label(b, buckets[i - 1] if i else None), float(b.count))
+        for i, b in enumerate(buckets)
+    ]
 
 
 def summary(stats: pb.GetStatsResponse) -> dict[str, Any]:
@@ -46,6 +74,9 @@ def summary(stats: pb.GetStatsResponse) -> dict[str, Any]:
         "open_past_72h": len(stats.open_past_72h),
         "status_plot": plots.bars("Cases by current status", by_status),
         "country_plot": plots.bars("Cases by hosting country", by_country[:20]),
+        "distribution_plot": plots.bars(
+            "Removed cases by time from first report to removal", distribution(stats)
+        ),
     }
 
 
@@ -57,17 +88,27 @@ def week_starts(today: datetime, weeks: int = WEEKS) -> list[datetime]:
     return [monday - timedelta(weeks=n) for n in reversed(range(weeks))]
 
 
-async def trend(console: Console, who: Visitor, today: datetime) -> dict[str, Any]:
-    """Per week of first report: the median hours to removal and the share within 72 h."""
-    medians: list[tuple[str, float | None]] = []
-    shares: list[tuple[str, float | None]] = []
+async def weekly(
+    console: Console, who: Visitor, today: datetime
+) -> list[tuple[datetime, pb.GetStatsResponse]]:
+    """GetStats of each of the last WEEKS weeks of first report, oldest first."""
+    weeks = []
     for start in week_starts(today):
         week = await console.call(
             console.node.stats, who.user.name, start, start + timedelta(weeks=1)
         )
-        label = start.strftime("%d %b")
-        medians.append((label, _hours(week, "takedown_median")))
-        shares.append((label, week.removed_within_72h_share * 100 if week.removed_count else None))
+        weeks.append((start, week))
+    return weeks
+
+
+def _share(stats: pb.GetStatsResponse) -> float | None:
+    return stats.removed_within_72h_share * 100 if stats.removed_count else None
+
+
+def trend(weeks: list[tuple[datetime, pb.GetStatsResponse]]) -> dict[str, Any]:
+    """Per week of first report: the median hours to removal and the share within 72 h."""
+    medians = [(start.strftime("%d %b"), _hours(week, "takedown_median")) for start, week in weeks]
+    shares = [(start.strftime("%d %b"), _share(week)) for start, week in weeks]
     return {
         "median_plot": plots.line(
             "Median hours to removal, by week of first report", medians, " h"
@@ -83,12 +124,70 @@ async def stats_page(console: Console, request: Request, who: Visitor) -> Respon
     context: dict[str, Any] = {"me": who.user, "csrf": who.session.csrf}
     try:
         overall = await console.call(console.node.stats, who.user.name)
-        context |= summary(overall) | await trend(console, who, now())
+        context |= summary(overall) | trend(await weekly(console, who, now()))
     except NodeRefusalError as exc:
         return console.page(request, "stats.html", {**context, "refused": refusal_context(exc)})
     return console.page(request, "stats.html", context)
 
 
+CSV_COLUMNS = ("measure", "group", "value")
+
+
+def _round(value: float | None) -> float | str:
+    return "" if value is None else round(value, 2)
+
+
+def csv_rows(
+    overall: pb.GetStatsResponse, weeks: list[tuple[datetime, pb.GetStatsResponse]]
+) -> list[dict[str, Any]]:
+    """Every figure of the page as (measure, group, value) rows: one sheet a
+    spreadsheet can filter and pivot."""
+    rows: list[dict[str, Any]] = [
+        {"measure": "cases by status", "group": status_name(c.status), "value": c.count}
+        for c in overall.counts_by_status
+    ]
+    rows += [
+        {"measure": "cases by country", "group": c.hosting_country, "value": c.count}
+        for c in overall.counts_by_country
+    ]
+    rows += [
+        {"measure": "removed", "group": "all", "value": overall.removed_count},
+        {"measure": "median hours to removal", "group": "all",
+         "value": _round(_hours(overall, "takedown_median"))},
+        {"measure": "p90 hours to removal", "group": "all",
+         "value": _round(_hours(overall, "takedown_p90"))},
+        {"measure": "% removed within 72 h", "group": "all", "value": _round(_share(overall))},
+        {"measure": "open past 72 h", "group": "all", "value": len(overall.open_past_72h)},
+    ]  # fmt: skip
+    rows += [
+        {"measure": "removed by time to removal", "group": label, "value": int(n)}
+        for label, n in distribution(overall)
+    ]
+    for start, week in weeks:
+        day = start.strftime("%Y-%m-%d")
+        rows += [
+            {"measure": "weekly removed", "group": day, "value": week.removed_count},
+            {"measure": "weekly median hours", "group": day,
+             "value": _round(_hours(week, "takedown_median"))},
+            {"measure": "weekly % within 72 h", "group": day, "value": _round(_share(week))},
+        ]  # fmt: skip
+    return rows
+
+
+async def stats_csv(console: Console, request: Request, who: Visitor) -> Response:
+    """GET /stats.csv: the page's figures as CSV (supervisors and admins)."""
+    try:
+        overall = await console.call(console.node.stats, who.user.name)
+        weeks = await weekly(console, who, now())
+    except NodeRefusalError as exc:
+        context = {"me": who.user, "csrf": who.session.csrf, "refused": refusal_context(exc)}
+        return console.page(request, "stats.html", context, status=502)
+    return csv_download(console, "statistics", CSV_COLUMNS, csv_rows(overall, weeks))
+
+
 def routes(console: Console) -> list[Route]:
     """The statistics routes of ``console``."""
-    return [page_route(console, "/stats", Role.SUPERVISOR, stats_page)]
+    return [
+        page_route(console, "/stats", Role.SUPERVISOR, stats_page),
+        page_route(console, "/stats.csv", Role.SUPERVISOR, stats_csv),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -13,6 +14,32 @@ from federation.core.case_status import CaseStatus, is_open
 from federation.core.ids import CaseId
 
 TAKEDOWN_WINDOW = timedelta(hours=72)
+#: Upper bounds of the takedown-time distribution's buckets; a last bucket
+#: holds everything longer. Fixed, so that periods compare bucket by bucket;
+#: the 72-hour window is one of the edges.
+TAKEDOWN_BUCKETS: tuple[timedelta, ...] = (
+    timedelta(hours=6),
+    timedelta(hours=12),
+    timedelta(hours=24),
+    timedelta(hours=48),
+    timedelta(hours=72),
+    timedelta(days=7),
+    timedelta(days=14),
+    timedelta(days=30),
+)
+
+#: (upper bound or None for "longer", count) per bucket.
+Histogram = tuple[tuple[timedelta | None, int], ...]
+
+
+def histogram(
+    durations: Iterable[timedelta], bounds: tuple[timedelta, ...] = TAKEDOWN_BUCKETS
+) -> Histogram:
+    """How many durations fall into each bucket (at most its bound, more than the previous)."""
+    counts = [0] * (len(bounds) + 1)
+    for duration in durations:
+        counts[bisect.bisect_left(bounds, duration)] += 1
+    return tuple(zip((*bounds, None), counts, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +64,8 @@ class TakedownStats:
     p90: timedelta | None
     within_window_share: float | None
     open_past_window: list[OpenPastWindow]
+    #: The removed cases' takedown times in TAKEDOWN_BUCKETS.
+    histogram: Histogram = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +114,12 @@ def takedown_stats(
     (median, 90th percentile, share within ``window``); cases open past it.
     Only the cases' own fields are read (views without reports will do)."""
     facts = list(cases)
-    removed = duration_figures(
-        (
-            f.removed_at - started_at(f)
-            for f in facts
-            if f.status is CaseStatus.CONTENT_REMOVED and f.removed_at is not None
-        ),
-        window,
-    )
+    times = [
+        f.removed_at - started_at(f)
+        for f in facts
+        if f.status is CaseStatus.CONTENT_REMOVED and f.removed_at is not None
+    ]
+    removed = duration_figures(times, window)
     overdue = [
         OpenPastWindow(f.case_id, f.status, f.hosting_country, started_at(f), now - started_at(f))
         for f in facts
@@ -106,4 +133,5 @@ def takedown_stats(
         p90=removed.p90,
         within_window_share=removed.within_window_share,
         open_past_window=sorted(overdue, key=lambda o: o.first_reported_at),
+        histogram=histogram(times),
     )

@@ -569,6 +569,10 @@ def stats_to_proto(result: TakedownStats) -> hotline_service_pb2.GetStatsRespons
     if result.median is not None and result.p90 is not None:
         message.takedown_median.FromTimedelta(result.median)
         message.takedown_p90.FromTimedelta(result.p90)
+    for bound, count in result.histogram:
+        bucket = message.takedown_histogram.add(count=count)
+        if bound is not None:
+            bucket.upper_bound.FromTimedelta(bound)
     for case in result.open_past_window:
         item = message.open_past_72h.add(
             case_id=case.case_id,

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -351,7 +352,27 @@ def test_a_supervisor_sees_the_statistics_with_their_plots(
     assert "DK" in visit.find("#country-plot svg").text
     assert visit.find_all("#median-plot svg circle"), "this week's median is plotted"
     assert visit.find_all("#share-plot svg circle")
+    # Removed within seconds of its report: counted in the first bucket.
+    labels = visit.find("#distribution-plot svg").text
+    assert "≤ 6 h" in labels and "> 30 d" in labels
+    first_bar = visit.find_all("#distribution-plot svg rect")[0]
+    assert int(first_bar.get_attribute("width")) > 0
     visit.shot("statistics")
+
+    export = fetch_as(visit, visit.find("#stats-export").get_attribute("href"))
+    sheet = [line.split(",") for line in export.decode("utf-8-sig").splitlines()]
+    assert sheet[0] == ["measure", "group", "value"]
+    figures = {(m, g): v for m, g, v in sheet[1:]}
+    assert int(figures[("removed by time to removal", "≤ 6 h")]) >= 1
+    assert int(figures[("removed", "all")]) >= 1
+    assert sum(
+        int(v) for (m, _g), v in figures.items() if m == "removed by time to removal"
+    ) == int(figures[("removed", "all")])
+    visit.logout()
+    visit.login("ana")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        fetch_as(visit, console.url + "/stats.csv")
+    assert refused.value.code == 403  # the export is for supervisors too
 
 
 def fetch_as(visit: Visit, url: str) -> bytes:

@@ -77,3 +77,16 @@ def test_takedown_time_starts_at_the_opening_when_no_first_report_is_recorded() 
     case = _case("old", CaseStatus.CONTENT_REMOVED, "NL", opened, opened + 10 * H)
     result = takedown_stats([replace(case, first_reported_at=None, created_at=opened)], NOW)
     assert result.median == 10 * H
+
+
+def test_the_distribution_counts_each_takedown_once_in_fixed_buckets() -> None:
+    facts = [_removed(f"c{i}", h) for i, h in enumerate([1, 6, 6.5, 24, 72, 73, 800])]
+    facts.append(_case("open", CaseStatus.NOTICE_SENT, "DE", NOW - 10 * H))
+    result = takedown_stats(facts, NOW)
+    counts = {bound: n for bound, n in result.histogram}
+    assert counts[6 * H] == 2  # 1 h and exactly 6 h: a bound is inclusive
+    assert counts[12 * H] == 1 and counts[24 * H] == 1 and counts[72 * H] == 1
+    assert counts[timedelta(days=7)] == 1
+    assert counts[None] == 1  # 800 h is past the last bound
+    assert sum(counts.values()) == result.removed_count == 7
+    assert [b for b, _ in takedown_stats([], NOW).histogram][-1] is None  # always every bucket

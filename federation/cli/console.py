@@ -77,13 +77,19 @@ def console(
 
     from federation.console.app import build_app
     from federation.console.node_client import NodeClient
+    from federation.console.signatures import HistoryChecker
     from federation.console.users import UserStore
     from federation.console.web import Console
+    from federation.node.compose import trust_anchor
 
     host, port = _listen(listen)
-    target = target_of(config_for(config_path, devnet_dir, member))
+    config = config_for(config_path, devnet_dir, member)
+    target = target_of(config)
     store = UserStore(users_path(users, config_path, devnet_dir, member))
-    app = build_app(Console(NodeClient(target), store, secure_cookies=secure_cookies))
+    node = NodeClient(target)
+    # The root keys come from the node's configuration, never from the node's answers.
+    history = HistoryChecker(trust_anchor(config), node.signed_roster)
+    app = build_app(Console(node, store, history, secure_cookies=secure_cookies))
     click.echo(f"console of {target.member_id} on http://{listen}/ (node at {target.endpoint})")
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 

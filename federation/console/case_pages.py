@@ -90,7 +90,10 @@ async def case_page(
     except NodeRefusalError as exc:
         context = _context(who, refused=refusal_context(exc))
         return console.page(request, "not_found.html", context, status=404)
-    context = _context(who, case=case_view(answer, now()), refused=refused)
+    verdicts = await console.call(
+        console.history.check, list(answer.case.history), list(answer.case.history_envelopes)
+    )
+    context = _context(who, case=case_view(answer, now(), verdicts), refused=refused)
     context["recorded"] = request.query_params.get("recorded", "")[:40]
     return console.page(request, "case.html", context, status=status)
 

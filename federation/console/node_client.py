@@ -21,6 +21,8 @@ from federation.cli.connect import DEADLINE, Target, channel
 from federation.wire.metadata import analyst_metadata
 from federation.wire.times import to_timestamp
 from hfp.v1 import case_pb2, receipt_pb2, report_pb2, status_pb2
+from hfp.v1 import federation_service_pb2 as federation_pb2
+from hfp.v1 import federation_service_pb2_grpc as federation_grpc
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import hotline_service_pb2_grpc as pb_grpc
 
@@ -70,6 +72,7 @@ class NodeClient:
         self._target = target
         self._exits = ExitStack()
         self._stub: pb_grpc.HotlineServiceStub | None = None
+        self._federation: federation_grpc.FederationServiceStub | None = None
 
     @property
     def member_id(self) -> str:
@@ -78,15 +81,19 @@ class NodeClient:
 
     def open(self) -> None:
         """Open the channel."""
-        self._stub = pb_grpc.HotlineServiceStub(self._exits.enter_context(channel(self._target)))
+        opened = self._exits.enter_context(channel(self._target))
+        self._stub = pb_grpc.HotlineServiceStub(opened)
+        self._federation = federation_grpc.FederationServiceStub(opened)
 
     def close(self) -> None:
         """Close the channel."""
         self._exits.close()
         self._stub = None
+        self._federation = None
 
     def _call(self, analyst: str, call: Callable[..., R], request: object) -> R:
-        metadata = (*self._target.metadata, *analyst_metadata(analyst))
+        named = analyst_metadata(analyst) if analyst else ()
+        metadata = (*self._target.metadata, *named)
         try:
             return call(request, timeout=DEADLINE, metadata=metadata)
         except grpc.RpcError as exc:
@@ -171,3 +178,11 @@ class NodeClient:
         if since is not None:
             request.since.CopyFrom(to_timestamp(since))
         return self._call(analyst, self.stub.ListAudit, request)
+
+    def signed_roster(self) -> bytes:
+        """The node's installed roster as signed (SignedRoster bytes), to check
+        histories against; the caller verifies it against the root keys."""
+        if self._federation is None:
+            raise RuntimeError("NodeClient.open() first")
+        reply = self._call("", self._federation.GetRoster, federation_pb2.GetRosterRequest())
+        return bytes(reply.roster.SerializeToString())

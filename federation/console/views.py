@@ -6,12 +6,14 @@ here builds markup. A reported URL stays a string shown as text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from federation.console.signatures import Verdict
 from hfp.v1 import case_pb2, report_pb2, status_pb2
 from hfp.v1 import hotline_service_pb2 as pb
 
@@ -127,10 +129,11 @@ class UpdateView:
     member: str
     note: str
     new_country: str
+    signature: Verdict
 
 
-def update_view(u: status_pb2.StatusUpdate) -> UpdateView:
-    """The case page's account of one status update."""
+def update_view(u: status_pb2.StatusUpdate, signature: Verdict) -> UpdateView:
+    """The case page's account of one status update and of its signature."""
     return UpdateView(
         u.sequence,
         status_name(u.status),
@@ -138,6 +141,7 @@ def update_view(u: status_pb2.StatusUpdate) -> UpdateView:
         u.member_id,
         u.note,
         u.new_hosting_country,
+        signature,
     )
 
 
@@ -160,15 +164,16 @@ class CaseView:
     next_statuses: tuple[tuple[int, str], ...]
 
 
-def case_view(answer: pb.GetCaseResponse, now: datetime) -> CaseView:
-    """The case page of a GetCase answer (next statuses as the node offered them)."""
+def case_view(answer: pb.GetCaseResponse, now: datetime, signatures: Sequence[Verdict]) -> CaseView:
+    """The case page of a GetCase answer (next statuses as the node offered
+    them, one signature verdict per history entry)."""
     c = answer.case
     return CaseView(
         case_row(c, now),
         c.responsible_member_id,
         tuple(report_view(r) for r in c.reports),
         max(c.report_count, len(c.reports)),
-        tuple(update_view(u) for u in c.history),
+        tuple(update_view(u, v) for u, v in zip(c.history, signatures, strict=True)),
         max(c.history_count, len(c.history)),
         tuple(c.known_content_case_ids),
         c.reappearance_of_case_id,

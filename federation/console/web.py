@@ -29,6 +29,7 @@ from federation.console.security import (
     same_token,
 )
 from federation.console.sessions import Session, Sessions
+from federation.console.signatures import HistoryChecker
 from federation.console.throttle import LoginThrottle
 from federation.console.users import Role, User, UserStore
 
@@ -42,6 +43,8 @@ class Console:
 
     node: NodeClient
     users: UserStore
+    #: Checks case histories' signatures against the node's verified roster.
+    history: HistoryChecker
     secure_cookies: bool = False
     sessions: Sessions = field(default_factory=Sessions)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)

@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 DEVNET ?= devnet
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint proto migration clean-devnet
+.PHONY: help demo test lint proto migration clean-devnet console-screenshot
 
 help:
 	@echo "make demo   install, start a local test network in ./$(DEVNET) and show it working"
 	@echo "make test   install and run the whole test suite"
 	@echo "make lint   ruff, mypy --strict and buf lint (STANDARD)"
 	@echo "make proto  regenerate hfp/ from proto/ (commit the result)"
+	@echo "make console-screenshot  retake docs/console-case.png (the README picture) in headless Chromium"
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,3 +52,11 @@ migration: $(STAMP)
 clean-devnet:
 	-$(BIN)/hfed devnet down $(DEVNET)
 	rm -rf $(DEVNET)
+
+# The README's picture of the console: the browser test that works a case
+# takes it (a real two-node network, synthetic reports), then it is copied.
+console-screenshot: $(STAMP)
+	rm -rf .ci/artifacts/readme-shots
+	CONSOLE_SCREENSHOTS=.ci/artifacts/readme-shots $(BIN)/python -m pytest -q \
+		tests/console/test_browser.py -k works_a_case
+	cp .ci/artifacts/readme-shots/case-held.png docs/console-case.png

@@ -37,6 +37,19 @@ HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 
 
+def short_id(value: str) -> str:
+    """An id as a table shows it: its last 12 characters. Ids are UUIDv7, whose
+    first characters are a timestamp, so cases made together share a prefix;
+    the tail is random (the full id is the cell's title and the link)."""
+    return "…" + value[-12:] if len(value) > 12 else value
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["short_id"] = short_id
+    return templates
+
+
 @dataclass
 class Console:
     """The console's state: its node, accounts, sessions and throttle."""
@@ -48,9 +61,7 @@ class Console:
     secure_cookies: bool = False
     sessions: Sessions = field(default_factory=Sessions)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
-    templates: Jinja2Templates = field(
-        default_factory=lambda: Jinja2Templates(directory=HERE / "templates")
-    )
+    templates: Jinja2Templates = field(default_factory=_templates)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call (the node, the account file) off the event loop."""

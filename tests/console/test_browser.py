@@ -426,7 +426,7 @@ def test_an_analyst_follows_a_forwarded_report_until_its_status_arrives(
         assert time.monotonic() < deadline, "the status never reached Our reports"
         time.sleep(0.25)
     assert row.find_element("css selector", ".responsible").text == NL
-    assert row.find_element("css selector", ".their-case").text == nl_case.case_id[:8]
+    assert row.find_element("css selector", ".their-case").text == "…" + nl_case.case_id[-12:]
     assert "report(s) match" in visit.find("#ours-totals").text
     visit.shot("our-reports")
 

@@ -127,3 +127,13 @@ def test_plots_escape_their_labels_and_use_no_style() -> None:
     assert "<script>" not in drawn and "&lt;script&gt;" in drawn and "&lt;i&gt;" in drawn
     assert "style" not in drawn and "url(" not in drawn
     assert drawn.count("<circle") == 2
+
+
+def test_ids_made_together_look_different_in_tables() -> None:
+    from federation.console.web import short_id
+    from federation.core.ids import new_uuid7
+
+    ids = [new_uuid7() for _ in range(50)]  # within a few milliseconds: one time prefix
+    assert len({i[:8] for i in ids}) < len(ids)  # what the tables showed before
+    assert len({short_id(i) for i in ids}) == len(ids)
+    assert all(i.endswith(short_id(i).removeprefix("…")) for i in ids)

@@ -205,6 +205,15 @@ def test_an_analyst_works_a_case_and_meets_a_police_hold(
     assert visit.find("#case-status").text.startswith("LEA_HOLD")
     visit.shot("case-held")
 
+    # Without a hold, the same step goes through: assess, then send the notice.
+    visit.get(f"/cases/{other.case_id}")
+    visit.choose("#next-status", "ASSESSED_ILLEGAL")
+    visit.submit("#record")
+    visit.choose("#next-status", "NOTICE_SENT")
+    visit.submit("#record")
+    assert visit.find("#case-status").text.startswith("NOTICE_SENT")
+    assert not visit.find_all("#refused")
+
     visit.get("/inbox?status=5")
     held = [r for r in visit.find_all("tr.case") if r.get_attribute("data-case") == receipt.case_id]
     assert held and "held" in (held[0].get_attribute("class") or "")

@@ -21,6 +21,7 @@ from federation.core.canonical_url import UrlError, canonical_url
 from federation.core.case import CaseView
 from federation.core.case_status import CaseStatus, may_follow
 from federation.core.errors import (
+    BATCH_TOO_MANY_ITEMS,
     FOREIGN_ORIGIN,
     INVALID_REPORT,
     INVALID_URL,
@@ -152,6 +153,40 @@ class HotlineServicer(pb_grpc.HotlineServiceServicer):
             outcome=receipt_pb2.Outcome.Name(receipt.outcome),
         )
         return pb.SubmitReportResponse(receipt=receipt)
+
+    @translate_errors
+    def SubmitReports(  # noqa: N802
+        self, request: pb.SubmitReportsRequest, context: grpc.ServicerContext
+    ) -> pb.SubmitReportsResponse:
+        """SubmitReport for up to max_batch_items reports, stored together;
+        a report it would refuse gets a refusal and the others go on."""
+        analyst = self._own_member(context)
+        count = len(request.reports)
+        if not 0 < count <= self._limits.max_batch_items:
+            raise InvalidArgumentError(
+                BATCH_TOO_MANY_ITEMS if count else REQUIRED_FIELD,
+                f"reports: give 1 to {self._limits.max_batch_items} reports, not {count}",
+                field="reports",
+            )
+        with audited(self._audit, analyst, "SubmitReports") as entry:
+            results: list[pb.SubmitReportsResult | None] = [None] * count
+            taken: list[tuple[int, Report]] = []
+            for i, message in enumerate(request.reports):
+                try:
+                    taken.append((i, self._complete(message)))
+                except InvalidArgumentError as exc:
+                    refusal = pb.ReportRefusal(
+                        reason=exc.reason,
+                        detail=exc.public_message,
+                        field=exc.field.removeprefix("report.").removeprefix("report"),
+                    )
+                    results[i] = pb.SubmitReportsResult(refusal=refusal)
+            signed = self._intake.submit_own_many([report for _, report in taken]) if taken else []
+            for (i, _report), envelope in zip(taken, signed, strict=True):
+                receipt = receipt_pb2.Receipt.FromString(decode_envelope(envelope).payload)
+                results[i] = pb.SubmitReportsResult(receipt=receipt)
+            entry.detail = f"{count} reports, {count - len(taken)} refused before signing"
+        return pb.SubmitReportsResponse(results=[r for r in results if r is not None])
 
     def _complete(self, message: report_pb2.Report) -> Report:
         """Fill the fields the node owns, then validate like any delivered report."""

@@ -16,9 +16,9 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -27,6 +27,7 @@ import click
 from federation.cli.csv_safe import RowWriter, excel_requested
 from federation.cli.import_source import COLUMNS, Record, SourceError, open_source, records
 from federation.cli.report_errors import ImportStoppedError, RowError
+from federation.core.ids import is_uuid, new_uuid7
 
 RESULT_COLUMNS: Final = (
     "row",
@@ -38,8 +39,13 @@ RESULT_COLUMNS: Final = (
     "error",
     "row_key",
 )
-#: Outcomes after which a row is not sent again by --resume.
-NOT_SUBMITTED: Final = frozenset({"ERROR", "REJECTED"})
+#: A row that was in a call the node never answered (the import was
+#: interrupted or the node went away): it may or may not be stored there.
+#: --resume sends it again under the same report id, so the node answers
+#: with the receipt it stored, if it did, instead of filing it twice.
+UNCONFIRMED: Final = "UNCONFIRMED"
+#: Outcomes after which a row is sent again by --resume.
+NOT_SUBMITTED: Final = frozenset({"ERROR", "REJECTED", UNCONFIRMED})
 #: A longer URL is refused anyway (the protocol allows 4096 characters).
 _URL_SHOWN: Final = 4096
 _FOLDED: Final = frozenset(
@@ -48,9 +54,15 @@ _FOLDED: Final = frozenset(
 
 __all__ = ["ImportStoppedError", "RowError", "Submit", "execute", "plan", "row_key"]
 
-#: One row's submission: its result columns, or RowError; raises
-#: :class:`ImportStoppedError` when the node cannot be reached at all.
-Submit = Callable[[Mapping[str, str]], dict[str, Any]]
+#: The submission of a chunk of (report id, row) pairs: each row's result
+#: columns, in order (a row the node or the client refused gets outcome
+#: ERROR and its error); raises :class:`ImportStoppedError` when the node
+#: cannot be reached at all.
+Submit = Callable[[Sequence[tuple[str, Mapping[str, str]]]], list[dict[str, Any]]]
+#: Rows per SubmitReports call: large enough that the call's fixed cost is
+#: small beside the rows' (docs: README "Importing reports"), small enough
+#: that an interrupted call leaves little to resend.
+CHUNK_ROWS: Final = 500
 
 
 def row_key(fields: Mapping[str, str]) -> str:
@@ -63,9 +75,17 @@ def row_key(fields: Mapping[str, str]) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def submitted_keys(path: Path) -> set[str]:
-    """Keys of the rows that ``path`` (an earlier results file) shows as
-    submitted; the latest line for a key wins."""
+@dataclass(frozen=True)
+class Earlier:
+    """What an earlier results file says: rows done, and the report ids of
+    rows whose call was never answered (sent again under the same id)."""
+
+    done: frozenset[str] = frozenset()
+    unconfirmed: Mapping[str, str] = field(default_factory=dict)
+
+
+def earlier_results(path: Path) -> Earlier:
+    """Read an earlier results file; the latest line for a row key wins."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -73,10 +93,16 @@ def submitted_keys(path: Path) -> set[str]:
                 raise click.UsageError(
                     f"{path} is not a results file of `report import` (no row_key column)"
                 )
-            latest = {row["row_key"]: row.get("outcome") or "" for row in reader if row["row_key"]}
+            latest = {row["row_key"]: row for row in reader if row["row_key"]}
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise click.UsageError(f"cannot read --resume {path}: {exc}") from exc
-    return {key for key, outcome in latest.items() if outcome not in NOT_SUBMITTED}
+    done = {k for k, row in latest.items() if (row.get("outcome") or "") not in NOT_SUBMITTED}
+    unconfirmed = {
+        k: row.get("report_id") or ""
+        for k, row in latest.items()
+        if row.get("outcome") == UNCONFIRMED and is_uuid(row.get("report_id") or "")
+    }
+    return Earlier(frozenset(done), unconfirmed)
 
 
 def results_path(csv_file: Path, results: Path | None, resume: Path | None) -> tuple[Path, str]:
@@ -178,7 +204,7 @@ class Plan:
     rows: list[Record]
     results: Path
     append: bool
-    skip: frozenset[str]
+    earlier: Earlier
 
 
 def plan(
@@ -202,7 +228,8 @@ def plan(
         raise click.ClickException(f"{csv_file}: {exc}") from exc
     rows = list(records(source))
     path, note = results_path(csv_file, results, resume)
-    skip = frozenset(submitted_keys(resume)) if resume is not None else frozenset()
+    earlier = earlier_results(resume) if resume is not None else Earlier()
+    skip = earlier.done
     click.echo(f"reading {csv_file}: {source.describe()}; {len(rows):,} rows", err=True)
     if note:
         click.echo(note, err=True)
@@ -212,7 +239,7 @@ def plan(
             "(the results of another file?)",
             err=True,
         )
-    return Plan(rows, path, resume is not None, skip)
+    return Plan(rows, path, resume is not None, earlier)
 
 
 def execute(plan: Plan, submit: Submit) -> Tally:
@@ -221,7 +248,7 @@ def execute(plan: Plan, submit: Submit) -> Tally:
     tally, progress = Tally(), Progress(len(plan.rows))
     try:
         with _results_file(plan.results, plan.append) as out:
-            run_rows(plan.rows, submit, out, plan.skip, progress, tally)
+            run_rows(plan.rows, submit, out, plan.earlier, progress, tally)
     except OSError as exc:
         raise click.ClickException(f"cannot write {plan.results}: {exc.strerror or exc}") from exc
     except (ImportStoppedError, KeyboardInterrupt) as exc:
@@ -255,33 +282,67 @@ def run_rows(
     rows: Iterable[Record],
     submit: Submit,
     out: RowWriter,
-    skip: frozenset[str],
+    earlier: Earlier,
     progress: Progress,
     tally: Tally,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> None:
-    """Submit each row not in ``skip``, writing its result as it goes."""
+    """Submit each row not done before, a chunk per call, writing the results
+    in row order as each chunk is answered."""
+    chunk: list[tuple[Record, str]] = []
     for record in rows:
         key = row_key(record.fields) if not record.error else ""
-        if key and key in skip:
+        if key and key in earlier.done:
             tally.skipped += 1
             progress.step()
             continue
-        result = _one_row(record, key, submit)
-        if result["outcome"] in NOT_SUBMITTED:
-            tally.failed += 1
-        else:
-            tally.submitted += 1
-        out.row(result)
-        progress.step()
+        chunk.append((record, key))
+        if len(chunk) >= chunk_rows:
+            _send(chunk, submit, out, earlier, progress, tally)
+            chunk = []
+    if chunk:
+        _send(chunk, submit, out, earlier, progress, tally)
 
 
-def _one_row(record: Record, key: str, submit: Submit) -> dict[str, Any]:
+def _send(
+    chunk: list[tuple[Record, str]],
+    submit: Submit,
+    out: RowWriter,
+    earlier: Earlier,
+    progress: Progress,
+    tally: Tally,
+) -> None:
+    """One call for the chunk's readable rows; every row's result written,
+    also when the call is interrupted (then as UNCONFIRMED, with its id)."""
+    ids = {key: earlier.unconfirmed.get(key) or new_uuid7() for _, key in chunk if key}
+    readable = [(ids[key], record.fields) for record, key in chunk if not record.error]
+    try:
+        answers = iter(submit(readable) if readable else [])
+    except (ImportStoppedError, KeyboardInterrupt):
+        for record, key in chunk:
+            unknown = {"outcome": UNCONFIRMED, "report_id": ids.get(key, ""), "error": _UNKNOWN}
+            _write(_result(record, key, None if record.error else unknown), out, progress, tally)
+        raise
+    for record, key in chunk:
+        _write(_result(record, key, None if record.error else next(answers)), out, progress, tally)
+
+
+_UNKNOWN: Final = "the node did not answer; --resume sends it again under the same report id"
+
+
+def _write(result: dict[str, Any], out: RowWriter, progress: Progress, tally: Tally) -> None:
+    if result["outcome"] in NOT_SUBMITTED:
+        tally.failed += 1
+    else:
+        tally.submitted += 1
+    out.row(result)
+    progress.step()
+
+
+def _result(record: Record, key: str, answer: dict[str, Any] | None) -> dict[str, Any]:
     url = record.fields.get("url", "")
     shown = url if len(url) <= _URL_SHOWN else url[:_URL_SHOWN] + "..."
     base = {"row": record.line, "url": shown, "row_key": key}
-    if record.error:
+    if answer is None:
         return {**base, "outcome": "ERROR", "error": record.error}
-    try:
-        return {**base, **submit(record.fields)}
-    except RowError as exc:
-        return {**base, "outcome": "ERROR", "error": str(exc)}
+    return {**base, **answer}

@@ -49,6 +49,7 @@ import os
 import re
 import threading
 import time
+from datetime import UTC, datetime
 from typing import NewType, TypeAlias
 
 MemberId = NewType("MemberId", str)
@@ -115,6 +116,12 @@ def new_uuid7() -> str:
     value |= rand & ((1 << 62) - 1)
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def uuid7_time(text: str) -> datetime:
+    """The creation time (to the millisecond, UTC) a UUIDv7 carries in its first 48 bits."""
+    millis = int(text.replace("-", "")[:12], 16)
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
 #: Bytes fetched from the OS at a time for new ids.

@@ -264,21 +264,34 @@ class DeliveryService:
         live roster key of this node (its id names the public key, so that
         key made the signature), and every check after parsing still runs.
         """
-        envelope = self._identity.sign(REPORT_TYPE, encode_report(report))
+        [receipt] = self.submit_own_many([report])
+        return receipt
+
+    def submit_own_many(self, reports: Sequence[Report]) -> list[bytes]:
+        """:meth:`submit_own` for several reports, stored in one transaction
+        (as a peer's batch is); one signed receipt per report, in order."""
         self._require_current_roster()
+        work = [self._signed_own(report) for report in reports]
+        roster = self._rosters.roster
+        now = self._clock()
+        for w, report in zip(work, reports, strict=True):
+            if w.key is None:
+                continue  # _with_keys recorded why
+            checked = self._checker.check(
+                report, w.item.envelope, w.key, (), NO_PROOFS, self.member_id, roster, now
+            )
+            self._judge(w, checked, roster)
+        return self._finish(work)
+
+    def _signed_own(self, report: Report) -> _Work:
+        """The work item of one report of ours, signed, with our key found."""
+        envelope = self._identity.sign(REPORT_TYPE, encode_report(report))
         own = _Work(
             IncomingItem(envelope, ()), hashlib.sha256(envelope.payload).digest(), self.member_id
         )
         if self._with_keys([own]):
-            assert own.key is not None
             own.item_id = report.report_id
-            roster = self._rosters.roster
-            checked = self._checker.check(
-                report, envelope, own.key, (), NO_PROOFS, self.member_id, roster, self._clock()
-            )
-            self._judge(own, checked, roster)
-        [receipt] = self._finish([own])
-        return receipt
+        return own
 
     def _require_current_roster(self) -> None:
         """Raise RosterExpiredError once the node's roster has expired."""

@@ -133,6 +133,118 @@ class SubmitReportResponse(_message.Message):
 Global___SubmitReportResponse: _TypeAlias = SubmitReportResponse  # noqa: Y015
 
 @_typing.final
+class SubmitReportsRequest(_message.Message):
+    """Reports from the node's own intake, in one call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reports(self) -> _containers.RepeatedCompositeFieldContainer[_report_pb2.Report]:
+        """1 to 1000 reports, each as in SubmitReportRequest.report."""
+
+    def __init__(
+        self,
+        *,
+        reports: _abc.Iterable[_report_pb2.Report] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reports", b"reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitReportsRequest: _TypeAlias = SubmitReportsRequest  # noqa: Y015
+
+@_typing.final
+class ReportRefusal(_message.Message):
+    """Why one report of a SubmitReports call was not taken in: what
+    SubmitReport would have said in its INVALID_ARGUMENT status.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """The reason code (ErrorInfo.reason of SubmitReport), e.g. INVALID_URL."""
+    detail: _builtins.str
+    """What is wrong, for a person."""
+    field: _builtins.str
+    """The field at fault, from the report (e.g. "url"), when known."""
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "field", b"field", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRefusal: _TypeAlias = ReportRefusal  # noqa: Y015
+
+@_typing.final
+class SubmitReportsResult(_message.Message):
+    """The result for one report of a SubmitReports call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> _receipt_pb2.Receipt:
+        """The report was taken in: its signed receipt's payload, as from SubmitReport."""
+
+    @_builtins.property
+    def refusal(self) -> Global___ReportRefusal:
+        """The report was refused before it was signed; nothing was stored."""
+
+    def __init__(
+        self,
+        *,
+        receipt: _receipt_pb2.Receipt | None = ...,
+        refusal: Global___ReportRefusal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt", "refusal", b"refusal", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt", "refusal", b"refusal", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["receipt", "refusal"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___SubmitReportsResult: _TypeAlias = SubmitReportsResult  # noqa: Y015
+
+@_typing.final
+class SubmitReportsResponse(_message.Message):
+    """The results of a SubmitReports call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitReportsResult]:
+        """One per report, in the order of the request."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___SubmitReportsResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitReportsResponse: _TypeAlias = SubmitReportsResponse  # noqa: Y015
+
+@_typing.final
 class RecordStatusRequest(_message.Message):
     """A status to record."""
 

@@ -42,6 +42,11 @@ class HotlineServiceStub:
                 request_serializer=hfp_dot_v1_dot_hotline__service__pb2.SubmitReportRequest.SerializeToString,
                 response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.SubmitReportResponse.FromString,
                 _registered_method=True)
+        self.SubmitReports = channel.unary_unary(
+                '/hfp.v1.HotlineService/SubmitReports',
+                request_serializer=hfp_dot_v1_dot_hotline__service__pb2.SubmitReportsRequest.SerializeToString,
+                response_deserializer=hfp_dot_v1_dot_hotline__service__pb2.SubmitReportsResponse.FromString,
+                _registered_method=True)
         self.RecordStatus = channel.unary_unary(
                 '/hfp.v1.HotlineService/RecordStatus',
                 request_serializer=hfp_dot_v1_dot_hotline__service__pb2.RecordStatusRequest.SerializeToString,
@@ -100,6 +105,17 @@ class HotlineServiceServicer:
         origin_member_id and created_at when absent, signs it with its own key,
         deduplicates and routes it. The receipt is returned after the report
         (and any forwarding) is committed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitReports(self, request, context):
+        """Submits up to 1000 reports in one call, each under exactly the rules of
+        SubmitReport, committed together: one result per report, in order. A
+        report SubmitReport would refuse with INVALID_ARGUMENT gets a refusal
+        in its result instead, and the others go on. The call itself fails
+        (INVALID_ARGUMENT) only when it holds no report or more than 1000.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,6 +212,11 @@ def add_HotlineServiceServicer_to_server(servicer, server):
                     request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.SubmitReportRequest.FromString,
                     response_serializer=hfp_dot_v1_dot_hotline__service__pb2.SubmitReportResponse.SerializeToString,
             ),
+            'SubmitReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitReports,
+                    request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.SubmitReportsRequest.FromString,
+                    response_serializer=hfp_dot_v1_dot_hotline__service__pb2.SubmitReportsResponse.SerializeToString,
+            ),
             'RecordStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordStatus,
                     request_deserializer=hfp_dot_v1_dot_hotline__service__pb2.RecordStatusRequest.FromString,
@@ -272,6 +293,33 @@ class HotlineService:
             '/hfp.v1.HotlineService/SubmitReport',
             hfp_dot_v1_dot_hotline__service__pb2.SubmitReportRequest.SerializeToString,
             hfp_dot_v1_dot_hotline__service__pb2.SubmitReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hfp.v1.HotlineService/SubmitReports',
+            hfp_dot_v1_dot_hotline__service__pb2.SubmitReportsRequest.SerializeToString,
+            hfp_dot_v1_dot_hotline__service__pb2.SubmitReportsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,13 @@ class HotlineServiceStub:
     deduplicates and routes it. The receipt is returned after the report
     (and any forwarding) is committed.
     """
+    SubmitReports: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.SubmitReportsRequest, _hotline_service_pb2.SubmitReportsResponse]
+    """Submits up to 1000 reports in one call, each under exactly the rules of
+    SubmitReport, committed together: one result per report, in order. A
+    report SubmitReport would refuse with INVALID_ARGUMENT gets a refusal
+    in its result instead, and the others go on. The call itself fails
+    (INVALID_ARGUMENT) only when it holds no report or more than 1000.
+    """
     RecordStatus: _grpc.UnaryUnaryMultiCallable[_hotline_service_pb2.RecordStatusRequest, _hotline_service_pb2.RecordStatusResponse]
     """Records a new status for a case this node is responsible for, signs it
     and fans it out to every reporter of the case. FAILED_PRECONDITION for
@@ -101,6 +108,13 @@ class HotlineServiceAsyncStub(HotlineServiceStub):
     origin_member_id and created_at when absent, signs it with its own key,
     deduplicates and routes it. The receipt is returned after the report
     (and any forwarding) is committed.
+    """
+    SubmitReports: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.SubmitReportsRequest, _hotline_service_pb2.SubmitReportsResponse]  # type: ignore[assignment]
+    """Submits up to 1000 reports in one call, each under exactly the rules of
+    SubmitReport, committed together: one result per report, in order. A
+    report SubmitReport would refuse with INVALID_ARGUMENT gets a refusal
+    in its result instead, and the others go on. The call itself fails
+    (INVALID_ARGUMENT) only when it holds no report or more than 1000.
     """
     RecordStatus: _aio.UnaryUnaryMultiCallable[_hotline_service_pb2.RecordStatusRequest, _hotline_service_pb2.RecordStatusResponse]  # type: ignore[assignment]
     """Records a new status for a case this node is responsible for, signs it
@@ -164,6 +178,19 @@ class HotlineServiceServicer(metaclass=_abc_1.ABCMeta):
         origin_member_id and created_at when absent, signs it with its own key,
         deduplicates and routes it. The receipt is returned after the report
         (and any forwarding) is committed.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitReports(
+        self,
+        request: _hotline_service_pb2.SubmitReportsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hotline_service_pb2.SubmitReportsResponse, _abc.Awaitable[_hotline_service_pb2.SubmitReportsResponse]]:
+        """Submits up to 1000 reports in one call, each under exactly the rules of
+        SubmitReport, committed together: one result per report, in order. A
+        report SubmitReport would refuse with INVALID_ARGUMENT gets a refusal
+        in its result instead, and the others go on. The call itself fails
+        (INVALID_ARGUMENT) only when it holds no report or more than 1000.
         """
 
     @_abc_1.abstractmethod

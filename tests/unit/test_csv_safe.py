@@ -65,8 +65,8 @@ def test_results_file_is_safe(tmp_path: Path) -> None:
     source.write_bytes(b'url,country\n=HYPERLINK("x"),DK\nhttp://a.example/\x00,DK\n')
     plan = import_run.plan(source, None, None, None, None)
 
-    def submit(fields: object) -> dict[str, str]:
-        return {"outcome": "REJECTED", "error": "@detail\x00 from the node"}
+    def submit(rows: list[tuple[str, object]]) -> list[dict[str, str]]:
+        return [{"outcome": "REJECTED", "error": "@detail\x00 from the node"} for _ in rows]
 
     import_run.execute(plan, submit)
     raw = plan.results.read_bytes()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,25 @@ class Recorder:
     sent: list[Any] = field(default_factory=list)
     stop_after: int | None = None
 
-    def __call__(self, fields: Mapping[str, str]) -> dict[str, Any]:
-        if self.stop_after is not None and len(self.sent) >= self.stop_after:
+    calls: int = 0
+
+    def __call__(self, rows: Sequence[tuple[str, Mapping[str, str]]]) -> list[dict[str, Any]]:
+        """One SubmitReports call: the node stops answering when this chunk
+        would take it past ``stop_after`` reports."""
+        if self.stop_after is not None and len(self.sent) + len(rows) > self.stop_after:
             raise ImportStoppedError("node at 127.0.0.1:1 is not reachable")
-        report = build_report(fields)
-        self.sent.append(report)
-        return {"outcome": "ACCEPTED", "report_id": f"r{len(self.sent)}", "error": ""}
+        self.calls += 1
+        results: list[dict[str, Any]] = []
+        for report_id, fields in rows:
+            try:
+                report = build_report(fields)
+            except RowError as exc:  # as the real submitter: refused before sending
+                results.append({"outcome": "ERROR", "error": str(exc)})
+                continue
+            report.report_id = report_id
+            self.sent.append(report)
+            results.append({"outcome": "ACCEPTED", "report_id": report_id, "error": ""})
+        return results
 
 
 def run(tmp_path: Path, data: bytes, **options: Any) -> tuple[list[dict[str, str]], Recorder]:
@@ -298,8 +311,20 @@ def test_interrupted_import_resumes_by_row_key(tmp_path: Path) -> None:
     second = Recorder()
     resumed = import_run.plan(source, None, None, None, plan.results)
     tally = import_run.execute(resumed, second)
-    assert (tally.skipped, tally.submitted, tally.failed) == (6_000, 3_999, 1)
+    # Twelve chunks of 500 were answered (row 5001 refused among them); the
+    # thirteenth would pass 6,000 and found the node gone: written as nothing.
+    assert (len(first.sent), first.calls) == (5_999, 12)
+    assert (tally.skipped, tally.submitted, tally.failed) == (5_999, 4_000, 1)
     assert len(first.sent) + len(second.sent) == 9_999
+    assert second.calls == 9  # 4,001 rows left: 8 full chunks and one of 1
+    # The chunk the node never answered was written as UNCONFIRMED with the
+    # ids it carried; the resumed run sent those rows under the same ids.
+    with plan.results.open(newline="") as handle:
+        unconfirmed = {r["row_key"]: r["report_id"] for r in csv.DictReader(handle)
+                       if r["outcome"] == "UNCONFIRMED"}  # fmt: skip
+    assert len(unconfirmed) == 500
+    resent = {r.report_id for r in second.sent}
+    assert set(unconfirmed.values()) <= resent
     assert {r.url for r in first.sent}.isdisjoint({r.url for r in second.sent})
     with plan.results.open(newline="") as handle:
         latest = {r["row_key"]: r for r in csv.DictReader(handle)}

@@ -78,3 +78,14 @@ def test_a_resent_report_gets_the_receipt_stored_the_first_time(net: Network) ->
 def test_an_empty_or_oversized_call_is_refused_whole(net: Network, count: int, why: str) -> None:
     reports = [report_pb2.Report(url=_url(str(i)), hosting_country="DK") for i in range(count)]
     assert refusal_reason(lambda: _call(net, reports)) == (grpc.StatusCode.INVALID_ARGUMENT, why)
+
+
+def test_a_report_id_reused_for_other_content_is_refused(net: Network) -> None:
+    report_id = new_uuid7()
+    first = report_pb2.Report(report_id=report_id, url=_url("one"), hosting_country="DK")
+    other = report_pb2.Report(report_id=report_id, url=_url("two"), hosting_country="DK")
+    [taken] = _call(net, [first])
+    [reused] = _call(net, [other])
+    assert taken.receipt.outcome == receipt_pb2.OUTCOME_ACCEPTED
+    assert reused.receipt.outcome == receipt_pb2.OUTCOME_REJECTED, reused
+    assert reused.receipt.case_id == ""  # says nothing of the first report's case

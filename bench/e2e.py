@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
+from bench import netctl
 from bench.netctl import DK, NL, POLICE_NL, BenchNet
 from bench.progress import say
 from bench.report import Results
@@ -45,6 +46,8 @@ from hfp.v1 import report_pb2
 
 TARGET_P50_MS = 20.0
 TARGET_P99_MS = 100.0
+#: CPU per report at each node (issue 21).
+TARGET_CPU_MS = 0.5
 SUBMIT_DEADLINE = 60.0
 #: Submissions in flight before the scheduler waits: the node's default
 #: per-member admission limit (calls_in_flight_per_member); more would be
@@ -180,6 +183,7 @@ def measure(results: Results, net: BenchNet, rate: float, seconds: float, drain:
     thread = threading.Thread(target=watch.run, args=(net, seconds + drain + 30), daemon=True)
     thread.start()
     say(f"e2e: offering {rate:.0f} reports/s for {seconds:.0f}s at {DK}")
+    cpu_before = {m: netctl.cpu_seconds(net.pid(m)) for m in (DK, NL)}
     submitted = submit_at_rate(net, requests, rate)
     if len(submitted.failed) == len(requests):
         raise RuntimeError(f"every submission failed, e.g. {submitted.first_error}")
@@ -188,6 +192,7 @@ def measure(results: Results, net: BenchNet, rate: float, seconds: float, drain:
         watch.all_seen.set()
     watch.all_seen.wait(drain)
     thread.join(timeout=5)
+    cpu = {m: netctl.cpu_seconds(net.pid(m)) - cpu_before[m] for m in (DK, NL)}
     if watch.error is not None:
         raise RuntimeError(f"the liaison stream failed: {watch.error}")
     latencies = [
@@ -205,6 +210,13 @@ def measure(results: Results, net: BenchNet, rate: float, seconds: float, drain:
     results.add("e2e_p50_ms", float(p50), "ms", TARGET_P50_MS, at_most=True)
     results.add("e2e_p99_ms", float(p99), "ms", TARGET_P99_MS, at_most=True)
     results.add("e2e_offered_per_s", len(requests) / submitted.offered_seconds, "reports/s")
+    # CPU of each node process over the run and its drain, per report taken in.
+    done = max(1, len(requests) - len(submitted.failed))
+    for member, key in (
+        (DK, "e2e_cpu_ms_per_report_submitting"),
+        (NL, "e2e_cpu_ms_per_report_responsible"),
+    ):
+        results.add(key, cpu[member] * 1000 / done, "ms", TARGET_CPU_MS, at_most=True)
     results.add("e2e_reports", len(requests), "reports")
     results.add("e2e_unseen", unseen, "reports")
     results.add("e2e_submit_errors", len(submitted.failed), "reports")

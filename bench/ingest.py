@@ -69,7 +69,9 @@ def _batches(
     return presign(net.signing_key_path(DK), DK, items, plan.batch, plan.workers)
 
 
-def _run(net: BenchNet, plan: IngestPlan, tag: str, prior: float, rng: random.Random) -> RunResult:
+def run_once(
+    net: BenchNet, plan: IngestPlan, tag: str, prior: float, rng: random.Random
+) -> RunResult:
     """Warm up, size and time one run against the running node.
 
     The run is sized for the warm-up's rate or ``prior`` (an earlier run's),
@@ -93,7 +95,7 @@ def _run(net: BenchNet, plan: IngestPlan, tag: str, prior: float, rng: random.Ra
     return RunResult(stored, sent, checked, netctl.peak_rss_mib(net.pid(NL)))
 
 
-def _install_database(net: BenchNet, work: Path, cases: int) -> None:
+def install_database(net: BenchNet, work: Path, cases: int) -> None:
     """Give the stopped node a database holding ``cases`` preloaded cases."""
     preload.install_copy(preload.template(work, cases, say), net.db_path(NL))
 
@@ -108,10 +110,10 @@ def _session(
     rng: random.Random,
 ) -> RunResult:
     """Install a database of ``cases`` cases, start the node, run, stop it."""
-    _install_database(net, work, cases)
+    install_database(net, work, cases)
     netctl.start(net, [NL])
     try:
-        return _run(net, plan, tag, prior, rng)
+        return run_once(net, plan, tag, prior, rng)
     finally:
         netctl.stop(net, [NL])
 

@@ -8,10 +8,15 @@ Measures, on this machine, against real node processes started as
   grpc      the same Deliver traffic against an empty gRPC handler (transport only)
   ingest    signed reports accepted per second by hotline-nl through batched
             Deliver, at a small and a large database (10k / 1M cases; quick: 10k / 100k)
+  sweep     ingest at 1, 10, 100 and 500 reports per Deliver (small database), and
+            the fixed cost of one call: the intercept of time per call against batch size
   medallion the same number of STIX objects posted to medallion (OASIS TAXII 2.1
             server, memory backend) in bundles of the batch size
   e2e       report submitted at hotline-dk, hosted in NL, until police-nl's
-            WatchReferrals stream at hotline-nl shows it, at 500 reports/s offered
+            WatchReferrals stream at hotline-nl shows it, at 200 reports/s offered,
+            and the CPU per report of each of the two node processes
+  import    `hfed report import` of a synthetic CSV (5k rows; full 30k) through
+            SubmitReports, rows per second for the whole command
   catchup   backlog drain rate after an outage of hotline-nl (100k queued; quick 10k)
   dedup     exact-hash lookup p99 over 10M stored hashes (quick 1M) and PDQ
             near-match p99 over 1M
@@ -38,7 +43,18 @@ from types import FrameType
 
 from bench.report import Results, table, write_json
 
-STEPS = ("ceiling", "grpc", "ingest", "medallion", "e2e", "catchup", "dedup", "startup")
+STEPS = (
+    "ceiling",
+    "grpc",
+    "ingest",
+    "sweep",
+    "medallion",
+    "e2e",
+    "import",
+    "catchup",
+    "dedup",
+    "startup",
+)
 DEFAULT_WORK = Path(__file__).resolve().parent / ".work"
 
 

@@ -8,7 +8,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import catchup, ceiling, dedup, e2e, grpc_raw, ingest, medallion, netctl, startup
+from bench import (
+    catchup,
+    ceiling,
+    dedup,
+    e2e,
+    grpc_raw,
+    import_rate,
+    ingest,
+    medallion,
+    netctl,
+    startup,
+    sweep,
+)
 from bench.catchup import CatchupPlan
 from bench.ingest import IngestPlan
 from bench.netctl import DK, NL, BenchNet
@@ -49,6 +61,10 @@ class Plan:
     exact_hashes: int
     pdq_hashes: int
     queries: int
+    #: Seconds of each batch size's run in the sweep.
+    sweep_seconds: float
+    #: Rows of the importer's file.
+    import_rows: int
 
 
 def make_plan(quick: bool, threads: int, batch: int) -> Plan:
@@ -62,12 +78,14 @@ def make_plan(quick: bool, threads: int, batch: int) -> Plan:
             ingest=IngestPlan(10_000, 100_000, 6.0, threads, batch, 60_000, workers),
             medallion_seconds=8.0,
             e2e_seconds=1.0,
-            e2e_rate=500.0,
+            e2e_rate=200.0,
             catchup_items=10_000,
             catchup_seconds=3.0,
             exact_hashes=1_000_000,
             pdq_hashes=1_000_000,
             queries=1000,
+            sweep_seconds=2.0,
+            import_rows=5_000,
         )
     return Plan(
         quick=False,
@@ -76,12 +94,14 @@ def make_plan(quick: bool, threads: int, batch: int) -> Plan:
         ingest=IngestPlan(10_000, 1_000_000, 30.0, threads, batch, 400_000, workers),
         medallion_seconds=120.0,
         e2e_seconds=10.0,
-        e2e_rate=500.0,
+        e2e_rate=200.0,
         catchup_items=100_000,
         catchup_seconds=60.0,
         exact_hashes=10_000_000,
         pdq_hashes=1_000_000,
         queries=2000,
+        sweep_seconds=8.0,
+        import_rows=30_000,
     )
 
 
@@ -140,6 +160,18 @@ def step_ingest(ctx: Context) -> None:
 MEDALLION_DEFAULT_OBJECTS = 5000
 
 
+def step_sweep(ctx: Context) -> None:
+    """Ingest at batch sizes 1, 10, 100, 500 and the fixed cost of a call."""
+    sweep.measure(
+        ctx.results, ctx.plan.ingest, ctx.ingest_net(), ctx.work, ctx.rng, ctx.plan.sweep_seconds
+    )
+
+
+def step_import(ctx: Context) -> None:
+    """hfed report import through SubmitReports, rows per second."""
+    import_rate.measure(ctx.results, ctx.flow_net(), ctx.work, ctx.plan.import_rows, ctx.rng)
+
+
 def step_medallion(ctx: Context) -> None:
     """The same number of objects into medallion."""
     plan = ctx.plan.ingest
@@ -193,8 +225,10 @@ STEP_FUNCTIONS: dict[str, Callable[[Context], None]] = {
     "ceiling": step_ceiling,
     "grpc": step_grpc,
     "ingest": step_ingest,
+    "sweep": step_sweep,
     "medallion": step_medallion,
     "e2e": step_e2e,
+    "import": step_import,
     "catchup": step_catchup,
     "dedup": step_dedup,
     "startup": step_startup,

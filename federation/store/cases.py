@@ -443,8 +443,12 @@ def links_of_cases(session: Session, case_ids: Iterable[CaseId]) -> dict[CaseId,
     return found
 
 
-#: Advisory lock key serialising appends to the case event log on PostgreSQL.
+#: Advisory lock key serialising the commits of event-appending
+#: transactions on PostgreSQL (see append_events).
 EVENT_LOG_LOCK = 0x4846_4556  # "HFEV"
+
+#: Key in Session.info of the events a transaction appends at its commit.
+_PENDING_EVENTS = "hfed_pending_events"
 
 
 def lock_event_log(session: Session) -> None:
@@ -457,16 +461,37 @@ def append_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
     """Append to the durable case event log (read by liaison streams), in order.
 
     Each event is a dict of case_id, kind, status, hosting_country and
-    occurred_at. Readers resume "after sequence N", so sequence order must be
-    commit order. SQLite has one writer at a time; on PostgreSQL, several
-    node processes could commit their events out of sequence order, and a
-    reader between the two commits would skip the earlier number for good. A
-    transaction-scoped advisory lock makes event-appending transactions
-    commit one at a time (released at commit or rollback).
+    occurred_at. Readers resume "after sequence N", so a sequence number
+    must never become visible after a higher one has been read: that
+    reader would skip it for good. With several node processes on one
+    PostgreSQL database, numbers taken from the sequence mid-transaction
+    would commit in any order. So the events are only buffered here and
+    written by write_pending_events as the transaction's last statements,
+    right before its commit, under a transaction-scoped advisory lock: a
+    number is taken only once every earlier holder of the lock has
+    committed (the lock is released after the commit is visible), and the
+    lock is held just for the insert and the commit, not for the
+    transaction's other work. Taking no other lock after it, the append
+    also cannot deadlock with a transaction that holds a case row and
+    waits for the log. SQLite has one writer at a time and needs no lock;
+    the same buffering applies, so both backends run one code path.
     """
+    if events:
+        session.info.setdefault(_PENDING_EVENTS, []).extend(events)
+
+
+def write_pending_events(session: Session) -> None:
+    """Write the events buffered by append_events (Database calls this just
+    before each commit; see there)."""
+    events = session.info.pop(_PENDING_EVENTS, None)
     if events:
         lock_event_log(session)
         insert_many(session, table_of(CaseEventRow), events)
+
+
+def drop_pending_events(session: Session) -> None:
+    """Forget buffered events of a transaction that rolled back."""
+    session.info.pop(_PENDING_EVENTS, None)
 
 
 def append_event(session: Session, case: CaseRecord, kind: int, now: datetime) -> None:

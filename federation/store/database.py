@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from federation.store.cases import drop_pending_events, write_pending_events
 from federation.store.checkpoint import WRITER_CHECKPOINT_PAGES, WalCheckpointer
 
 
@@ -128,6 +129,10 @@ class Database:
         writer = self.engine.execution_options(hfed_write=True)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
+        for maker in (self._read, self._write):
+            # Case events get their log positions at commit (cases.append_events).
+            event.listen(maker, "before_commit", write_pending_events)
+            event.listen(maker, "after_rollback", drop_pending_events)
         #: Called after every committed write transaction (e.g. to wake
         #: liaison streams waiting for new case events).
         self.after_write: list[Callable[[], None]] = []

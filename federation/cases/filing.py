@@ -26,6 +26,9 @@ from federation.store import cases as store
 from federation.store.cases import CaseRecord, ReportRecord
 from federation.store.database import Database
 
+#: Case events read per query when following other processes' filings.
+FOLLOW_PAGE = 5000
+
 #: Algorithms whose values link cases on exact equality.
 EXACT_LINK_ALGORITHMS = frozenset(
     {HashAlgorithm.SHA256, HashAlgorithm.SHA1, HashAlgorithm.MD5, HashAlgorithm.PHOTODNA}
@@ -77,11 +80,48 @@ class CaseBook:
         self.pdq = PdqIndex(pdq_threshold)
         self._new_id = new_id
         self._lock = threading.Lock()
+        #: Position in the case event log up to which cases filed by other
+        #: node processes are in the index (see follow).
+        self._followed = 0
 
     def load(self, db: Database) -> None:
         """Fill the PDQ index from storage (at start-up)."""
         with db.read() as session:
+            # The position first: whatever commits between the two reads is
+            # loaded now and found again by follow, which skips it then.
+            self._followed = store.last_event_sequence(session)
             self.pdq.add_many(store.all_hashes(session, HashAlgorithm.PDQ))
+
+    def follow(self, db: Database, page: int = FOLLOW_PAGE) -> int:
+        """Index the PDQ hashes of cases filed since the last call, by any
+        node process sharing the database; returns the events read (fewer
+        than ``page``: caught up).
+
+        The log names the cases reports opened or joined; their PDQ hashes
+        not already in the index (this process filed them, or an earlier
+        call added them) are added. A hash filed by another process is thus
+        searched here from the first call after its commit on.
+        """
+        with db.read() as session:
+            filed = store.filed_since(session, self._followed, page)
+            held = store.hashes_of_algorithm(session, filed.case_ids, int(HashAlgorithm.PDQ))
+        self._followed = filed.upto
+        missing = self._not_indexed(held)
+        if missing:
+            with self._lock:
+                self.pdq.add_many(missing)
+        return filed.events
+
+    def _not_indexed(self, entries: Sequence[tuple[CaseId, bytes]]) -> list[tuple[CaseId, bytes]]:
+        """The (case, hash) entries the index does not hold yet."""
+        if not entries:
+            return []
+        found = self.pdq.search_many([value for _, value in entries], threshold=0)
+        return [
+            (case_id, value)
+            for (case_id, value), same in zip(entries, found, strict=True)
+            if all(held != case_id for held, _ in same)
+        ]
 
     def file(
         self,

@@ -28,6 +28,7 @@ from federation.cases import (
     CaseBook,
     CaseChanges,
     CaseLookup,
+    FilingFollower,
     OperatorAudit,
     OverduePolicy,
     OverdueWatcher,
@@ -214,6 +215,8 @@ class Application:
     overdue: OverduePolicy
     watcher: OverdueWatcher
     operator_audit: OperatorAudit
+    #: Follows other processes' filings (PostgreSQL only; None on SQLite).
+    follower: FilingFollower | None = None
 
 
 def status_book(base: Foundation) -> StatusBook:
@@ -287,7 +290,17 @@ def application(base: Foundation, notify_outbox: Callable[[MemberId], None]) -> 
         overdue,
         watcher,
         OperatorAudit(db),
+        filing_follower(cfg, db, casebook, bell),
     )
+
+
+def filing_follower(
+    cfg: NodeConfig, db: Database, casebook: CaseBook, bell: Bell
+) -> FilingFollower | None:
+    """The follower of other node processes' filings, where there can be any."""
+    if not cfg.shares_database:
+        return None
+    return FilingFollower(casebook, db, cfg.scale_out.follow_seconds, on_new=bell.ring)
 
 
 # --- client capacity --------------------------------------------------------------

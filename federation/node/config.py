@@ -94,6 +94,19 @@ class DedupConfig(_Section):
     pdq_threshold: int = Field(default=31, ge=0, le=64)
 
 
+class ScaleOutConfig(_Section):
+    """Several node processes of one member over one PostgreSQL database
+    (docs/operations.md, "Run several node processes")."""
+
+    #: Bind the listen port with SO_REUSEPORT, so that every process of the
+    #: member listens on the same address and the kernel spreads incoming
+    #: connections over them. PostgreSQL only: a SQLite file has one process.
+    reuse_port: bool = False
+    #: How often each process reads the other processes' new cases (their
+    #: PDQ hashes into its index; their events to its liaison streams).
+    follow_seconds: float = Field(default=0.5, ge=0.05, le=60.0)
+
+
 class TakedownConfig(_Section):
     """Deadlines for takedowns."""
 
@@ -226,6 +239,7 @@ class NodeConfig(_Section):
     outbox: OutboxConfig = OutboxConfig()
     dedup: DedupConfig = DedupConfig()
     takedown: TakedownConfig = TakedownConfig()
+    scale_out: ScaleOutConfig = ScaleOutConfig()
     metrics: MetricsConfig = MetricsConfig()
     tracing: TracingConfig = TracingConfig()
     testing: TestingConfig = TestingConfig()
@@ -250,6 +264,20 @@ class NodeConfig(_Section):
     def client_threads(self) -> int:
         """Worker threads of HotlineService and LiaisonService."""
         return self.admission.client_threads or self.worker_threads
+
+    @property
+    def shares_database(self) -> bool:
+        """True when other node processes may use the same database (PostgreSQL)."""
+        return self.database_url.startswith("postgresql")
+
+    @model_validator(mode="after")
+    def _reuse_port_needs_postgresql(self) -> NodeConfig:
+        if self.scale_out.reuse_port and not self.shares_database:
+            raise ValueError(
+                "scale_out.reuse_port needs a PostgreSQL database_url: a SQLite file "
+                "is used by one node process only"
+            )
+        return self
 
     @model_validator(mode="after")
     def _streams_leave_threads(self) -> NodeConfig:

@@ -149,7 +149,9 @@ def grpc_server(base: Foundation, capacity: ClientCapacity, on_refused: RefusalH
         options=[
             ("grpc.max_receive_message_length", base.limits.max_batch_bytes + _FRAME_SLACK),
             ("grpc.max_send_message_length", _MAX_SEND),
-            ("grpc.so_reuseport", 0),
+            # Off unless configured: a second node started by mistake on a
+            # SQLite node's port must fail to bind, not share its calls.
+            ("grpc.so_reuseport", int(cfg.scale_out.reuse_port)),
             # No grpc.max_concurrent_streams: set to the worker threads, it
             # made busy channels fail calls with REFUSED_STREAM. Calls still
             # queued when SIGTERM comes are CANCELLED without storing
@@ -207,10 +209,13 @@ def serve_metrics(base: Foundation, app: Application) -> int:
 
 
 def start_background(peers: Outbound, app: Application) -> None:
-    """Start roster sync, the outbox sender and the overdue watch, once serving."""
+    """Start roster sync, the outbox sender, the overdue watch and (on
+    PostgreSQL) the follower of other processes' filings, once serving."""
     peers.sync.start()
     peers.outbox.start()
     app.watcher.start()
+    if app.follower is not None:
+        app.follower.start()
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +347,8 @@ class Node:
         parts.capacity.refusals.stop()  # refused calls still queued reach the audit log
         parts.peers.outbox.stop()
         parts.app.watcher.stop()
+        if parts.app.follower is not None:
+            parts.app.follower.stop()
         parts.peers.sync.stop()
         parts.base.executor.shutdown(wait=True)
         parts.base.db.dispose()

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from federation.core.case import CaseFilter
+from federation.core.case import CaseEventKind, CaseFilter
 from federation.core.case_status import CaseStatus
 from federation.core.ids import CaseId, MemberId, ReportId
 from federation.store._driver import (
@@ -614,14 +614,75 @@ def events_after(
 
 
 def expired_holds(session: Session, now: datetime) -> list[CaseRecord]:
-    """Cases whose police hold has run out."""
-    query = select(*_CASE_COLUMNS).where(CaseRow.hold_until.is_not(None), CaseRow.hold_until <= now)
+    """Cases whose police hold has run out, locked for the caller's write.
+
+    Every node process on a shared PostgreSQL database looks for them: rows
+    another process is lifting right now are skipped (SKIP LOCKED), and one
+    it lifted meanwhile no longer matches once its commit is seen, so each
+    hold is lifted, and its HOLD_EXPIRED logged, once.
+    """
+    query = (
+        select(*_CASE_COLUMNS)
+        .where(CaseRow.hold_until.is_not(None), CaseRow.hold_until <= now)
+        .order_by(CaseRow.case_id)
+        .with_for_update(skip_locked=True)
+    )
     return _records(session, query)
 
 
 def last_event_sequence(session: Session) -> int:
     """Position of the newest case event (0 when the log is empty)."""
     return int(session.scalar(select(func.max(CaseEventRow.sequence))) or 0)
+
+
+#: Event kinds that add a report, and with it maybe content hashes, to a case.
+_FILING_KINDS = frozenset({int(CaseEventKind.CASE_OPENED), int(CaseEventKind.REPORT_JOINED)})
+
+
+class FiledSince(NamedTuple):
+    """What filed_since read: cases reports opened or joined, the log
+    position read up to, and how many events were read."""
+
+    case_ids: list[CaseId]
+    upto: int
+    events: int
+
+
+def filed_since(session: Session, after: int, limit: int) -> FiledSince:
+    """Cases that reports opened or joined after log position ``after``
+    (reading at most ``limit`` events).
+
+    Other node processes sharing the database follow the log this way to
+    learn of cases filed elsewhere (their PDQ hashes); the log's positions
+    become visible in order (see append_events), so nothing is passed over.
+    """
+    rows = fetch(
+        session,
+        table_of(CaseEventRow),
+        ("sequence", "case_id", "kind"),
+        "sequence > ? ORDER BY sequence LIMIT ?",
+        (after, limit),
+    )
+    filed = sorted({CaseId(row[1]) for row in rows if row[2] in _FILING_KINDS})
+    return FiledSince(filed, rows[-1][0] if rows else after, len(rows))
+
+
+def hashes_of_algorithm(
+    session: Session, case_ids: Iterable[CaseId], algorithm: int
+) -> list[tuple[CaseId, bytes]]:
+    """(case_id, value) of every hash of one algorithm held for the given cases."""
+    ids = sorted(set(case_ids))
+    if not ids:
+        return []
+    rows = fetch_in(
+        session,
+        table_of(CaseHashRow),
+        ("case_id", "value"),
+        "algorithm = ? AND case_id IN ({in})",
+        ids,
+        before=(algorithm,),
+    )
+    return [(CaseId(case_id), bytes(value)) for case_id, value in rows]
 
 
 def placements_of_reports(

@@ -13,8 +13,6 @@ over a position that becomes visible later.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,21 +21,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from federation.devnet import processes
 from hfp.v1 import hotline_service_pb2 as hpb
 from hfp.v1 import hotline_service_pb2_grpc as hgrpc
 from hfp.v1 import liaison_service_pb2 as lpb
 from hfp.v1 import liaison_service_pb2_grpc as lgrpc
 from hfp.v1 import report_pb2
-from tests.support.net import DEADLINE, Network, create_network, small_members, stop
+from tests.support.net import DEADLINE, Network
 from tests.support.postgres import PostgresCluster
-from tests.support.shared_postgres import (
-    SharedMember,
-    at_endpoint,
-    second_process,
-    share_database,
-    wait_serving,
-)
+from tests.support.shared_postgres import running_pair
 
 DK, POLICE = "hotline-dk", "police-dk"
 PER_SUBMITTER = 120
@@ -50,33 +41,9 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture
 def two_processes(tmp_path: Path, postgres: PostgresCluster) -> Iterator[tuple[Network, Network]]:
-    """hotline-dk as two running processes on one database: the network as
-    seen through process A and through process B."""
-    network = create_network(tmp_path / "net", small_members(DK))
-    url = postgres.create_database("liaison")
-    shared = share_database(network, DK, url)
-    _upgrade(network)
-    try:
-        with second_process(shared) as process_b:
-            processes.up(network.directory, only=[DK])
-            wait_serving(network, shared, process_b)
-            yield network, at_endpoint(network, DK, shared.second_endpoint)
-    finally:
-        stop(network.directory)
-        postgres.drop_database(url)
-
-
-def _upgrade(network: Network) -> None:
-    config = network.directory / "members" / DK / "node.toml"
-    done = subprocess.run(
-        [sys.executable, "-m", "federation.cli.main", "db", "upgrade", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr
+    """hotline-dk as two running processes on one database."""
+    with running_pair(tmp_path / "net", postgres, DK) as pair:
+        yield pair
 
 
 def _submit(net: Network, tag: str, case_ids: list[str], errors: list[BaseException]) -> None:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from federation.devnet import processes
 from federation.devnet.create import LOOPBACK, free_ports
-from tests.support.net import Network, wait_exited
+from tests.support.net import Network, create_network, small_members, stop, wait_exited
+from tests.support.postgres import PostgresCluster
 
 #: Bound of the wait for the second process to serve (seconds).
 START_TIMEOUT = 30.0
@@ -138,3 +139,38 @@ def at_endpoint(network: Network, member_id: str, endpoint: str) -> Network:
     return dataclasses.replace(
         network, manifest=dataclasses.replace(network.manifest, members=members)
     )
+
+
+@contextmanager
+def running_pair(
+    directory: Path, postgres: PostgresCluster, member_id: str, *others: str
+) -> Iterator[tuple[Network, Network]]:
+    """A new network in which ``member_id`` runs as two processes on one fresh
+    PostgreSQL database (``others`` run as usual): the network as seen
+    through process A and through process B. Everything is stopped after."""
+    network = create_network(directory, small_members(member_id, *others))
+    url = postgres.create_database("pair")
+    shared = share_database(network, member_id, url)
+    try:
+        upgrade(network, member_id)
+        with second_process(shared) as process_b:
+            processes.up(network.directory, only=[member_id, *others])
+            wait_serving(network, shared, process_b)
+            yield network, at_endpoint(network, member_id, shared.second_endpoint)
+    finally:
+        stop(network.directory)
+        postgres.drop_database(url)
+
+
+def upgrade(network: Network, member_id: str) -> None:
+    """``hfed db upgrade`` of the member's (shared) database."""
+    config = network.directory / "members" / member_id / "node.toml"
+    done = subprocess.run(
+        [sys.executable, "-m", "federation.cli.main", "db", "upgrade", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr

@@ -101,3 +101,16 @@ def test_signing_keys_may_be_a_list_beside_the_single_key(tmp_path: Path) -> Non
     assert load_config(_write(tmp_path, only_list)).signing.paths == (root / "a.pem",)
     with pytest.raises(ConfigError, match="signing"):
         load_config(_write(tmp_path, GOOD.replace('key = "signing.pem"', "")))
+
+
+def test_reuse_port_is_for_a_shared_postgresql_database_only(tmp_path: Path) -> None:
+    shared = GOOD + "[scale_out]\nreuse_port = true\n"
+    with pytest.raises(ConfigError, match="reuse_port needs a PostgreSQL"):
+        load_config(_write(tmp_path, shared))
+    on_postgres = shared.replace(
+        'database_url = "sqlite:///data/node.db"',
+        'database_url = "postgresql+psycopg://hfed@127.0.0.1:5432/dk"',
+    )
+    config = load_config(_write(tmp_path, on_postgres))
+    assert config.scale_out.reuse_port and config.shares_database
+    assert not load_config(_write(tmp_path, GOOD)).shares_database

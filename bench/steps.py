@@ -162,9 +162,9 @@ MEDALLION_DEFAULT_OBJECTS = 5000
 
 def step_sweep(ctx: Context) -> None:
     """Ingest at batch sizes 1, 10, 100, 500 and the fixed cost of a call."""
-    sweep.measure(
-        ctx.results, ctx.plan.ingest, ctx.ingest_net(), ctx.work, ctx.rng, ctx.plan.sweep_seconds
-    )
+    plan = ctx.plan
+    net, work = ctx.ingest_net(), ctx.work
+    sweep.measure(ctx.results, plan.ingest, net, work, ctx.rng, plan.sweep_seconds, ADMISSION_ENV)
 
 
 def step_import(ctx: Context) -> None:

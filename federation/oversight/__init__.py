@@ -15,11 +15,11 @@ from federation.oversight.watch import (
     AuditLog,
     Lifetimes,
     Oversight,
-    PeerQueueState,
     RefusedItem,
     audit_entries,
     refused_items,
 )
+from federation.store.outbox import PeerQueueState
 
 __all__ = [
     "AuditEntry",

@@ -15,17 +15,6 @@ from federation.core.roster import Roster
 from federation.store import audit, operator_audit, outbox
 from federation.store.database import Database
 from federation.store.outbox import PeerQueueState
-
-__all__ = [
-    "AuditEntry",
-    "AuditLog",
-    "Lifetimes",
-    "Oversight",
-    "PeerQueueState",
-    "RefusedItem",
-    "audit_entries",
-    "refused_items",
-]
 from federation.wire.convert import decode_envelope, decode_receipt
 from federation.wire.errors import MalformedMessageError
 

@@ -21,6 +21,7 @@ from hfp.v1 import liaison_service_pb2 as lpb
 from hfp.v1 import liaison_service_pb2_grpc as lgrpc
 from tests.support.net import DEADLINE, Network, create_network, start, stop
 from tests.support.refusals import field_violations, reason, refusal_reason, refused
+from tests.support.watching import watch_until_idle
 
 DK, NL = "hotline-dk", "hotline-nl"
 POLICE_DK, POLICE_NL = "police-dk", "police-nl"
@@ -130,7 +131,7 @@ def test_watch_resumes_from_any_cursor_without_gaps_or_repeats(net: Network) -> 
         everything = []
         cursor = ""
         while True:  # read in chunks of 3, interrupting the stream each time
-            chunk = _watch_until_idle(stub, cursor, 3)
+            chunk = watch_until_idle(stub, cursor, 3)
             if not chunk:
                 break
             everything += chunk
@@ -138,26 +139,8 @@ def test_watch_resumes_from_any_cursor_without_gaps_or_repeats(net: Network) -> 
         sequences = [r.event.sequence for r in everything]
         assert sequences == sorted(set(sequences)), "repeated or out of order"
         assert len(sequences) >= 9 and history[0].event.sequence == sequences[0]
-        in_one_go = _watch_until_idle(stub, "", 10_000)
+        in_one_go = watch_until_idle(stub, "", 10_000)
         assert [r.event.sequence for r in in_one_go] == sequences
-
-
-def _watch_until_idle(
-    stub: lgrpc.LiaisonServiceStub, cursor: str, count: int
-) -> list[lpb.WatchReferralsResponse]:
-    """Up to ``count`` events after ``cursor``; stops after 1.5 s without one."""
-    stream = stub.WatchReferrals(lpb.WatchReferralsRequest(cursor=cursor), timeout=1.5)
-    got: list[lpb.WatchReferralsResponse] = []
-    try:
-        for response in stream:
-            got.append(response)
-            if len(got) == count:
-                stream.cancel()
-                break
-    except grpc.RpcError as exc:
-        if exc.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise
-    return got
 
 
 def test_hold_blocks_the_notice_until_released(net: Network) -> None:
@@ -193,7 +176,7 @@ def test_hold_expires_by_itself_and_is_recorded(net: Network) -> None:
         time.sleep(2.5)
         record(net, DK, case_id, status_pb2.CASE_STATUS_NOTICE_SENT)
         kinds = [
-            r.event.kind for r in _watch_until_idle(stub, "", 10_000) if r.event.case_id == case_id
+            r.event.kind for r in watch_until_idle(stub, "", 10_000) if r.event.case_id == case_id
         ]
     assert case_pb2.CASE_EVENT_KIND_HOLD_REQUESTED in kinds
     assert case_pb2.CASE_EVENT_KIND_HOLD_EXPIRED in kinds

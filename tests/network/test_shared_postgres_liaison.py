@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from hfp.v1 import hotline_service_pb2 as hpb
@@ -29,6 +28,7 @@ from hfp.v1 import report_pb2
 from tests.support.net import DEADLINE, Network
 from tests.support.postgres import PostgresCluster
 from tests.support.shared_postgres import running_pair
+from tests.support.watching import watch_until_idle
 
 DK, POLICE = "hotline-dk", "police-dk"
 PER_SUBMITTER = 120
@@ -61,22 +61,9 @@ def _submit(net: Network, tag: str, case_ids: list[str], errors: list[BaseExcept
 
 
 def _piece(net: Network, cursor: str) -> list[lpb.WatchReferralsResponse]:
-    """Up to PIECE events after ``cursor`` from this process; stops after 1 s without one."""
-    got: list[lpb.WatchReferralsResponse] = []
+    """Up to PIECE events after ``cursor`` from this process (1 s idle ends it)."""
     with net.channel(POLICE, DK) as channel:
-        stream = lgrpc.LiaisonServiceStub(channel).WatchReferrals(
-            lpb.WatchReferralsRequest(cursor=cursor), timeout=1.0
-        )
-        try:
-            for response in stream:
-                got.append(response)
-                if len(got) == PIECE:
-                    stream.cancel()
-                    break
-        except grpc.RpcError as exc:
-            if exc.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise
-    return got
+        return watch_until_idle(lgrpc.LiaisonServiceStub(channel), cursor, PIECE, idle=1.0)
 
 
 def test_a_liaison_cursor_resumes_across_both_processes_commits(

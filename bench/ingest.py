@@ -62,9 +62,10 @@ class RunResult:
         return self.checked.taken / self.sent.elapsed
 
 
-def _batches(
+def presigned(
     net: BenchNet, plan: IngestPlan, count: int, tag: str, rng: random.Random
 ) -> list[Batch]:
+    """``count`` reports from hotline-dk, signed, in DeliverRequests of ``plan.batch``."""
     items = plan_items(count, tag, rng, batch_size=plan.batch)
     return presign(net.signing_key_path(DK), DK, items, plan.batch, plan.workers)
 
@@ -78,7 +79,7 @@ def run_once(
     whichever is higher: a warm-up on a cold database underestimates.
     """
     stored = preload.count_cases(net.db_path(NL))
-    warm = _batches(net, plan, plan.threads * plan.batch, f"{tag}-warm", rng)
+    warm = presigned(net, plan, plan.threads * plan.batch, f"{tag}-warm", rng)
     roster = net.roster()
     with net.channel(DK, NL) as channel:
         warmed = send_batches(channel, warm, plan.threads, seconds=math.inf)
@@ -87,7 +88,7 @@ def run_once(
         count = plan.batch * max(2 * plan.threads, math.ceil(wanted / plan.batch))
         count = min(count, max(plan.max_items, 2 * plan.threads * plan.batch))
         say(f"ingest {tag}: warm-up {guess:,.0f}/s; pre-signing {count:,} reports")
-        batches = _batches(net, plan, count, tag, rng)
+        batches = presigned(net, plan, count, tag, rng)
         say(f"ingest {tag}: sending for up to {plan.seconds:.0f}s, {plan.threads} threads")
         sent = send_batches(channel, batches, plan.threads, plan.seconds)
     checked = tally(sent.replies, roster)

@@ -10,6 +10,8 @@ Measures, on this machine, against real node processes started as
             Deliver, at a small and a large database (10k / 1M cases; quick: 10k / 100k)
   sweep     ingest at 1, 10, 100 and 500 reports per Deliver (small database), and
             the fixed cost of one call: the intercept of time per call against batch size
+  scaleout  ingest on PostgreSQL by one and by two processes of hotline-nl (one
+            database, a throwaway cluster; needs PostgreSQL's server binaries)
   medallion the same number of STIX objects posted to medallion (OASIS TAXII 2.1
             server, memory backend) in bundles of the batch size
   e2e       report submitted at hotline-dk, hosted in NL, until police-nl's
@@ -48,6 +50,7 @@ STEPS = (
     "grpc",
     "ingest",
     "sweep",
+    "scaleout",
     "medallion",
     "e2e",
     "import",

@@ -18,6 +18,7 @@ from bench import (
     ingest,
     medallion,
     netctl,
+    scaleout,
     startup,
     sweep,
 )
@@ -65,6 +66,8 @@ class Plan:
     sweep_seconds: float
     #: Rows of the importer's file.
     import_rows: int
+    #: Seconds of each PostgreSQL scale-out run (one, then two processes).
+    scaleout_seconds: float
 
 
 def make_plan(quick: bool, threads: int, batch: int) -> Plan:
@@ -86,6 +89,7 @@ def make_plan(quick: bool, threads: int, batch: int) -> Plan:
             queries=1000,
             sweep_seconds=2.0,
             import_rows=5_000,
+            scaleout_seconds=4.0,
         )
     return Plan(
         quick=False,
@@ -102,6 +106,7 @@ def make_plan(quick: bool, threads: int, batch: int) -> Plan:
         queries=2000,
         sweep_seconds=8.0,
         import_rows=30_000,
+        scaleout_seconds=15.0,
     )
 
 
@@ -172,6 +177,11 @@ def step_import(ctx: Context) -> None:
     import_rate.measure(ctx.results, ctx.flow_net(), ctx.work, ctx.plan.import_rows, ctx.rng)
 
 
+def step_scaleout(ctx: Context) -> None:
+    """Ingest on PostgreSQL by one and by two node processes of one member."""
+    scaleout.measure(ctx.results, ctx.plan.ingest, ctx.work, ctx.rng, ctx.plan.scaleout_seconds)
+
+
 def step_medallion(ctx: Context) -> None:
     """The same number of objects into medallion."""
     plan = ctx.plan.ingest
@@ -226,6 +236,7 @@ STEP_FUNCTIONS: dict[str, Callable[[Context], None]] = {
     "grpc": step_grpc,
     "ingest": step_ingest,
     "sweep": step_sweep,
+    "scaleout": step_scaleout,
     "medallion": step_medallion,
     "e2e": step_e2e,
     "import": step_import,

@@ -252,7 +252,8 @@ def submit(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     metavar="RESULTS",
-    help="Skip the rows RESULTS (an earlier run's results) shows as submitted; append to it.",
+    help="Skip the rows RESULTS (an earlier run's results) shows as submitted, resend its "
+    "UNCONFIRMED rows under their report ids; append to it.",
 )
 @click.option(
     "--encoding",
@@ -290,6 +291,12 @@ def import_csv(
     else latin-1) and the delimiter (comma, semicolon or tab) are detected
     and shown. Every row gets a line in the results file, with its line
     number and a row key; an interrupted import goes on with --resume.
+
+    \b
+    Rows go to the node 500 at a time (SubmitReports). Rows of a call the
+    node never answered are written UNCONFIRMED with their report ids;
+    --resume sends them again as the same reports, so a node that stored
+    them answers with its stored receipts instead of filing them twice.
     Exit status: 0 all rows submitted, 1 some row failed or the import stopped.
     """
     from federation.cli import import_run

@@ -53,6 +53,27 @@ def reporter_figures(reply: pb.ReporterStats) -> list[dict[str, Any]]:
     return rows
 
 
+def bucket_label(bucket: pb.TakedownBucket, previous: pb.TakedownBucket | None) -> str:
+    """A takedown-time bucket as people say it: '≤ 6 h', '≤ 7 d', or '> 30 d'
+    for the open-ended last bucket (shared with the console's plot)."""
+    if not bucket.HasField("upper_bound"):
+        return "> " + (_span(previous.upper_bound.ToTimedelta()) if previous else "0 h")
+    return "≤ " + _span(bucket.upper_bound.ToTimedelta())
+
+
+def _span(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours / 24:.0f} d" if hours > 72 else f"{hours:.0f} h"
+
+
+def distribution(reply: pb.GetStatsResponse) -> list[tuple[str, int]]:
+    """(label, removed cases) per bucket of the node's takedown-time histogram."""
+    buckets = list(reply.takedown_histogram)
+    return [
+        (bucket_label(b, buckets[i - 1] if i else None), b.count) for i, b in enumerate(buckets)
+    ]
+
+
 def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
     removed = reply.removed_count
     median = reply.takedown_median.ToTimedelta() if removed else None
@@ -67,6 +88,10 @@ def _figures(reply: pb.GetStatsResponse) -> list[dict[str, Any]]:
             "value": round(reply.removed_within_72h_share, 3) if removed else None,
         },
         {"section": "takedown", "key": "open past 72 h", "value": len(reply.open_past_72h)},
+    ]
+    rows += [
+        {"section": "time to removal", "key": label, "value": count}
+        for label, count in distribution(reply)
     ]
     rows += [
         {

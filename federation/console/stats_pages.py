@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from federation.cli.stats import distribution as takedown_distribution
 from federation.console import plots
 from federation.console.node_client import NodeRefusalError
 from federation.console.users import Role
@@ -38,25 +39,9 @@ def _hours(stats: pb.GetStatsResponse, field: str) -> float | None:
     return float(getattr(stats, field).ToTimedelta().total_seconds() / 3600)
 
 
-def bucket_label(bucket: pb.TakedownBucket, previous: pb.TakedownBucket | None) -> str:
-    """'≤ 6 h', '≤ 7 d', or '> 30 d' for the open-ended last bucket."""
-    if not bucket.HasField("upper_bound"):
-        return "> " + (_span(previous.upper_bound.ToTimedelta()) if previous else "0 h")
-    return "≤ " + _span(bucket.upper_bound.ToTimedelta())
-
-
-def _span(span: timedelta) -> str:
-    hours = span.total_seconds() / 3600
-    return f"{hours / 24:.0f} d" if hours > 72 else f"{hours:.0f} h"
-
-
 def distribution(stats: pb.GetStatsResponse) -> list[tuple[str, float]]:
-    """(label, removed cases) per bucket of the node's takedown-time histogram."""
-    buckets = list(stats.takedown_histogram)
-    return [
-        (bucket_label(b, buckets[i - 1] if i else None), float(b.count))
-        for i, b in enumerate(buckets)
-    ]
+    """(label, removed cases) per bucket, as `hfed stats` lists them."""
+    return [(label, float(count)) for label, count in takedown_distribution(stats)]
 
 
 def summary(stats: pb.GetStatsResponse) -> dict[str, Any]:

@@ -90,3 +90,16 @@ def test_the_distribution_counts_each_takedown_once_in_fixed_buckets() -> None:
     assert counts[None] == 1  # 800 h is past the last bound
     assert sum(counts.values()) == result.removed_count == 7
     assert [b for b, _ in takedown_stats([], NOW).histogram][-1] is None  # always every bucket
+
+
+def test_hfed_stats_and_the_console_label_the_buckets_from_the_wire() -> None:
+    from federation.cli.stats import distribution
+    from federation.wire.convert import stats_to_proto
+
+    reply = stats_to_proto(takedown_stats([_removed("a", 3), _removed("b", 100)], NOW))
+    rows = distribution(reply)
+    assert [label for label, _ in rows] == [
+        "≤ 6 h", "≤ 12 h", "≤ 24 h", "≤ 48 h", "≤ 72 h", "≤ 7 d", "≤ 14 d", "≤ 30 d", "> 30 d",
+    ]  # fmt: skip
+    assert dict(rows)["≤ 6 h"] == 1 and dict(rows)["≤ 7 d"] == 1  # 3 h and 100 h
+    assert sum(n for _, n in rows) == reply.removed_count == 2

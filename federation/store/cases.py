@@ -21,6 +21,7 @@ from federation.store._driver import (
     insert_records,
     lock_clause,
     select_in,
+    stream,
     update_many,
 )
 from federation.store.models import (
@@ -364,13 +365,11 @@ def cases_with_hashes(session: Session, hashes: Sequence[HashPair]) -> set[CaseI
 
 def all_hashes(session: Session, algorithm: int) -> Iterable[tuple[CaseId, bytes]]:
     """Every (case_id, value) of one algorithm, streamed (index loading)."""
-    rows = session.execute(
-        select(CaseHashRow.case_id, CaseHashRow.value)
-        .where(CaseHashRow.algorithm == algorithm)
-        .execution_options(yield_per=10_000)
+    rows = stream(
+        session, table_of(CaseHashRow), ("case_id", "value"), "algorithm = ?", (algorithm,)
     )
-    for row in rows:
-        yield row.case_id, row.value
+    for case_id, value in rows:
+        yield CaseId(case_id), bytes(value)
 
 
 def insert_reports(session: Session, reports: Sequence[ReportRecord]) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -44,6 +42,7 @@ from tests.support.shared_postgres import (
     SharedMember,
     second_process,
     share_database,
+    upgrade,
     wait_serving,
 )
 
@@ -116,17 +115,7 @@ def test_two_processes_deliver_a_shared_outbox_exactly_once(
     home = network.directory / "members" / "hotline-dk"
 
     # `hfed db upgrade` migrates the PostgreSQL database.
-    command = [sys.executable, "-m", "federation.cli.main", "db", "upgrade"]
-    upgraded = subprocess.run(
-        [*command, "--config", str(home / "node.toml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert upgraded.returncode == 0, upgraded.stderr
-    assert "database at revision" in upgraded.stdout
+    assert "database at revision" in upgrade(network, "hotline-dk")
 
     started = time.monotonic()
     item_ids = _fill_outbox(network, url)

@@ -162,8 +162,8 @@ def running_pair(
         postgres.drop_database(url)
 
 
-def upgrade(network: Network, member_id: str) -> None:
-    """``hfed db upgrade`` of the member's (shared) database."""
+def upgrade(network: Network, member_id: str) -> str:
+    """``hfed db upgrade`` of the member's (shared) database; what it printed."""
     config = network.directory / "members" / member_id / "node.toml"
     done = subprocess.run(
         [sys.executable, "-m", "federation.cli.main", "db", "upgrade", "--config", str(config)],
@@ -174,3 +174,4 @@ def upgrade(network: Network, member_id: str) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -35,10 +35,13 @@ REFUSED_SHOWN = 100
 AUDIT_SHOWN = 200
 #: The most entries one audit export holds (the node's cap per call).
 AUDIT_EXPORT = 1000
-#: Lifetimes shorter than this are marked (the alert rules warn at the same point).
+#: Lifetimes shorter than this are marked (deploy/monitoring's alert fires at 14 days too).
 SOON = timedelta(days=14)
-LOGS = {"both": pb.AUDIT_LOG_UNSPECIFIED, "liaison": pb.AUDIT_LOG_LIAISON,
-        "operator": pb.AUDIT_LOG_OPERATOR}  # fmt: skip
+LOGS = {
+    "both": pb.AUDIT_LOG_UNSPECIFIED,
+    "liaison": pb.AUDIT_LOG_LIAISON,
+    "operator": pb.AUDIT_LOG_OPERATOR,
+}
 AUDIT_COLUMNS = ("at", "log", "who", "call", "outcome", "calls", "cases", "detail")
 
 
@@ -53,8 +56,8 @@ def _lifetime(moment: datetime | None, now: datetime) -> dict[str, Any] | None:
     if moment is None:
         return None
     left = moment - now
-    return {"at": iso(moment), "left": age_text(left) if left > timedelta(0) else "EXPIRED",
-            "soon": left < SOON}  # fmt: skip
+    shown = age_text(left) if left > timedelta(0) else "EXPIRED"
+    return {"at": iso(moment), "left": shown, "soon": left < SOON}
 
 
 def _peer(queue: pb.PeerQueue, now: datetime) -> dict[str, Any]:
@@ -111,8 +114,8 @@ async def operations(console: Console, request: Request, who: Visitor) -> Respon
 
 def _audit_query(params: dict[str, str]) -> tuple[dict[str, str], pb.AuditLog.ValueType, str]:
     filters = {k: params[k][:64] for k in ("log", "who", "since") if params.get(k)}
-    return filters, LOGS.get(filters.get("log", "both"), pb.AUDIT_LOG_UNSPECIFIED), \
-        filters.get("who", "").strip()  # fmt: skip
+    log = LOGS.get(filters.get("log", "both"), pb.AUDIT_LOG_UNSPECIFIED)
+    return filters, log, filters.get("who", "").strip()
 
 
 def _entry(entry: pb.AuditEntry) -> dict[str, Any]:

@@ -6,10 +6,8 @@ and ``wire`` sits below the application packages.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from federation.oversight import AuditEntry, AuditLog, Lifetimes, PeerQueueState, RefusedItem
-from federation.wire.times import to_timestamp
+from federation.wire.times import set_optional_time, to_timestamp
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import receipt_pb2
 
@@ -19,11 +17,6 @@ _LOG_TO_WIRE = {
     AuditLog.OPERATOR: pb.AUDIT_LOG_OPERATOR,
 }
 LOG_FROM_WIRE = {int(v): k for k, v in _LOG_TO_WIRE.items()}
-
-
-def _stamp(target: object, field: str, moment: datetime | None) -> None:
-    if moment is not None:
-        getattr(target, field).CopyFrom(to_timestamp(moment))
 
 
 def peer_queue_to_proto(state: PeerQueueState) -> pb.PeerQueue:
@@ -36,8 +29,8 @@ def peer_queue_to_proto(state: PeerQueueState) -> pb.PeerQueue:
         failures=state.failures,
         last_error=state.last_error or "",
     )
-    _stamp(message, "oldest_pending_at", state.oldest_pending)
-    _stamp(message, "retry_at", state.retry_at)
+    set_optional_time(message, "oldest_pending_at", state.oldest_pending)
+    set_optional_time(message, "retry_at", state.retry_at)
     return message
 
 
@@ -49,7 +42,7 @@ def refused_to_proto(item: RefusedItem) -> pb.RefusedItem:
         reject_reason=receipt_pb2.RejectReason.ValueType(int(item.reason) if item.reason else 0),
         detail=item.detail,
     )
-    _stamp(message, "refused_at", item.refused_at)
+    set_optional_time(message, "refused_at", item.refused_at)
     return message
 
 
@@ -71,7 +64,7 @@ def operations_to_proto(
             member_count=lifetimes.roster_members,
         ),
     )
-    _stamp(reply, "certificate_not_after", lifetimes.certificate_not_after)
+    set_optional_time(reply, "certificate_not_after", lifetimes.certificate_not_after)
     return reply
 
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,6 +27,7 @@ from federation.console.web import (
     page_route,
     refusal_context,
 )
+from federation.wire.times import optional_datetime
 from hfp.v1 import hotline_service_pb2 as pb
 from hfp.v1 import receipt_pb2
 
@@ -45,13 +45,6 @@ LOGS = {
 AUDIT_COLUMNS = ("at", "log", "who", "call", "outcome", "calls", "cases", "detail")
 
 
-def _moment(holder: Any, field: str) -> datetime | None:
-    if not holder.HasField(field):
-        return None
-    stamp: Timestamp = getattr(holder, field)
-    return stamp.ToDatetime(tzinfo=UTC)
-
-
 def _lifetime(moment: datetime | None, now: datetime) -> dict[str, Any] | None:
     if moment is None:
         return None
@@ -61,8 +54,8 @@ def _lifetime(moment: datetime | None, now: datetime) -> dict[str, Any] | None:
 
 
 def _peer(queue: pb.PeerQueue, now: datetime) -> dict[str, Any]:
-    oldest = _moment(queue, "oldest_pending_at")
-    retry = _moment(queue, "retry_at")
+    oldest = optional_datetime(queue, "oldest_pending_at")
+    retry = optional_datetime(queue, "retry_at")
     return {
         "peer": queue.member_id,
         "pending": queue.pending,
@@ -76,7 +69,7 @@ def _peer(queue: pb.PeerQueue, now: datetime) -> dict[str, Any]:
 
 
 def _refused(item: pb.RefusedItem) -> dict[str, str]:
-    at = _moment(item, "refused_at")
+    at = optional_datetime(item, "refused_at")
     reason = receipt_pb2.RejectReason.Name(item.reject_reason) if item.reject_reason else ""
     return {
         "peer": item.member_id,
@@ -105,9 +98,9 @@ async def operations(console: Console, request: Request, who: Visitor) -> Respon
             "version": reply.roster.version,
             "issued": iso(reply.roster.issued_at.ToDatetime(tzinfo=UTC)),
             "members": reply.roster.member_count,
-            "expires": _lifetime(_moment(reply.roster, "expires_at"), now),
+            "expires": _lifetime(optional_datetime(reply.roster, "expires_at"), now),
         },
-        certificate=_lifetime(_moment(reply, "certificate_not_after"), now),
+        certificate=_lifetime(optional_datetime(reply, "certificate_not_after"), now),
     )
     return console.page(request, "operations.html", context)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 
 from federation.core.authored import AuthoredFilter, AuthoredPage, AuthoredView, ReporterStats
 from federation.core.stats import DurationFigures
-from federation.wire.times import optional_datetime, to_timestamp
+from federation.wire.times import optional_datetime, set_optional_time, to_timestamp
 from hfp.v1 import hotline_service_pb2 as pb
 
 
@@ -45,13 +44,8 @@ def authored_report_to_proto(view: AuthoredView) -> pb.AuthoredReport:
         delivery=int(view.delivery),  # type: ignore[arg-type]
     )
     message.since_sent.FromTimedelta(view.since_sent)
-    _set_time(message, "status_at", view.status_at)
+    set_optional_time(message, "status_at", view.status_at)
     return message
-
-
-def _set_time(message: pb.AuthoredReport, field: str, moment: datetime | None) -> None:
-    if moment is not None:
-        getattr(message, field).CopyFrom(to_timestamp(moment))
 
 
 def authored_page_to_proto(page: AuthoredPage, next_token: str) -> pb.ListAuthoredReportsResponse:

@@ -26,7 +26,12 @@ from federation.core.roster import Member, MemberKey, Role, Roster, RosterError
 from federation.core.stats import TakedownStats
 from federation.core.status_update import StatusUpdate
 from federation.wire.errors import EmbeddedMediaError, MalformedMessageError
-from federation.wire.times import optional_datetime, required_datetime, to_timestamp
+from federation.wire.times import (
+    optional_datetime,
+    required_datetime,
+    set_optional_time,
+    to_timestamp,
+)
 from hfp.v1 import (
     case_pb2,
     envelope_pb2,
@@ -367,10 +372,8 @@ def _key_to_proto(key: MemberKey) -> roster_pb2.PublicKey:
     message = roster_pb2.PublicKey(
         key_id=key.key_id, public_key=key.public_key, revoked=key.revoked
     )
-    if key.not_before is not None:
-        message.not_before.CopyFrom(to_timestamp(key.not_before))
-    if key.not_after is not None:
-        message.not_after.CopyFrom(to_timestamp(key.not_after))
+    set_optional_time(message, "not_before", key.not_before)
+    set_optional_time(message, "not_after", key.not_after)
     return message
 
 
@@ -462,12 +465,8 @@ def case_to_proto(view: CaseView) -> case_pb2.Case:
     for update, envelope in zip(view.history, view.history_envelopes, strict=True):
         message.history.append(status_update_to_proto(update))
         message.history_envelopes.append(envelope_to_proto(envelope))
-    for field, moment in (
-        ("police_acknowledged_at", view.police_acknowledged_at),
-        ("hold_until", view.hold_until),
-    ):
-        if moment is not None:
-            getattr(message, field).CopyFrom(to_timestamp(moment))
+    set_optional_time(message, "police_acknowledged_at", view.police_acknowledged_at)
+    set_optional_time(message, "hold_until", view.hold_until)
     message.police_reference = view.police_reference
     message.hold_reason = view.hold_reason
     message.overdue = view.overdue

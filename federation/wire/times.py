@@ -33,6 +33,13 @@ def optional_datetime(holder: object, field: str) -> datetime | None:
     return to_datetime(getattr(holder, field), field)
 
 
+def set_optional_time(holder: object, field: str, moment: datetime | None) -> None:
+    """Set an optional Timestamp field, or leave it unset for None (the
+    counterpart of optional_datetime)."""
+    if moment is not None:
+        getattr(holder, field).CopyFrom(to_timestamp(moment))
+
+
 def required_datetime(holder: object, field: str) -> datetime:
     """The datetime of a Timestamp field that must be set."""
     value = optional_datetime(holder, field)

@@ -297,7 +297,9 @@ class Node:
         """The gRPC server with every service, bound and started, reporting SERVING."""
         liaison = liaison_servicer(base, app, capacity, self._stopping)
         server = grpc_server(base, capacity, audit_refused_liaison_calls(liaison))
-        add_servicers(server, base, app, peers, capacity, liaison, self._certificate_not_after)
+        assert self._upkeep is not None  # made by start() before serving
+        expiry = self._upkeep.certificate_not_after
+        add_servicers(server, base, app, peers, capacity, liaison, expiry)
         health_servicer = add_health(server, base.config)
         self.port = self._bind(server)
         server.start()
@@ -305,11 +307,6 @@ class Node:
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.metrics_port = serve_metrics(base, app)
         return server, health_servicer
-
-    def _certificate_not_after(self) -> datetime | None:
-        """When the certificate now served expires (None in plaintext mode)."""
-        tls = self._upkeep.tls if self._upkeep else None
-        return tls.current.not_after if tls else None
 
     def _bind(self, server: grpc.Server) -> int:
         cfg = self.config

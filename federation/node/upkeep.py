@@ -187,11 +187,15 @@ class Upkeep:
                     days_left=round((when - now) / timedelta(days=1), 1),
                 )
 
+    def certificate_not_after(self) -> datetime | None:
+        """When the certificate served now expires (None in plaintext mode)."""
+        return self.tls.current.not_after if self.tls else None
+
     def expiries(self) -> dict[str, datetime | None]:
         """When the installed roster and this node's certificate expire."""
         return {
             "roster": self._rosters.roster.expires_at,
-            "TLS certificate": self.tls.current.not_after if self.tls else None,
+            "TLS certificate": self.certificate_not_after(),
         }
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from federation.console.users import Role, UserError, UserStore
 from federation.devnet.create import LOOPBACK, free_ports
 from federation.devnet.manifest import Manifest
-from federation.devnet.processes import DevnetError, alive
+from federation.devnet.processes import DevnetError, alive, wait_or_kill
 
 #: The demo account: a supervisor, so every page but user management opens.
 DEMO_USER = "demo"
@@ -157,9 +157,5 @@ def stop(directory: Path) -> bool:
     if info is None:
         return False
     os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
-    while alive(info.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if alive(info.pid):
-        os.kill(info.pid, signal.SIGKILL)
+    wait_or_kill(info.pid, time.monotonic() + STOP_GRACE)
     return True

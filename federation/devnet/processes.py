@@ -144,13 +144,19 @@ def down(
             pids[member_id] = pid
     deadline = time.monotonic() + timeout
     for member_id, pid in pids.items():
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        wait_or_kill(pid, deadline)
         _pid_file(directory, member_id).unlink(missing_ok=True)
         stopped.append(member_id)
     return stopped
+
+
+def wait_or_kill(pid: int, deadline: float) -> None:
+    """Wait until process ``pid`` (sent SIGTERM) exits, SIGKILL it at ``deadline``
+    (a time.monotonic() value)."""
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def alive(pid: int) -> bool:

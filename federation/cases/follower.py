@@ -19,15 +19,11 @@ no follower: its index sees every filing.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
-import structlog
-
 from federation.cases.filing import FOLLOW_PAGE, CaseBook
+from federation.runtime.periodic import Periodic
 from federation.store.database import Database
-
-log = structlog.get_logger(__name__)
 
 #: Default time between two reads of the log (seconds).
 FOLLOW_SECONDS = 0.5
@@ -48,20 +44,22 @@ class FilingFollower:
     ) -> None:
         self._book = book
         self._db = db
-        self._interval = interval
         self._on_new = on_new
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="follow-filings", daemon=True)
+        # The database may be away for a while: the next round tries again.
+        self._rounds = Periodic(
+            "follow-filings",
+            interval,
+            self.round,
+            "following other processes' filings failed; retrying",
+        )
 
     def start(self) -> None:
         """Start following."""
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
         """Stop following (waits for a round in progress)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._rounds.stop(timeout=10)
 
     def round(self) -> int:
         """Follow the log up to its end (at most PAGES_PER_ROUND pages); the events read."""
@@ -74,10 +72,3 @@ class FilingFollower:
         if total:
             self._on_new()
         return total
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.round()
-            except Exception:  # the database may be away for a while
-                log.exception("following other processes' filings failed; retrying")

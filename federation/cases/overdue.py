@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import structlog
@@ -11,6 +10,7 @@ from federation.cases.queries import OverduePolicy
 from federation.core.case import CaseFilter
 from federation.core.ids import CaseId
 from federation.runtime.clock import Clock, utc_now
+from federation.runtime.periodic import Periodic
 from federation.store import cases as store
 from federation.store.database import Database
 
@@ -38,17 +38,16 @@ class OverdueWatcher:
         self._interval = interval
         self._also = also
         self._known: set[CaseId] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="overdue", daemon=True)
+        # A storage hiccup must not end the watcher.
+        self._rounds = Periodic("overdue", interval, self._round, "overdue check failed")
 
     def start(self) -> None:
         """Start watching."""
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
         """Stop watching."""
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._rounds.stop(timeout=5)
 
     def check(self) -> list[CaseId]:
         """Log newly overdue cases; returns every overdue case id."""
@@ -69,10 +68,6 @@ class OverdueWatcher:
         self._known = set(overdue)
         return overdue
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.check()
-                self._also()
-            except Exception:  # a storage hiccup must not end the watcher
-                log.exception("overdue check failed")
+    def _round(self) -> None:
+        self.check()
+        self._also()

@@ -14,8 +14,6 @@ processes are not counted).
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +34,12 @@ from peers.channel import secure_channel
 
 # The test suite's throwaway cluster and its node.toml rewriting, reused as they are.
 from tests.support.postgres import start_cluster
-from tests.support.shared_postgres import node_config
+from tests.support.shared_postgres import (
+    SharedMember,
+    node_config,
+    second_process,
+    upgrade_config,
+)
 
 #: Reports pre-signed per second of a run and process (above what one takes in).
 PER_SECOND = 4000
@@ -55,30 +58,11 @@ def _rewrite(text: str, url: str, listen: int | None = None, metrics: int | None
     return node_config(text, url, listen=listen, metrics=metrics)
 
 
-def _upgrade(config: Path) -> None:
-    command = [sys.executable, "-m", "federation.cli.main", "db", "upgrade"]
-    done = subprocess.run(
-        [*command, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"hfed db upgrade failed: {done.stderr[-1000:]}")
-
-
 @contextmanager
-def _second_process(net: BenchNet, config: Path, endpoint: str) -> Iterator[int]:
-    log = (config.parent / "node-b.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "federation.cli.main", "serve", "--config", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+def _second_process(net: BenchNet, config: Path, url: str, endpoint: str) -> Iterator[int]:
+    """The second hotline-nl process (the test suite's helper), once it serves."""
+    shared = SharedMember(NL, url, config, endpoint, config.parent / "node-b.log")
+    with second_process(shared) as process:
         entry = replace(net.entry(NL), endpoint=endpoint)
         deadline = time.monotonic() + START_TIMEOUT
         while not processes.check_health(net.directory, entry):
@@ -86,13 +70,6 @@ def _second_process(net: BenchNet, config: Path, endpoint: str) -> Iterator[int]
                 raise RuntimeError("the second hotline-nl process did not start")
             time.sleep(0.2)
         yield process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def _send(net: BenchNet, endpoint: str, batches: list[Batch], plan: IngestPlan) -> Sent:
@@ -139,11 +116,11 @@ def measure(
         listen, metrics = free_ports(2)
         second = config.with_name("node-b.toml")
         second.write_text(_rewrite(generated, url, listen, metrics))
-        _upgrade(config)
+        upgrade_config(config)
         netctl.start(net, [NL])
         first = net.entry(NL).endpoint
         one = _timed(net, plan, [first], [net.pid(NL)], rng)
-        with _second_process(net, second, f"{LOOPBACK}:{listen}") as pid_b:
+        with _second_process(net, second, url, f"{LOOPBACK}:{listen}") as pid_b:
             two = _timed(net, plan, [first, f"{LOOPBACK}:{listen}"], [net.pid(NL), pid_b], rng)
     finally:
         netctl.stop(net, [NL])

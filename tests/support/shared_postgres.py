@@ -164,7 +164,11 @@ def running_pair(
 
 def upgrade(network: Network, member_id: str) -> str:
     """``hfed db upgrade`` of the member's (shared) database; what it printed."""
-    config = network.directory / "members" / member_id / "node.toml"
+    return upgrade_config(network.directory / "members" / member_id / "node.toml")
+
+
+def upgrade_config(config: Path) -> str:
+    """``hfed db upgrade --config CONFIG``; what it printed."""
     done = subprocess.run(
         [sys.executable, "-m", "federation.cli.main", "db", "upgrade", "--config", str(config)],
         capture_output=True,
